@@ -1,0 +1,4 @@
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+//! socketserver
+pub mod frame;
