@@ -214,7 +214,10 @@ impl Header {
     fn encode_prefix(&self) -> io::Result<Vec<u8>> {
         let json = self.to_json();
         let len = i32::try_from(json.len()).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, "frame header over i32::MAX bytes")
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "frame header over i32::MAX bytes",
+            )
         })?;
         let mut out = Vec::with_capacity(4 + json.len());
         out.extend_from_slice(&len.to_le_bytes());
@@ -493,7 +496,9 @@ pub fn write_frame_from<W: Write + ?Sized, R: Read + ?Sized>(
     let mut first = true;
     let mut remaining = header.len;
     while remaining > 0 || first {
-        let want = buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let n = read_some(source, &mut buf[..want])?;
         if n == 0 && remaining > 0 {
             return Err(io::Error::new(
@@ -642,7 +647,9 @@ pub fn read_body_to<R: Read + ?Sized, W: Write + ?Sized>(
     let mut buf = vec![0u8; chunk_len(header.len)];
     let mut remaining = header.len;
     while remaining > 0 {
-        let want = buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let n = read_some(r, &mut buf[..want])?;
         if n == 0 {
             return Err(FrameError::Truncated {
@@ -704,7 +711,10 @@ fn fill<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 
 /// `write_all` for several buffers: as few system calls as the writer allows,
 /// and correct when it accepts only part of what it is given.
-fn write_all_vectored<W: Write + ?Sized>(w: &mut W, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+fn write_all_vectored<W: Write + ?Sized>(
+    w: &mut W,
+    mut bufs: &mut [IoSlice<'_>],
+) -> io::Result<()> {
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
         match w.write_vectored(bufs) {

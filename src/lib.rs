@@ -1,4 +1,58 @@
+//! Python's `socketserver` for Rust, taught as a course.
+//!
+//! This crate follows the tutorial *python网络编程之socket* section by
+//! section: a TCP greeting server and client, the same over UDP, the
+//! `socketserver` framework of server classes and request handlers, and the
+//! length-prefixed frame that cures 粘包 (sticky packets) and 分包
+//! (fragmentation). Everything is blocking `std::net` on threads: no async
+//! runtime, so every line can be read top to bottom.
+//!
+//! # Layout
+//!
+//! | module | what it holds | seed section |
+//! |---|---|---|
+//! | [`handler`] | the traits you implement: [`BaseRequestHandler`], [`StreamRequestHandler`], [`DatagramRequestHandler`] | socketserver编程 (request handler class) |
+//! | [`server`] | the servers: [`TcpServer`], [`ThreadingTcpServer`], [`UdpServer`], [`ThreadingUdpServer`], Unix servers; lifecycle, threading policy, limits | socketserver编程 (server class) |
+//! | [`frame`] | the seed's frame: 4-byte length, JSON header, body; reader and writer over any `Read`/`Write` | 粘包与分包 |
+//!
+//! # A first server
+//!
+//! The seed's `Myhandler` on a `ThreadingTCPServer`, in Rust:
+//!
+//! ```
+//! use std::io::{self, Read, Write};
+//! use socketserver::{Connection, ThreadingTcpServer};
+//!
+//! let server = ThreadingTcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+//!     let mut res = [0u8; 1024];
+//!     let n = conn.read(&mut res)?;
+//!     println!("client:{} msg:{:?}", conn.peer_addr(), String::from_utf8_lossy(&res[..n]));
+//!     Ok(())
+//! })?;
+//! let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+//! client.write_all(b"hello")?;
+//! server.handle_request()?;
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
+//! Where Python's server would go on with `serve_forever()`, so does this
+//! one; see [`server`] for stopping it, choosing a threading policy, and
+//! every limit with its default.
+
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-//! socketserver
+
 pub mod frame;
+pub mod handler;
+pub mod server;
+
+pub use handler::{
+    Addr, BaseRequestHandler, Connection, Datagram, DatagramRequestHandler, HandlerError, Stream,
+    StreamRequest, StreamRequestHandler, Streamed,
+};
+pub use server::{
+    Builder, ServerInfo, ShutdownHandle, Stats, TcpServer, ThreadingTcpServer, ThreadingUdpServer,
+    UdpServer,
+};
+#[cfg(unix)]
+pub use server::{ThreadingUnixStreamServer, UnixStreamServer};

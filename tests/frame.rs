@@ -40,7 +40,9 @@ fn read_one(wire: &[u8]) -> Result<Option<socketserver::frame::Frame>, FrameErro
 #[test]
 fn round_trips_empty_small_utf8_binary_and_large_bodies() {
     let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    let large: Vec<u8> = (0..32 * 1024 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let large: Vec<u8> = (0..32 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
     let bodies: [&[u8]; 5] = [b"", b"hello", "你好,世界".as_bytes(), &binary, &large];
     for body in bodies {
         let frame = read_one(&framed(body)).unwrap().expect("a frame");
@@ -143,7 +145,10 @@ fn streaming_matches_whole_frames_and_detects_a_short_source() {
     let limits = FrameLimits::new().max_body_len(u64::MAX);
     let header = read_header(&mut input, &limits).unwrap().unwrap();
     let mut sink = Vec::new();
-    assert_eq!(read_body_to(&mut input, &header, &mut sink).unwrap(), 300_000);
+    assert_eq!(
+        read_body_to(&mut input, &header, &mut sink).unwrap(),
+        300_000
+    );
     assert_eq!(sink, body);
 
     let lying = Header::for_body(&[0u8; 10]);
@@ -254,7 +259,10 @@ fn errors_read_well_and_convert_to_io_errors() {
 fn header_limit_is_checked_before_reading_the_header() {
     let limits = FrameLimits::new().max_header_len(10);
     let err = read_frame_with(&mut &framed(b"x")[..], &limits).unwrap_err();
-    assert!(matches!(err, FrameError::HeaderTooLong { len: 62, max: 10 }));
+    assert!(matches!(
+        err,
+        FrameError::HeaderTooLong { len: 62, max: 10 }
+    ));
 }
 
 #[test]

@@ -53,7 +53,11 @@ fn hostile_input() -> impl Strategy<Value = Vec<u8>> {
             proptest::collection::vec(any::<u8>(), 0..256),
         )
             .prop_map(|(len, header, body)| {
-                let len = if len % 2 == 0 { header.len() as i32 } else { len };
+                let len = if len % 2 == 0 {
+                    header.len() as i32
+                } else {
+                    len
+                };
                 let mut wire = len.to_le_bytes().to_vec();
                 wire.extend_from_slice(header.as_bytes());
                 wire.extend_from_slice(&body);

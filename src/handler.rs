@@ -1,0 +1,641 @@
+//! The request-handler traits: the code you write, as in Python's `socketserver`.
+//!
+//! Python splits a server in two: a *server class* that binds, listens and
+//! accepts (that is [`crate::server`]), and a *request handler class* that
+//! says what to do with one client. This module is the second half. You
+//! implement [`BaseRequestHandler`] (raw stream), [`StreamRequestHandler`]
+//! (buffered `rfile`/`wfile`) or [`DatagramRequestHandler`] (UDP), or pass a
+//! closure, and the server calls it once per connection or datagram.
+//!
+//! Python builds a new handler object per request; here one handler value is
+//! shared by every request (the server holds it in an `Arc`), so shared
+//! state (a counter, a cache, a config) lives in its fields, behind a
+//! `Mutex` or an atomic, and per-connection state lives in local variables
+//! of `handle`. `verify_request` and `handle_error`, which Python puts on the
+//! server class, are methods here too, so one type holds all you customize.
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, UdpSocket};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::server::ServerInfo;
+
+/// A socket address: a client's, or a server's own.
+///
+/// Stream handlers serve TCP and Unix-domain sockets alike, so addresses
+/// come in both kinds. It prints like Python's `client_address` would, as
+/// `127.0.0.1:50000` or a socket path.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Addr {
+    /// An IPv4 or IPv6 address and port.
+    Inet(SocketAddr),
+    /// A Unix-domain socket address (often unnamed, for clients).
+    #[cfg(unix)]
+    Unix(std::os::unix::net::SocketAddr),
+}
+
+impl Addr {
+    /// The IP address, for TCP and UDP peers.
+    ///
+    /// ```
+    /// use socketserver::Addr;
+    /// let addr = Addr::Inet("127.0.0.1:9999".parse().unwrap());
+    /// assert!(addr.ip().unwrap().is_loopback());
+    /// ```
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.as_inet().map(|a| a.ip())
+    }
+
+    /// The internet socket address, for TCP and UDP.
+    pub fn as_inet(&self) -> Option<SocketAddr> {
+        match self {
+            Addr::Inet(a) => Some(*a),
+            #[cfg(unix)]
+            Addr::Unix(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Inet(a) => write!(f, "{a}"),
+            #[cfg(unix)]
+            Addr::Unix(a) => match a.as_pathname() {
+                Some(path) => write!(f, "{}", path.display()),
+                None => f.write_str("(unnamed unix socket)"),
+            },
+        }
+    }
+}
+
+impl From<SocketAddr> for Addr {
+    fn from(a: SocketAddr) -> Addr {
+        Addr::Inet(a)
+    }
+}
+
+/// A connected stream socket: TCP, or Unix-domain on Unix.
+///
+/// It reads and writes like the socket it wraps; `&Stream` does too, so a
+/// reader and a writer can share one connection (that is how
+/// [`StreamRequest`] builds `rfile` and `wfile` without duplicating the
+/// socket).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Stream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A Unix-domain stream connection.
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+macro_rules! each_stream {
+    ($stream:expr, $s:ident => $body:expr) => {
+        match $stream {
+            Stream::Tcp($s) => $body,
+            #[cfg(unix)]
+            Stream::Unix($s) => $body,
+        }
+    };
+}
+
+impl Stream {
+    /// The TCP socket, if this is TCP (for `set_nodelay`, `peer_addr`, ...).
+    pub fn as_tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Tcp(s) => Some(s),
+            #[cfg(unix)]
+            Stream::Unix(_) => None,
+        }
+    }
+
+    /// Sets the read timeout; `None` waits forever.
+    ///
+    /// # Errors
+    ///
+    /// As the socket's `set_read_timeout` (a zero duration is an error).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        each_stream!(self, s => s.set_read_timeout(timeout))
+    }
+
+    /// Sets the write timeout; `None` waits forever.
+    ///
+    /// # Errors
+    ///
+    /// As the socket's `set_write_timeout` (a zero duration is an error).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        each_stream!(self, s => s.set_write_timeout(timeout))
+    }
+
+    /// Shuts down the read half, the write half, or both. Shutting down the
+    /// write half sends the peer an end of stream while we can still read.
+    ///
+    /// # Errors
+    ///
+    /// As the socket's `shutdown`.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        each_stream!(self, s => s.shutdown(how))
+    }
+
+    /// A second handle to the same socket, for another thread.
+    ///
+    /// # Errors
+    ///
+    /// As the socket's `try_clone`.
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        Ok(each_stream!(self, s => s.try_clone()?.into()))
+    }
+}
+
+impl From<TcpStream> for Stream {
+    fn from(s: TcpStream) -> Stream {
+        Stream::Tcp(s)
+    }
+}
+
+#[cfg(unix)]
+impl From<UnixStream> for Stream {
+    fn from(s: UnixStream) -> Stream {
+        Stream::Unix(s)
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        each_stream!(*self, s => (&*s).read(buf))
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        each_stream!(*self, s => (&*s).write(buf))
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        each_stream!(*self, s => (&*s).write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One accepted connection, handed to [`BaseRequestHandler::handle`]:
+/// Python's `self.request`, `self.client_address` and `self.server`.
+///
+/// It reads and writes like its socket. The socket closes when the
+/// handler's `finish` returns, whatever happened.
+#[derive(Debug)]
+pub struct Connection {
+    stream: Stream,
+    peer: Addr,
+    server: ServerInfo,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: Stream, peer: Addr, server: ServerInfo) -> Connection {
+        Connection {
+            stream,
+            peer,
+            server,
+        }
+    }
+
+    /// The socket (Python's `self.request`).
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The client's address (Python's `self.client_address`).
+    pub fn peer_addr(&self) -> &Addr {
+        &self.peer
+    }
+
+    /// The server this connection came to (Python's `self.server`): its
+    /// address, its counters, and a way to shut it down.
+    pub fn server(&self) -> &ServerInfo {
+        &self.server
+    }
+}
+
+impl Read for Connection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.stream).read(buf)
+    }
+}
+
+impl Write for Connection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&self.stream).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&self.stream).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a request failed, as [`BaseRequestHandler::handle_error`] hears it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HandlerError {
+    /// `setup`, `handle` or `finish` returned an error. Socket timeouts
+    /// arrive as [`io::ErrorKind::TimedOut`] on every platform.
+    Io(io::Error),
+    /// The handler panicked; the message is the panic's.
+    Panic(String),
+}
+
+impl HandlerError {
+    /// Wraps an I/O error, turning a socket timeout's `WouldBlock` (what
+    /// Unix reports) into `TimedOut` (what it means).
+    pub(crate) fn io(e: io::Error) -> HandlerError {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            HandlerError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "socket timed out (the server's read or write timeout)",
+            ))
+        } else {
+            HandlerError::Io(e)
+        }
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandlerError::Io(e) => write!(f, "I/O error: {e}"),
+            HandlerError::Panic(msg) => write!(f, "handler panicked: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for HandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HandlerError::Io(e) => Some(e),
+            HandlerError::Panic(_) => None,
+        }
+    }
+}
+
+/// What every `handle_error` does unless overridden: one line on stderr
+/// naming the client, like Python's.
+pub fn default_handle_error(peer: &Addr, error: &HandlerError) {
+    eprintln!("socketserver: error processing request from {peer}: {error}");
+}
+
+/// Handles one stream connection: Python's `BaseRequestHandler`.
+///
+/// The server calls `setup`, then `handle`, then `finish` (even if `handle`
+/// failed), then closes the socket. An error or a panic from any of them is
+/// passed to `handle_error` and ends only this connection.
+///
+/// A closure `Fn(&mut Connection) -> io::Result<()>` is a handler too.
+///
+/// # Examples
+///
+/// The seed's `Myhandler`, which reads one message and prints it:
+///
+/// ```
+/// use std::io::{self, Read, Write};
+/// use socketserver::{BaseRequestHandler, Connection, ThreadingTcpServer};
+///
+/// struct Myhandler;
+///
+/// impl BaseRequestHandler for Myhandler {
+///     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+///         let mut res = [0u8; 1024];
+///         let n = conn.read(&mut res)?;
+///         if n > 0 {
+///             let msg = String::from_utf8_lossy(&res[..n]);
+///             println!("client:{} msg:{msg}", conn.peer_addr());
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let server = ThreadingTcpServer::bind("127.0.0.1:0", Myhandler)?;
+/// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// client.write_all(b"hello")?;
+/// server.handle_request()?; // serve just this one client
+/// # Ok::<(), io::Error>(())
+/// ```
+pub trait BaseRequestHandler: Send + Sync + 'static {
+    /// Called before `handle`; an error here skips `handle` and `finish`.
+    ///
+    /// # Errors
+    ///
+    /// Any error ends the connection and goes to `handle_error`.
+    fn setup(&self, conn: &mut Connection) -> io::Result<()> {
+        let _ = conn;
+        Ok(())
+    }
+
+    /// Serves the connection: read requests, write replies, return when done.
+    ///
+    /// # Errors
+    ///
+    /// Any error ends the connection and goes to `handle_error`.
+    fn handle(&self, conn: &mut Connection) -> io::Result<()>;
+
+    /// Called after `handle`, even when it failed (Python's `finally:`).
+    ///
+    /// # Errors
+    ///
+    /// Any error goes to `handle_error`.
+    fn finish(&self, conn: &mut Connection) -> io::Result<()> {
+        let _ = conn;
+        Ok(())
+    }
+
+    /// Decides whether to serve a client at all (Python's server method of
+    /// the same name). A refused connection is closed at once, counted as
+    /// `rejected`, and never reaches `setup`.
+    fn verify_request(&self, peer: &Addr) -> bool {
+        let _ = peer;
+        true
+    }
+
+    /// Reports a failed request; by default one line on stderr.
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        default_handle_error(peer, error);
+    }
+}
+
+impl<F> BaseRequestHandler for F
+where
+    F: Fn(&mut Connection) -> io::Result<()> + Send + Sync + 'static,
+{
+    fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        self(conn)
+    }
+}
+
+/// Handles one stream connection through buffered halves, Python's
+/// `StreamRequestHandler`: read from `request.rfile`, write to
+/// `request.wfile`, and the write buffer is flushed when `handle` returns.
+///
+/// Give it to a server wrapped in [`Streamed`].
+///
+/// # Examples
+///
+/// An echo server that answers line by line:
+///
+/// ```
+/// use std::io::{self, BufRead, BufReader, Write};
+/// use socketserver::{StreamRequest, StreamRequestHandler, Streamed, TcpServer};
+///
+/// struct Echo;
+///
+/// impl StreamRequestHandler for Echo {
+///     fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+///         while let Some(line) = request.read_line(1024)? {
+///             request.wfile.write_all(&line)?;
+///             request.wfile.flush()?;
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let server = TcpServer::bind("127.0.0.1:0", Streamed(Echo))?;
+/// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// client.write_all(b"one\ntwo\n")?;
+/// client.shutdown(std::net::Shutdown::Write)?;
+/// server.handle_request()?;
+/// let mut reply = String::new();
+/// io::Read::read_to_string(&mut client, &mut reply)?;
+/// assert_eq!(reply, "one\ntwo\n");
+/// # Ok::<(), io::Error>(())
+/// ```
+pub trait StreamRequestHandler: Send + Sync + 'static {
+    /// Serves the connection through `request.rfile` and `request.wfile`.
+    ///
+    /// # Errors
+    ///
+    /// Any error ends the connection and goes to `handle_error`.
+    fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()>;
+
+    /// As [`BaseRequestHandler::verify_request`].
+    fn verify_request(&self, peer: &Addr) -> bool {
+        let _ = peer;
+        true
+    }
+
+    /// As [`BaseRequestHandler::handle_error`].
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        default_handle_error(peer, error);
+    }
+}
+
+/// Makes a [`StreamRequestHandler`] a [`BaseRequestHandler`], so any server
+/// can run it: `TcpServer::bind(addr, Streamed(MyHandler))`.
+#[derive(Debug, Clone, Default)]
+pub struct Streamed<H>(pub H);
+
+impl<H: StreamRequestHandler> BaseRequestHandler for Streamed<H> {
+    fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        let mut request = StreamRequest {
+            rfile: BufReader::new(&conn.stream),
+            wfile: BufWriter::new(&conn.stream),
+            peer: &conn.peer,
+            server: &conn.server,
+        };
+        self.0.handle(&mut request)?;
+        request.wfile.flush()
+    }
+
+    fn verify_request(&self, peer: &Addr) -> bool {
+        self.0.verify_request(peer)
+    }
+
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        self.0.handle_error(peer, error);
+    }
+}
+
+/// One connection with buffered halves, handed to
+/// [`StreamRequestHandler::handle`].
+#[derive(Debug)]
+pub struct StreamRequest<'a> {
+    /// The buffered read half (Python's `self.rfile`).
+    pub rfile: BufReader<&'a Stream>,
+    /// The buffered write half (Python's `self.wfile`), flushed after
+    /// `handle` returns `Ok`.
+    pub wfile: BufWriter<&'a Stream>,
+    peer: &'a Addr,
+    server: &'a ServerInfo,
+}
+
+impl StreamRequest<'_> {
+    /// The client's address.
+    pub fn peer_addr(&self) -> &Addr {
+        self.peer
+    }
+
+    /// The server this connection came to.
+    pub fn server(&self) -> &ServerInfo {
+        self.server
+    }
+
+    /// Reads one line, newline included, of at most `max` bytes; `None` at
+    /// the end of the stream.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the line runs past `max` bytes (a client cannot make
+    /// the server buffer without bound); any read error.
+    pub fn read_line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
+        let mut line = Vec::new();
+        let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+        (&mut self.rfile).take(limit).read_until(b'\n', &mut line)?;
+        if line.is_empty() {
+            return Ok(None);
+        }
+        if line.len() > max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("line longer than {max} bytes"),
+            ));
+        }
+        Ok(Some(line))
+    }
+}
+
+/// One UDP datagram, handed to [`DatagramRequestHandler::handle`]: Python's
+/// `(data, socket)` request and `client_address`.
+#[derive(Debug)]
+pub struct Datagram {
+    data: Vec<u8>,
+    peer: SocketAddr,
+    socket: Arc<UdpSocket>,
+    server: ServerInfo,
+}
+
+impl Datagram {
+    pub(crate) fn new(
+        data: Vec<u8>,
+        peer: SocketAddr,
+        socket: Arc<UdpSocket>,
+        server: ServerInfo,
+    ) -> Datagram {
+        Datagram {
+            data,
+            peer,
+            socket,
+            server,
+        }
+    }
+
+    /// The datagram's bytes, whole: datagrams up to 65,507 bytes (the IPv4
+    /// maximum) are received without truncation.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Who sent it.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Sends `bytes` back to the sender as one datagram.
+    ///
+    /// # Errors
+    ///
+    /// As `UdpSocket::send_to` (over 65,507 bytes is `EMSGSIZE`).
+    pub fn reply(&self, bytes: &[u8]) -> io::Result<()> {
+        self.socket.send_to(bytes, self.peer).map(drop)
+    }
+
+    /// The server's socket, shared by every handler.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// The server this datagram came to.
+    pub fn server(&self) -> &ServerInfo {
+        &self.server
+    }
+}
+
+/// Handles one UDP datagram: Python's `DatagramRequestHandler`, with
+/// [`Datagram::reply`] in place of `wfile`.
+///
+/// UDP has no connections: every datagram is a request of its own, may be
+/// lost or reordered, and arrives whole or not at all, provided the
+/// receiver's buffer is large enough. The seed's `recvfrom(1024)` is not:
+/// on Linux the bytes past 1024 are silently dropped, so a long message
+/// arrives cut short with no error. The servers here receive into a 64 KiB
+/// buffer, larger than any UDP datagram over IPv4, so nothing is cut.
+///
+/// A closure `Fn(&Datagram) -> io::Result<()>` is a handler too.
+///
+/// # Examples
+///
+/// ```
+/// use socketserver::{Datagram, UdpServer};
+///
+/// let server = UdpServer::bind("127.0.0.1:0", |dgram: &Datagram| {
+///     dgram.reply(&[b"echo:", dgram.data()].concat())
+/// })?;
+/// let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// client.send_to(b"hi", server.local_addr()?)?;
+/// server.handle_request()?;
+/// let mut buf = [0u8; 64];
+/// let n = client.recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"echo:hi");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait DatagramRequestHandler: Send + Sync + 'static {
+    /// Serves one datagram.
+    ///
+    /// # Errors
+    ///
+    /// Any error goes to `handle_error`; the server goes on.
+    fn handle(&self, datagram: &Datagram) -> io::Result<()>;
+
+    /// Decides whether to serve a sender at all; refused datagrams are
+    /// dropped and counted as `rejected`.
+    fn verify_request(&self, peer: &Addr) -> bool {
+        let _ = peer;
+        true
+    }
+
+    /// Reports a failed request; by default one line on stderr.
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        default_handle_error(peer, error);
+    }
+}
+
+impl<F> DatagramRequestHandler for F
+where
+    F: Fn(&Datagram) -> io::Result<()> + Send + Sync + 'static,
+{
+    fn handle(&self, datagram: &Datagram) -> io::Result<()> {
+        self(datagram)
+    }
+}

@@ -1,0 +1,378 @@
+//! The one serving loop behind every server type.
+//!
+//! A server is a [`Source`] of requests (a listener's `accept`, a UDP
+//! socket's `recv_from`) joined to a [`Serve`] (a handler trait adapted to
+//! that kind of request) by an [`Executor`] (this thread, a pool, or a thread
+//! per connection). The loop waits for a free slot, receives, asks
+//! `verify_request`, and hands the request to the executor; the request's
+//! ticket counts it out, and a panic is caught and reported on its thread.
+
+use std::any::Any;
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+#[cfg(unix)]
+use std::os::unix::net::UnixListener;
+use std::panic::{self, AssertUnwindSafe};
+#[cfg(unix)]
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use threadpool::ThreadPool;
+
+use super::state::{State, Ticket};
+use super::{Config, ServerInfo, Threading};
+use crate::handler::{
+    Addr, BaseRequestHandler, Connection, Datagram, DatagramRequestHandler, HandlerError, Stream,
+};
+
+/// Where requests come from.
+pub(crate) trait Source: Send + Sync + 'static {
+    type Request: Send + 'static;
+    /// Blocks until the next request arrives.
+    fn receive(&self) -> io::Result<(Self::Request, Addr)>;
+}
+
+/// A handler trait adapted to one kind of request.
+pub(crate) trait Serve: Send + Sync + 'static {
+    type Request: Send + 'static;
+    fn verify_request(&self, peer: &Addr) -> bool;
+    fn serve(
+        &self,
+        request: Self::Request,
+        peer: Addr,
+        info: ServerInfo,
+        config: &Config,
+    ) -> io::Result<()>;
+    fn handle_error(&self, peer: &Addr, error: &HandlerError);
+}
+
+pub(crate) struct TcpSource(pub(crate) TcpListener);
+
+impl Source for TcpSource {
+    type Request = Stream;
+    fn receive(&self) -> io::Result<(Stream, Addr)> {
+        let (stream, peer) = self.0.accept()?;
+        Ok((Stream::Tcp(stream), Addr::Inet(peer)))
+    }
+}
+
+#[cfg(unix)]
+pub(crate) struct UnixSource {
+    pub(crate) listener: UnixListener,
+    /// The socket file we created, removed when the server is dropped.
+    pub(crate) created: Option<PathBuf>,
+}
+
+#[cfg(unix)]
+impl Source for UnixSource {
+    type Request = Stream;
+    fn receive(&self) -> io::Result<(Stream, Addr)> {
+        let (stream, peer) = self.listener.accept()?;
+        Ok((Stream::Unix(stream), Addr::Unix(peer)))
+    }
+}
+
+#[cfg(unix)]
+impl Drop for UnixSource {
+    fn drop(&mut self) {
+        if let Some(path) = &self.created {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Big enough for any UDP datagram (65,507 bytes over IPv4, 65,527 over
+/// IPv6 without jumbograms), so none is ever cut short.
+const DATAGRAM_BUFFER: usize = 64 * 1024;
+
+pub(crate) struct UdpSource {
+    pub(crate) socket: Arc<UdpSocket>,
+    buf: Mutex<Vec<u8>>,
+}
+
+impl UdpSource {
+    pub(crate) fn new(socket: UdpSocket) -> UdpSource {
+        UdpSource {
+            socket: Arc::new(socket),
+            buf: Mutex::new(vec![0; DATAGRAM_BUFFER]),
+        }
+    }
+}
+
+pub(crate) type DatagramRequest = (Vec<u8>, SocketAddr, Arc<UdpSocket>);
+
+impl Source for UdpSource {
+    type Request = DatagramRequest;
+    fn receive(&self) -> io::Result<(DatagramRequest, Addr)> {
+        let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
+        let (n, peer) = self.socket.recv_from(&mut buf)?;
+        let request = (buf[..n].to_vec(), peer, Arc::clone(&self.socket));
+        Ok((request, Addr::Inet(peer)))
+    }
+}
+
+/// [`BaseRequestHandler`] as a [`Serve`]: socket options, then Python's
+/// `setup` / `handle` / `finish`.
+pub(crate) struct Streams<H>(pub(crate) H);
+
+impl<H: BaseRequestHandler> Serve for Streams<H> {
+    type Request = Stream;
+
+    fn verify_request(&self, peer: &Addr) -> bool {
+        self.0.verify_request(peer)
+    }
+
+    fn serve(
+        &self,
+        stream: Stream,
+        peer: Addr,
+        info: ServerInfo,
+        config: &Config,
+    ) -> io::Result<()> {
+        // New sockets have no timeouts and Nagle on: skip the system calls
+        // that would set what is already so.
+        if config.read_timeout.is_some() {
+            stream.set_read_timeout(config.read_timeout)?;
+        }
+        if config.write_timeout.is_some() {
+            stream.set_write_timeout(config.write_timeout)?;
+        }
+        if let (true, Some(tcp)) = (config.nodelay, stream.as_tcp()) {
+            tcp.set_nodelay(true)?;
+        }
+        let mut conn = Connection::new(stream, peer, info);
+        self.0.setup(&mut conn)?;
+        let handled = self.0.handle(&mut conn);
+        let finished = self.0.finish(&mut conn);
+        handled.and(finished)
+    }
+
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        self.0.handle_error(peer, error);
+    }
+}
+
+/// [`DatagramRequestHandler`] as a [`Serve`].
+pub(crate) struct Datagrams<H>(pub(crate) H);
+
+impl<H: DatagramRequestHandler> Serve for Datagrams<H> {
+    type Request = DatagramRequest;
+
+    fn verify_request(&self, peer: &Addr) -> bool {
+        self.0.verify_request(peer)
+    }
+
+    fn serve(
+        &self,
+        (data, peer, socket): DatagramRequest,
+        _: Addr,
+        info: ServerInfo,
+        _: &Config,
+    ) -> io::Result<()> {
+        self.0.handle(&Datagram::new(data, peer, socket, info))
+    }
+
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        self.0.handle_error(peer, error);
+    }
+}
+
+/// Who runs a request.
+enum Executor {
+    /// The serving thread itself: one request at a time.
+    Inline,
+    /// A fixed pool of workers.
+    Pool(ThreadPool),
+    /// A new thread for each request.
+    Spawn { stack_size: usize },
+}
+
+impl Executor {
+    fn execute(&self, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        match self {
+            Executor::Inline => job(),
+            Executor::Pool(pool) => pool.execute(job),
+            Executor::Spawn { stack_size } => {
+                thread::Builder::new()
+                    .name("socketserver-conn".into())
+                    .stack_size(*stack_size)
+                    .spawn(job)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Shared<A> {
+    handler: A,
+    config: Config,
+    state: Arc<State>,
+}
+
+impl<A: Serve> Shared<A> {
+    /// Runs one request to its end, on whatever thread the executor chose.
+    fn run(&self, request: A::Request, peer: Addr, mut ticket: Ticket) {
+        let info = ServerInfo::new(Arc::clone(&self.state));
+        // `serve` consumes the request, so the socket is closed before the
+        // ticket is dropped: when the counters say a request is done, its
+        // client has its last byte and its end of stream.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.handler
+                .serve(request, peer.clone(), info, &self.config)
+        }));
+        let error = match outcome {
+            Ok(Ok(())) => {
+                ticket.succeeded();
+                return;
+            }
+            Ok(Err(e)) => HandlerError::io(e),
+            Err(panic) => HandlerError::Panic(panic_message(&*panic)),
+        };
+        // A panicking error hook must not take the worker down either.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.handler.handle_error(&peer, &error);
+        }));
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic with no message)".to_owned()
+    }
+}
+
+/// A source, a handler, an executor, and the loop that joins them.
+pub(crate) struct Core<S, A> {
+    source: S,
+    shared: Arc<Shared<A>>,
+    executor: Executor,
+    max_active: usize,
+}
+
+impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
+    pub(crate) fn new(source: S, handler: A, config: Config, state: State) -> io::Result<Self> {
+        let (executor, default_max) = match config.threading {
+            Threading::Inline => (Executor::Inline, 1),
+            Threading::Pool(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a pool needs at least one worker",
+                ));
+            }
+            Threading::Pool(workers) => (
+                Executor::Pool(
+                    threadpool::Builder::new()
+                        .num_threads(workers)
+                        .thread_name("socketserver-worker".into())
+                        .thread_stack_size(config.stack_size)
+                        .build(),
+                ),
+                workers,
+            ),
+            Threading::PerConnection => (
+                Executor::Spawn {
+                    stack_size: config.stack_size,
+                },
+                super::DEFAULT_MAX_CONNECTIONS,
+            ),
+        };
+        let max_active = match executor {
+            Executor::Inline => 1,
+            _ => config.max_connections.unwrap_or(default_max).max(1),
+        };
+        Ok(Core {
+            source,
+            shared: Arc::new(Shared {
+                handler,
+                config,
+                state: Arc::new(state),
+            }),
+            executor,
+            max_active,
+        })
+    }
+
+    pub(crate) fn source(&self) -> &S {
+        &self.source
+    }
+
+    #[cfg(unix)]
+    pub(crate) fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    pub(crate) fn info(&self) -> ServerInfo {
+        ServerInfo::new(Arc::clone(&self.shared.state))
+    }
+
+    pub(crate) fn handle_request(&self) -> io::Result<()> {
+        let state = &self.shared.state;
+        // Backpressure: at the cap, stop taking requests and let them wait
+        // in the kernel's queue, rather than queue without bound in ours.
+        if !state.wait_for_slot(self.max_active) {
+            return Ok(());
+        }
+        let (request, peer) = self.source.receive()?;
+        if state.is_shutdown() {
+            // Most likely our own wake-up call.
+            return Ok(());
+        }
+        self.dispatch(request, peer);
+        Ok(())
+    }
+
+    pub(crate) fn serve_forever(&self) {
+        let state = &self.shared.state;
+        while !state.is_shutdown() {
+            if let Err(e) = self.handle_request() {
+                match e.kind() {
+                    // The client gave up between its connect and our accept.
+                    io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::Interrupted => {}
+                    // Out of file descriptors or memory: retrying at once
+                    // would spin, so wait for connections to close.
+                    _ => {
+                        eprintln!(
+                            "socketserver: accept on {} failed: {e}; retrying in 50 ms",
+                            state.local_addr
+                        );
+                        thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        if let Some(grace) = self.shared.config.graceful {
+            if !state.wait_idle(Instant::now() + grace) {
+                eprintln!(
+                    "socketserver: {} requests still running after the {grace:?} grace period",
+                    state.stats().active
+                );
+            }
+        }
+        state.clear_shutdown();
+    }
+
+    fn dispatch(&self, request: S::Request, peer: Addr) {
+        let shared = &self.shared;
+        if !shared.handler.verify_request(&peer) {
+            shared.state.reject();
+            return;
+        }
+        let ticket = shared.state.begin();
+        let job_shared = Arc::clone(shared);
+        let job_peer = peer.clone();
+        let job = move || job_shared.run(request, job_peer, ticket);
+        if let Err(e) = self.executor.execute(job) {
+            // The job was dropped unrun: its ticket counted it failed and
+            // its socket is closed. Say why.
+            shared.handler.handle_error(&peer, &HandlerError::Io(e));
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The servers: bind, accept, hand each request to your handler, shut down.
+//!
+//! This is the *server class* half of Python's `socketserver`. A server owns
+//! a listening socket and a handler from [`crate::handler`]; it takes
+//! connections (or datagrams) one after another and runs the handler on
+//! each, on the serving thread ([`TcpServer`], [`UdpServer`],
+//! [`UnixStreamServer`]) or on other threads ([`ThreadingTcpServer`],
+//! [`ThreadingUdpServer`], [`ThreadingUnixStreamServer`]).
+//!
+//! # Lifecycle
+//!
+//! ```
+//! use std::io::{self, Read, Write};
+//! use std::thread;
+//! use socketserver::{Connection, ThreadingTcpServer};
+//!
+//! // Port 0: the system picks a free port; `local_addr` says which.
+//! let server = ThreadingTcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+//!     conn.write_all(b"Welcome!")
+//! })?;
+//! let addr = server.local_addr()?;
+//! let stop = server.shutdown_handle();
+//! let serving = thread::spawn(move || server.serve_forever());
+//!
+//! let mut banner = String::new();
+//! std::net::TcpStream::connect(addr)?.read_to_string(&mut banner)?;
+//! assert_eq!(banner, "Welcome!");
+//!
+//! stop.shutdown(); // from any thread, or from inside a handler
+//! serving.join().unwrap(); // the socket closes when the server is dropped
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
+//! # Choosing a threading policy
+//!
+//! A threading server runs each connection on one of two kinds of thread:
+//!
+//! * **A thread per connection** (the default, and Python's
+//!   `ThreadingTCPServer`): right for long-lived connections such as the
+//!   seed's greeting chat, where a client may sit idle for minutes. Each
+//!   thread costs a stack (512 KiB reserved by default, a few pages
+//!   resident), so the number of connections is capped (default 1,024).
+//! * **A pool of N workers** ([`Builder::pool`]): right for short requests.
+//!   Threads are made once, so connection churn costs less, but a pool of N
+//!   serves at most N connections at once: the (N+1)th waits until a
+//!   worker is free, so N slow or idle clients can hold the whole server.
+//!   Pair a pool with a read timeout.
+//!
+//! # Limits
+//!
+//! | limit | default | set with |
+//! |---|---|---|
+//! | connections served at once | pool: N; thread per connection: 1,024 | [`Builder::max_connections`] |
+//! | read timeout per connection | 5 minutes | [`Builder::read_timeout`] |
+//! | write timeout per connection | 1 minute | [`Builder::write_timeout`] |
+//! | grace period on shutdown | none: `serve_forever` returns at once | [`Builder::graceful_shutdown`] |
+//! | thread stack size | 512 KiB | [`Builder::stack_size`] |
+//! | UDP datagram size | 65,507 bytes, received whole | fixed |
+//!
+//! At the connection cap the server stops calling `accept`: new clients
+//! wait in the kernel's listen queue (their `connect` succeeds, their
+//! requests are read later) instead of in an unbounded queue of ours.
+//!
+//! # Shutting down
+//!
+//! [`ShutdownHandle::shutdown`] sets a flag and wakes the serving thread by
+//! connecting to the server (or, for UDP, sending it an empty datagram), so
+//! `serve_forever` returns within milliseconds, without polling, from any
+//! thread, including a handler's own: Python's `shutdown()` waits for
+//! `serve_forever` to return, and so deadlocks when a handler calls it.
+//! A client still waiting in the listen queue at that moment is closed
+//! unserved, as Python's `server_close` does. Requests already running go
+//! on to their end on their own threads;
+//! with [`Builder::graceful_shutdown`], `serve_forever` waits for them
+//! (Python's `block_on_close`).
+
+mod core;
+mod state;
+mod tcp;
+mod udp;
+#[cfg(unix)]
+mod unix;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use state::Stats;
+pub use tcp::{TcpServer, ThreadingTcpServer};
+pub use udp::{ThreadingUdpServer, UdpServer};
+#[cfg(unix)]
+pub use unix::{ThreadingUnixStreamServer, UnixStreamServer};
+
+use crate::handler::Addr;
+use state::State;
+
+/// The connection cap of a thread-per-connection server, unless set.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// The read timeout of each connection, unless set.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// The write timeout of each connection, unless set.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The stack reserved for each connection or worker thread, unless set:
+/// room for handlers that keep 64 KiB buffers on the stack, while a
+/// thousand idle threads stay a few MB resident.
+pub const DEFAULT_STACK_SIZE: usize = 512 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Threading {
+    Inline,
+    Pool(usize),
+    PerConnection,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    threading: Threading,
+    max_connections: Option<usize>,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    nodelay: bool,
+    graceful: Option<Duration>,
+    stack_size: usize,
+}
+
+/// A view of a running server, for handlers (Python's `self.server`).
+///
+/// ```
+/// use std::io::{self, Write};
+/// use socketserver::{Connection, TcpServer};
+///
+/// // A handler that reports how many clients came before this one.
+/// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+///     let server = conn.server().clone();
+///     write!(conn, "{} served before you at {}", server.stats().completed, server.local_addr())
+/// })?;
+/// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// server.handle_request()?;
+/// assert_eq!(server.stats().completed, 1);
+/// # Ok::<(), io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ServerInfo {
+    state: Arc<State>,
+}
+
+impl ServerInfo {
+    pub(crate) fn new(state: Arc<State>) -> ServerInfo {
+        ServerInfo { state }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> &Addr {
+        &self.state.local_addr
+    }
+
+    /// The server's counters now.
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+
+    /// A handle that can stop the server, here or from another thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+impl fmt::Debug for ServerInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerInfo")
+            .field("local_addr", &self.state.local_addr)
+            .field("stats", &self.state.stats())
+            .finish()
+    }
+}
+
+/// Stops a server's `serve_forever`: cloneable, `Send` and `Sync`, and safe
+/// to call from inside a handler.
+///
+/// ```
+/// use socketserver::{Connection, TcpServer};
+/// use std::io::Write;
+///
+/// // A server whose first client shuts it down.
+/// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+///     conn.server().shutdown_handle().shutdown();
+///     conn.write_all(b"bye")
+/// })?;
+/// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// server.serve_forever(); // returns once that handler has run
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    state: Arc<State>,
+}
+
+impl ShutdownHandle {
+    /// Asks `serve_forever` to return, and returns at once. A server asked
+    /// to stop before `serve_forever` starts returns from it at once; after
+    /// returning, `serve_forever` can be called again.
+    pub fn shutdown(&self) {
+        self.state.request_shutdown();
+    }
+
+    /// Whether a shutdown was asked for and `serve_forever` has not yet
+    /// finished it.
+    pub fn is_shutdown(&self) -> bool {
+        self.state.is_shutdown()
+    }
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("local_addr", &self.state.local_addr)
+            .field("is_shutdown", &self.is_shutdown())
+            .finish()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Marks the servers that run requests on other threads, for which
+/// [`Builder::pool`] and [`Builder::thread_per_connection`] mean something.
+pub trait Threaded: sealed::Sealed {}
+
+/// Marks the stream servers (TCP, Unix), for which per-connection
+/// timeouts mean something.
+pub trait Connected: sealed::Sealed {}
+
+/// Options for a server of type `S`, then `bind`.
+///
+/// Start one with the server type's `builder`:
+///
+/// ```
+/// use std::time::Duration;
+/// use socketserver::{Connection, ThreadingTcpServer};
+///
+/// let server = ThreadingTcpServer::builder(|_: &mut Connection| Ok(()))
+///     .pool(8)
+///     .read_timeout(Some(Duration::from_secs(10)))
+///     .nodelay(true)
+///     .graceful_shutdown(Duration::from_secs(5))
+///     .bind("127.0.0.1:0")?;
+/// assert!(server.local_addr()?.ip().is_loopback());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[must_use = "a builder does nothing until `bind`"]
+pub struct Builder<H, S> {
+    handler: H,
+    config: Config,
+    _server: PhantomData<fn() -> S>,
+}
+
+impl<H, S> Builder<H, S> {
+    fn new(handler: H, threading: Threading) -> Builder<H, S> {
+        Builder {
+            handler,
+            config: Config {
+                threading,
+                max_connections: None,
+                read_timeout: Some(DEFAULT_READ_TIMEOUT),
+                write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+                nodelay: false,
+                graceful: None,
+                stack_size: DEFAULT_STACK_SIZE,
+            },
+            _server: PhantomData,
+        }
+    }
+
+    /// On shutdown, `serve_forever` waits up to `deadline` for running
+    /// requests to finish before it returns (Python's `block_on_close`), so
+    /// every request already accepted gets its whole reply.
+    pub fn graceful_shutdown(mut self, deadline: Duration) -> Builder<H, S> {
+        self.config.graceful = Some(deadline);
+        self
+    }
+}
+
+impl<H, S: Threaded> Builder<H, S> {
+    /// Runs requests on a fixed pool of `workers` threads, and serves at
+    /// most `workers` at once unless [`max_connections`](Self::max_connections)
+    /// says more (the extra ones then wait for a worker, accepted).
+    /// Zero workers is an error at `bind`.
+    pub fn pool(mut self, workers: usize) -> Builder<H, S> {
+        self.config.threading = Threading::Pool(workers);
+        self
+    }
+
+    /// Runs each request on a new thread (the default), at most
+    /// [`DEFAULT_MAX_CONNECTIONS`] at once unless
+    /// [`max_connections`](Self::max_connections) says otherwise.
+    pub fn thread_per_connection(mut self) -> Builder<H, S> {
+        self.config.threading = Threading::PerConnection;
+        self
+    }
+
+    /// Caps the requests served at once (at least 1). At the cap the server
+    /// stops accepting until one ends.
+    pub fn max_connections(mut self, max: usize) -> Builder<H, S> {
+        self.config.max_connections = Some(max);
+        self
+    }
+
+    /// The stack size of each thread the server starts.
+    pub fn stack_size(mut self, bytes: usize) -> Builder<H, S> {
+        self.config.stack_size = bytes;
+        self
+    }
+}
+
+impl<H, S: Connected> Builder<H, S> {
+    /// How long a read may wait for data before the connection fails with
+    /// `TimedOut` (Python's `StreamRequestHandler.timeout`); `None` waits
+    /// forever, as does a zero duration.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Builder<H, S> {
+        self.config.read_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// How long a write may wait for the client to make room; `None` (or
+    /// zero) waits forever.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Builder<H, S> {
+        self.config.write_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// Sets the read and the write timeout together.
+    pub fn timeout(self, timeout: Option<Duration>) -> Builder<H, S> {
+        self.read_timeout(timeout).write_timeout(timeout)
+    }
+
+    /// Turns off Nagle's algorithm on every TCP connection (Python's
+    /// `disable_nagle_algorithm`), so small writes leave at once. Better:
+    /// write each reply in one piece, as [`crate::frame`] does.
+    pub fn nodelay(mut self, nodelay: bool) -> Builder<H, S> {
+        self.config.nodelay = nodelay;
+        self
+    }
+}
+
+/// Declares a server type: the struct, `builder`, and the lifecycle methods
+/// every server shares. `bind` and `local_addr` differ by socket family and
+/// are written beside each family's types.
+macro_rules! server_type {
+    (
+        $(#[$doc:meta])*
+        $name:ident<H: $handler:ident>, $source:ty, $serve:ident, $threading:expr
+    ) => {
+        $(#[$doc])*
+        pub struct $name<H: $handler> {
+            core: crate::server::core::Core<$source, crate::server::core::$serve<H>>,
+        }
+
+        impl<H: $handler> crate::server::sealed::Sealed for $name<H> {}
+
+        impl<H: $handler> $name<H> {
+            /// Options for this server; finish with `bind`.
+            pub fn builder(handler: H) -> crate::server::Builder<H, Self> {
+                crate::server::Builder::new(handler, $threading)
+            }
+
+            /// Serves requests until [`shutdown`](crate::ShutdownHandle::shutdown)
+            /// is called (Python's `serve_forever`), then returns, after the
+            /// grace period if one was set. Errors from `accept` are reported
+            /// on stderr and retried; errors from requests go to the
+            /// handler's `handle_error`.
+            pub fn serve_forever(&self) {
+                self.core.serve_forever()
+            }
+
+            /// Waits for one request and serves it (Python's
+            /// `handle_request`). A threading server returns once the
+            /// request is handed to its thread.
+            ///
+            /// # Errors
+            ///
+            /// The error of the `accept` or `recv_from` call, if it failed.
+            pub fn handle_request(&self) -> std::io::Result<()> {
+                self.core.handle_request()
+            }
+
+            /// A handle that stops `serve_forever` from any thread.
+            pub fn shutdown_handle(&self) -> crate::ShutdownHandle {
+                self.core.info().shutdown_handle()
+            }
+
+            /// The server's counters now.
+            pub fn stats(&self) -> crate::Stats {
+                self.core.info().stats()
+            }
+
+            /// What handlers see of this server.
+            pub fn info(&self) -> crate::ServerInfo {
+                self.core.info()
+            }
+        }
+
+        impl<H: $handler> std::fmt::Debug for $name<H> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("info", &self.core.info())
+                    .finish()
+            }
+        }
+    };
+}
+use server_type;
