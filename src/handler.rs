@@ -274,7 +274,7 @@ impl HandlerError {
     /// Wraps an I/O error, turning a socket timeout's `WouldBlock` (what
     /// Unix reports) into `TimedOut` (what it means).
     pub(crate) fn io(e: io::Error) -> HandlerError {
-        if e.kind() == io::ErrorKind::WouldBlock {
+        if is_timeout(&e) {
             HandlerError::Io(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "socket timed out (the server's read or write timeout)",
@@ -301,6 +301,21 @@ impl std::error::Error for HandlerError {
             HandlerError::Panic(_) => None,
         }
     }
+}
+
+/// Whether an error is a socket timeout: Unix reports one as `WouldBlock`,
+/// other systems as `TimedOut`.
+///
+/// ```
+/// use std::io::{Error, ErrorKind};
+/// assert!(socketserver::handler::is_timeout(&Error::from(ErrorKind::WouldBlock)));
+/// assert!(!socketserver::handler::is_timeout(&Error::from(ErrorKind::BrokenPipe)));
+/// ```
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// What every `handle_error` does unless overridden: one line on stderr

@@ -13,7 +13,13 @@
 //! |---|---|---|
 //! | [`handler`] | the traits you implement: [`BaseRequestHandler`], [`StreamRequestHandler`], [`DatagramRequestHandler`] | socketserver编程 (request handler class) |
 //! | [`server`] | the servers: [`TcpServer`], [`ThreadingTcpServer`], [`UdpServer`], [`ThreadingUdpServer`], Unix servers; lifecycle, threading policy, limits | socketserver编程 (server class) |
-//! | [`frame`] | the seed's frame: 4-byte length, JSON header, body; reader and writer over any `Read`/`Write` | 粘包与分包 |
+//! | [`frame`] | the seed's frame: 4-byte length, JSON header, body; reader and writer over any `Read`/`Write` | 粘包与分包, 范例 |
+//! | [`greet`] | the greeting protocol: [`greet::Greeter`] for TCP and UDP servers, and the seed's clients | tcp编程, udp编程 |
+//! | [`sticky`] | 粘包 and 分包 made to happen on purpose, and undone by frames | 粘包与分包 |
+//!
+//! The examples run each lesson (`cargo run --example tour` runs them all):
+//! `tcp_server`, `tcp_client`, `udp_server`, `udp_client`, `socketserver`,
+//! `sticky_packets`.
 //!
 //! # A first server
 //!
@@ -43,8 +49,10 @@
 #![deny(missing_docs)]
 
 pub mod frame;
+pub mod greet;
 pub mod handler;
 pub mod server;
+pub mod sticky;
 
 pub use handler::{
     Addr, BaseRequestHandler, Connection, Datagram, DatagramRequestHandler, HandlerError, Stream,

@@ -10,7 +10,12 @@ use std::process::Command;
 /// and skips it with a loud note on a developer machine.
 pub fn python3() -> Option<Command> {
     match Command::new("python3").arg("--version").output() {
-        Ok(out) if out.status.success() => Some(Command::new("python3")),
+        Ok(out) if out.status.success() => {
+            let mut python = Command::new("python3");
+            // The seed prints Chinese; make that independent of the locale.
+            python.env("PYTHONIOENCODING", "utf-8");
+            Some(python)
+        }
         _ if std::env::var_os("CI").is_some() => {
             panic!("python3 is required in CI for the interop tests, and it is missing")
         }
@@ -54,4 +59,92 @@ impl std::io::Write for ShortWrites {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A command that runs one of the crate's examples, built if need be.
+///
+/// `cargo test` builds the examples before it runs the tests; a filtered
+/// run (`cargo test --test interop`) may not have, so build it then.
+pub fn example(name: &str) -> Command {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let examples = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a target directory")
+        .join("examples");
+    let path = examples.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--example", name]);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().expect("cargo runs").success(),
+            "cannot build example {name}"
+        );
+    }
+    Command::new(path)
+}
+
+/// A server process that is killed when the test lets go of it.
+pub struct Running {
+    pub child: std::process::Child,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a server and waits for the line that says where it listens: our
+/// examples print `... listening on ADDR`, the Python peers `LISTENING PORT`
+/// (on 127.0.0.1). No sleeps: the line comes once the socket is bound.
+pub fn start_server(mut command: Command) -> Running {
+    use std::io::BufRead;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = match lines.next() {
+            Some(Ok(line)) => line,
+            _ => {
+                let _ = child.kill();
+                panic!("the server exited before saying where it listens");
+            }
+        };
+        if let Some((_, addr)) = line.split_once("listening on ") {
+            break addr.trim().parse().expect("an address");
+        }
+        if let Some(port) = line.strip_prefix("LISTENING ") {
+            break format!("127.0.0.1:{}", port.trim())
+                .parse()
+                .expect("a port");
+        }
+    };
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Running { child, addr }
+}
+
+/// Runs a client to its end and returns its standard output, checking it
+/// exited with success.
+pub fn run_client(mut command: Command) -> String {
+    let out = command.output().expect("the client runs");
+    assert!(
+        out.status.success(),
+        "client failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
 }

@@ -1,0 +1,185 @@
+//! The seed's lessons, run as a learner runs them: our examples against the
+//! seed's Python programs and the other way round, the sticky-packet lesson,
+//! and the tour.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+
+use common::{example, peer, python3, run_client, start_server};
+use socketserver::ThreadingTcpServer;
+use socketserver::greet::Greeter;
+
+/// What the seed's TCP client prints against the seed's own server.
+const TCP_TRANSCRIPT: &str = "Welcome!\n你好,Michael\n你好,Tracy\n你好,Sarah\n";
+/// What the seed's UDP client prints against the seed's own server.
+const UDP_TRANSCRIPT: &str = "你好,Michael\n你好,Tracy\n你好,Sarah\n";
+
+fn python_client(script: &str, addr: std::net::SocketAddr) -> Option<String> {
+    let mut python = python3()?;
+    python
+        .arg(peer(script))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string());
+    Some(run_client(python))
+}
+
+fn python_server(script: &str, args: &[&str]) -> Option<common::Running> {
+    let mut python = python3()?;
+    python.arg(peer(script)).args(args);
+    Some(start_server(python))
+}
+
+fn our_server(name: &str) -> common::Running {
+    let mut server = example(name);
+    server.arg("127.0.0.1:0");
+    start_server(server)
+}
+
+fn our_client(name: &str, addr: std::net::SocketAddr) -> String {
+    let mut client = example(name);
+    client.arg(addr.to_string());
+    run_client(client)
+}
+
+#[test]
+fn the_seeds_tcp_client_prints_the_same_against_both_servers() {
+    let Some(seed_server) = python_server("greet_tcp_server.py", &["0", "0"]) else {
+        return;
+    };
+    let baseline = python_client("greet_tcp_client.py", seed_server.addr).unwrap();
+    assert_eq!(baseline, TCP_TRANSCRIPT, "the seed against itself");
+    let ours = our_server("tcp_server");
+    assert_eq!(
+        python_client("greet_tcp_client.py", ours.addr).unwrap(),
+        baseline
+    );
+}
+
+#[test]
+fn our_tcp_client_prints_the_seeds_transcript_against_the_seeds_server() {
+    let Some(seed_server) = python_server("greet_tcp_server.py", &["0", "0"]) else {
+        return;
+    };
+    assert_eq!(our_client("tcp_client", seed_server.addr), TCP_TRANSCRIPT);
+    let ours = our_server("tcp_server");
+    assert_eq!(our_client("tcp_client", ours.addr), TCP_TRANSCRIPT);
+}
+
+#[test]
+fn the_seeds_udp_client_prints_the_same_against_both_servers() {
+    let Some(seed_server) = python_server("greet_udp_server.py", &["0"]) else {
+        return;
+    };
+    let baseline = python_client("greet_udp_client.py", seed_server.addr).unwrap();
+    assert_eq!(baseline, UDP_TRANSCRIPT, "the seed against itself");
+    let ours = our_server("udp_server");
+    assert_eq!(
+        python_client("greet_udp_client.py", ours.addr).unwrap(),
+        baseline
+    );
+}
+
+#[test]
+fn our_udp_client_prints_the_seeds_transcript_against_the_seeds_server() {
+    let Some(seed_server) = python_server("greet_udp_server.py", &["0"]) else {
+        return;
+    };
+    assert_eq!(our_client("udp_client", seed_server.addr), UDP_TRANSCRIPT);
+    let ours = our_server("udp_server");
+    assert_eq!(our_client("udp_client", ours.addr), UDP_TRANSCRIPT);
+}
+
+#[test]
+fn a_character_split_across_reads_neither_crashes_nor_garbles() {
+    // 分包 inside a character: "你好" is six bytes; send two, then four.
+    // The seed's server would raise on decode; ours greets bytes, so the
+    // two replies together carry the character intact.
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", Greeter::new()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+
+    let mut client = TcpStream::connect(addr).unwrap();
+    let mut banner = [0u8; 8];
+    client.read_exact(&mut banner).unwrap();
+    assert_eq!(&banner, b"Welcome!");
+    let name = "你好".as_bytes();
+    let prefix = "你好,".as_bytes();
+    let mut received = Vec::new();
+    for part in [&name[..2], &name[2..]] {
+        client.write_all(part).unwrap();
+        let mut reply = vec![0u8; prefix.len() + part.len()];
+        client.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply[..prefix.len()], prefix);
+        received.extend_from_slice(&reply[prefix.len()..]);
+    }
+    assert_eq!(received, name);
+    // The connection is still in step: exit closes it cleanly.
+    client.write_all(b"exit").unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    stop.shutdown();
+    serving.join().unwrap();
+}
+
+#[test]
+fn the_sticky_packet_lesson_shows_all_three_outcomes() {
+    let lesson = socketserver::sticky::Lesson::run(4 << 20).unwrap();
+    // Two writes, one read.
+    assert_eq!(lesson.stuck, b"helloworld");
+    // One write, many reads: never more than a read's buffer at a time.
+    assert!(lesson.reads.len() >= 4, "{:?}", lesson.reads);
+    assert_eq!(lesson.reads.iter().sum::<usize>(), 4 << 20);
+    // Frames: exactly the messages sent.
+    assert_eq!(lesson.framed.len(), 3);
+    assert_eq!(lesson.framed[0], b"hello");
+    assert_eq!(lesson.framed[1], b"world");
+    assert_eq!(lesson.framed[2], vec![b'x'; 4 << 20]);
+}
+
+#[test]
+fn every_example_explains_itself_and_names_its_seed_section() {
+    for (name, section) in [
+        ("tcp_server", "tcp编程"),
+        ("tcp_client", "tcp编程"),
+        ("udp_server", "udp编程"),
+        ("udp_client", "udp编程"),
+        ("socketserver", "socketserver编程"),
+        ("sticky_packets", "粘包与分包"),
+    ] {
+        let mut help = example(name);
+        help.arg("--help");
+        let text = run_client(help);
+        assert!(text.contains(section), "{name} --help: {text}");
+    }
+}
+
+#[test]
+fn the_tour_runs_every_lesson_and_all_go_as_the_seed_says() {
+    let out = run_client(example("tour"));
+    assert!(
+        out.contains("4 of 4 lessons went as the seed says"),
+        "{out}"
+    );
+    assert!(out.contains("你好,Sarah"));
+    assert!(out.contains("\"helloworld\""));
+}
+
+#[test]
+fn the_udp_client_says_when_a_reply_is_lost() {
+    // Nobody listens on this port: the datagrams go nowhere.
+    let nobody = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = nobody.local_addr().unwrap();
+    drop(nobody);
+    let out = example("udp_client")
+        .args([&addr.to_string(), "Michael", "--timeout-ms", "200"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no reply to Michael"), "{stderr}");
+}

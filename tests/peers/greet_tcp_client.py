@@ -1,0 +1,16 @@
+# The seed's TCP greeting client (tcp编程, 客户端), unchanged but for the
+# server's address: python3 greet_tcp_client.py [HOST] [PORT]
+import sys
+from socket import *
+
+host = sys.argv[1] if len(sys.argv) > 1 else '127.0.0.1'
+port = int(sys.argv[2]) if len(sys.argv) > 2 else 9999
+s = socket(AF_INET, SOCK_STREAM)
+s.connect((host, port))
+print(s.recv(1024).decode('utf-8'))
+for data in ['Michael', 'Tracy', 'Sarah']:
+    s.send(data.encode('utf-8'))
+    print(s.recv(1024).decode('utf-8'))
+
+s.send('exit'.encode('utf-8'))
+s.close()
