@@ -85,6 +85,10 @@ const COALESCE_LIMIT: usize = 64 * 1024;
 /// How much of a body [`read_body_to`] and [`write_frame_from`] hold at once.
 const CHUNK: usize = 64 * 1024;
 
+/// How much of a body [`read_frame`] reads before hashing it: small enough
+/// to still be in cache, large enough to make few calls.
+const HASH_STEP: u64 = 256 * 1024;
+
 /// The JSON header of a frame, with real names for the seed's keys.
 ///
 /// On the wire the fields are `ver`, `md5` and `lenth`; any other key the
@@ -143,6 +147,22 @@ impl Header {
     /// ```
     pub fn for_body(body: &[u8]) -> Header {
         Header::new(body.len() as u64, md5::compute(body))
+    }
+
+    /// The header for a body sent in parts, one after the other (see
+    /// [`write_frame_parts`]).
+    ///
+    /// ```
+    /// use socketserver::frame::Header;
+    /// assert_eq!(Header::for_parts(&[b"hel", b"lo"]), Header::for_body(b"hello"));
+    /// ```
+    pub fn for_parts(parts: &[&[u8]]) -> Header {
+        let mut hasher = md5::Context::new();
+        for part in parts {
+            hasher.consume(part);
+        }
+        let len = parts.iter().map(|p| p.len() as u64).sum();
+        Header::new(len, hasher.finalize())
     }
 
     /// Reads `source` to its end and returns the header of what it held.
@@ -456,22 +476,49 @@ pub fn write_frame_with<W: Write + ?Sized>(
     header: &Header,
     body: &[u8],
 ) -> io::Result<()> {
-    if header.len != body.len() as u64 {
+    write_frame_parts(w, header, &[body])
+}
+
+/// Writes one frame whose body is `parts`, one after the other, without
+/// first copying them into one buffer: the command service sends stdout
+/// and stderr this way.
+///
+/// # Errors
+///
+/// `InvalidInput` if `header.len` is not the parts' total length; any error
+/// from `w`.
+///
+/// ```
+/// use socketserver::frame::{Header, read_frame, write_frame_parts};
+/// let parts: [&[u8]; 2] = [b"out\n", b"err\n"];
+/// let mut wire = Vec::new();
+/// write_frame_parts(&mut wire, &Header::for_parts(&parts).with("stdout", 4), &parts)?;
+/// assert_eq!(read_frame(&mut &wire[..])?.unwrap().body, b"out\nerr\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_frame_parts<W: Write + ?Sized>(
+    w: &mut W,
+    header: &Header,
+    parts: &[&[u8]],
+) -> io::Result<()> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if header.len != total as u64 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "header says {} body bytes, body has {}",
-                header.len,
-                body.len()
-            ),
+            format!("header says {} body bytes, body has {total}", header.len),
         ));
     }
     let mut prefix = header.encode_prefix()?;
-    if body.len() <= COALESCE_LIMIT {
-        prefix.extend_from_slice(body);
+    if total <= COALESCE_LIMIT {
+        for part in parts {
+            prefix.extend_from_slice(part);
+        }
         w.write_all(&prefix)?;
     } else {
-        write_all_vectored(w, &mut [IoSlice::new(&prefix), IoSlice::new(body)])?;
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len() + 1);
+        slices.push(IoSlice::new(&prefix));
+        slices.extend(parts.iter().map(|p| IoSlice::new(p)));
+        write_all_vectored(w, &mut slices)?;
     }
     w.flush()
 }
@@ -557,14 +604,60 @@ pub fn read_frame_with<R: Read + ?Sized>(
     r: &mut R,
     limits: &FrameLimits,
 ) -> Result<Option<Frame>, FrameError> {
+    let mut body = Vec::new();
+    Ok(read_frame_into(r, limits, &mut body)?.map(|header| Frame { header, body }))
+}
+
+/// Reads one whole frame's body into `body` (cleared first, its capacity
+/// kept) and returns the header: for a stream of large frames, reusing one
+/// buffer saves allocating, and faulting in, fresh memory for each.
+///
+/// # Errors
+///
+/// As [`read_frame_with`]. After an error, `body` holds what arrived.
+///
+/// ```
+/// use socketserver::frame::{FrameLimits, read_frame_into, write_frame};
+/// let mut wire = Vec::new();
+/// write_frame(&mut wire, b"first")?;
+/// write_frame(&mut wire, b"second")?;
+/// let (mut input, mut body) = (&wire[..], Vec::new());
+/// while let Some(header) = read_frame_into(&mut input, &FrameLimits::new(), &mut body)? {
+///     assert_eq!(header.len as usize, body.len());
+/// }
+/// assert_eq!(body, b""); // cleared by the clean end
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_frame_into<R: Read + ?Sized>(
+    r: &mut R,
+    limits: &FrameLimits,
+    body: &mut Vec<u8>,
+) -> Result<Option<Header>, FrameError> {
+    body.clear();
     let Some(header) = read_header(r, limits)? else {
         return Ok(None);
     };
-    // Reserve what a small body needs; a large one grows as bytes arrive, so
-    // a lying header cannot make us allocate what was never sent.
-    let mut body = Vec::with_capacity(chunk_len(header.len));
-    read_body_to(r, &header, &mut body)?;
-    Ok(Some(Frame { header, body }))
+    // Reserve what a small body needs; a large one grows as bytes arrive
+    // (read_to_end at most doubles what it holds), so a lying header cannot
+    // make us allocate what was never sent. Bytes go straight into the
+    // body, and each step is hashed as it lands, while it is in cache and
+    // while the sender is still sending: md5 is the only real cost.
+    body.reserve(chunk_len(header.len));
+    let mut hasher = md5::Context::new();
+    while (body.len() as u64) < header.len {
+        let start = body.len();
+        let step = (header.len - start as u64).min(HASH_STEP);
+        if r.take(step).read_to_end(body)? == 0 {
+            return Err(FrameError::Truncated {
+                part: FramePart::Body,
+                expected: header.len,
+                received: start as u64,
+            });
+        }
+        hasher.consume(&body[start..]);
+    }
+    check_md5(&header, hasher.finalize())?;
+    Ok(Some(header))
 }
 
 /// Reads a frame's length prefix and JSON header, leaving the body unread.
@@ -662,14 +755,20 @@ pub fn read_body_to<R: Read + ?Sized, W: Write + ?Sized>(
         w.write_all(&buf[..n])?;
         remaining -= n as u64;
     }
-    let actual = format!("{:x}", hasher.finalize());
-    if !actual.eq_ignore_ascii_case(&header.md5) {
-        return Err(FrameError::Md5Mismatch {
+    check_md5(header, hasher.finalize())?;
+    Ok(header.len)
+}
+
+fn check_md5(header: &Header, digest: md5::Digest) -> Result<(), FrameError> {
+    let actual = format!("{digest:x}");
+    if actual.eq_ignore_ascii_case(&header.md5) {
+        Ok(())
+    } else {
+        Err(FrameError::Md5Mismatch {
             expected: header.md5.clone(),
             actual,
-        });
+        })
     }
-    Ok(header.len)
 }
 
 /// The working buffer for a body of `len` bytes: no more than it needs, no
