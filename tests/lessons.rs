@@ -12,10 +12,34 @@ use common::{example, peer, python3, run_client, start_server};
 use socketserver::ThreadingTcpServer;
 use socketserver::greet::Greeter;
 
-/// What the seed's TCP client prints against the seed's own server.
-const TCP_TRANSCRIPT: &str = "Welcome!\n你好,Michael\n你好,Tracy\n你好,Sarah\n";
-/// What the seed's UDP client prints against the seed's own server.
-const UDP_TRANSCRIPT: &str = "你好,Michael\n你好,Tracy\n你好,Sarah\n";
+/// One of the seed's protocols, with its programs on both sides.
+struct Protocol {
+    seed_server: &'static str,
+    seed_server_args: &'static [&'static str],
+    seed_client: &'static str,
+    our_server: &'static str,
+    our_client: &'static str,
+    /// What the seed's client prints against the seed's own server.
+    transcript: &'static str,
+}
+
+const TCP: Protocol = Protocol {
+    seed_server: "greet_tcp_server.py",
+    seed_server_args: &["0", "0"], // any port, no delay
+    seed_client: "greet_tcp_client.py",
+    our_server: "tcp_server",
+    our_client: "tcp_client",
+    transcript: "Welcome!\n你好,Michael\n你好,Tracy\n你好,Sarah\n",
+};
+
+const UDP: Protocol = Protocol {
+    seed_server: "greet_udp_server.py",
+    seed_server_args: &["0"],
+    seed_client: "greet_udp_client.py",
+    our_server: "udp_server",
+    our_client: "udp_client",
+    transcript: "你好,Michael\n你好,Tracy\n你好,Sarah\n",
+};
 
 fn python_client(script: &str, addr: std::net::SocketAddr) -> Option<String> {
     let mut python = python3()?;
@@ -26,70 +50,53 @@ fn python_client(script: &str, addr: std::net::SocketAddr) -> Option<String> {
     Some(run_client(python))
 }
 
-fn python_server(script: &str, args: &[&str]) -> Option<common::Running> {
-    let mut python = python3()?;
-    python.arg(peer(script)).args(args);
-    Some(start_server(python))
-}
-
-fn our_server(name: &str) -> common::Running {
-    let mut server = example(name);
-    server.arg("127.0.0.1:0");
-    start_server(server)
-}
-
 fn our_client(name: &str, addr: std::net::SocketAddr) -> String {
     let mut client = example(name);
     client.arg(addr.to_string());
     run_client(client)
 }
 
-#[test]
-fn the_seeds_tcp_client_prints_the_same_against_both_servers() {
-    let Some(seed_server) = python_server("greet_tcp_server.py", &["0", "0"]) else {
+/// The seed's client prints the same against the seed's server and ours;
+/// our client prints the same against both too.
+fn interop_both_ways(protocol: &Protocol) {
+    let Some(mut python) = python3() else {
         return;
     };
-    let baseline = python_client("greet_tcp_client.py", seed_server.addr).unwrap();
-    assert_eq!(baseline, TCP_TRANSCRIPT, "the seed against itself");
-    let ours = our_server("tcp_server");
+    python
+        .arg(peer(protocol.seed_server))
+        .args(protocol.seed_server_args);
+    let seed_server = start_server(python);
+    let mut ours = example(protocol.our_server);
+    ours.arg("127.0.0.1:0");
+    let our_server = start_server(ours);
+
+    let baseline = python_client(protocol.seed_client, seed_server.addr).unwrap();
+    assert_eq!(baseline, protocol.transcript, "the seed against itself");
     assert_eq!(
-        python_client("greet_tcp_client.py", ours.addr).unwrap(),
-        baseline
+        python_client(protocol.seed_client, our_server.addr).unwrap(),
+        baseline,
+        "the seed's client against our server"
+    );
+    assert_eq!(
+        our_client(protocol.our_client, seed_server.addr),
+        baseline,
+        "our client against the seed's server"
+    );
+    assert_eq!(
+        our_client(protocol.our_client, our_server.addr),
+        baseline,
+        "our client against our server"
     );
 }
 
 #[test]
-fn our_tcp_client_prints_the_seeds_transcript_against_the_seeds_server() {
-    let Some(seed_server) = python_server("greet_tcp_server.py", &["0", "0"]) else {
-        return;
-    };
-    assert_eq!(our_client("tcp_client", seed_server.addr), TCP_TRANSCRIPT);
-    let ours = our_server("tcp_server");
-    assert_eq!(our_client("tcp_client", ours.addr), TCP_TRANSCRIPT);
+fn tcp_greeting_interoperates_with_the_seeds_programs_both_ways() {
+    interop_both_ways(&TCP);
 }
 
 #[test]
-fn the_seeds_udp_client_prints_the_same_against_both_servers() {
-    let Some(seed_server) = python_server("greet_udp_server.py", &["0"]) else {
-        return;
-    };
-    let baseline = python_client("greet_udp_client.py", seed_server.addr).unwrap();
-    assert_eq!(baseline, UDP_TRANSCRIPT, "the seed against itself");
-    let ours = our_server("udp_server");
-    assert_eq!(
-        python_client("greet_udp_client.py", ours.addr).unwrap(),
-        baseline
-    );
-}
-
-#[test]
-fn our_udp_client_prints_the_seeds_transcript_against_the_seeds_server() {
-    let Some(seed_server) = python_server("greet_udp_server.py", &["0"]) else {
-        return;
-    };
-    assert_eq!(our_client("udp_client", seed_server.addr), UDP_TRANSCRIPT);
-    let ours = our_server("udp_server");
-    assert_eq!(our_client("udp_client", ours.addr), UDP_TRANSCRIPT);
+fn udp_greeting_interoperates_with_the_seeds_programs_both_ways() {
+    interop_both_ways(&UDP);
 }
 
 #[test]

@@ -583,3 +583,14 @@ fn counters_add_up_after_mixed_outcomes() {
     );
     assert_eq!(stats.failed, 2);
 }
+
+#[test]
+fn dropping_the_server_closes_its_socket() {
+    let server = TcpServer::bind("127.0.0.1:0", |_: &mut Connection| Ok(())).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    drop(server); // Python's server_close()
+    let err = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    stop.shutdown(); // a handle that outlives its server is harmless
+}
