@@ -15,6 +15,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use socketserver::command::{self, Client, CommandConfig, Protocol};
+use socketserver::frame;
 use socketserver::greet::{self, Greeter};
 use socketserver::{BaseRequestHandler, Connection, ThreadingTcpServer, UdpServer, sticky};
 
@@ -29,7 +31,7 @@ fn check(ok: bool, what: &str) -> Outcome {
 }
 
 fn main() {
-    let lessons: [Lesson; 4] = [
+    let lessons: [Lesson; 5] = [
         (
             "1. tcp编程: a TCP greeting server, two clients at once",
             tcp_greeting,
@@ -42,6 +44,10 @@ fn main() {
         (
             "4. 粘包与分包: sticky packets, fragmentation, and the frame",
             sticky_packets,
+        ),
+        (
+            "5. 模拟远程执行命令: the command service, in its safe mode",
+            command_service,
         ),
     ];
     let started = Instant::now();
@@ -208,4 +214,64 @@ fn sticky_packets() -> Outcome {
             && lesson.framed[2].len() == 4 << 20,
         "frames did not bring back the messages sent",
     )
+}
+
+fn command_service() -> Outcome {
+    println!(
+        "   The seed's server runs any shell line for anyone. Ours binds loopback, runs programs"
+    );
+    println!("   without a shell, and kills what runs too long (here: 500 ms).");
+    let config = CommandConfig::default().timeout(Duration::from_millis(500));
+    let server = command::bind("127.0.0.1:0", config)?;
+    let addr = server.local_addr()?;
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+
+    let mut client = Client::connect(addr, Protocol::Framed)?;
+    let show = |line: &str, reply: &command::Reply| {
+        println!(
+            "   >>>{line}\n      stdout {:?}  stderr {:?}  exit {:?}{}",
+            String::from_utf8_lossy(&reply.stdout),
+            String::from_utf8_lossy(&reply.stderr),
+            reply.exit,
+            if reply.timed_out {
+                "  (timed out: killed)"
+            } else {
+                ""
+            }
+        );
+    };
+    let hello = client.run("echo hello")?;
+    show("echo hello", &hello);
+    let missing = client.run("ls /no-such-dir")?;
+    show("ls /no-such-dir", &missing);
+    let no_shell = client.run("echo a; echo b")?;
+    show("echo a; echo b", &no_shell);
+    println!("      (no shell: `;` is just an argument to echo)");
+    let slow = client.run("sleep 60")?;
+    show("sleep 60", &slow);
+
+    // The seed's client sends the raw command, unframed; the same port
+    // answers it the seed's way.
+    let mut seed = std::net::TcpStream::connect(addr)?;
+    io::Write::write_all(&mut seed, "echo 你好".as_bytes())?;
+    let reply = frame::read_frame(&mut seed)?.ok_or("no reply to the seed's request")?;
+    println!(
+        "   The seed's raw request on the same port gets the seed's reply: {:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    stop.shutdown();
+    serving.join().map_err(|_| "the server panicked")?;
+
+    check(
+        hello.stdout == b"hello\n" && hello.exit == Some(0),
+        "echo hello",
+    )?;
+    check(
+        missing.exit == Some(2) && !missing.stderr.is_empty(),
+        "stderr and exit status",
+    )?;
+    check(no_shell.stdout == b"a; echo b\n", "no shell")?;
+    check(slow.timed_out, "the timeout")?;
+    check(reply.body == "你好\n".as_bytes(), "the seed's form")
 }

@@ -144,6 +144,40 @@ impl Stream {
         each_stream!(self, s => s.shutdown(how))
     }
 
+    /// Reads without consuming: the next read returns the same bytes.
+    /// Blocks until at least one byte or the end of the stream arrives.
+    ///
+    /// # Errors
+    ///
+    /// As the socket's `peek`; `Unsupported` on Unix sockets, which cannot
+    /// peek on stable Rust.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.peek(buf),
+            #[cfg(unix)]
+            Stream::Unix(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    /// Whether the peer has closed the connection, checked without waiting
+    /// or consuming anything. A peer that only shut down its sending half
+    /// looks closed too. Always `false` for Unix sockets.
+    pub fn peer_closed(&self) -> bool {
+        let Some(tcp) = self.as_tcp() else {
+            return false;
+        };
+        if tcp.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let closed = match tcp.peek(&mut [0u8; 1]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !is_timeout(&e) && e.kind() != io::ErrorKind::Interrupted,
+        };
+        let _ = tcp.set_nonblocking(false);
+        closed
+    }
+
     /// A second handle to the same socket, for another thread.
     ///
     /// # Errors

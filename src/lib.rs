@@ -16,10 +16,11 @@
 //! | [`frame`] | the seed's frame: 4-byte length, JSON header, body; reader and writer over any `Read`/`Write` | 粘包与分包, 范例 |
 //! | [`greet`] | the greeting protocol: [`greet::Greeter`] for TCP and UDP servers, and the seed's clients | tcp编程, udp编程 |
 //! | [`sticky`] | 粘包 and 分包 made to happen on purpose, and undone by frames | 粘包与分包 |
+//! | [`command`] | the remote command service on the frame, compatible with the seed and safe by default (Unix) | 模拟远程执行命令 |
 //!
 //! The examples run each lesson (`cargo run --example tour` runs them all):
 //! `tcp_server`, `tcp_client`, `udp_server`, `udp_client`, `socketserver`,
-//! `sticky_packets`.
+//! `sticky_packets`, `cmd_server`, `cmd_client`.
 //!
 //! # A first server
 //!
@@ -48,6 +49,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(unix)]
+pub mod command;
 pub mod frame;
 pub mod greet;
 pub mod handler;

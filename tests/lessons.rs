@@ -157,6 +157,8 @@ fn every_example_explains_itself_and_names_its_seed_section() {
         ("udp_client", "udp编程"),
         ("socketserver", "socketserver编程"),
         ("sticky_packets", "粘包与分包"),
+        ("cmd_server", "模拟远程执行命令服务端"),
+        ("cmd_client", "模拟远程执行命令客户端"),
     ] {
         let mut help = example(name);
         help.arg("--help");
@@ -169,7 +171,7 @@ fn every_example_explains_itself_and_names_its_seed_section() {
 fn the_tour_runs_every_lesson_and_all_go_as_the_seed_says() {
     let out = run_client(example("tour"));
     assert!(
-        out.contains("4 of 4 lessons went as the seed says"),
+        out.contains("5 of 5 lessons went as the seed says"),
         "{out}"
     );
     assert!(out.contains("你好,Sarah"));

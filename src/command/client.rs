@@ -1,0 +1,87 @@
+//! The command client: our framed form by default, the seed's raw form for
+//! the seed's server.
+
+use std::io::{self, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+
+use super::{CommandError, Reply};
+use crate::frame::{FrameLimits, Header, read_frame_with, write_frame_with};
+
+/// Which request form a client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Requests are frames too: they carry a token, and replies keep stdout
+    /// and stderr apart with the exit status. Our server's preferred form.
+    Framed,
+    /// The seed's form: the raw command, one `send`, and a reply body that
+    /// is stderr, else stdout, else `ok`. For the seed's Python server.
+    Seed,
+}
+
+/// The largest reply a client accepts unless told otherwise: 256 MiB.
+pub const DEFAULT_MAX_REPLY: u64 = 256 << 20;
+
+/// A connection to a command server.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    protocol: Protocol,
+    token: Option<String>,
+    limits: FrameLimits,
+}
+
+impl Client {
+    /// Connects to a command server.
+    ///
+    /// # Errors
+    ///
+    /// If the server cannot be reached.
+    pub fn connect(addr: impl ToSocketAddrs, protocol: Protocol) -> io::Result<Client> {
+        Ok(Client {
+            stream: TcpStream::connect(addr)?,
+            protocol,
+            token: None,
+            limits: FrameLimits::new().max_body_len(DEFAULT_MAX_REPLY),
+        })
+    }
+
+    /// Sends this token with every request (framed form only).
+    pub fn with_token(mut self, token: impl Into<String>) -> Client {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Accepts replies up to this many bytes.
+    pub fn max_reply(mut self, bytes: u64) -> Client {
+        self.limits = self.limits.max_body_len(bytes);
+        self
+    }
+
+    /// Runs one command line on the server and returns its reply. The reply
+    /// is read into one buffer, in time linear in its size.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::Server`] for an error the server reported (unknown
+    /// program, bad token, ...); I/O and frame errors if the server went
+    /// away or sent something that is not a reply.
+    pub fn run(&mut self, line: &str) -> Result<Reply, CommandError> {
+        match self.protocol {
+            Protocol::Framed => {
+                let mut header = Header::for_body(line.as_bytes());
+                if let Some(token) = &self.token {
+                    header = header.with("token", token.as_str());
+                }
+                write_frame_with(&mut self.stream, &header, line.as_bytes())?;
+            }
+            Protocol::Seed => self.stream.write_all(line.as_bytes())?,
+        }
+        let frame = read_frame_with(&mut self.stream, &self.limits)?.ok_or_else(|| {
+            CommandError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ))
+        })?;
+        Reply::from_frame(frame, self.protocol)
+    }
+}

@@ -1,0 +1,239 @@
+//! The command server: a [`BaseRequestHandler`] that reads requests in
+//! either form, checks them, runs them, and replies; and [`bind`], which
+//! refuses to expose it unsafely.
+
+use std::io;
+use std::io::Read;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::exec;
+use super::reply::{write_error, write_outcome};
+use super::request::{Request, detect, read_request};
+use super::{CommandConfig, CommandError, Protocol};
+use crate::handler::{BaseRequestHandler, Connection};
+use crate::server::ThreadingTcpServer;
+
+/// The most clients connected at once.
+const MAX_CLIENTS: usize = 64;
+
+/// Serves the command protocol on any stream server.
+#[derive(Debug)]
+pub struct CommandHandler {
+    config: CommandConfig,
+    running: AtomicUsize,
+}
+
+impl CommandHandler {
+    /// A handler with this configuration.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an allowlist with `shell` on: a shell line can
+    /// run anything, so the list could not be enforced.
+    pub fn new(config: CommandConfig) -> io::Result<CommandHandler> {
+        if config.shell && config.allow.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an allowlist cannot be enforced on shell command lines",
+            ));
+        }
+        Ok(CommandHandler {
+            config,
+            running: AtomicUsize::new(0),
+        })
+    }
+
+    /// How many commands are running now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    fn serve(
+        &self,
+        conn: &mut Connection,
+        protocol: Protocol,
+        request: Request,
+    ) -> Result<(), CommandError> {
+        if let Some(expected) = &self.config.token {
+            let presented = request
+                .token
+                .as_deref()
+                .filter(|_| protocol == Protocol::Framed);
+            if !presented.is_some_and(|t| same_token(t, expected)) {
+                return Err(CommandError::Unauthorized);
+            }
+        }
+        let argv = exec::argv(&request.line, &self.config)?;
+        let _slot = Slot::take(&self.running, self.config.max_commands)?;
+        let stream = conn.stream();
+        let outcome = exec::run(&argv, &self.config, &|| stream.peer_closed())?;
+        if outcome.cancelled {
+            return Err(CommandError::Io(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!("client left; killed {:?}", argv[0]),
+            )));
+        }
+        write_outcome(conn, protocol, &outcome)?;
+        Ok(())
+    }
+}
+
+impl BaseRequestHandler for CommandHandler {
+    fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        let mut first = [0u8; 4];
+        let protocol = match conn.stream().peek(&mut first) {
+            Ok(0) => return Ok(()),
+            Ok(n) => detect(&first[..n]),
+            // Unix sockets cannot peek on stable Rust: ours is framed.
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => Protocol::Framed,
+            Err(e) => return Err(e),
+        };
+        loop {
+            let outcome = match read_request(conn, protocol, self.config.max_request) {
+                Ok(None) => return Ok(()),
+                Ok(Some(request)) => self.serve(conn, protocol, request),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                if matches!(e, CommandError::Io(_)) {
+                    return Err(e.into());
+                }
+                // Tell the client what was wrong; then go on if the stream
+                // is still in step, or close.
+                write_error(conn, protocol, &e)?;
+                if !e.keeps_connection() {
+                    linger_close(conn);
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+}
+
+/// How long, and how much, [`linger_close`] reads before giving up.
+const LINGER: (Duration, u64) = (Duration::from_secs(1), 1 << 20);
+
+/// Closes so that the error reply just written survives: closing a socket
+/// with unread input makes the kernel send a reset, which can destroy data
+/// the client has not read yet. So send our end of stream first, and read
+/// what the client still sends, for a moment, before the socket closes.
+fn linger_close(conn: &mut Connection) {
+    let stream = conn.stream();
+    if stream.shutdown(Shutdown::Write).is_err() || stream.set_read_timeout(Some(LINGER.0)).is_err()
+    {
+        return;
+    }
+    let _ = io::copy(&mut conn.take(LINGER.1), &mut io::sink());
+}
+
+/// One of the `max_commands` slots, given back when dropped.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl<'a> Slot<'a> {
+    fn take(running: &'a AtomicUsize, max: usize) -> Result<Slot<'a>, CommandError> {
+        if running.fetch_add(1, Ordering::SeqCst) >= max {
+            running.fetch_sub(1, Ordering::SeqCst);
+            return Err(CommandError::Busy { max });
+        }
+        Ok(Slot(running))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Compares tokens in time that does not depend on where they differ (nor,
+/// since the digests are compared, on their lengths).
+fn same_token(presented: &str, expected: &str) -> bool {
+    let a = md5::compute(presented.as_bytes());
+    let b = md5::compute(expected.as_bytes());
+    a.0.iter()
+        .zip(b.0.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Binds a threading command server.
+///
+/// # Errors
+///
+/// `PermissionDenied` for an address that is not loopback when there is no
+/// token and `insecure` is not set: anyone who could reach the port could
+/// run commands as this user. Also any error binding, or an allowlist with
+/// `shell`.
+pub fn bind(
+    addr: impl ToSocketAddrs,
+    config: CommandConfig,
+) -> io::Result<ThreadingTcpServer<CommandHandler>> {
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    check_exposure(&addrs, &config)?;
+    ThreadingTcpServer::builder(CommandHandler::new(config)?)
+        .max_connections(MAX_CLIENTS)
+        .bind(&addrs[..])
+}
+
+/// Refuses addresses beyond this machine unless a token guards them or
+/// the operator said `insecure`.
+fn check_exposure(addrs: &[SocketAddr], config: &CommandConfig) -> io::Result<()> {
+    match addrs.iter().find(|a| !a.ip().is_loopback()) {
+        Some(open) if config.token.is_none() && !config.insecure => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing to serve commands on {open} without a token: anyone who \
+                 can reach it could run commands; set a token (or, knowing that, insecure)"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_by_value() {
+        assert!(same_token("s3cret", "s3cret"));
+        assert!(!same_token("s3cret", "s3creT"));
+        assert!(!same_token("", "s3cret"));
+    }
+
+    #[test]
+    fn slots_run_out_and_come_back() {
+        let running = AtomicUsize::new(0);
+        let a = Slot::take(&running, 2).unwrap();
+        let _b = Slot::take(&running, 2).unwrap();
+        assert!(matches!(
+            Slot::take(&running, 2),
+            Err(CommandError::Busy { max: 2 })
+        ));
+        drop(a);
+        assert!(Slot::take(&running, 2).is_ok());
+    }
+
+    #[test]
+    fn refuses_open_addresses_without_a_token() {
+        // Checked without binding: no test ever listens beyond loopback.
+        let open: Vec<SocketAddr> = vec!["0.0.0.0:9999".parse().unwrap()];
+        let loopback: Vec<SocketAddr> = vec![
+            "127.0.0.1:9999".parse().unwrap(),
+            "[::1]:9999".parse().unwrap(),
+        ];
+        let err = check_exposure(&open, &CommandConfig::default()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(check_exposure(&open, &CommandConfig::default().token("t")).is_ok());
+        let insecure = CommandConfig {
+            insecure: true,
+            ..CommandConfig::default()
+        };
+        assert!(check_exposure(&open, &insecure).is_ok());
+        assert!(check_exposure(&loopback, &CommandConfig::default()).is_ok());
+        // And bind itself says no before it binds anything.
+        assert!(bind("0.0.0.0:0", CommandConfig::default()).is_err());
+    }
+}
