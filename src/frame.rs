@@ -79,8 +79,10 @@ use serde_json::{Map, Value};
 pub const VERSION: &str = "1";
 
 /// Bodies up to this size are copied next to their header and sent with one
-/// `write_all`; larger ones go out as one vectored write, without the copy.
-const COALESCE_LIMIT: usize = 64 * 1024;
+/// `write_all`, one write even on writers without vectored writes (where
+/// Nagle's algorithm would punish a second small one); larger ones go out
+/// as one vectored write, without the copy.
+const COALESCE_LIMIT: usize = 16 * 1024;
 
 /// How much of a body [`read_body_to`] and [`write_frame_from`] hold at once.
 const CHUNK: usize = 64 * 1024;
@@ -637,27 +639,44 @@ pub fn read_frame_into<R: Read + ?Sized>(
     let Some(header) = read_header(r, limits)? else {
         return Ok(None);
     };
+    read_body_append(r, &header, body)?;
+    Ok(Some(header))
+}
+
+/// Appends the body announced by `header` to `body`, hashing each step as
+/// it lands, and checks the digest at the end; returns the bytes appended.
+/// Like [`read_body_to`], without the copy through a buffer of its own.
+///
+/// # Errors
+///
+/// As [`read_body_to`]. After an error, `body` holds what arrived.
+pub fn read_body_append<R: Read + ?Sized>(
+    r: &mut R,
+    header: &Header,
+    body: &mut Vec<u8>,
+) -> Result<u64, FrameError> {
     // Reserve what a small body needs; a large one grows as bytes arrive
     // (read_to_end at most doubles what it holds), so a lying header cannot
     // make us allocate what was never sent. Bytes go straight into the
     // body, and each step is hashed as it lands, while it is in cache and
     // while the sender is still sending: md5 is the only real cost.
+    let base = body.len();
     body.reserve(chunk_len(header.len));
     let mut hasher = md5::Context::new();
-    while (body.len() as u64) < header.len {
+    while ((body.len() - base) as u64) < header.len {
         let start = body.len();
-        let step = (header.len - start as u64).min(HASH_STEP);
+        let step = (header.len - (start - base) as u64).min(HASH_STEP);
         if r.take(step).read_to_end(body)? == 0 {
             return Err(FrameError::Truncated {
                 part: FramePart::Body,
                 expected: header.len,
-                received: start as u64,
+                received: (start - base) as u64,
             });
         }
         hasher.consume(&body[start..]);
     }
-    check_md5(&header, hasher.finalize())?;
-    Ok(Some(header))
+    check_md5(header, hasher.finalize())?;
+    Ok(header.len)
 }
 
 /// Reads a frame's length prefix and JSON header, leaving the body unread.

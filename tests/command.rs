@@ -370,3 +370,18 @@ fn a_vanished_server_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("closed the connection"));
 }
+
+#[test]
+fn a_framed_reply_streams_output_frames_then_an_end_frame() {
+    let addr = serve(CommandConfig::default());
+    let mut stream = TcpStream::connect(addr).unwrap();
+    frame::write_frame(&mut stream, b"echo hi").unwrap();
+    let output = frame::read_frame(&mut stream).unwrap().unwrap();
+    assert_eq!(output.header.extra["stream"], "stdout");
+    assert_eq!(output.body, b"hi\n");
+    let end = frame::read_frame(&mut stream).unwrap().unwrap();
+    assert_eq!(end.header.extra["end"], true);
+    assert_eq!(end.header.extra["exit"], 0);
+    assert_eq!(end.header.extra["timed_out"], false);
+    assert!(end.body.is_empty());
+}

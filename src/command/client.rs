@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 
 use super::{CommandError, Reply};
-use crate::frame::{FrameLimits, Header, read_frame_with, write_frame_with};
+use crate::frame::{Header, write_frame_with};
 
 /// Which request form a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct Client {
     stream: TcpStream,
     protocol: Protocol,
     token: Option<String>,
-    limits: FrameLimits,
+    max_reply: u64,
 }
 
 impl Client {
@@ -41,7 +41,7 @@ impl Client {
             stream: TcpStream::connect(addr)?,
             protocol,
             token: None,
-            limits: FrameLimits::new().max_body_len(DEFAULT_MAX_REPLY),
+            max_reply: DEFAULT_MAX_REPLY,
         })
     }
 
@@ -53,12 +53,13 @@ impl Client {
 
     /// Accepts replies up to this many bytes.
     pub fn max_reply(mut self, bytes: u64) -> Client {
-        self.limits = self.limits.max_body_len(bytes);
+        self.max_reply = bytes;
         self
     }
 
-    /// Runs one command line on the server and returns its reply. The reply
-    /// is read into one buffer, in time linear in its size.
+    /// Runs one command line on the server and returns its reply. Output is
+    /// appended to one buffer per stream as it arrives, in time linear in
+    /// its size, and every frame's md5 is checked.
     ///
     /// # Errors
     ///
@@ -76,12 +77,6 @@ impl Client {
             }
             Protocol::Seed => self.stream.write_all(line.as_bytes())?,
         }
-        let frame = read_frame_with(&mut self.stream, &self.limits)?.ok_or_else(|| {
-            CommandError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            ))
-        })?;
-        Reply::from_frame(frame, self.protocol)
+        Reply::read(&mut self.stream, self.protocol, self.max_reply)
     }
 }

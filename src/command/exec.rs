@@ -1,16 +1,17 @@
 //! Running one command: split it, check it, spawn it, read both pipes at
-//! once, enforce the timeout and the output cap, and reap the child.
+//! once, hand each piece of output on as it comes, enforce the timeout and
+//! the output cap, and reap the child.
 //!
 //! The child gets its own process group, so a kill reaches whatever it
 //! started too; it is always waited for, so it never lingers as a zombie.
+//! Each pipe's reader thread hashes what it reads, so the server's md5 work
+//! runs beside the command and beside the sending.
 
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::thread::{self, JoinHandle};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{CommandConfig, CommandError};
@@ -19,24 +20,32 @@ use super::{CommandConfig, CommandError};
 const CLIENT_CHECK: Duration = Duration::from_millis(50);
 /// How long to wait for the pipes to close after a kill.
 const KILL_GRACE: Duration = Duration::from_secs(2);
+/// The most a reader takes from its pipe at once.
+const READ_SIZE: usize = 256 << 10;
+/// How many pieces of output may wait to be sent: with the pipes' own
+/// buffers, what bounds a command's memory while its client reads slowly.
+const QUEUE: usize = 8;
 
-/// What a command did.
+/// Which of the command's output pipes a piece came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pipe {
+    Stdout,
+    Stderr,
+}
+
+/// How a command ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outcome {
-    /// Its standard output (up to the output cap).
-    pub stdout: Vec<u8>,
-    /// Its standard error (up to the output cap).
-    pub stderr: Vec<u8>,
+pub(crate) struct Ending {
     /// Its exit code, if it exited rather than being killed by a signal.
-    pub exit: Option<i32>,
+    pub(crate) exit: Option<i32>,
     /// The signal that ended it, if one did.
-    pub signal: Option<i32>,
+    pub(crate) signal: Option<i32>,
     /// It ran past the timeout and was killed.
-    pub timed_out: bool,
+    pub(crate) timed_out: bool,
     /// Its output passed the cap; it was killed and the output cut.
-    pub truncated: bool,
+    pub(crate) truncated: bool,
     /// Its client went away, so it was killed.
-    pub cancelled: bool,
+    pub(crate) cancelled: bool,
 }
 
 /// Turns a command line into the program and its arguments.
@@ -59,20 +68,18 @@ pub(crate) fn argv(line: &str, config: &CommandConfig) -> Result<Vec<String>, Co
     Ok(words)
 }
 
+/// Where each piece of output goes, with its md5, as it arrives.
+pub(crate) type OutputSink<'a> = &'a mut dyn FnMut(Pipe, &[u8], md5::Digest) -> io::Result<()>;
+
 enum Event {
-    PipeClosed,
-    OverCap,
+    Output(Pipe, Vec<u8>, md5::Digest),
+    Closed,
 }
 
-/// Reads one pipe to its end, keeping what the shared budget allows.
-fn drain(
-    mut pipe: impl Read + Send + 'static,
-    budget: Arc<AtomicUsize>,
-    events: Sender<Event>,
-) -> JoinHandle<Vec<u8>> {
+/// Reads one pipe to its end, hashing each piece and passing it on.
+fn drain(mut pipe: impl Read + Send + 'static, which: Pipe, events: SyncSender<Event>) {
     thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = vec![0u8; 64 << 10];
+        let mut buf = vec![0u8; READ_SIZE];
         loop {
             let n = match pipe.read(&mut buf) {
                 Ok(0) => break,
@@ -80,20 +87,22 @@ fn drain(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            let granted = budget
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-                    Some(left.saturating_sub(n))
-                })
-                .unwrap_or(0)
-                .min(n);
-            kept.extend_from_slice(&buf[..granted]);
-            if granted < n {
-                let _ = events.send(Event::OverCap);
+            let piece = buf[..n].to_vec();
+            let digest = md5::compute(&piece);
+            if events.send(Event::Output(which, piece, digest)).is_err() {
+                return; // the command was abandoned
             }
         }
-        let _ = events.send(Event::PipeClosed);
-        kept
-    })
+        let _ = events.send(Event::Closed);
+    });
+}
+
+/// Kills the command's group once, noting when.
+fn kill(child: &Child, killed_at: &mut Option<Instant>) {
+    if killed_at.is_none() {
+        kill_group(child);
+        *killed_at = Some(Instant::now());
+    }
 }
 
 fn kill_group(child: &Child) {
@@ -104,13 +113,18 @@ fn kill_group(child: &Child) {
     );
 }
 
-/// Runs `argv` under `config`'s timeout and output cap. `client_gone` is
+/// Runs `argv` under `config`'s timeout and output cap, handing each piece
+/// of output to `output` (with its md5) as it arrives. `client_gone` is
 /// asked now and then while it runs; if it says yes, the command is killed.
+///
+/// An error from `output` (the client stopped reading) kills the command
+/// and is returned once the child is reaped.
 pub(crate) fn run(
     argv: &[String],
     config: &CommandConfig,
     client_gone: &dyn Fn() -> bool,
-) -> Result<Outcome, CommandError> {
+    output: OutputSink<'_>,
+) -> Result<Ending, CommandError> {
     let (program, args) = argv.split_first().ok_or(CommandError::Empty)?;
     let mut child = Command::new(program)
         .args(args)
@@ -120,12 +134,11 @@ pub(crate) fn run(
         .process_group(0)
         .spawn()
         .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => CommandError::UnknownProgram(program.clone()),
+            io::ErrorKind::NotFound
+            | io::ErrorKind::PermissionDenied
+            | io::ErrorKind::InvalidInput => CommandError::UnknownProgram(program.clone()),
             _ => CommandError::Io(e),
         })?;
-
-    let budget = Arc::new(AtomicUsize::new(config.max_output));
-    let (events, inbox) = mpsc::channel();
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
         kill_group(&child);
         let _ = child.wait();
@@ -133,15 +146,17 @@ pub(crate) fn run(
             "the child's pipes are missing",
         )));
     };
-    let readers = [
-        drain(out, Arc::clone(&budget), events.clone()),
-        drain(err, budget, events),
-    ];
+    let (events, inbox) = mpsc::sync_channel(QUEUE);
+    drain(out, Pipe::Stdout, events.clone());
+    drain(err, Pipe::Stderr, events);
 
-    let mut outcome = Outcome::default();
+    let mut ending = Ending::default();
+    let mut failed: Option<io::Error> = None;
+    let mut budget = config.max_output;
     let deadline = Instant::now() + config.timeout;
     let mut killed_at: Option<Instant> = None;
     let mut open_pipes = 2;
+    let mut reap_backoff = Duration::from_micros(50);
     let status = loop {
         // Both pipes closed: the child is done or about to be.
         if open_pipes == 0 {
@@ -152,48 +167,61 @@ pub(crate) fn run(
         let now = Instant::now();
         if killed_at.is_none() {
             if now >= deadline {
-                outcome.timed_out = true;
+                ending.timed_out = true;
+                kill(&child, &mut killed_at);
             } else if client_gone() {
-                outcome.cancelled = true;
-            }
-            if outcome.timed_out || outcome.cancelled {
-                kill_group(&child);
-                killed_at = Some(now);
+                ending.cancelled = true;
+                kill(&child, &mut killed_at);
             }
         } else if killed_at.is_some_and(|at| now >= at + KILL_GRACE) {
             // Something outside the group holds the pipes open: stop
             // waiting for it, reap the child, and answer with what we have.
             break child.wait()?;
         }
-        let wait = if open_pipes == 0 {
-            Duration::from_millis(5)
-        } else {
-            CLIENT_CHECK.min(
-                deadline
-                    .saturating_duration_since(now)
-                    .max(Duration::from_millis(1)),
-            )
-        };
+        if open_pipes == 0 {
+            // The output is all in; the child is exiting, or has closed its
+            // pipes and runs on. Poll gently, quickly at first: most are
+            // gone within microseconds.
+            thread::sleep(reap_backoff);
+            reap_backoff = (reap_backoff * 2).min(Duration::from_millis(5));
+            continue;
+        }
+        let wait = CLIENT_CHECK.min(
+            deadline
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1)),
+        );
         match inbox.recv_timeout(wait) {
-            Ok(Event::PipeClosed) => open_pipes -= 1,
-            Ok(Event::OverCap) => {
-                if !outcome.truncated {
-                    outcome.truncated = true;
-                    kill_group(&child);
-                    killed_at.get_or_insert(Instant::now());
+            Ok(Event::Output(pipe, piece, digest)) => {
+                if failed.is_some() {
+                    continue; // draining until the killed child's pipes close
+                }
+                let (piece, digest) = if piece.len() > budget {
+                    ending.truncated = true;
+                    kill(&child, &mut killed_at);
+                    let kept = &piece[..budget];
+                    (kept, md5::compute(kept))
+                } else {
+                    (&piece[..], digest)
+                };
+                budget -= piece.len();
+                if !piece.is_empty() {
+                    if let Err(e) = output(pipe, piece, digest) {
+                        kill(&child, &mut killed_at);
+                        failed = Some(e);
+                    }
                 }
             }
+            Ok(Event::Closed) => open_pipes -= 1,
             Err(RecvTimeoutError::Timeout) => {}
             // Both readers are gone (a reader can only end by closing).
             Err(RecvTimeoutError::Disconnected) => open_pipes = 0,
         }
     };
-    if open_pipes == 0 {
-        let [out, err] = readers;
-        outcome.stdout = out.join().unwrap_or_default();
-        outcome.stderr = err.join().unwrap_or_default();
+    if let Some(e) = failed {
+        return Err(CommandError::Io(e));
     }
-    outcome.exit = status.code();
-    outcome.signal = status.signal();
-    Ok(outcome)
+    ending.exit = status.code();
+    ending.signal = status.signal();
+    Ok(ending)
 }

@@ -8,7 +8,8 @@
 //!
 //! * **It deadlocks on large output.** The seed reads stderr to its end
 //!   before reading stdout; a command that writes more than a pipe holds
-//!   (64 KiB) to stdout blocks forever. Here both pipes are read at once.
+//!   (64 KiB) to stdout blocks forever. Here both pipes are read at once,
+//!   and our form streams the output rather than gathering it.
 //! * **It stalls ~40 ms per reply.** Three small `send`s per frame meet
 //!   Nagle's algorithm and delayed ACK. Here a reply is one write.
 //! * **Its client is quadratic.** `data_buffers += recv(1024)` copies the
@@ -36,18 +37,15 @@
 //!          printable text, which never contains a zero byte
 //! ```
 //!
-//! A framed reply carries stdout and stderr one after the other in one body,
-//! with their lengths, the exit status, and whether the command timed out
-//! or its output was truncated, in extra header keys:
-//!
-//! ```text
-//! {"ver":"1","md5":"...","lenth":12,"stdout":6,"stderr":6,"exit":1,
-//!  "timed_out":false,"truncated":false}    out...err...
-//! ```
-//!
-//! A seed reply keeps the seed's rule: the body is stderr if there is any,
-//! else stdout, else `ok`. The extra keys are there too; the seed's client
-//! ignores them.
+//! A framed reply streams: each piece of output leaves as a frame of its
+//! own (`"stream":"stdout"` or `"stderr"`) as soon as the command writes
+//! it, and a closing frame (`"end":true`) carries the exit status and
+//! whether the command timed out or its output was truncated. Server and
+//! client hash different frames at the same time, the server holds only a
+//! few pieces at once however large the output, and the client sees output
+//! while the command still runs. A seed reply keeps the seed's rule: one
+//! frame whose body is stderr if there is any, else stdout, else `ok`, with
+//! the status in extra keys the seed's client ignores.
 //!
 //! # Example
 //!
@@ -77,7 +75,6 @@ use std::io;
 use std::time::Duration;
 
 pub use client::{Client, Protocol};
-pub use exec::Outcome;
 pub use reply::Reply;
 pub use server::{CommandHandler, bind};
 

@@ -1,16 +1,32 @@
 //! The reply to one command, on the wire and in the client's hands.
 //!
-//! The server turns an [`Outcome`] (or an error) into a frame in either
-//! form; the client turns a frame back into a [`Reply`]. Both live here so
-//! the two sides cannot drift apart.
+//! The server writes a command's output in the form the client asked in;
+//! the client reads it back into a [`Reply`]. Both sides live here so they
+//! cannot drift apart.
+//!
+//! In our form a reply is a run of frames, each sent as soon as the output
+//! it carries exists, then one closing frame:
+//!
+//! ```text
+//! {"ver":"1","md5":"…","lenth":6,"stream":"stdout"}  hello\n
+//! {"ver":"1","md5":"…","lenth":4,"stream":"stderr"}  oops
+//! {"ver":"1","md5":"…","lenth":0,"end":true,"exit":0,"signal":null,
+//!  "timed_out":false,"truncated":false}
+//! ```
+//!
+//! The seed's form is one frame whose body is stderr if there was any, else
+//! stdout, else `ok`: the whole output has to be gathered first.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use serde_json::Value;
 
-use super::exec::Outcome;
+use super::exec::{Ending, Pipe};
 use super::{CommandError, Protocol};
-use crate::frame::{Frame, Header, write_frame_parts};
+use crate::frame::{
+    FrameLimits, Header, read_body_append, read_body_to, read_frame_with, read_header,
+    write_frame_parts,
+};
 
 /// What the client gets back for one command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,109 +46,151 @@ pub struct Reply {
     pub truncated: bool,
 }
 
-fn status_header(header: Header, outcome: &Outcome) -> Header {
+fn with_ending(header: Header, ending: &Ending) -> Header {
     header
-        .with("exit", outcome.exit)
-        .with("signal", outcome.signal)
-        .with("timed_out", outcome.timed_out)
-        .with("truncated", outcome.truncated)
+        .with("exit", ending.exit)
+        .with("signal", ending.signal)
+        .with("timed_out", ending.timed_out)
+        .with("truncated", ending.truncated)
 }
 
-/// Sends a command's outcome in the form the client asked in.
-pub(crate) fn write_outcome(
+/// Sends one piece of output, in our form, the moment it exists.
+pub(crate) fn write_piece(
     w: &mut impl Write,
-    protocol: Protocol,
-    outcome: &Outcome,
+    pipe: Pipe,
+    piece: &[u8],
+    digest: md5::Digest,
 ) -> io::Result<()> {
-    match protocol {
-        Protocol::Framed => {
-            let parts: [&[u8]; 2] = [&outcome.stdout, &outcome.stderr];
-            let header = status_header(Header::for_parts(&parts), outcome)
-                .with("stdout", outcome.stdout.len())
-                .with("stderr", outcome.stderr.len());
-            write_frame_parts(w, &header, &parts)
-        }
-        Protocol::Seed => {
-            // The seed's rule, stream by stream.
-            let (body, stream): (&[u8], &str) = if !outcome.stderr.is_empty() {
-                (&outcome.stderr, "stderr")
-            } else if !outcome.stdout.is_empty() {
-                (&outcome.stdout, "stdout")
-            } else {
-                (b"ok", "none")
-            };
-            let header = status_header(Header::for_body(body), outcome).with("stream", stream);
-            write_frame_parts(w, &header, &[body])
-        }
-    }
+    let stream = match pipe {
+        Pipe::Stdout => "stdout",
+        Pipe::Stderr => "stderr",
+    };
+    let header = Header::new(piece.len() as u64, digest).with("stream", stream);
+    write_frame_parts(w, &header, &[piece])
+}
+
+/// Closes a reply in our form with how the command ended.
+pub(crate) fn write_end(w: &mut impl Write, ending: &Ending) -> io::Result<()> {
+    write_frame_parts(
+        w,
+        &with_ending(Header::for_body(b""), ending).with("end", true),
+        &[],
+    )
+}
+
+/// Sends a whole reply in the seed's form: stderr if any, else stdout,
+/// else `ok`.
+pub(crate) fn write_seed(
+    w: &mut impl Write,
+    stdout: &[u8],
+    stderr: &[u8],
+    ending: &Ending,
+) -> io::Result<()> {
+    let (body, stream): (&[u8], &str) = if !stderr.is_empty() {
+        (stderr, "stderr")
+    } else if !stdout.is_empty() {
+        (stdout, "stdout")
+    } else {
+        (b"ok", "none")
+    };
+    let header = with_ending(Header::for_body(body), ending).with("stream", stream);
+    write_frame_parts(w, &header, &[body])
 }
 
 /// Sends an error in the form the client asked in: for the seed's client,
-/// as a body it prints; for ours, as an `error` key.
+/// as a body it prints; for ours, as an `error` key on a closing frame.
 pub(crate) fn write_error(
     w: &mut impl Write,
     protocol: Protocol,
     error: &CommandError,
 ) -> io::Result<()> {
     let message = error.to_string();
-    match protocol {
-        Protocol::Framed => {
-            let header = Header::for_body(b"")
-                .with("error", message)
-                .with("stdout", 0)
-                .with("stderr", 0);
-            write_frame_parts(w, &header, &[])
-        }
-        Protocol::Seed => {
-            let body = format!("error: {message}\n");
-            let header = Header::for_body(body.as_bytes()).with("error", message);
-            write_frame_parts(w, &header, &[body.as_bytes()])
-        }
-    }
+    let body = match protocol {
+        Protocol::Framed => String::new(),
+        Protocol::Seed => format!("error: {message}\n"),
+    };
+    let header = Header::for_body(body.as_bytes())
+        .with("error", message)
+        .with("end", true);
+    write_frame_parts(w, &header, &[body.as_bytes()])
 }
 
-fn int(frame: &Frame, key: &str) -> Option<i32> {
-    frame
-        .header
+fn int(header: &Header, key: &str) -> Option<i32> {
+    header
         .extra
         .get(key)
         .and_then(Value::as_i64)
         .and_then(|n| i32::try_from(n).ok())
 }
 
-fn flag(frame: &Frame, key: &str) -> bool {
-    frame.header.extra.get(key).and_then(Value::as_bool) == Some(true)
+fn flag(header: &Header, key: &str) -> bool {
+    header.extra.get(key).and_then(Value::as_bool) == Some(true)
+}
+
+fn server_error(header: &Header) -> Option<CommandError> {
+    let message = header.extra.get("error")?.as_str()?;
+    Some(CommandError::Server(message.to_owned()))
+}
+
+fn closed() -> CommandError {
+    CommandError::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the server closed the connection",
+    ))
 }
 
 impl Reply {
-    /// Reads a reply frame in the given form.
-    pub(crate) fn from_frame(mut frame: Frame, protocol: Protocol) -> Result<Reply, CommandError> {
-        if let Some(message) = frame.header.extra.get("error").and_then(Value::as_str) {
-            return Err(CommandError::Server(message.to_owned()));
-        }
-        let mut reply = Reply {
-            exit: int(&frame, "exit"),
-            signal: int(&frame, "signal"),
-            timed_out: flag(&frame, "timed_out"),
-            truncated: flag(&frame, "truncated"),
-            ..Reply::default()
-        };
-        let split = match protocol {
-            Protocol::Framed => {
-                let stdout = frame.header.extra.get("stdout").and_then(Value::as_u64);
-                match stdout.and_then(|n| usize::try_from(n).ok()) {
-                    Some(n) if n <= frame.body.len() => n,
-                    _ => {
-                        return Err(CommandError::Server(
-                            "reply has no valid `stdout` length".into(),
-                        ));
-                    }
-                }
+    fn ended(mut self, header: &Header) -> Reply {
+        self.exit = int(header, "exit");
+        self.signal = int(header, "signal");
+        self.timed_out = flag(header, "timed_out");
+        self.truncated = flag(header, "truncated");
+        self
+    }
+
+    /// Reads one reply in the given form, taking at most `max` bytes of
+    /// output. Every frame's md5 is checked as it arrives.
+    pub(crate) fn read(
+        r: &mut impl Read,
+        protocol: Protocol,
+        max: u64,
+    ) -> Result<Reply, CommandError> {
+        let limits = FrameLimits::new().max_body_len(max);
+        if protocol == Protocol::Seed {
+            let frame = read_frame_with(r, &limits)?.ok_or_else(closed)?;
+            if let Some(e) = server_error(&frame.header) {
+                return Err(e);
             }
-            Protocol::Seed => frame.body.len(),
-        };
-        reply.stderr = frame.body.split_off(split);
-        reply.stdout = frame.body;
-        Ok(reply)
+            let reply = Reply {
+                stdout: frame.body,
+                ..Reply::default()
+            };
+            return Ok(reply.ended(&frame.header));
+        }
+        let mut reply = Reply::default();
+        loop {
+            let header = read_header(r, &limits)?.ok_or_else(closed)?;
+            let so_far = (reply.stdout.len() + reply.stderr.len()) as u64;
+            let sink = match header.extra.get("stream").and_then(Value::as_str) {
+                Some("stdout") => &mut reply.stdout,
+                Some("stderr") => &mut reply.stderr,
+                _ => {
+                    read_body_to(r, &header, &mut io::sink())?;
+                    if let Some(e) = server_error(&header) {
+                        return Err(e);
+                    }
+                    if flag(&header, "end") {
+                        return Ok(reply.ended(&header));
+                    }
+                    return Err(CommandError::Server(
+                        "a reply frame of no known kind".into(),
+                    ));
+                }
+            };
+            if so_far + header.len > max {
+                return Err(CommandError::Server(format!("reply is over {max} bytes")));
+            }
+            read_body_append(r, &header, sink)?;
+        }
     }
 }

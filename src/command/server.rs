@@ -8,8 +8,8 @@ use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::exec;
-use super::reply::{write_error, write_outcome};
+use super::exec::{self, Pipe};
+use super::reply::{write_end, write_error, write_piece, write_seed};
 use super::request::{Request, detect, read_request};
 use super::{CommandConfig, CommandError, Protocol};
 use crate::handler::{BaseRequestHandler, Connection};
@@ -68,20 +68,50 @@ impl CommandHandler {
         let argv = exec::argv(&request.line, &self.config)?;
         let _slot = Slot::take(&self.running, self.config.max_commands)?;
         let stream = conn.stream();
-        let outcome = exec::run(&argv, &self.config, &|| stream.peer_closed())?;
-        if outcome.cancelled {
+        let gone = || stream.peer_closed();
+        let mut to_client = stream;
+        let ending = match protocol {
+            // Ours: each piece of output leaves as its own frame at once.
+            Protocol::Framed => exec::run(&argv, &self.config, &gone, &mut |pipe, piece, md5| {
+                write_piece(&mut to_client, pipe, piece, md5)
+            })?,
+            // The seed's: one frame, so the whole output is gathered first.
+            Protocol::Seed => {
+                let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+                let ending = exec::run(&argv, &self.config, &gone, &mut |pipe, piece, _| {
+                    match pipe {
+                        Pipe::Stdout => stdout.extend_from_slice(piece),
+                        Pipe::Stderr => stderr.extend_from_slice(piece),
+                    }
+                    Ok(())
+                })?;
+                if !ending.cancelled {
+                    write_seed(&mut to_client, &stdout, &stderr, &ending)?;
+                }
+                ending
+            }
+        };
+        if ending.cancelled {
             return Err(CommandError::Io(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 format!("client left; killed {:?}", argv[0]),
             )));
         }
-        write_outcome(conn, protocol, &outcome)?;
+        if protocol == Protocol::Framed {
+            write_end(&mut to_client, &ending)?;
+        }
         Ok(())
     }
 }
 
 impl BaseRequestHandler for CommandHandler {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        // A reply in our form is several frames (output, then the end), so
+        // a small one is two small writes: with Nagle on, the second would
+        // wait ~40 ms for the first one's delayed ACK.
+        if let Some(tcp) = conn.stream().as_tcp() {
+            tcp.set_nodelay(true)?;
+        }
         let mut first = [0u8; 4];
         let protocol = match conn.stream().peek(&mut first) {
             Ok(0) => return Ok(()),

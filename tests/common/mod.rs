@@ -64,7 +64,8 @@ impl std::io::Write for ShortWrites {
 /// A command that runs one of the crate's examples, built if need be.
 ///
 /// `cargo test` builds the examples before it runs the tests; a filtered
-/// run (`cargo test --test interop`) may not have, so build it then.
+/// run (`cargo test --test lessons`) does not, and would find a missing or
+/// stale binary, so build it when it is older than this test.
 pub fn example(name: &str) -> Command {
     let exe = std::env::current_exe().expect("the test's own path");
     // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
@@ -74,7 +75,8 @@ pub fn example(name: &str) -> Command {
         .expect("a target directory")
         .join("examples");
     let path = examples.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&path) < modified(&exe) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
         build.args(["build", "--example", name]);
