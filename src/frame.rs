@@ -249,6 +249,15 @@ impl Header {
 }
 
 /// One frame read whole into memory.
+///
+/// ```
+/// use socketserver::frame::{Header, read_frame, write_frame_with};
+/// let mut wire = Vec::new();
+/// write_frame_with(&mut wire, &Header::for_body(b"42").with("kind", "answer"), b"42")?;
+/// let frame = read_frame(&mut &wire[..])?.expect("a frame");
+/// assert_eq!((frame.body.as_slice(), &frame.header.extra["kind"]), (&b"42"[..], &"answer".into()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
     /// The frame's header, with any extra keys the sender added.
@@ -334,6 +343,16 @@ impl fmt::Display for FramePart {
 /// Every variant but [`Io`](FrameError::Io) means the peer sent something
 /// that is not a valid frame; the stream is then out of step and the only
 /// safe thing left is to close it.
+///
+/// ```
+/// use socketserver::frame::{FrameError, read_frame};
+/// // Four bytes announcing a 1 GiB header: refused before anything is allocated.
+/// let hostile = (1i32 << 30).to_le_bytes();
+/// match read_frame(&mut &hostile[..]) {
+///     Err(FrameError::HeaderTooLong { len, max }) => assert!(len > max),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum FrameError {
@@ -602,6 +621,15 @@ pub fn read_frame<R: Read + ?Sized>(r: &mut R) -> Result<Option<Frame>, FrameErr
 /// # Errors
 ///
 /// As [`read_frame`], plus the limit errors.
+///
+/// ```
+/// use socketserver::frame::{FrameLimits, read_frame_with, write_frame};
+/// let mut wire = Vec::new();
+/// write_frame(&mut wire, &[0u8; 100 << 20])?; // 100 MiB: over the default
+/// let limits = FrameLimits::new().max_body_len(128 << 20);
+/// assert_eq!(read_frame_with(&mut &wire[..], &limits)?.unwrap().body.len(), 100 << 20);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn read_frame_with<R: Read + ?Sized>(
     r: &mut R,
     limits: &FrameLimits,
@@ -650,6 +678,18 @@ pub fn read_frame_into<R: Read + ?Sized>(
 /// # Errors
 ///
 /// As [`read_body_to`]. After an error, `body` holds what arrived.
+///
+/// ```
+/// use socketserver::frame::{FrameLimits, read_body_append, read_header, write_frame};
+/// let mut wire = Vec::new();
+/// write_frame(&mut wire, b"world")?;
+/// let mut input = &wire[..];
+/// let header = read_header(&mut input, &FrameLimits::new())?.unwrap();
+/// let mut text = b"hello ".to_vec();
+/// read_body_append(&mut input, &header, &mut text)?;
+/// assert_eq!(text, b"hello world");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn read_body_append<R: Read + ?Sized>(
     r: &mut R,
     header: &Header,
@@ -750,6 +790,8 @@ pub fn read_header<R: Read + ?Sized>(
 /// [`FrameError::Truncated`] if the stream ends early,
 /// [`FrameError::Md5Mismatch`] if the digest differs, and I/O errors from
 /// either side.
+///
+/// See [`read_header`] for an example.
 pub fn read_body_to<R: Read + ?Sized, W: Write + ?Sized>(
     r: &mut R,
     header: &Header,

@@ -59,6 +59,17 @@ type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The greeting server's handler, for TCP ([`BaseRequestHandler`]) and UDP
 /// ([`DatagramRequestHandler`]) alike.
+///
+/// ```
+/// use std::time::Duration;
+/// use socketserver::{ThreadingTcpServer, UdpServer};
+/// use socketserver::greet::Greeter;
+///
+/// let greeter = Greeter::new().delay(Duration::from_millis(10)).log(|line| println!("{line}"));
+/// let tcp = ThreadingTcpServer::bind("127.0.0.1:0", greeter.clone())?; // the seed's tcp编程
+/// let udp = UdpServer::bind("127.0.0.1:0", greeter)?; // and its udp编程
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Greeter {
     delay: Duration,
@@ -188,6 +199,8 @@ impl DatagramRequestHandler for Greeter {
 ///
 /// If the server cannot be reached, hangs up early, or sends nothing for
 /// [`CLIENT_TIMEOUT`].
+///
+/// See the [module docs](self) for an example.
 pub fn tcp_client(addr: impl ToSocketAddrs, names: &[&str]) -> io::Result<Vec<String>> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
@@ -220,6 +233,19 @@ fn read_reply(stream: &mut TcpStream, len: usize) -> io::Result<String> {
 /// # Errors
 ///
 /// If the socket cannot be opened or a datagram cannot be sent.
+///
+/// ```
+/// use std::time::Duration;
+/// use socketserver::UdpServer;
+/// use socketserver::greet::{self, Greeter};
+///
+/// let server = UdpServer::bind("127.0.0.1:0", Greeter::new())?;
+/// let addr = server.local_addr()?;
+/// std::thread::spawn(move || server.serve_forever());
+/// let replies = greet::udp_client(addr, &["Tracy"], Duration::from_secs(2))?;
+/// assert_eq!(replies, [Some("你好,Tracy".to_string())]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn udp_client(
     addr: impl ToSocketAddrs,
     names: &[&str],

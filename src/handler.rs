@@ -29,6 +29,13 @@ use crate::server::ServerInfo;
 /// Stream handlers serve TCP and Unix-domain sockets alike, so addresses
 /// come in both kinds. It prints like Python's `client_address` would, as
 /// `127.0.0.1:50000` or a socket path.
+///
+/// ```
+/// use socketserver::Addr;
+/// let peer = Addr::from("127.0.0.1:50000".parse::<std::net::SocketAddr>().unwrap());
+/// assert_eq!(peer.to_string(), "127.0.0.1:50000");
+/// assert_eq!(peer.as_inet().map(|a| a.port()), Some(50000));
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Addr {
@@ -86,6 +93,25 @@ impl From<SocketAddr> for Addr {
 /// reader and a writer can share one connection (that is how
 /// [`StreamRequest`] builds `rfile` and `wfile` without duplicating the
 /// socket).
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use socketserver::{Connection, TcpServer};
+///
+/// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+///     // A second handle for a writer thread, say; `&Stream` writes too.
+///     let mut writer = conn.stream().try_clone()?;
+///     writer.write_all(b"from the clone")?;
+///     assert!(conn.stream().as_tcp().is_some());
+///     Ok(())
+/// })?;
+/// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// server.handle_request()?;
+/// let mut got = String::new();
+/// client.read_to_string(&mut got)?;
+/// assert_eq!(got, "from the clone");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Stream {
@@ -242,6 +268,25 @@ impl Write for Stream {
 ///
 /// It reads and writes like its socket. The socket closes when the
 /// handler's `finish` returns, whatever happened.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use socketserver::{Connection, TcpServer};
+///
+/// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+///     let mut buf = [0u8; 16];
+///     let n = conn.read(&mut buf)?; // Python: self.request.recv(16)
+///     let peer = conn.peer_addr().clone(); // Python: self.client_address
+///     write!(conn, "{} said {}", peer.ip().unwrap(), String::from_utf8_lossy(&buf[..n]))
+/// })?;
+/// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// client.write_all(b"hi")?;
+/// server.handle_request()?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?;
+/// assert_eq!(reply, "127.0.0.1 said hi");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Connection {
     stream: Stream,
@@ -294,6 +339,29 @@ impl Write for Connection {
 }
 
 /// Why a request failed, as [`BaseRequestHandler::handle_error`] hears it.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use socketserver::{Addr, BaseRequestHandler, Connection, HandlerError, TcpServer};
+///
+/// /// Keeps errors instead of printing them.
+/// struct Quiet(Mutex<Vec<String>>);
+///
+/// impl BaseRequestHandler for Quiet {
+///     fn handle(&self, _: &mut Connection) -> std::io::Result<()> {
+///         panic!("no handler today")
+///     }
+///     fn handle_error(&self, _: &Addr, error: &HandlerError) {
+///         self.0.lock().unwrap().push(error.to_string());
+///     }
+/// }
+///
+/// let server = TcpServer::bind("127.0.0.1:0", Quiet(Mutex::new(Vec::new())))?;
+/// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// server.handle_request()?; // the panic is caught: the server goes on
+/// assert_eq!(server.stats().failed, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum HandlerError {
@@ -354,6 +422,13 @@ pub fn is_timeout(e: &io::Error) -> bool {
 
 /// What every `handle_error` does unless overridden: one line on stderr
 /// naming the client, like Python's.
+///
+/// ```
+/// use socketserver::{Addr, HandlerError};
+/// let peer = Addr::Inet("127.0.0.1:5000".parse().unwrap());
+/// // Prints: socketserver: error processing request from 127.0.0.1:5000: handler panicked: oops
+/// socketserver::handler::default_handle_error(&peer, &HandlerError::Panic("oops".into()));
+/// ```
 pub fn default_handle_error(peer: &Addr, error: &HandlerError) {
     eprintln!("socketserver: error processing request from {peer}: {error}");
 }
@@ -503,6 +578,20 @@ pub trait StreamRequestHandler: Send + Sync + 'static {
 
 /// Makes a [`StreamRequestHandler`] a [`BaseRequestHandler`], so any server
 /// can run it: `TcpServer::bind(addr, Streamed(MyHandler))`.
+///
+/// See [`StreamRequestHandler`] for a complete example.
+///
+/// ```
+/// use socketserver::{StreamRequest, StreamRequestHandler, Streamed, ThreadingTcpServer};
+/// struct Hello;
+/// impl StreamRequestHandler for Hello {
+///     fn handle(&self, request: &mut StreamRequest<'_>) -> std::io::Result<()> {
+///         std::io::Write::write_all(&mut request.wfile, b"hello\n")
+///     }
+/// }
+/// let server = ThreadingTcpServer::bind("127.0.0.1:0", Streamed(Hello))?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Streamed<H>(pub H);
 
@@ -529,6 +618,8 @@ impl<H: StreamRequestHandler> BaseRequestHandler for Streamed<H> {
 
 /// One connection with buffered halves, handed to
 /// [`StreamRequestHandler::handle`].
+///
+/// See [`StreamRequestHandler`] for an example.
 #[derive(Debug)]
 pub struct StreamRequest<'a> {
     /// The buffered read half (Python's `self.rfile`).
@@ -577,6 +668,22 @@ impl StreamRequest<'_> {
 
 /// One UDP datagram, handed to [`DatagramRequestHandler::handle`]: Python's
 /// `(data, socket)` request and `client_address`.
+///
+/// ```
+/// use socketserver::{Datagram, UdpServer};
+///
+/// let server = UdpServer::bind("127.0.0.1:0", |d: &Datagram| {
+///     let text = format!("{} bytes from port {}", d.data().len(), d.peer_addr().port());
+///     d.reply(text.as_bytes())
+/// })?;
+/// let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// client.send_to(&[0u8; 60_000], server.local_addr()?)?; // arrives whole
+/// server.handle_request()?;
+/// let mut buf = [0u8; 64];
+/// let n = client.recv(&mut buf)?;
+/// assert!(std::str::from_utf8(&buf[..n]).unwrap().starts_with("60000 bytes"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Datagram {
     data: Vec<u8>,

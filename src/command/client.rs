@@ -22,6 +22,21 @@ pub enum Protocol {
 pub const DEFAULT_MAX_REPLY: u64 = 256 << 20;
 
 /// A connection to a command server.
+///
+/// ```
+/// use socketserver::command::{self, Client, CommandConfig, Protocol};
+///
+/// let server = command::bind("127.0.0.1:0", CommandConfig::default().token("s3cret"))?;
+/// let addr = server.local_addr()?;
+/// std::thread::spawn(move || server.serve_forever());
+///
+/// let mut client = Client::connect(addr, Protocol::Framed)?.with_token("s3cret");
+/// let reply = client.run("echo hello")?;
+/// assert_eq!((reply.stdout.as_slice(), reply.exit), (&b"hello\n"[..], Some(0)));
+/// assert!(client.run("no-such-program").is_err()); // an error reply...
+/// assert_eq!(client.run("echo again")?.stdout, b"again\n"); // ...and the connection goes on
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Client {
     stream: TcpStream,

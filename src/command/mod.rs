@@ -170,6 +170,14 @@ impl CommandConfig {
 }
 
 /// Everything that can go wrong with one command request.
+///
+/// ```
+/// use socketserver::command::CommandError;
+/// let e = CommandError::NotAllowed("rm".into());
+/// assert_eq!(e.to_string(), "rm: not on this server's allowlist");
+/// assert!(e.keeps_connection()); // the next request can follow
+/// assert!(!CommandError::Unauthorized.keeps_connection());
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CommandError {

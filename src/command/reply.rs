@@ -29,6 +29,8 @@ use crate::frame::{
 };
 
 /// What the client gets back for one command.
+///
+/// See [`Client`](super::Client) for an example.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reply {
     /// The command's standard output. In the seed's form, the whole body:

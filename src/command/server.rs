@@ -19,6 +19,17 @@ use crate::server::ThreadingTcpServer;
 const MAX_CLIENTS: usize = 64;
 
 /// Serves the command protocol on any stream server.
+///
+/// [`bind`] is the usual way in; the handler runs on any stream server:
+///
+/// ```
+/// use socketserver::TcpServer;
+/// use socketserver::command::{CommandConfig, CommandHandler};
+///
+/// let handler = CommandHandler::new(CommandConfig::default().allow(["date", "uptime"]))?;
+/// let one_at_a_time = TcpServer::bind("127.0.0.1:0", handler)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct CommandHandler {
     config: CommandConfig,
@@ -196,6 +207,15 @@ fn same_token(presented: &str, expected: &str) -> bool {
 /// token and `insecure` is not set: anyone who could reach the port could
 /// run commands as this user. Also any error binding, or an allowlist with
 /// `shell`.
+///
+/// ```
+/// use socketserver::command::{self, CommandConfig};
+/// // Loopback: fine without a token.
+/// assert!(command::bind("127.0.0.1:0", CommandConfig::default()).is_ok());
+/// // Every interface, no token: refused before anything is bound.
+/// let err = command::bind("0.0.0.0:0", CommandConfig::default()).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+/// ```
 pub fn bind(
     addr: impl ToSocketAddrs,
     config: CommandConfig,

@@ -352,7 +352,8 @@ impl<H, S: Connected> Builder<H, S> {
 macro_rules! server_type {
     (
         $(#[$doc:meta])*
-        $name:ident<H: $handler:ident>, $source:ty, $serve:ident, $threading:expr
+        $name:ident<H: $handler:ident>, $source:ty, $serve:ident, $threading:expr,
+        example: ($addr:literal, $example_handler:literal)
     ) => {
         $(#[$doc])*
         pub struct $name<H: $handler> {
@@ -363,6 +364,14 @@ macro_rules! server_type {
 
         impl<H: $handler> $name<H> {
             /// Options for this server; finish with `bind`.
+            ///
+            /// ```
+            #[doc = concat!("let server = socketserver::", stringify!($name), "::builder(", $example_handler, ")")]
+            ///     .graceful_shutdown(std::time::Duration::from_secs(5))
+            #[doc = concat!("    .bind(", $addr, ")?;")]
+            /// assert_eq!(server.stats().accepted, 0);
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
             pub fn builder(handler: H) -> crate::server::Builder<H, Self> {
                 crate::server::Builder::new(handler, $threading)
             }
@@ -372,13 +381,23 @@ macro_rules! server_type {
             /// grace period if one was set. Errors from `accept` are reported
             /// on stderr and retried; errors from requests go to the
             /// handler's `handle_error`.
+            ///
+            /// ```
+            #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
+            /// let stop = server.shutdown_handle(); // Send + Sync + Clone
+            /// let serving = std::thread::spawn(move || server.serve_forever());
+            /// stop.shutdown();
+            /// serving.join().unwrap(); // returned: the server is stopped
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
             pub fn serve_forever(&self) {
                 self.core.serve_forever()
             }
 
             /// Waits for one request and serves it (Python's
             /// `handle_request`). A threading server returns once the
-            /// request is handed to its thread.
+            /// request is handed to its thread. The type's own example
+            /// shows it with a client.
             ///
             /// # Errors
             ///
@@ -387,17 +406,32 @@ macro_rules! server_type {
                 self.core.handle_request()
             }
 
-            /// A handle that stops `serve_forever` from any thread.
+            /// A handle that stops `serve_forever` from any thread; see
+            /// [`serve_forever`](Self::serve_forever).
             pub fn shutdown_handle(&self) -> crate::ShutdownHandle {
                 self.core.info().shutdown_handle()
             }
 
             /// The server's counters now.
+            ///
+            /// ```
+            #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
+            /// let stats = server.stats();
+            /// assert_eq!((stats.accepted, stats.active), (0, 0));
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
             pub fn stats(&self) -> crate::Stats {
                 self.core.info().stats()
             }
 
-            /// What handlers see of this server.
+            /// What handlers see of this server: its address, its counters,
+            /// a shutdown handle.
+            ///
+            /// ```
+            #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
+            /// println!("serving on {}", server.info().local_addr());
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
             pub fn info(&self) -> crate::ServerInfo {
                 self.core.info()
             }

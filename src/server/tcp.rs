@@ -39,7 +39,8 @@ server_type! {
     /// assert_eq!(reply, "你好,Michael");
     /// # Ok::<(), io::Error>(())
     /// ```
-    TcpServer<H: BaseRequestHandler>, TcpSource, Streams, Threading::Inline
+    TcpServer<H: BaseRequestHandler>, TcpSource, Streams, Threading::Inline,
+    example: ("\"127.0.0.1:0\"", "|_: &mut socketserver::Connection| Ok(())")
 }
 
 server_type! {
@@ -78,7 +79,8 @@ server_type! {
     /// serving.join().unwrap();
     /// # Ok::<(), io::Error>(())
     /// ```
-    ThreadingTcpServer<H: BaseRequestHandler>, TcpSource, Streams, Threading::PerConnection
+    ThreadingTcpServer<H: BaseRequestHandler>, TcpSource, Streams, Threading::PerConnection,
+    example: ("\"127.0.0.1:0\"", "|_: &mut socketserver::Connection| Ok(())")
 }
 
 impl<H: BaseRequestHandler> Threaded for ThreadingTcpServer<H> {}

@@ -15,7 +15,8 @@ use crate::handler::{Addr, DatagramRequestHandler};
 server_type! {
     /// A UDP server that handles one datagram at a time: Python's
     /// `UDPServer`. See [`DatagramRequestHandler`] for an example.
-    UdpServer<H: DatagramRequestHandler>, UdpSource, Datagrams, Threading::Inline
+    UdpServer<H: DatagramRequestHandler>, UdpSource, Datagrams, Threading::Inline,
+    example: ("\"127.0.0.1:0\"", "|_: &socketserver::Datagram| Ok(())")
 }
 
 server_type! {
@@ -36,7 +37,8 @@ server_type! {
     /// assert_eq!(client.recv(&mut buf)?, 4);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    ThreadingUdpServer<H: DatagramRequestHandler>, UdpSource, Datagrams, Threading::PerConnection
+    ThreadingUdpServer<H: DatagramRequestHandler>, UdpSource, Datagrams, Threading::PerConnection,
+    example: ("\"127.0.0.1:0\"", "|_: &socketserver::Datagram| Ok(())")
 }
 
 impl<H: DatagramRequestHandler> Threaded for ThreadingUdpServer<H> {}

@@ -32,13 +32,15 @@ server_type! {
     /// assert!(!path.exists());
     /// # Ok::<(), io::Error>(())
     /// ```
-    UnixStreamServer<H: BaseRequestHandler>, UnixSource, Streams, Threading::Inline
+    UnixStreamServer<H: BaseRequestHandler>, UnixSource, Streams, Threading::Inline,
+    example: ("std::env::temp_dir().join(format!(\"socketserver-doc-{}-{}.sock\", std::process::id(), line!()))", "|_: &mut socketserver::Connection| Ok(())")
 }
 
 server_type! {
     /// A Unix-domain stream server that serves each connection on a thread
     /// or a pool, like [`ThreadingTcpServer`](crate::ThreadingTcpServer).
-    ThreadingUnixStreamServer<H: BaseRequestHandler>, UnixSource, Streams, Threading::PerConnection
+    ThreadingUnixStreamServer<H: BaseRequestHandler>, UnixSource, Streams, Threading::PerConnection,
+    example: ("std::env::temp_dir().join(format!(\"socketserver-doc-{}-{}.sock\", std::process::id(), line!()))", "|_: &mut socketserver::Connection| Ok(())")
 }
 
 impl<H: BaseRequestHandler> Threaded for ThreadingUnixStreamServer<H> {}
