@@ -80,6 +80,27 @@ pub use server::{CommandHandler, bind};
 
 use crate::frame::FrameError;
 
+/// The fuzz target's way in: a connection's first bytes through form
+/// detection, request reading and argument splitting, as the server does.
+/// Built only for fuzzing (`--cfg fuzzing`, which cargo-fuzz sets).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_request(data: &[u8]) {
+    let protocol = request::detect(data);
+    let config = CommandConfig::default().allow(["echo", "ls"]);
+    let mut input = data;
+    for _ in 0..16 {
+        match request::read_request(&mut input, protocol, 4096) {
+            Ok(Some(req)) => {
+                let _ = exec::argv(&req.line, &config);
+            }
+            Ok(None) => break,
+            Err(e) if e.keeps_connection() => {}
+            Err(_) => break,
+        }
+    }
+}
+
 /// What a command server allows, and its limits.
 ///
 /// ```
