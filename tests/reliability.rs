@@ -2,6 +2,8 @@
 //! faults beside good traffic, and no leaked threads or descriptors.
 //! All traffic is on 127.0.0.1 and every loop is bounded.
 
+mod common;
+
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -152,7 +154,8 @@ fn faults_close_only_their_own_connections_while_good_clients_go_on() {
         errors: AtomicU64::new(0),
     };
     let server = ThreadingTcpServer::builder(handler)
-        .read_timeout(Some(Duration::from_millis(500)))
+        // Far above a good client's pauses on a loaded machine.
+        .read_timeout(Some(Duration::from_secs(2)))
         .graceful_shutdown(PATIENCE)
         .bind("127.0.0.1:0")
         .unwrap();
@@ -291,5 +294,16 @@ fn a_flood_past_the_cap_is_held_back_and_then_served() {
     assert!(
         most.load(Ordering::SeqCst) <= CAP as u64,
         "over the cap: {most:?}"
+    );
+}
+
+#[test]
+fn a_short_soak_loses_nothing() {
+    let mut soak = common::example("soak");
+    soak.args(["--secs", "2"]);
+    let line = common::run_client(soak); // exits non-zero if anything was lost
+    assert!(
+        line.contains(" lost=0 ") && line.contains(" corrupted=0 "),
+        "{line}"
     );
 }
