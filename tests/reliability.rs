@@ -49,7 +49,7 @@ fn greet(addr: SocketAddr, client: usize, rounds: usize) -> io::Result<usize> {
 #[test]
 fn greeting_load_loses_and_corrupts_nothing_on_either_policy() {
     const CLIENTS: usize = 64;
-    const ROUNDS: usize = 1_000;
+    const ROUNDS: usize = 10_000;
     for pool in [None, Some(CLIENTS)] {
         let builder = ThreadingTcpServer::builder(Greeter::new()).graceful_shutdown(PATIENCE);
         let server = match pool {
@@ -306,4 +306,42 @@ fn a_short_soak_loses_nothing() {
         line.contains(" lost=0 ") && line.contains(" corrupted=0 "),
         "{line}"
     );
+}
+
+#[test]
+fn non_utf8_greetings_are_greeted_byte_for_byte() {
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", Greeter::new()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+    let mut s = connect(addr);
+    let mut banner = [0u8; 8];
+    s.read_exact(&mut banner).unwrap();
+    s.write_all(b"\xff\xfe\x00bytes").unwrap();
+    let mut reply = vec![0u8; "你好,".len() + 8];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply["你好,".len()..], b"\xff\xfe\x00bytes");
+    stop.shutdown();
+    serving.join().unwrap();
+}
+
+#[test]
+fn an_oversized_datagram_is_refused_by_the_sender_and_the_server_goes_on() {
+    use socketserver::{Datagram, UdpServer};
+    let server = UdpServer::bind("127.0.0.1:0", |d: &Datagram| d.reply(d.data())).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    // Over the 65,507-byte IPv4 maximum: no such datagram can exist.
+    assert!(client.send_to(&vec![0u8; 70_000], addr).is_err());
+    // The largest that can exists, and comes back whole.
+    let largest = vec![9u8; 65_507];
+    client.send_to(&largest, addr).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let n = client.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &largest[..]);
+    stop.shutdown();
+    serving.join().unwrap();
 }
