@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use socketserver::frame::{self, FrameLimits, Header};
 use socketserver::greet::Greeter;
 use socketserver::{
-    Addr, BaseRequestHandler, Connection, HandlerError, ServerInfo, ThreadingTcpServer,
+    Addr, BaseRequestHandler, Builder, Connection, HandlerError, ServerInfo, ShutdownHandle,
+    ThreadingTcpServer,
 };
 
 const USAGE: &str = "
@@ -156,41 +157,38 @@ fn faults(addr: SocketAddr, tally: &Tally) {
     }
 }
 
+/// A server under test: its address, its stop handle, its counters, and
+/// the thread serving it.
+type Running = (
+    SocketAddr,
+    ShutdownHandle,
+    ServerInfo,
+    thread::JoinHandle<()>,
+);
+
+/// Binds a server on loopback, graceful on shutdown, and serves it.
+fn start<H: BaseRequestHandler>(builder: Builder<H, ThreadingTcpServer<H>>) -> Running {
+    let server = builder
+        .graceful_shutdown(PATIENCE)
+        .bind("127.0.0.1:0")
+        .expect("bind on loopback");
+    let addr = server.local_addr().expect("an address");
+    let (stop, info) = (server.shutdown_handle(), server.info());
+    (
+        addr,
+        stop,
+        info,
+        thread::spawn(move || server.serve_forever()),
+    )
+}
+
 fn main() {
     let args = args::Args::parse(USAGE, &["secs"]);
     let secs: u64 = args.value("secs", 60);
     let tally = Tally::default();
-    let start = |builder: socketserver::Builder<_, ThreadingTcpServer<_>>| {
-        let server = builder
-            .graceful_shutdown(PATIENCE)
-            .bind("127.0.0.1:0")
-            .expect("bind on loopback");
-        let addr = server.local_addr().expect("an address");
-        let (stop, info) = (server.shutdown_handle(), server.info());
-        (
-            addr,
-            stop,
-            info,
-            thread::spawn(move || server.serve_forever()),
-        )
-    };
     let per_conn = start(ThreadingTcpServer::builder(Greeter::new()));
     let pooled = start(ThreadingTcpServer::builder(Greeter::new()).pool(32));
-    let echo = {
-        let server = ThreadingTcpServer::builder(FramedEcho)
-            .read_timeout(Some(SILENCE))
-            .graceful_shutdown(PATIENCE)
-            .bind("127.0.0.1:0")
-            .expect("bind on loopback");
-        let addr = server.local_addr().expect("an address");
-        let (stop, info) = (server.shutdown_handle(), server.info());
-        (
-            addr,
-            stop,
-            info,
-            thread::spawn(move || server.serve_forever()),
-        )
-    };
+    let echo = start(ThreadingTcpServer::builder(FramedEcho).read_timeout(Some(SILENCE)));
 
     // The echo handler's panics are on purpose, and caught; say nothing of
     // them, and everything of any other.
