@@ -63,7 +63,7 @@ impl CommandHandler {
 
     fn serve(
         &self,
-        conn: &mut Connection,
+        conn: &Connection,
         protocol: Protocol,
         request: Request,
     ) -> Result<(), CommandError> {
@@ -81,35 +81,26 @@ impl CommandHandler {
         let stream = conn.stream();
         let gone = || stream.peer_closed();
         let mut to_client = stream;
-        let ending = match protocol {
-            // Ours: each piece of output leaves as its own frame at once.
-            Protocol::Framed => exec::run(&argv, &self.config, &gone, &mut |pipe, piece, md5| {
-                write_piece(&mut to_client, pipe, piece, md5)
-            })?,
-            // The seed's: one frame, so the whole output is gathered first.
-            Protocol::Seed => {
-                let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-                let ending = exec::run(&argv, &self.config, &gone, &mut |pipe, piece, _| {
-                    match pipe {
-                        Pipe::Stdout => stdout.extend_from_slice(piece),
-                        Pipe::Stderr => stderr.extend_from_slice(piece),
-                    }
-                    Ok(())
-                })?;
-                if !ending.cancelled {
-                    write_seed(&mut to_client, &stdout, &stderr, &ending)?;
-                }
-                ending
+        // Ours: each piece of output leaves as its own frame at once. The
+        // seed's: one frame, so the whole output is gathered first.
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let ending = exec::run(&argv, &self.config, &gone, &mut |pipe, piece, md5| {
+            match (protocol, pipe) {
+                (Protocol::Framed, _) => return write_piece(&mut to_client, pipe, piece, md5),
+                (Protocol::Seed, Pipe::Stdout) => stdout.extend_from_slice(piece),
+                (Protocol::Seed, Pipe::Stderr) => stderr.extend_from_slice(piece),
             }
-        };
+            Ok(())
+        })?;
         if ending.cancelled {
             return Err(CommandError::Io(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 format!("client left; killed {:?}", argv[0]),
             )));
         }
-        if protocol == Protocol::Framed {
-            write_end(&mut to_client, &ending)?;
+        match protocol {
+            Protocol::Framed => write_end(&mut to_client, &ending)?,
+            Protocol::Seed => write_seed(&mut to_client, &stdout, &stderr, &ending)?,
         }
         Ok(())
     }
