@@ -1,17 +1,18 @@
 //! What the framework survives, quickly: load with every reply checked,
-//! faults beside good traffic, and no leaked threads or descriptors.
+//! faults and a shutdown beside good traffic, every malformed frame over a
+//! socket, and no leaked threads, descriptors, children or memory.
 //! All traffic is on 127.0.0.1 and every loop is bounded.
 
 mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socketserver::frame::{self, FrameLimits, Header};
+use socketserver::frame::{self, FrameError, FrameLimits, Header};
 use socketserver::greet::Greeter;
 use socketserver::{Addr, BaseRequestHandler, Connection, HandlerError, ThreadingTcpServer};
 
@@ -74,46 +75,110 @@ fn greeting_load_loses_and_corrupts_nothing_on_either_policy() {
     }
 }
 
-/// Echoes frames; a body of `panic` makes it panic.
+/// Echoes frames until the client leaves or the server shuts down; a body
+/// of `panic` makes it panic. Counts the echoes it wrote whole, and sends
+/// the test each failure: who, and the error (a frame error in its
+/// `Debug` form, so it compares with the reader's own).
 struct FramedEcho {
-    errors: AtomicU64,
+    echoed: Arc<AtomicU64>,
+    errors: Mutex<mpsc::Sender<(Addr, String)>>,
+}
+
+type Failures = mpsc::Receiver<(Addr, String)>;
+
+impl FramedEcho {
+    fn new() -> (FramedEcho, Arc<AtomicU64>, Failures) {
+        let (errors, failures) = mpsc::channel();
+        let echoed = Arc::new(AtomicU64::new(0));
+        let echo = FramedEcho {
+            echoed: Arc::clone(&echoed),
+            errors: Mutex::new(errors),
+        };
+        (echo, echoed, failures)
+    }
 }
 
 impl BaseRequestHandler for FramedEcho {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
-        let limits = FrameLimits::new().max_body_len(8 << 20);
         let mut body = Vec::new();
-        while let Some(_header) = frame::read_frame_into(conn, &limits, &mut body)? {
+        // Between requests, so a graceful shutdown answers all it has read.
+        while !conn.server().is_shutdown() {
+            if frame::read_frame_into(conn, &FrameLimits::new(), &mut body)?.is_none() {
+                break;
+            }
             if body == b"panic" {
                 panic!("asked to panic");
             }
             frame::write_frame(conn, &body)?;
+            self.echoed.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
     }
 
-    fn handle_error(&self, _: &Addr, _: &HandlerError) {
-        self.errors.fetch_add(1, Ordering::SeqCst);
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        let typed = match error {
+            HandlerError::Io(e) => e.get_ref().and_then(|e| e.downcast_ref::<FrameError>()),
+            _ => None,
+        };
+        let error = match typed {
+            Some(e) => format!("{e:?}"),
+            None => format!("{error:?}"),
+        };
+        let _ = self.errors.lock().unwrap().send((peer.clone(), error));
     }
 }
 
-/// A good client: random-size bodies, each echo md5-checked and compared.
-fn good_client(addr: SocketAddr, seed: u64, frames: usize) -> usize {
-    let mut stream = connect(addr);
-    let mut state = seed;
-    let mut ok = 0;
-    for _ in 0..frames {
-        // xorshift: sizes from 0 to 256 KiB, contents that differ per frame.
+/// Random bytes to cut bodies from: every body is a slice of this, so a
+/// client makes no copy per frame.
+fn random_pool(len: usize) -> Arc<Vec<u8>> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut pool = Vec::with_capacity(len + 8);
+    while pool.len() < len {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let size = (state % (256 << 10)) as usize;
-        let body: Vec<u8> = (0..size).map(|i| (i as u64 ^ state) as u8).collect();
-        frame::write_frame(&mut stream, &body).unwrap();
-        let echo = frame::read_frame_with(&mut stream, &FrameLimits::new())
-            .unwrap()
-            .unwrap();
-        assert_eq!(echo.body, body);
+        pool.extend_from_slice(&state.to_le_bytes());
+    }
+    Arc::new(pool)
+}
+
+/// A good framed client: up to `frames` bodies of random size below `max`
+/// (its first the smallest or the largest), each echo md5-checked by the
+/// reader and compared. Once `stopping` is set the server may end the
+/// connection at a frame boundary; before that, any failure panics.
+/// Returns the echoes it received whole.
+fn good_client(
+    addr: SocketAddr,
+    client: u64,
+    frames: usize,
+    max: usize,
+    pool: &[u8],
+    stopping: &AtomicBool,
+) -> u64 {
+    let mut stream = connect(addr);
+    let mut state = 0x9e37_79b9_7f4a_7c15 ^ client;
+    let mut echo = Vec::new();
+    let mut ok = 0;
+    for i in 0..frames {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let size = match (i, client % 2) {
+            (0, 0) => 0,
+            (0, _) => max,
+            _ => (state % (max as u64 + 1)) as usize,
+        };
+        let start = (state >> 40) as usize % (pool.len() - size + 1);
+        let body = &pool[start..start + size];
+        let sent = frame::write_frame(&mut stream, body);
+        let got = sent
+            .map_err(FrameError::from)
+            .and_then(|()| frame::read_frame_into(&mut stream, &FrameLimits::new(), &mut echo));
+        match got {
+            Ok(Some(_)) => assert!(echo == body, "client {client} frame {i} corrupted"),
+            _ if stopping.load(Ordering::SeqCst) => break,
+            other => panic!("client {client} frame {i}: {other:?}"),
+        }
         ok += 1;
     }
     ok
@@ -149,13 +214,14 @@ fn faults(addr: SocketAddr) -> u64 {
 }
 
 #[test]
-fn faults_close_only_their_own_connections_while_good_clients_go_on() {
-    let handler = FramedEcho {
-        errors: AtomicU64::new(0),
-    };
+fn framed_load_survives_faults_and_a_shutdown_in_its_middle() {
+    const CLIENTS: u64 = 32;
+    const FRAMES: usize = 10;
+    const MAX_BODY: usize = 4 << 20;
+    let (handler, echoed, failures) = FramedEcho::new();
     let server = ThreadingTcpServer::builder(handler)
         // Far above a good client's pauses on a loaded machine.
-        .read_timeout(Some(Duration::from_secs(2)))
+        .read_timeout(Some(Duration::from_secs(4)))
         .graceful_shutdown(PATIENCE)
         .bind("127.0.0.1:0")
         .unwrap();
@@ -163,31 +229,135 @@ fn faults_close_only_their_own_connections_while_good_clients_go_on() {
     let (stop, info) = (server.shutdown_handle(), server.info());
     let serving = thread::spawn(move || server.serve_forever());
 
-    let good: Vec<_> = (0..8u64)
-        .map(|c| thread::spawn(move || good_client(addr, 0x9e37_79b9_7f4a_7c15 ^ c, 200)))
+    let pool = random_pool(MAX_BODY + (1 << 20));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let good: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (pool, stopping) = (Arc::clone(&pool), Arc::clone(&stopping));
+            thread::spawn(move || good_client(addr, c, FRAMES, MAX_BODY, &pool, &stopping))
+        })
         .collect();
-    let mut faulted = 0;
     // Silent clients hold connections until the read timeout drops them.
     let silent: Vec<_> = (0..4).map(|_| connect(addr)).collect();
-    faulted += silent.len() as u64;
+    let mut faulted = silent.len() as u64;
     for _ in 0..5 {
         faulted += faults(addr);
     }
-    let served: usize = good.into_iter().map(|c| c.join().unwrap()).sum();
-    assert_eq!(served, 8 * 200, "every good frame came back intact");
+    // Shut down halfway through the load (bounded wait).
+    let deadline = Instant::now() + PATIENCE;
+    while echoed.load(Ordering::SeqCst) < CLIENTS * FRAMES as u64 / 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    stopping.store(true, Ordering::SeqCst);
     stop.shutdown();
     serving.join().unwrap(); // graceful: after every connection ended
+    let received: u64 = good.into_iter().map(|c| c.join().unwrap()).sum();
     drop(silent);
 
+    let echoed = echoed.load(Ordering::SeqCst);
+    println!(
+        "{received} echoes of {} frames before the shutdown",
+        CLIENTS * FRAMES as u64
+    );
+    assert_eq!(
+        received, echoed,
+        "every echo the server wrote arrived whole"
+    );
+    assert!(
+        echoed < CLIENTS * FRAMES as u64,
+        "the shutdown came mid-load"
+    );
     let stats = info.stats();
     assert_eq!(stats.active, 0);
     assert_eq!(stats.accepted, stats.completed + stats.failed);
-    assert_eq!(stats.accepted, 8 + faulted);
-    assert_eq!(stats.completed, 8, "only the good clients ended cleanly");
+    assert_eq!(stats.accepted, CLIENTS + faulted);
+    assert_eq!(
+        stats.completed, CLIENTS,
+        "only the good clients ended cleanly"
+    );
     assert_eq!(
         stats.failed, faulted,
         "every fault failed its own connection"
     );
+    assert_eq!(failures.try_iter().count() as u64, faulted);
+}
+
+#[test]
+fn every_malformed_frame_gets_its_typed_error_from_a_real_server() {
+    let (handler, _, failures) = FramedEcho::new();
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", handler).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+    // A good client stays connected throughout, and is answered after
+    // every bad one.
+    let mut good = connect(addr);
+    for case in common::malformed_frames() {
+        let mut bad = connect(addr);
+        let local = bad.local_addr().unwrap();
+        bad.write_all(&case.wire).unwrap();
+        bad.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        let _ = bad.read_to_end(&mut rest); // the server closes it
+        assert!(rest.is_empty(), "{}: no reply to a bad frame", case.name);
+        // The server reports what the reader reports from memory, and that
+        // is the error this case expects.
+        let in_memory = frame::read_frame(&mut &case.wire[..]).unwrap_err();
+        assert!((case.expect)(&in_memory), "{}: {in_memory:?}", case.name);
+        let (peer, error) = failures.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(peer.as_inet(), Some(local), "{}", case.name);
+        assert_eq!(error, format!("{in_memory:?}"), "{}", case.name);
+        frame::write_frame(&mut good, case.name.as_bytes()).unwrap();
+        let echo = frame::read_frame(&mut good).unwrap().unwrap();
+        assert_eq!(echo.body, case.name.as_bytes());
+    }
+    drop(good);
+    stop.shutdown();
+    serving.join().unwrap();
+}
+
+/// Commands that end, that time out, and whose client leaves mid-run:
+/// every child process must be reaped by the time the server has stopped.
+#[cfg(unix)]
+fn command_phase() {
+    use socketserver::command::{Client, CommandConfig, CommandHandler, Protocol};
+    let config = CommandConfig::default().timeout(Duration::from_millis(200));
+    let server = ThreadingTcpServer::builder(CommandHandler::new(config).unwrap())
+        .graceful_shutdown(PATIENCE)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+    let mut client = Client::connect(addr, Protocol::Framed).unwrap();
+    assert_eq!(client.run("echo hi").unwrap().stdout, b"hi\n");
+    assert!(client.run("sleep 60").unwrap().timed_out);
+    drop(client);
+    let mut leaving = connect(addr);
+    frame::write_frame(&mut leaving, b"sleep 59").unwrap();
+    drop(leaving);
+    stop.shutdown();
+    serving.join().unwrap(); // graceful: the leaving client's request ended
+    // A process's parent is the 4th field of /proc/PID/stat, after the
+    // command name in parentheses.
+    let me = std::process::id().to_string();
+    let children = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|p| std::fs::read_to_string(p.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            after_name.split_whitespace().nth(1) == Some(me.as_str())
+        })
+        .count();
+    assert_eq!(children, 0, "child processes left (zombies count)");
+}
+
+/// A figure in KiB from /proc/self/status (`VmRSS` now, `VmHWM` the peak).
+#[cfg(target_os = "linux")]
+fn rss_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 fn count_entries(dir: &str) -> usize {
@@ -196,7 +366,7 @@ fn count_entries(dir: &str) -> usize {
 
 #[test]
 #[cfg(target_os = "linux")]
-fn nothing_leaks_after_a_server_has_come_and_gone() {
+fn no_thread_fd_or_child_leaks_and_memory_returns_to_baseline() {
     // Other tests in this binary run beside this one, so measure in a
     // child process: this test binary, asked to run only the helper below.
     let exe = std::env::current_exe().unwrap();
@@ -216,16 +386,17 @@ fn nothing_leaks_after_a_server_has_come_and_gone() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    print!("{text}");
     assert!(text.contains("LEAK-FREE"), "{text}");
 }
 
 /// Run by the test above in a process of its own.
 #[test]
-#[ignore = "run by nothing_leaks_after_a_server_has_come_and_gone"]
+#[ignore = "run by no_thread_fd_or_child_leaks_and_memory_returns_to_baseline"]
 fn leak_probe() {
     let threads = || count_entries("/proc/self/task");
     let fds = || count_entries("/proc/self/fd");
-    let (threads_before, fds_before) = (threads(), fds());
+    let (threads_before, fds_before, rss_before) = (threads(), fds(), rss_kib("VmRSS"));
     for pool in [None, Some(8)] {
         let builder = ThreadingTcpServer::builder(Greeter::new()).graceful_shutdown(PATIENCE);
         let server = match pool {
@@ -244,6 +415,27 @@ fn leak_probe() {
         stop.shutdown();
         serving.join().unwrap(); // the server is dropped with its thread
     }
+    // Frames of up to 4 MiB, on 8 connections at once.
+    let (handler, _, _) = FramedEcho::new();
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", handler).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+    let (pool, stopping) = (random_pool(5 << 20), Arc::new(AtomicBool::new(false)));
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (pool, stopping) = (Arc::clone(&pool), Arc::clone(&stopping));
+            thread::spawn(move || good_client(addr, c, 6, 4 << 20, &pool, &stopping))
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 6);
+    }
+    stop.shutdown();
+    serving.join().unwrap();
+    drop(pool);
+    #[cfg(unix)]
+    command_phase();
     // Connection threads end just after their last count; pool workers
     // after their pool is dropped. Wait for them (bounded), then compare.
     let deadline = Instant::now() + PATIENCE;
@@ -256,6 +448,13 @@ fn leak_probe() {
     );
     println!("threads and fds left: {left:?}");
     assert_eq!(left, (0, 0));
+    let (peak, after) = (rss_kib("VmHWM"), rss_kib("VmRSS"));
+    println!("resident KiB: {rss_before} before, {peak} at the peak, {after} after");
+    assert!(peak > rss_before + 32 * 1024, "the load held its frames");
+    assert!(
+        after < rss_before + 8 * 1024,
+        "memory back near its baseline once the connections closed"
+    );
     println!("LEAK-FREE");
 }
 

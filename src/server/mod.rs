@@ -72,7 +72,9 @@
 //! unserved, as Python's `server_close` does. Requests already running go
 //! on to their end on their own threads;
 //! with [`Builder::graceful_shutdown`], `serve_forever` waits for them
-//! (Python's `block_on_close`).
+//! (Python's `block_on_close`). A handler that answers many requests on
+//! one connection checks [`ServerInfo::is_shutdown`] between them, so the
+//! wait ends at a request boundary with every request it read answered.
 
 mod core;
 mod state;
@@ -158,6 +160,33 @@ impl ServerInfo {
     /// The server's counters now.
     pub fn stats(&self) -> Stats {
         self.state.stats()
+    }
+
+    /// Whether the server is shutting down: a handler that serves many
+    /// requests on one connection checks this between requests, so that a
+    /// graceful shutdown ends it at a request boundary, every request it
+    /// read answered in full.
+    ///
+    /// ```
+    /// use std::io::{self, BufRead, BufReader, Write};
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// // Echo lines until the client leaves or the server stops.
+    /// let echo = |conn: &mut Connection| -> io::Result<()> {
+    ///     let mut lines = BufReader::new(conn.stream().try_clone()?);
+    ///     let mut line = String::new();
+    ///     while !conn.server().is_shutdown() && lines.read_line(&mut line)? > 0 {
+    ///         conn.write_all(line.as_bytes())?;
+    ///         line.clear();
+    ///     }
+    ///     Ok(())
+    /// };
+    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", echo)?;
+    /// assert!(!server.info().is_shutdown());
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.state.is_shutdown()
     }
 
     /// A handle that can stop the server, here or from another thread.

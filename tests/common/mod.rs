@@ -61,6 +61,157 @@ impl std::io::Write for ShortWrites {
     }
 }
 
+/// A malformed input for the frame reader, and the error it must get.
+pub struct Malformed {
+    /// What is wrong with it.
+    pub name: &'static str,
+    /// The bytes a peer sends, then it closes its side.
+    pub wire: Vec<u8>,
+    /// Whether the reader's error is the right one.
+    pub expect: fn(&socketserver::frame::FrameError) -> bool,
+}
+
+/// A frame with a hand-written header.
+pub fn raw_frame(header: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut wire = (header.len() as i32).to_le_bytes().to_vec();
+    wire.extend_from_slice(header);
+    wire.extend_from_slice(body);
+    wire
+}
+
+/// Every way a frame can be wrong, each with its typed error: the frame
+/// tests read them from memory, the reliability tests send them to a
+/// server over a socket.
+pub fn malformed_frames() -> Vec<Malformed> {
+    use socketserver::frame::{FrameError as E, FramePart, write_frame};
+    let mut hello = Vec::new();
+    write_frame(&mut hello, b"hello").expect("writes to a Vec");
+    let mut corrupted = hello.clone();
+    *corrupted.last_mut().expect("a body") ^= 1;
+    let cut = |n: usize| hello[..n].to_vec();
+    vec![
+        Malformed {
+            name: "ends inside the header length",
+            wire: cut(2),
+            expect: |e| {
+                matches!(
+                    e,
+                    E::Truncated {
+                        part: FramePart::HeaderLength,
+                        expected: 4,
+                        received: 2
+                    }
+                )
+            },
+        },
+        Malformed {
+            name: "ends inside the header",
+            wire: cut(30),
+            expect: |e| {
+                matches!(
+                    e,
+                    E::Truncated {
+                        part: FramePart::Header,
+                        expected: 62,
+                        received: 26
+                    }
+                )
+            },
+        },
+        Malformed {
+            name: "ends inside the body",
+            wire: cut(69),
+            expect: |e| {
+                matches!(
+                    e,
+                    E::Truncated {
+                        part: FramePart::Body,
+                        expected: 5,
+                        received: 3
+                    }
+                )
+            },
+        },
+        Malformed {
+            name: "negative header length",
+            wire: (-1i32).to_le_bytes().to_vec(),
+            expect: |e| matches!(e, E::NegativeHeaderLength(-1)),
+        },
+        Malformed {
+            name: "header length over the limit",
+            wire: (1i32 << 20).to_le_bytes().to_vec(),
+            expect: |e| {
+                matches!(
+                    e,
+                    E::HeaderTooLong {
+                        len: 1_048_576,
+                        max: 65_536
+                    }
+                )
+            },
+        },
+        Malformed {
+            name: "header not UTF-8",
+            wire: raw_frame(b"\xff\xfe", b""),
+            expect: |e| matches!(e, E::HeaderNotUtf8(_)),
+        },
+        Malformed {
+            name: "header not JSON",
+            wire: raw_frame(b"not json", b""),
+            expect: |e| matches!(e, E::InvalidHeader(_)),
+        },
+        Malformed {
+            name: "header without md5",
+            wire: raw_frame(br#"{"ver":"1","lenth":0}"#, b""),
+            expect: |e| matches!(e, E::InvalidHeader(why) if why.contains("md5")),
+        },
+        Malformed {
+            name: "length is a string",
+            wire: raw_frame(br#"{"ver":"1","md5":"x","lenth":"5"}"#, b""),
+            expect: |e| matches!(e, E::InvalidHeader(_)),
+        },
+        Malformed {
+            name: "negative body length",
+            wire: raw_frame(br#"{"ver":"1","md5":"x","lenth":-5}"#, b""),
+            expect: |e| matches!(e, E::InvalidHeader(_)),
+        },
+        Malformed {
+            name: "header is not an object",
+            wire: raw_frame(b"[1,2,3]", b""),
+            expect: |e| matches!(e, E::InvalidHeader(_)),
+        },
+        Malformed {
+            name: "unknown version",
+            wire: raw_frame(br#"{"ver":"2","md5":"x","lenth":0}"#, b""),
+            expect: |e| matches!(e, E::UnsupportedVersion(v) if v == "2"),
+        },
+        Malformed {
+            name: "body length over the limit",
+            wire: raw_frame(br#"{"ver":"1","md5":"x","lenth":99999999999}"#, b""),
+            expect: |e| {
+                matches!(
+                    e,
+                    E::BodyTooLong {
+                        len: 99_999_999_999,
+                        ..
+                    }
+                )
+            },
+        },
+        Malformed {
+            name: "a body byte changed",
+            wire: corrupted,
+            expect: |e| match e {
+                E::Md5Mismatch { expected, actual } => {
+                    expected == "5d41402abc4b2a76b9719d911017c592"
+                        && *actual == format!("{:x}", md5::compute(b"helln"))
+                }
+                _ => false,
+            },
+        },
+    ]
+}
+
 /// A command that runs one of the crate's examples, built if need be.
 ///
 /// `cargo test` builds the examples before it runs the tests; a filtered
