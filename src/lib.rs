@@ -17,10 +17,11 @@
 //! | [`greet`] | the greeting protocol: [`greet::Greeter`] for TCP and UDP servers, and the seed's clients | tcp编程, udp编程 |
 //! | [`sticky`] | 粘包 and 分包 made to happen on purpose, and undone by frames | 粘包与分包 |
 //! | [`command`] | the remote command service on the frame, compatible with the seed and safe by default (Unix) | 模拟远程执行命令 |
+//! | [`files`] | file transfer on the frame: chunked, md5-verified, resumable, confined to a root | beyond the seed |
 //!
 //! The examples run each lesson (`cargo run --example tour` runs them all):
 //! `tcp_server`, `tcp_client`, `udp_server`, `udp_client`, `socketserver`,
-//! `sticky_packets`, `cmd_server`, `cmd_client`.
+//! `sticky_packets`, `cmd_server`, `cmd_client`, `file_server`, `file_client`.
 //!
 //! # A first server
 //!
@@ -51,6 +52,7 @@
 
 #[cfg(unix)]
 pub mod command;
+pub mod files;
 pub mod frame;
 pub mod greet;
 pub mod handler;

@@ -1,0 +1,234 @@
+//! The file client: one connection, any number of requests, each a status
+//! frame back and, for `get` and `put`, a run of chunks.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{
+    CHUNK, Digest, Entry, FileError, MAX_LISTING, MAX_NAME, digest_prefix, field, number,
+    receive_chunks, send_chunks,
+};
+use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
+
+/// How long the client waits for the server to say anything. A resumed
+/// `get` of a large file waits while the server hashes the part already
+/// sent, about 2 s per GiB.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A connection to a file server.
+///
+/// Every method takes a progress callback, called with the bytes done and
+/// the total as chunks go by (`|_, _| {}` for none). See the
+/// [module](super) for an example.
+#[derive(Debug)]
+pub struct FileClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// What a finished `get` or `put` moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The file's size in bytes.
+    pub size: u64,
+    /// Its digest (see [`file_digest`](super::file_digest)), verified.
+    pub digest: String,
+    /// Where this transfer started: non-zero when a cut `get` resumed.
+    pub resumed_from: u64,
+}
+
+impl FileClient {
+    /// Connects, with [`DEFAULT_TIMEOUT`] on reads and writes.
+    ///
+    /// # Errors
+    ///
+    /// The connection cannot be made.
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<FileClient> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(DEFAULT_TIMEOUT))?;
+        stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
+        Ok(FileClient {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Sends a request and reads its status frame.
+    fn request(&mut self, request: Header) -> Result<Header, FileError> {
+        write_frame_parts(&mut self.stream, &request, &[])?;
+        self.read_status()
+    }
+
+    /// Reads a status frame: the server's error, or `ok` (with a body, if
+    /// any, left in `self.buf`).
+    fn read_status(&mut self) -> Result<Header, FileError> {
+        // A listing is the only status with a body: entries are short.
+        let limits = FrameLimits::new().max_body_len((MAX_LISTING * (MAX_NAME + 64)) as u64);
+        let status = read_frame_into(&mut self.stream, &limits, &mut self.buf)?
+            .ok_or(FrameError::Io(io::ErrorKind::UnexpectedEof.into()))?;
+        if status.extra.contains_key("error") {
+            return Err(FileError::from_wire(&status));
+        }
+        if status.extra.get("ok") != Some(&Value::Bool(true)) {
+            return Err(FileError::Protocol(
+                "a reply that is neither ok nor an error".into(),
+            ));
+        }
+        Ok(status)
+    }
+
+    /// Lists directory `dir` of the server's root (`""` for the root).
+    ///
+    /// # Errors
+    ///
+    /// [`FileError::NotFound`] or [`FileError::BadName`] for a directory
+    /// that is not there or not allowed; I/O and frame errors.
+    pub fn ls(&mut self, dir: &str) -> Result<Vec<Entry>, FileError> {
+        self.request(Header::for_body(b"").with("op", "ls").with("name", dir))?;
+        serde_json::from_slice(&self.buf)
+            .map_err(|e| FileError::Protocol(format!("a listing that is not one: {e}")))
+    }
+
+    /// Downloads `name` to `dest`, resuming from `DEST.part` if an earlier
+    /// `get` was cut. Refuses to replace an existing `dest` unless
+    /// `overwrite`.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal ([`FileError::NotFound`], [`FileError::BadName`]);
+    /// [`FileError::AlreadyExists`] for `dest`. A cut connection keeps
+    /// `DEST.part` for the next `get`; a corrupted chunk or a digest that
+    /// does not match deletes it.
+    pub fn get(
+        &mut self,
+        name: &str,
+        dest: &Path,
+        overwrite: bool,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Transfer, FileError> {
+        if !overwrite && fs::symlink_metadata(dest).is_ok() {
+            return Err(FileError::AlreadyExists(dest.display().to_string()));
+        }
+        let part = part_path(dest);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&part)?;
+        // Whole chunks only: a chunk cut mid-write is fetched again.
+        let have = file.metadata()?.len();
+        let mut offset = have - have % CHUNK as u64;
+        let request = |offset: u64| {
+            Header::for_body(b"")
+                .with("op", "get")
+                .with("name", name)
+                .with("offset", offset)
+        };
+        let status = match self.request(request(offset)) {
+            // The file shrank since the cut: start over.
+            Err(FileError::BadOffset { .. }) if offset > 0 => {
+                offset = 0;
+                self.request(request(0))
+            }
+            other => other,
+        }?;
+        file.set_len(offset)?;
+        file.seek(SeekFrom::Start(0))?;
+        let digest = digest_prefix(&mut file, offset)?;
+        let size = number(&status, "size")?;
+        if size < offset {
+            return Err(FileError::Protocol(
+                "a size before the resume offset".into(),
+            ));
+        }
+        progress(offset, size);
+        let received = receive_chunks(
+            &mut self.stream,
+            &mut file,
+            size - offset,
+            digest,
+            &mut |n| progress(offset + n, size),
+        );
+        drop(file);
+        match received {
+            Ok((announced, actual)) if announced == actual => {
+                fs::rename(&part, dest)?;
+                Ok(Transfer {
+                    size,
+                    digest: actual,
+                    resumed_from: offset,
+                })
+            }
+            Ok((announced, actual)) => {
+                let _ = fs::remove_file(&part);
+                Err(FileError::DigestMismatch {
+                    expected: announced,
+                    actual,
+                })
+            }
+            // Cut: what arrived is verified; keep it for the next try.
+            Err(e @ (FileError::Io(_) | FileError::Frame(FrameError::Truncated { .. }))) => Err(e),
+            Err(e) => {
+                let _ = fs::remove_file(&part);
+                Err(e)
+            }
+        }
+    }
+
+    /// Uploads `source` as `name`. Refuses to replace an existing file on
+    /// the server unless `overwrite`.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal: [`FileError::AlreadyExists`],
+    /// [`FileError::TooLarge`], [`FileError::ReadOnly`],
+    /// [`FileError::BadName`]; [`FileError::DigestMismatch`] or a frame
+    /// error if the bytes were damaged on the way (the server keeps
+    /// nothing); I/O errors.
+    pub fn put(
+        &mut self,
+        source: &Path,
+        name: &str,
+        overwrite: bool,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Transfer, FileError> {
+        let mut file = File::open(source)?;
+        let size = file.metadata()?.len();
+        self.request(
+            Header::for_body(b"")
+                .with("op", "put")
+                .with("name", name)
+                .with("size", size)
+                .with("overwrite", overwrite),
+        )?;
+        progress(0, size);
+        send_chunks(&mut self.stream, &mut file, size, Digest::new(), &mut |n| {
+            progress(n, size)
+        })?;
+        // The server's verdict, once it has checked the digest.
+        let done = self.read_status()?;
+        let digest = field(&done, "digest")?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Transfer {
+            size,
+            digest,
+            resumed_from: 0,
+        })
+    }
+}
+
+/// Where a `get` of `dest` keeps what has arrived: `DEST.part`.
+pub(super) fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    dest.with_file_name(name)
+}

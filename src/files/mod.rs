@@ -1,0 +1,500 @@
+//! A lesson beyond the seed: moving files over the frame, in constant
+//! memory, verified, and resumable.
+//!
+//! Readers of the seed go on to send files with the same frame. The first
+//! try puts a whole file in one frame, as the seed does with a command's
+//! output. That works, but the frame carries its md5 *before* the body, so
+//! the sender must read the file twice (once to hash it, once to send it)
+//! and cannot hash while the bytes travel. So a file travels here as a run
+//! of frames, one per 1 MiB chunk, each the seed's frame with its own md5,
+//! and an end frame with the digest of the whole file:
+//!
+//! ```text
+//! client                                   server
+//! {"op":"get","name":"a.iso","offset":0}  ──►
+//!                                          ◄──  {"ok":true,"size":2621440,"offset":0,"chunk":1048576}
+//!                                          ◄──  {"md5":"…","lenth":1048576}  <1 MiB>
+//!                                          ◄──  {"md5":"…","lenth":1048576}  <1 MiB>
+//!                                          ◄──  {"md5":"…","lenth":524288}   <512 KiB>
+//!                                          ◄──  {"lenth":0,"end":true,"size":2621440,"digest":"…"}
+//! ```
+//!
+//! Every frame also carries the seed's `ver`, `md5` and `lenth`; requests
+//! and status frames have empty bodies, and their fields are extra header
+//! keys. The sender hashes a chunk while the receiver hashes the one
+//! before, so each byte is hashed once on each side, at the same time.
+//!
+//! * **The digest** of a file is the md5 of its chunks' md5s, as lowercase
+//!   hex, one after another (S3 does the same for multipart uploads). It is
+//!   as strong as one md5 of the file, costs nothing once the chunks are
+//!   hashed, and [`file_digest`] computes it for a file on disk.
+//! * **Nothing half-written under the real name.** The receiver writes to
+//!   a temporary file and renames it only after every chunk's md5 and the
+//!   digest match. A corrupted chunk deletes the temporary file.
+//! * **Resume.** A cut `get` leaves `NAME.part`, whole chunks verified on
+//!   arrival; the next `get` asks for the rest from that offset, and the
+//!   digest it gets at the end covers the whole file, old chunks too.
+//! * **Confined names.** A name is a relative path of plain components
+//!   inside the served root: `..`, `.`, absolute paths, hidden names
+//!   (leading `.`), backslashes, NUL bytes, and symlinks that lead out of
+//!   the root are refused (see [`FileError::BadName`]).
+//! * **Limits.** Uploads of at most [`FileConfig::max_upload`] bytes, never
+//!   over an existing file unless the client asks; listings of at most
+//!   [`MAX_LISTING`] entries; names of at most [`MAX_NAME`] bytes.
+//!
+//! An error leaves as a frame with `"error"` and `"kind"` keys; the client
+//! turns it back into the same [`FileError`] variant. After one, the
+//! connection takes the next request, unless the stream is out of step.
+//!
+//! # Example
+//!
+//! ```
+//! use std::thread;
+//! use socketserver::files::{self, FileClient, FileConfig};
+//!
+//! # let dir = std::env::temp_dir().join(format!("files-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let (root, local) = (dir.join("root"), dir.join("local"));
+//! # std::fs::create_dir_all(&root)?;
+//! # std::fs::create_dir_all(&local)?;
+//! let server = files::bind("127.0.0.1:0", FileConfig::new(&root))?;
+//! let addr = server.local_addr()?;
+//! thread::spawn(move || server.serve_forever());
+//!
+//! std::fs::write(local.join("notes.txt"), "你好, files")?;
+//! let mut client = FileClient::connect(addr)?;
+//! client.put(&local.join("notes.txt"), "notes.txt", false, |_, _| {})?;
+//! let listing = client.ls("")?;
+//! assert_eq!(listing[0].name, "notes.txt");
+//! client.get("notes.txt", &local.join("copy.txt"), false, |_, _| {})?;
+//! assert_eq!(std::fs::read_to_string(local.join("copy.txt"))?, "你好, files");
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod client;
+mod name;
+mod server;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use client::{FileClient, Transfer};
+pub use server::{FileHandler, bind};
+
+use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
+
+/// The size of every chunk but a file's last.
+pub const CHUNK: usize = 1024 * 1024;
+/// The longest name accepted, in bytes.
+pub const MAX_NAME: usize = 1024;
+/// The most entries a listing returns.
+pub const MAX_LISTING: usize = 10_000;
+/// The largest upload accepted, unless set: 4 GiB.
+pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
+
+/// What a file server serves, and how much it accepts.
+///
+/// ```
+/// use socketserver::files::FileConfig;
+/// let config = FileConfig::new("/srv/files").max_upload(1 << 20).read_only(true);
+/// assert_eq!(config.max_upload, 1 << 20);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FileConfig {
+    /// The directory served; names are confined to it.
+    pub root: PathBuf,
+    /// The largest upload accepted, in bytes.
+    pub max_upload: u64,
+    /// Refuse every upload.
+    pub read_only: bool,
+}
+
+impl FileConfig {
+    /// Serves `root`, uploads up to [`DEFAULT_MAX_UPLOAD`] allowed.
+    pub fn new(root: impl Into<PathBuf>) -> FileConfig {
+        FileConfig {
+            root: root.into(),
+            max_upload: DEFAULT_MAX_UPLOAD,
+            read_only: false,
+        }
+    }
+
+    /// Sets the largest upload accepted.
+    pub fn max_upload(mut self, bytes: u64) -> FileConfig {
+        self.max_upload = bytes;
+        self
+    }
+
+    /// Refuses uploads (`true`) or accepts them.
+    pub fn read_only(mut self, read_only: bool) -> FileConfig {
+        self.read_only = read_only;
+        self
+    }
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    /// The name, relative to the directory listed.
+    pub name: String,
+    /// The size in bytes (0 for a directory).
+    pub size: u64,
+    /// Whether it is a directory.
+    pub dir: bool,
+}
+
+/// Why a file request failed, on either side of the connection.
+///
+/// The server sends its error's [`code`](FileError::code) and message; the
+/// client turns them back into the same variant, so both sides match on
+/// one type.
+///
+/// ```
+/// use socketserver::files::FileError;
+/// let e = FileError::BadName { name: "../etc/passwd".into(), why: "`..` leaves the root".into() };
+/// assert_eq!(e.to_string(), "refused name \"../etc/passwd\": `..` leaves the root");
+/// assert_eq!(e.code(), "bad_name");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FileError {
+    /// Reading or writing a file or the connection failed.
+    Io(io::Error),
+    /// A frame was malformed, cut short, or failed its md5 check.
+    Frame(FrameError),
+    /// The name is not a plain relative path inside the root.
+    BadName {
+        /// The name as asked for.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// No such file (or it is not a regular file).
+    NotFound(String),
+    /// The destination exists and overwriting was not asked for.
+    AlreadyExists(String),
+    /// An upload larger than the server accepts.
+    TooLarge {
+        /// The upload's size.
+        size: u64,
+        /// The most the server accepts.
+        max: u64,
+    },
+    /// The server refuses uploads.
+    ReadOnly,
+    /// A resume offset past the end of the file or not on a chunk boundary.
+    BadOffset {
+        /// The offset asked for.
+        offset: u64,
+        /// The file's size.
+        size: u64,
+    },
+    /// Every chunk arrived intact, but the whole did not match: the file
+    /// changed between a cut transfer and its resume, or the sender lied.
+    DigestMismatch {
+        /// The digest the sender announced.
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+    /// The peer broke the protocol: an unexpected frame or field.
+    Protocol(String),
+    /// The server reported an error this client does not know.
+    Server(String),
+}
+
+impl FileError {
+    /// The short code that names this error on the wire.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FileError::Io(_) => "io",
+            FileError::Frame(_) => "frame",
+            FileError::BadName { .. } => "bad_name",
+            FileError::NotFound(_) => "not_found",
+            FileError::AlreadyExists(_) => "exists",
+            FileError::TooLarge { .. } => "too_large",
+            FileError::ReadOnly => "read_only",
+            FileError::BadOffset { .. } => "bad_offset",
+            FileError::DigestMismatch { .. } => "digest_mismatch",
+            FileError::Protocol(_) => "protocol",
+            FileError::Server(_) => "server",
+        }
+    }
+
+    /// Rebuilds an error from a server's error frame: its fields where the
+    /// variant has them, else its message.
+    fn from_wire(header: &Header) -> FileError {
+        let field = |key: &str| header.extra.get(key);
+        let text = |key: &str| field(key).and_then(Value::as_str).unwrap_or("").to_owned();
+        let number = |key: &str| field(key).and_then(Value::as_u64).unwrap_or(0);
+        match field("kind").and_then(Value::as_str).unwrap_or("") {
+            "bad_name" => FileError::BadName {
+                name: text("name"),
+                why: text("why"),
+            },
+            "not_found" => FileError::NotFound(text("name")),
+            "exists" => FileError::AlreadyExists(text("name")),
+            "too_large" => FileError::TooLarge {
+                size: number("size"),
+                max: number("max"),
+            },
+            "read_only" => FileError::ReadOnly,
+            "bad_offset" => FileError::BadOffset {
+                offset: number("offset"),
+                size: number("size"),
+            },
+            "digest_mismatch" => FileError::DigestMismatch {
+                expected: text("expected"),
+                actual: text("actual"),
+            },
+            _ => FileError::Server(text("error")),
+        }
+    }
+
+    /// The error frame for this error: its code, message and fields.
+    fn to_wire(&self) -> Header {
+        let header = Header::for_body(b"")
+            .with("error", self.to_string())
+            .with("kind", self.code());
+        match self {
+            FileError::BadName { name, why } => {
+                header.with("name", name.as_str()).with("why", why.as_str())
+            }
+            FileError::NotFound(name) | FileError::AlreadyExists(name) => {
+                header.with("name", name.as_str())
+            }
+            FileError::TooLarge { size, max } => header.with("size", *size).with("max", *max),
+            FileError::BadOffset { offset, size } => {
+                header.with("offset", *offset).with("size", *size)
+            }
+            FileError::DigestMismatch { expected, actual } => header
+                .with("expected", expected.as_str())
+                .with("actual", actual.as_str()),
+            _ => header,
+        }
+    }
+
+    /// Whether the connection can take another request after this error:
+    /// not after a broken frame or stream, whose next byte is unknown.
+    fn keeps_connection(&self) -> bool {
+        !matches!(
+            self,
+            FileError::Io(_) | FileError::Frame(_) | FileError::Protocol(_)
+        )
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileError::Io(e) => write!(f, "I/O error: {e}"),
+            FileError::Frame(e) => write!(f, "bad frame: {e}"),
+            FileError::BadName { name, why } => write!(f, "refused name {name:?}: {why}"),
+            FileError::NotFound(name) => write!(f, "no such file: {name:?}"),
+            FileError::AlreadyExists(name) => {
+                write!(f, "{name:?} exists; ask to overwrite it to replace it")
+            }
+            FileError::TooLarge { size, max } => {
+                write!(
+                    f,
+                    "upload of {size} bytes is over the server's limit of {max}"
+                )
+            }
+            FileError::ReadOnly => write!(f, "this server accepts no uploads"),
+            FileError::BadOffset { offset, size } => write!(
+                f,
+                "cannot resume at byte {offset} of a {size}-byte file \
+                 (past its end or not on a {CHUNK}-byte chunk boundary)"
+            ),
+            FileError::DigestMismatch { expected, actual } => write!(
+                f,
+                "the file's digest is {actual}, not {expected} as announced: \
+                 it changed during the transfer"
+            ),
+            FileError::Protocol(why) => write!(f, "protocol error: {why}"),
+            FileError::Server(message) => write!(f, "server error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for FileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FileError::Io(e) => Some(e),
+            FileError::Frame(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for FileError {
+    fn from(e: io::Error) -> FileError {
+        FileError::Io(e)
+    }
+}
+
+impl From<FrameError> for FileError {
+    fn from(e: FrameError) -> FileError {
+        match e {
+            FrameError::Io(e) => FileError::Io(e),
+            other => FileError::Frame(other),
+        }
+    }
+}
+
+/// The digest of a file as its chunks go by: the md5 of their md5s.
+#[derive(Clone)]
+struct Digest(md5::Context);
+
+impl Digest {
+    fn new() -> Digest {
+        Digest(md5::Context::new())
+    }
+
+    fn add(&mut self, chunk_md5: &str) {
+        self.0.consume(chunk_md5.as_bytes());
+    }
+
+    fn hex(self) -> String {
+        format!("{:x}", self.0.finalize())
+    }
+}
+
+/// Reads up to one chunk: fewer bytes only at the end of `source`.
+fn read_chunk(source: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> io::Result<()> {
+    buf.clear();
+    source.take(want as u64).read_to_end(buf)?;
+    Ok(())
+}
+
+/// The digest of the first `len` bytes of `file`, read from where it is.
+fn digest_prefix(file: &mut impl Read, len: u64) -> io::Result<Digest> {
+    let mut digest = Digest::new();
+    let mut buf = Vec::with_capacity(CHUNK);
+    let mut left = len;
+    while left > 0 {
+        read_chunk(file, &mut buf, CHUNK.min(left as usize))?;
+        if buf.is_empty() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        digest.add(&format!("{:x}", md5::compute(&buf)));
+        left -= buf.len() as u64;
+    }
+    Ok(digest)
+}
+
+/// The digest of a file on disk, as a transfer's end frame carries it.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("digest-doc-{}", std::process::id()));
+/// std::fs::write(&path, b"hello")?;
+/// // One chunk: the md5 of the hex md5 of "hello".
+/// let expected = format!("{:x}", md5::compute(b"5d41402abc4b2a76b9719d911017c592"));
+/// assert_eq!(socketserver::files::file_digest(&path)?, expected);
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn file_digest(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    Ok(digest_prefix(&mut file, len)?.hex())
+}
+
+/// Sends `len` bytes of `source` as chunk frames, then the end frame;
+/// `digest` already holds the chunks before (on a resume). Calls
+/// `progress` with the bytes sent after each chunk.
+fn send_chunks(
+    w: &mut impl Write,
+    source: &mut impl Read,
+    len: u64,
+    mut digest: Digest,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(CHUNK);
+    let mut sent = 0;
+    while sent < len {
+        read_chunk(source, &mut buf, CHUNK.min((len - sent) as usize))?;
+        if buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while being sent",
+            ));
+        }
+        let header = Header::for_body(&buf);
+        digest.add(&header.md5);
+        write_frame_parts(w, &header, &[&buf])?;
+        sent += buf.len() as u64;
+        progress(sent);
+    }
+    let end = Header::for_body(b"")
+        .with("end", true)
+        .with("size", len)
+        .with("digest", digest.hex());
+    write_frame_parts(w, &end, &[])
+}
+
+/// Receives chunk frames into `sink` until the end frame; exactly `len`
+/// bytes must come, in whole chunks but for the last. Only verified
+/// chunks reach `sink`. Returns the digest the sender announced and the
+/// one computed, for the caller to compare.
+fn receive_chunks(
+    r: &mut impl Read,
+    sink: &mut impl Write,
+    len: u64,
+    mut digest: Digest,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(String, String), FileError> {
+    let limits = FrameLimits::new().max_body_len(CHUNK as u64);
+    let mut buf = Vec::with_capacity(CHUNK);
+    let mut received = 0u64;
+    loop {
+        let header = read_frame_into(r, &limits, &mut buf)?
+            .ok_or_else(|| FileError::Protocol("the connection ended inside a file".into()))?;
+        if header.extra.contains_key("error") {
+            return Err(FileError::from_wire(&header));
+        }
+        if header.extra.get("end") == Some(&Value::Bool(true)) {
+            if received != len {
+                return Err(FileError::Protocol(format!(
+                    "the file ended after {received} of {len} bytes"
+                )));
+            }
+            let announced = header.extra.get("digest").and_then(Value::as_str);
+            let announced = announced
+                .ok_or_else(|| FileError::Protocol("an end frame without a digest".into()))?;
+            return Ok((announced.to_owned(), digest.hex()));
+        }
+        let expected = CHUNK.min((len - received.min(len)) as usize);
+        if buf.len() != expected || expected == 0 {
+            return Err(FileError::Protocol(format!(
+                "a chunk of {} bytes where {expected} were due",
+                buf.len()
+            )));
+        }
+        sink.write_all(&buf)?;
+        digest.add(&header.md5);
+        received += buf.len() as u64;
+        progress(received);
+    }
+}
+
+/// A request's or status frame's field, or a protocol error naming it.
+fn field<'h>(header: &'h Header, key: &str) -> Result<&'h Value, FileError> {
+    header
+        .extra
+        .get(key)
+        .ok_or_else(|| FileError::Protocol(format!("missing field {key:?}")))
+}
+
+/// A whole-number field.
+fn number(header: &Header, key: &str) -> Result<u64, FileError> {
+    field(header, key)?
+        .as_u64()
+        .ok_or_else(|| FileError::Protocol(format!("{key:?} is not a whole number")))
+}

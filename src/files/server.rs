@@ -1,0 +1,236 @@
+//! The file server: a [`BaseRequestHandler`] that answers `ls`, `get` and
+//! `put` requests on one connection until the client leaves, and [`bind`],
+//! which serves it on loopback-friendly defaults.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+
+use super::name::Root;
+use super::{
+    CHUNK, Digest, FileConfig, FileError, digest_prefix, field, number, receive_chunks, send_chunks,
+};
+use crate::frame::{FrameLimits, Header, read_frame_into, write_frame_parts};
+use crate::handler::{BaseRequestHandler, Connection};
+use crate::server::ThreadingTcpServer;
+
+/// The most clients connected at once, from [`bind`].
+const MAX_CLIENTS: usize = 64;
+
+/// The largest request frame: requests are a header and no body.
+const MAX_REQUEST_BODY: u64 = 0;
+
+/// Serves files from one directory on any stream server.
+///
+/// ```
+/// use socketserver::TcpServer;
+/// use socketserver::files::{FileConfig, FileHandler};
+///
+/// let root = std::env::temp_dir();
+/// let handler = FileHandler::new(FileConfig::new(&root).read_only(true))?;
+/// let one_at_a_time = TcpServer::bind("127.0.0.1:0", handler)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct FileHandler {
+    config: FileConfig,
+    root: Root,
+    uploads: AtomicU64,
+}
+
+impl FileHandler {
+    /// A handler serving `config.root`.
+    ///
+    /// # Errors
+    ///
+    /// The root does not exist or is not a directory.
+    pub fn new(config: FileConfig) -> io::Result<FileHandler> {
+        Ok(FileHandler {
+            root: Root::new(&config.root)?,
+            config,
+            uploads: AtomicU64::new(0),
+        })
+    }
+
+    /// Serves one request; `Ok` when the connection can take another.
+    fn serve(&self, conn: &mut Connection, request: &Header) -> Result<(), FileError> {
+        let name = field(request, "name")?
+            .as_str()
+            .ok_or_else(|| FileError::Protocol("\"name\" is not a string".into()))?;
+        match field(request, "op")?.as_str() {
+            Some("ls") => {
+                let listing = self.root.list(name)?;
+                let body = serde_json::to_vec(&listing).map_err(io::Error::from)?;
+                let header = Header::for_body(&body).with("ok", true);
+                Ok(write_frame_parts(conn, &header, &[&body])?)
+            }
+            Some("get") => {
+                let offset = number(request, "offset")?;
+                self.get(conn, name, offset)
+            }
+            Some("put") => {
+                let size = number(request, "size")?;
+                let overwrite = request.extra.get("overwrite") == Some(&Value::Bool(true));
+                self.put(conn, name, size, overwrite)
+            }
+            other => Err(FileError::Protocol(format!("unknown op {other:?}"))),
+        }
+    }
+
+    fn get(&self, conn: &mut Connection, name: &str, offset: u64) -> Result<(), FileError> {
+        let mut file = File::open(self.root.existing_file(name)?)?;
+        let size = file.metadata()?.len();
+        if offset > size || offset % CHUNK as u64 != 0 {
+            return Err(FileError::BadOffset { offset, size });
+        }
+        // The digest covers the whole file, so a resume hashes the part
+        // the client already has, here as there.
+        let digest = digest_prefix(&mut file, offset)?;
+        let status = Header::for_body(b"")
+            .with("ok", true)
+            .with("size", size)
+            .with("offset", offset)
+            .with("chunk", CHUNK as u64);
+        write_frame_parts(conn, &status, &[])?;
+        send_chunks(conn, &mut file, size - offset, digest, &mut |_| {})?;
+        Ok(())
+    }
+
+    fn put(
+        &self,
+        conn: &mut Connection,
+        name: &str,
+        size: u64,
+        overwrite: bool,
+    ) -> Result<(), FileError> {
+        if self.config.read_only {
+            return Err(FileError::ReadOnly);
+        }
+        if size > self.config.max_upload {
+            return Err(FileError::TooLarge {
+                size,
+                max: self.config.max_upload,
+            });
+        }
+        let dest = self.root.new_file(name, overwrite)?;
+        let mut temp = TempFile::beside(&dest, self.uploads.fetch_add(1, Ordering::Relaxed))?;
+        write_frame_parts(conn, &Header::for_body(b"").with("ok", true), &[])?;
+        let (announced, actual) =
+            receive_chunks(conn, &mut temp.file, size, Digest::new(), &mut |_| {})?;
+        if announced != actual {
+            return Err(FileError::DigestMismatch {
+                expected: announced,
+                actual,
+            });
+        }
+        temp.persist(&dest, overwrite, name)?;
+        let done = Header::for_body(b"")
+            .with("ok", true)
+            .with("size", size)
+            .with("digest", actual);
+        Ok(write_frame_parts(conn, &done, &[])?)
+    }
+}
+
+impl BaseRequestHandler for FileHandler {
+    fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        // Status frames are small and follow each other: send each at once.
+        if let Some(tcp) = conn.stream().as_tcp() {
+            tcp.set_nodelay(true)?;
+        }
+        let limits = FrameLimits::new().max_body_len(MAX_REQUEST_BODY);
+        let mut body = Vec::new();
+        while !conn.server().is_shutdown() {
+            let Some(request) = read_frame_into(conn, &limits, &mut body)? else {
+                return Ok(());
+            };
+            if let Err(e) = self.serve(conn, &request) {
+                // Tell the client why, if the stream still allows it; a
+                // client that is gone makes this write fail, which is fine.
+                let sent = write_frame_parts(conn, &e.to_wire(), &[]);
+                if !e.keeps_connection() || sent.is_err() {
+                    return Err(io::Error::other(e));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An upload in progress: a hidden file beside its destination (so the
+/// rename stays on one filesystem), removed unless persisted.
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    kept: bool,
+}
+
+impl TempFile {
+    fn beside(dest: &Path, n: u64) -> io::Result<TempFile> {
+        let file_name = dest
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("upload");
+        let path = dest.with_file_name(format!(".{file_name}.{}-{n}.part", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(TempFile {
+            path,
+            file,
+            kept: false,
+        })
+    }
+
+    /// Gives the upload its name: replacing what is there if `overwrite`,
+    /// else failing if something took the name since the request (a hard
+    /// link cannot replace, so the check and the naming are one step).
+    fn persist(mut self, dest: &Path, overwrite: bool, name: &str) -> Result<(), FileError> {
+        if overwrite {
+            fs::rename(&self.path, dest)?;
+            self.kept = true;
+        } else {
+            match fs::hard_link(&self.path, dest) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(FileError::AlreadyExists(name.to_owned()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Binds a threading file server (thread per connection, at most 64
+/// clients at once) serving `config.root`.
+///
+/// Reading and writing files needs no token the way running commands
+/// does, but anyone who can reach the address can read everything in the
+/// root (and, unless [`FileConfig::read_only`], upload): bind loopback
+/// unless that is what you want.
+///
+/// # Errors
+///
+/// The root is not a directory, or the address cannot be bound.
+pub fn bind(
+    addr: impl ToSocketAddrs,
+    config: FileConfig,
+) -> io::Result<ThreadingTcpServer<FileHandler>> {
+    ThreadingTcpServer::builder(FileHandler::new(config)?)
+        .max_connections(MAX_CLIENTS)
+        .bind(addr)
+}
