@@ -318,7 +318,48 @@ impl Connection {
     pub fn server(&self) -> &ServerInfo {
         &self.server
     }
+
+    /// Ends the connection so that a reply just written survives, for a
+    /// handler that gives up on a client that may still be sending.
+    ///
+    /// Closing a socket with unread input makes the kernel send a reset,
+    /// which can destroy data the client has not read yet: an error reply,
+    /// say. So this sends our end of stream first, then reads and drops
+    /// what the client still sends, for up to [`LINGER_TIME`] and
+    /// [`LINGER_BYTES`], before the socket closes when the handler returns.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+    ///     conn.write_all(b"no thanks")?;
+    ///     conn.linger_close();
+    ///     Ok(())
+    /// })?;
+    /// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// client.write_all(b"unwanted bytes the server never reads")?;
+    /// server.handle_request()?;
+    /// let mut reply = String::new();
+    /// client.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "no thanks");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn linger_close(&mut self) {
+        let stream = &self.stream;
+        if stream.shutdown(Shutdown::Write).is_err()
+            || stream.set_read_timeout(Some(LINGER_TIME)).is_err()
+        {
+            return;
+        }
+        let _ = io::copy(&mut self.take(LINGER_BYTES), &mut io::sink());
+    }
 }
+
+/// How long [`Connection::linger_close`] waits for the client to stop.
+pub const LINGER_TIME: Duration = Duration::from_secs(1);
+/// How much [`Connection::linger_close`] reads before it gives up.
+pub const LINGER_BYTES: u64 = 1 << 20;
 
 impl Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

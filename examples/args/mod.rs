@@ -22,6 +22,12 @@ impl Args {
     /// Parses `std::env::args`, printing `usage` for `-h`/`--help`.
     /// `valued` names the options that take a value.
     pub fn parse(usage: &str, valued: &[&str]) -> Args {
+        Args::parse_at(usage, valued, DEFAULT_ADDR)
+    }
+
+    /// As [`Args::parse`], for an example whose default address is not
+    /// the seed's.
+    pub fn parse_at(usage: &str, valued: &[&str], default_addr: &str) -> Args {
         let mut positional = Vec::new();
         let mut options = HashMap::new();
         let mut args = std::env::args().skip(1);
@@ -45,7 +51,7 @@ impl Args {
         }
         let mut positional = positional.into_iter();
         Args {
-            addr: positional.next().unwrap_or_else(|| DEFAULT_ADDR.to_owned()),
+            addr: positional.next().unwrap_or_else(|| default_addr.to_owned()),
             rest: positional.collect(),
             options,
         }

@@ -3,10 +3,8 @@
 //! refuses to expose it unsafely.
 
 use std::io;
-use std::io::Read;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use super::exec::{self, Pipe};
 use super::reply::{write_end, write_error, write_piece, write_seed};
@@ -136,28 +134,12 @@ impl BaseRequestHandler for CommandHandler {
                 // is still in step, or close.
                 write_error(conn, protocol, &e)?;
                 if !e.keeps_connection() {
-                    linger_close(conn);
+                    conn.linger_close();
                     return Err(e.into());
                 }
             }
         }
     }
-}
-
-/// How long, and how much, [`linger_close`] reads before giving up.
-const LINGER: (Duration, u64) = (Duration::from_secs(1), 1 << 20);
-
-/// Closes so that the error reply just written survives: closing a socket
-/// with unread input makes the kernel send a reset, which can destroy data
-/// the client has not read yet. So send our end of stream first, and read
-/// what the client still sends, for a moment, before the socket closes.
-fn linger_close(conn: &mut Connection) {
-    let stream = conn.stream();
-    if stream.shutdown(Shutdown::Write).is_err() || stream.set_read_timeout(Some(LINGER.0)).is_err()
-    {
-        return;
-    }
-    let _ = io::copy(&mut conn.take(LINGER.1), &mut io::sink());
 }
 
 /// One of the `max_commands` slots, given back when dropped.

@@ -298,7 +298,10 @@ impl fmt::Display for FileError {
             FileError::BadName { name, why } => write!(f, "refused name {name:?}: {why}"),
             FileError::NotFound(name) => write!(f, "no such file: {name:?}"),
             FileError::AlreadyExists(name) => {
-                write!(f, "{name:?} exists; ask to overwrite it to replace it")
+                write!(
+                    f,
+                    "{name:?} already exists, and overwriting was not asked for"
+                )
             }
             FileError::TooLarge { size, max } => {
                 write!(

@@ -149,10 +149,11 @@ impl BaseRequestHandler for FileHandler {
                 return Ok(());
             };
             if let Err(e) = self.serve(conn, &request) {
-                // Tell the client why, if the stream still allows it; a
-                // client that is gone makes this write fail, which is fine.
+                // Tell the client why; when the stream is out of step,
+                // close so that the reply survives what it still sends.
                 let sent = write_frame_parts(conn, &e.to_wire(), &[]);
                 if !e.keeps_connection() || sent.is_err() {
+                    conn.linger_close();
                     return Err(io::Error::other(e));
                 }
             }
