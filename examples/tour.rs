@@ -6,7 +6,8 @@
 //!
 //! Each lesson starts its own server on 127.0.0.1 port 0, runs the seed's
 //! client against it, checks what came back, and stops the server. The
-//! tour exits non-zero if any lesson did not go as the seed says.
+//! tour exits non-zero if any lesson did not go as the seed says. The
+//! sixth goes beyond the seed: files over the same frame.
 
 use std::error::Error;
 use std::io::{self, Read};
@@ -16,6 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socketserver::command::{self, Client, CommandConfig, Protocol};
+use socketserver::files::{self, CHUNK, FileClient, FileConfig, FileError};
 use socketserver::frame;
 use socketserver::greet::{self, Greeter};
 use socketserver::{BaseRequestHandler, Connection, ThreadingTcpServer, UdpServer, sticky};
@@ -31,7 +33,7 @@ fn check(ok: bool, what: &str) -> Outcome {
 }
 
 fn main() {
-    let lessons: [Lesson; 5] = [
+    let lessons: [Lesson; 6] = [
         (
             "1. tcp编程: a TCP greeting server, two clients at once",
             tcp_greeting,
@@ -49,6 +51,10 @@ fn main() {
             "5. 模拟远程执行命令: the command service, in its safe mode",
             command_service,
         ),
+        (
+            "6. beyond the seed: files over the frame, verified and resumed",
+            file_transfer,
+        ),
     ];
     let started = Instant::now();
     let mut failed = 0;
@@ -60,7 +66,7 @@ fn main() {
         }
     }
     println!(
-        "\n{} of {} lessons went as the seed says, in {:.1?}.",
+        "\n{} of {} lessons went as they should, in {:.1?}.",
         lessons.len() - failed,
         lessons.len(),
         started.elapsed()
@@ -274,4 +280,67 @@ fn command_service() -> Outcome {
     check(no_shell.stdout == b"a; echo b\n", "no shell")?;
     check(slow.timed_out, "the timeout")?;
     check(reply.body == "你好\n".as_bytes(), "the seed's form")
+}
+
+fn file_transfer() -> Outcome {
+    println!("   A file travels as 1 MiB chunks, each a seed frame with its own md5, then an end");
+    println!("   frame with the digest of the whole; it gets its name only once all match.");
+    let dir = std::env::temp_dir().join(format!("socketserver-tour-{}", std::process::id()));
+    let (root, local) = (dir.join("root"), dir.join("local"));
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&local)?;
+    let outcome = transfer_in(&root, &local);
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+fn transfer_in(root: &std::path::Path, local: &std::path::Path) -> Outcome {
+    let server = files::bind("127.0.0.1:0", FileConfig::new(root))?;
+    let addr = server.local_addr()?;
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+    let mut client = FileClient::connect(addr)?;
+
+    let bytes: Vec<u8> = (0..3 * CHUNK + 1000).map(|i| (i % 251) as u8).collect();
+    std::fs::write(local.join("lesson.bin"), &bytes)?;
+    let up = client.put(&local.join("lesson.bin"), "lesson.bin", false, |_, _| {})?;
+    println!(
+        "   put lesson.bin: {} bytes in 4 chunks, digest {}",
+        up.size, up.digest
+    );
+    for entry in client.ls("")? {
+        println!("   ls: {} ({} bytes)", entry.name, entry.size);
+    }
+    // A download cut after two chunks leaves them, verified, in DEST.part.
+    let dest = local.join("copy.bin");
+    std::fs::write(local.join("copy.bin.part"), &bytes[..2 * CHUNK])?;
+    let down = client.get("lesson.bin", &dest, false, |_, _| {})?;
+    println!(
+        "   get lesson.bin, cut earlier after 2 chunks: resumed at byte {}, digest {}",
+        down.resumed_from, down.digest
+    );
+    let escape = client.get("../etc/passwd", &local.join("x"), false, |_, _| {});
+    let again = client.put(&local.join("lesson.bin"), "lesson.bin", false, |_, _| {});
+    for refused in [&escape.as_ref().map(|_| ()), &again.as_ref().map(|_| ())] {
+        if let Err(e) = refused {
+            println!("   refused: {e}");
+        }
+    }
+    stop.shutdown();
+    serving.join().map_err(|_| "the server panicked")?;
+
+    check(up.digest == down.digest, "the digests differ")?;
+    check(
+        down.resumed_from == 2 * CHUNK as u64,
+        "the download did not resume",
+    )?;
+    check(std::fs::read(&dest)? == bytes, "the copy differs")?;
+    check(
+        matches!(escape, Err(FileError::BadName { .. })),
+        "a path escape",
+    )?;
+    check(
+        matches!(again, Err(FileError::AlreadyExists(_))),
+        "an overwrite",
+    )
 }

@@ -159,6 +159,8 @@ fn every_example_explains_itself_and_names_its_seed_section() {
         ("sticky_packets", "粘包与分包"),
         ("cmd_server", "模拟远程执行命令服务端"),
         ("cmd_client", "模拟远程执行命令客户端"),
+        ("file_server", "a lesson beyond the seed"),
+        ("file_client", "a lesson beyond the seed"),
     ] {
         let mut help = example(name);
         help.arg("--help");
@@ -168,12 +170,10 @@ fn every_example_explains_itself_and_names_its_seed_section() {
 }
 
 #[test]
-fn the_tour_runs_every_lesson_and_all_go_as_the_seed_says() {
+fn the_tour_runs_every_lesson_and_all_go_as_they_should() {
     let out = run_client(example("tour"));
-    assert!(
-        out.contains("5 of 5 lessons went as the seed says"),
-        "{out}"
-    );
+    assert!(out.contains("6 of 6 lessons went as they should"), "{out}");
+    assert!(out.contains("resumed at byte 2097152"), "{out}");
     assert!(out.contains("你好,Sarah"));
     assert!(out.contains("\"helloworld\""));
 }

@@ -18,7 +18,7 @@ use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame
 /// How long the client waits for the server to say anything. A resumed
 /// `get` of a large file waits while the server hashes the part already
 /// sent, about 2 s per GiB.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A connection to a file server.
 ///
@@ -43,7 +43,7 @@ pub struct Transfer {
 }
 
 impl FileClient {
-    /// Connects, with [`DEFAULT_TIMEOUT`] on reads and writes.
+    /// Connects, with [`CLIENT_TIMEOUT`] on reads and writes.
     ///
     /// # Errors
     ///
@@ -51,8 +51,8 @@ impl FileClient {
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<FileClient> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(DEFAULT_TIMEOUT))?;
-        stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
+        stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+        stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
         Ok(FileClient {
             stream,
             buf: Vec::new(),

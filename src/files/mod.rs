@@ -83,7 +83,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub use client::{FileClient, Transfer};
+pub use client::{CLIENT_TIMEOUT, FileClient, Transfer};
 pub use server::{FileHandler, bind};
 
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
