@@ -382,6 +382,10 @@ fn nothing_is_overwritten_unless_asked_and_limits_hold() {
         client.get("nope", &dirs.local("x"), false, none),
         Err(FileError::NotFound(_))
     ));
+    assert!(
+        !dirs.local("x.part").exists(),
+        "a refused get leaves nothing"
+    );
 
     let read_only = serve(FileConfig::new(dirs.root()).read_only(true));
     let put = FileClient::connect(read_only)

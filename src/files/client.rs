@@ -116,14 +116,8 @@ impl FileClient {
             return Err(FileError::AlreadyExists(dest.display().to_string()));
         }
         let part = part_path(dest);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&part)?;
         // Whole chunks only: a chunk cut mid-write is fetched again.
-        let have = file.metadata()?.len();
+        let have = fs::metadata(&part).map_or(0, |m| m.len());
         let mut offset = have - have % CHUNK as u64;
         let request = |offset: u64| {
             Header::for_body(b"")
@@ -139,6 +133,13 @@ impl FileClient {
             }
             other => other,
         }?;
+        // Only now, with the server's yes, is there anything to keep.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&part)?;
         file.set_len(offset)?;
         file.seek(SeekFrom::Start(0))?;
         let digest = digest_prefix(&mut file, offset)?;
