@@ -10,12 +10,14 @@
 //! be read on its own; the Python servers are the seed's, from
 //! `tests/peers/`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::ChildServer;
 use socketserver::command::{self, Client, CommandConfig, Protocol};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -31,9 +33,9 @@ fn main() {
         return serve_child();
     }
     println!("# command service benchmark\n");
-    let ours = Server::ours();
-    let seed = Server::python("cmd_server.py");
-    let mended = Server::python("cmd_server_communicate.py");
+    let ours = ours();
+    let seed = python("cmd_server.py");
+    let mended = python("cmd_server_communicate.py");
     echo_rate(&ours, &seed);
     large_output(&ours, &seed, &mended);
     client_receive(&ours);
@@ -44,7 +46,7 @@ fn main() {
     );
 }
 
-/// Our server, in this benchmark's own child process.
+/// Our server's side of [`ours`].
 fn serve_child() {
     let config = CommandConfig::default().max_output(64 << 20);
     let server = command::bind("127.0.0.1:0", config).unwrap();
@@ -52,69 +54,27 @@ fn serve_child() {
     server.serve_forever();
 }
 
-struct Server {
-    addr: SocketAddr,
-    child: Child,
+/// Our server, in this benchmark's own child process.
+fn ours() -> ChildServer {
+    let mut me = Command::new(std::env::current_exe().unwrap());
+    me.arg("serve-child");
+    ChildServer::start(me)
 }
 
-impl Server {
-    fn start(mut command: Command) -> Server {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the server starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let port: u16 = loop {
-            let line = lines.next().expect("a LISTENING line").unwrap();
-            if let Some(port) = line.strip_prefix("LISTENING ") {
-                break port.trim().parse().unwrap();
-            }
-        };
-        // The seed's server prints every command: keep its pipe drained.
-        thread::spawn(move || for _ in lines {});
-        Server {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child,
-        }
-    }
-
-    fn ours() -> Server {
-        let mut me = Command::new(std::env::current_exe().unwrap());
-        me.arg("serve-child");
-        Server::start(me)
-    }
-
-    fn python(script: &str) -> Server {
-        let mut python = Command::new("python3");
-        python
-            .arg(format!(
-                "{}/tests/peers/{script}",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .arg("0");
-        Server::start(python)
-    }
-
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One of the seed's Python servers from `tests/peers/`.
+fn python(script: &str) -> ChildServer {
+    let mut python = Command::new("python3");
+    python
+        .arg(format!(
+            "{}/tests/peers/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg("0");
+    ChildServer::start(python)
 }
 
 /// Commands per second for `echo hello`, one client, one connection.
-fn echo_rate(ours: &Server, seed: &Server) {
+fn echo_rate(ours: &ChildServer, seed: &ChildServer) {
     let rate = |addr, protocol, window: Duration| {
         let mut client = Client::connect(addr, protocol).unwrap();
         let started = Instant::now();
@@ -136,7 +96,7 @@ fn echo_rate(ours: &Server, seed: &Server) {
 }
 
 /// One large output end to end: spawn, output, transfer, md5 check.
-fn large_output(ours: &Server, seed: &Server, mended: &Server) {
+fn large_output(ours: &ChildServer, seed: &ChildServer, mended: &ChildServer) {
     let line = format!("head -c {BIG} /dev/zero");
     let run = |addr, protocol| -> Option<f64> {
         let mut client = Client::connect(addr, protocol).unwrap();
@@ -192,7 +152,7 @@ fn large_output(ours: &Server, seed: &Server, mended: &Server) {
 
 /// The client's time to receive a 10 MB reply: ours, and the seed's Python
 /// client (`data_buffers += recv(1024)`), both from our server.
-fn client_receive(ours: &Server) {
+fn client_receive(ours: &ChildServer) {
     let line = format!("head -c {TEN_MB} /dev/zero");
     let mut client = Client::connect(ours.addr, Protocol::Seed).unwrap();
     let our = (0..3)

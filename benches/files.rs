@@ -10,11 +10,15 @@
 //! (it runs itself with `serve-child` or `client-child`), so each side's
 //! peak resident memory (VmHWM) is its own.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::ChildServer;
 use socketserver::files::{self, FileClient, FileConfig};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -56,20 +60,24 @@ fn main() {
     });
     let _ = std::fs::remove_file(local.join("cp.bin"));
 
-    let server = Server::start(&root);
-    let server_pid = server.child.id().to_string();
+    let server = {
+        let mut me = Command::new(std::env::current_exe().unwrap());
+        me.arg("serve-child").arg(&root);
+        ChildServer::start(me)
+    };
+    let server_pid = server.pid();
     let mut client_peak = 0u64;
     // CPU seconds per transfer, each side: what each would need of a core
     // of its own, where here both share two.
     let mut cpu = Vec::new();
     let mut run = |op: &str, a: &Path, b: &str| {
         median(|| {
-            let server_before = cpu_secs(&server_pid);
-            let (elapsed, peak, client_cpu) = client(server.port, op, a, b);
+            let server_before = common::cpu_time(&server_pid).as_secs_f64();
+            let (elapsed, peak, client_cpu) = client(server.addr, op, a, b);
             cpu.push((
                 op.to_owned(),
                 client_cpu,
-                cpu_secs(&server_pid) - server_before,
+                common::cpu_time(&server_pid).as_secs_f64() - server_before,
             ));
             client_peak = client_peak.max(peak);
             elapsed
@@ -178,9 +186,9 @@ fn serve_child(root: &Path) {
 
 /// One transfer in a child process, which prints its time, peak memory
 /// and CPU seconds.
-fn client(port: u16, op: &str, path: &Path, name: &str) -> (Duration, u64, f64) {
+fn client(server: SocketAddr, op: &str, path: &Path, name: &str) -> (Duration, u64, f64) {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["client-child", &port.to_string(), op])
+        .args(["client-child", &server.to_string(), op])
         .arg(path)
         .arg(name)
         .output()
@@ -199,7 +207,7 @@ fn client(port: u16, op: &str, path: &Path, name: &str) -> (Duration, u64, f64) 
 }
 
 fn client_child(args: &[String]) {
-    let addr = format!("127.0.0.1:{}", args[0]);
+    let addr = &args[0];
     let (op, path, name) = (&args[1], PathBuf::from(&args[2]), &args[3]);
     let mut client = FileClient::connect(addr).unwrap();
     let started = Instant::now();
@@ -210,66 +218,7 @@ fn client_child(args: &[String]) {
     println!(
         "{} {} {}",
         started.elapsed().as_nanos(),
-        peak_rss_kib("self"),
-        cpu_secs("self")
+        common::status_kib("self", "VmHWM"),
+        common::cpu_time("self").as_secs_f64()
     );
-}
-
-/// User plus system CPU seconds of a process so far (fields 14 and 15 of
-/// /proc/PID/stat, in ticks of 1/100 s).
-fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after_name
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|t| t.parse::<u64>().ok())
-        .sum();
-    ticks as f64 / 100.0
-}
-
-fn peak_rss_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-struct Server {
-    port: u16,
-    child: Child,
-}
-
-impl Server {
-    fn start(root: &Path) -> Server {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .arg("serve-child")
-            .arg(root)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next().unwrap().unwrap();
-        let port = line
-            .strip_prefix("LISTENING ")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        Server { port, child }
-    }
-
-    fn peak_rss_kib(&self) -> u64 {
-        peak_rss_kib(&self.child.id().to_string())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

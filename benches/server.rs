@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use socketserver::greet::Greeter;
 use socketserver::{Connection, ThreadingTcpServer};
 
@@ -256,15 +258,6 @@ fn throughput(round: Duration) {
 
 // ----------------------------------------------------------------- memory
 
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Runs in a child process, so the clients' memory is not counted: serves
 /// until `IDLE_CONNECTIONS` connections are open, prints its RSS, exits.
 fn idle_child(which: &str) {
@@ -288,12 +281,12 @@ fn idle_child(which: &str) {
         minimal_server(Some(Arc::clone(&live)))
     };
     println!("LISTENING {addr}");
-    let baseline = rss_kib();
+    let baseline = common::status_kib("self", "VmRSS");
     println!("BASELINE {baseline}");
     while live.load(Ordering::SeqCst) < IDLE_CONNECTIONS {
         thread::sleep(Duration::from_millis(10));
     }
-    println!("RSS {}", rss_kib());
+    println!("RSS {}", common::status_kib("self", "VmRSS"));
 }
 
 fn idle_memory() {
@@ -395,21 +388,6 @@ fn shutdown_latency() {
 
 // ---------------------------------------------------------------- idle cpu
 
-/// This process's user + system CPU time, from /proc (10 ms ticks).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command's closing parenthesis; utime and stime
-    // are the 12th and 13th of them.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
-}
-
 fn idle_cpu() {
     let server = ThreadingTcpServer::builder(Greeter::new())
         .pool(8)
@@ -418,9 +396,9 @@ fn idle_cpu() {
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever());
     let window = Duration::from_secs(2);
-    let before = cpu_time();
+    let before = common::cpu_time("self");
     thread::sleep(window);
-    let used = cpu_time().saturating_sub(before);
+    let used = common::cpu_time("self").saturating_sub(before);
     stop.shutdown();
     serving.join().unwrap();
     println!("## Idle server\n");
