@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 
 use socketserver::files::{self, CHUNK, FileClient, FileConfig, FileError, file_digest};
-use socketserver::frame::FrameError;
+use socketserver::frame::{FrameError, Header, read_frame, write_frame_parts};
 
 /// A fresh directory with `root/` (served) and `local/` (the client's),
 /// removed when dropped.
@@ -516,4 +516,148 @@ fn names_that_cannot_be_shown_safely_are_refused_and_not_listed() {
     let listing = client.ls("").unwrap();
     let names: Vec<&str> = listing.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["café", "quote\"d", "space d", "你好"]);
+}
+
+/// Every hidden temporary upload under `dir`, however deep.
+fn temp_uploads(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(temp_uploads(&path));
+        } else if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(".socketserver-") && n.ends_with(".upload"))
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_250_byte_name_uploads_a_thousand_times_and_255_bytes_go_both_ways() {
+    let dirs = Dirs::new("long-names");
+    let addr = serve(FileConfig::new(dirs.root()));
+    let mut client = FileClient::connect(addr).unwrap();
+    fs::write(dirs.local("f"), "f").unwrap();
+    let name = "n".repeat(250);
+    // Past 1,000 uploads, the counter in a temporary name has four digits:
+    // the old `.{name}.{pid}-{n}.part` outgrew 255 bytes there.
+    for i in 0..1_100 {
+        let put = client.put(&dirs.local("f"), &name, true, none);
+        assert!(put.is_ok(), "upload {i}: {put:?}");
+    }
+    let longest = "你".repeat(85); // 255 bytes
+    fs::write(dirs.local("src"), pattern(CHUNK + 7)).unwrap();
+    client
+        .put(&dirs.local("src"), &longest, false, none)
+        .unwrap();
+    // The download's `DEST.part` would be 260 bytes: it gets a short name.
+    let dest = dirs.local(&longest);
+    client.get(&longest, &dest, false, none).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), pattern(CHUNK + 7));
+    let mut served = dirs.served();
+    served.sort();
+    assert_eq!(served, [name, longest], "no temporary file left behind");
+}
+
+#[test]
+fn a_cut_download_of_a_255_byte_name_resumes() {
+    let dirs = Dirs::new("long-resume");
+    let longest = "r".repeat(255);
+    fs::write(dirs.root().join(&longest), pattern(3 * CHUNK)).unwrap();
+    let server = serve(FileConfig::new(dirs.root()));
+    let (cutting, relay) = proxy(server, Fault::CutAfter(CHUNK as u64 + 4096), false);
+    let dest = dirs.local(&longest);
+    let cut = FileClient::connect(cutting)
+        .unwrap()
+        .get(&longest, &dest, false, none);
+    assert!(cut.is_err());
+    relay.join().unwrap();
+    let parts: Vec<_> = fs::read_dir(dirs.top.join("local")).unwrap().collect();
+    assert_eq!(parts.len(), 1, "one part file, named within 255 bytes");
+    let done = FileClient::connect(server)
+        .unwrap()
+        .get(&longest, &dest, false, none)
+        .unwrap();
+    assert_eq!(done.resumed_from, CHUNK as u64);
+    assert_eq!(fs::read(&dest).unwrap(), pattern(3 * CHUNK));
+}
+
+#[test]
+fn stale_temporary_uploads_are_removed_at_start_and_nothing_else() {
+    let dirs = Dirs::new("stale");
+    let root = dirs.root();
+    fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    // What a server killed mid-upload leaves: hidden, named by our pattern.
+    let stale = [
+        root.join(".socketserver-999999-0.upload"),
+        root.join("sub/.socketserver-12-1234.upload"),
+        root.join("sub/deeper/.socketserver-1-18446744073709551615.upload"),
+    ];
+    // Users' files with names like it: never touched.
+    let users = [
+        root.join(".socketserver-1-0.upload.bak"),
+        root.join("socketserver-1-0.upload"),
+        root.join(".socketserver-x-0.upload"),
+        root.join(".socketserver-1-0.part"),
+        root.join("sub/.notes.txt.123-0.part"),
+        root.join("sub/.socketserver-1.upload"),
+    ];
+    for path in stale.iter().chain(&users) {
+        fs::write(path, "x").unwrap();
+    }
+    let handler = files::FileHandler::new(FileConfig::new(&root)).unwrap();
+    if cfg!(unix) {
+        assert_eq!(handler.removed_at_start(), 3);
+        for path in &stale {
+            assert!(!path.exists(), "{path:?}");
+        }
+    }
+    for path in &users {
+        assert!(path.exists(), "{path:?} is a user's");
+    }
+}
+
+#[test]
+fn a_live_upload_of_another_server_on_the_same_root_is_not_stale() {
+    let dirs = Dirs::new("live-upload");
+    let addr = serve(FileConfig::new(dirs.root()));
+    // An upload that stops after its first chunk and waits.
+    let mut raw = TcpStream::connect(addr).unwrap();
+    let put = Header::for_body(b"")
+        .with("op", "put")
+        .with("name", "slow")
+        .with("size", 2 * CHUNK as u64);
+    write_frame_parts(&mut raw, &put, &[]).unwrap();
+    let status = read_frame(&mut raw).unwrap().unwrap();
+    assert_eq!(status.header.extra.get("ok"), Some(&true.into()));
+    let chunk = pattern(CHUNK);
+    write_frame_parts(&mut raw, &Header::for_body(&chunk), &[&chunk]).unwrap();
+    // The chunk is on disk once the temporary file has grown to it.
+    let mut temp = Vec::new();
+    for _ in 0..1_000 {
+        temp = temp_uploads(&dirs.root());
+        if temp.len() == 1 && fs::metadata(&temp[0]).unwrap().len() == CHUNK as u64 {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(temp.len(), 1, "the upload is in a temporary file");
+    // A second server starting on the same root leaves it alone.
+    let second = files::FileHandler::new(FileConfig::new(dirs.root())).unwrap();
+    assert_eq!(second.removed_at_start(), 0);
+    assert!(temp[0].exists());
+    // The upload, given up, removes its own temporary file.
+    drop(raw);
+    for _ in 0..1_000 {
+        if !temp[0].exists() {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!temp[0].exists());
+    assert_eq!(dirs.served(), Vec::<String>::new());
 }

@@ -227,9 +227,49 @@ impl FileClient {
     }
 }
 
-/// Where a `get` of `dest` keeps what has arrived: `DEST.part`.
+/// The longest file name most filesystems take, in bytes.
+const NAME_MAX: usize = 255;
+
+/// Where a `get` of `dest` keeps what has arrived: `DEST.part`, or, when
+/// that would be longer than a file name may be, the start of the name,
+/// `~`, a hash of the whole name, and `.part` (still one name per `dest`,
+/// so a resume finds it).
 pub(super) fn part_path(dest: &Path) -> PathBuf {
-    let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(".part");
-    dest.with_file_name(name)
+    let name = dest.file_name().unwrap_or_default();
+    if name.len() + ".part".len() <= NAME_MAX {
+        let mut part = name.to_os_string();
+        part.push(".part");
+        return dest.with_file_name(part);
+    }
+    let hash = format!("{:x}", md5::compute(name.as_encoded_bytes()));
+    let lossy = name.to_string_lossy();
+    let mut keep = NAME_MAX - "~.part".len() - 16;
+    while !lossy.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    dest.with_file_name(format!("{}~{}.part", &lossy[..keep], &hash[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NAME_MAX, part_path};
+    use std::path::Path;
+
+    #[test]
+    fn a_part_name_never_outgrows_a_file_name() {
+        assert_eq!(part_path(Path::new("/d/a.iso")), Path::new("/d/a.iso.part"));
+        let fits = "a".repeat(NAME_MAX - 5);
+        let part = part_path(&Path::new("/d").join(&fits));
+        assert_eq!(part.file_name().unwrap().len(), NAME_MAX);
+        for long in ["b".repeat(NAME_MAX), "你".repeat(85), "c".repeat(NAME_MAX - 4)] {
+            let part = part_path(&Path::new("/d").join(&long));
+            let name = part.file_name().unwrap().to_str().unwrap();
+            assert!(name.len() <= NAME_MAX && name.ends_with(".part"), "{name}");
+            assert_eq!(part, part_path(&Path::new("/d").join(&long)), "stable");
+        }
+        assert_ne!(
+            part_path(&Path::new("/d").join("x".repeat(300))),
+            part_path(&Path::new("/d").join(format!("{}y", "x".repeat(299))))
+        );
+    }
 }

@@ -75,6 +75,7 @@
 mod client;
 mod name;
 mod server;
+mod temp;
 
 use std::fmt;
 use std::fs::File;

@@ -29,6 +29,11 @@ impl Root {
         Ok(Root(canonical))
     }
 
+    /// The root's canonical path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
     /// The path of `name` under the root, by the text rules alone.
     fn join(&self, name: &str) -> Result<PathBuf, FileError> {
         let refuse = |why: &str| FileError::BadName {

@@ -2,15 +2,15 @@
 //! `put` requests on one connection until the client leaves, and [`bind`],
 //! which serves it on loopback-friendly defaults.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::net::ToSocketAddrs;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 
 use super::name::Root;
+use super::temp::{TempFile, remove_stale};
 use super::{
     CHUNK, Digest, FileConfig, FileError, digest_prefix, field, number, receive_chunks, send_chunks,
 };
@@ -30,7 +30,8 @@ const MAX_REQUEST_BODY: u64 = 0;
 /// use socketserver::TcpServer;
 /// use socketserver::files::{FileConfig, FileHandler};
 ///
-/// let root = std::env::temp_dir();
+/// # let root = std::env::temp_dir().join(format!("handler-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&root)?;
 /// let handler = FileHandler::new(FileConfig::new(&root).read_only(true))?;
 /// let one_at_a_time = TcpServer::bind("127.0.0.1:0", handler)?;
 /// # Ok::<(), std::io::Error>(())
@@ -40,20 +41,50 @@ pub struct FileHandler {
     config: FileConfig,
     root: Root,
     uploads: AtomicU64,
+    removed_at_start: usize,
 }
 
 impl FileHandler {
     /// A handler serving `config.root`.
     ///
+    /// Removes the stale temporary uploads under the root first: files
+    /// named `.socketserver-PID-N.upload` that no live upload holds locked,
+    /// left by a server killed mid-upload (Unix; see
+    /// [`removed_at_start`](FileHandler::removed_at_start)).
+    ///
     /// # Errors
     ///
     /// The root does not exist or is not a directory.
     pub fn new(config: FileConfig) -> io::Result<FileHandler> {
+        let root = Root::new(&config.root)?;
+        let removed_at_start = remove_stale(root.path());
         Ok(FileHandler {
-            root: Root::new(&config.root)?,
+            root,
             config,
             uploads: AtomicU64::new(0),
+            removed_at_start,
         })
+    }
+
+    /// How many stale temporary uploads [`new`](FileHandler::new) removed.
+    /// Only files named exactly as this server names its temporary files,
+    /// and locked by no running upload, are removed; anything else in the
+    /// root, hidden or not, is never touched.
+    ///
+    /// ```
+    /// use socketserver::files::{FileConfig, FileHandler};
+    /// # let root = std::env::temp_dir().join(format!("stale-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&root)?;
+    /// std::fs::write(root.join(".socketserver-1-0.upload"), "cut short")?;
+    /// std::fs::write(root.join(".socketserver-1-0.upload.mine"), "a user's")?;
+    /// let handler = FileHandler::new(FileConfig::new(&root))?;
+    /// assert_eq!(handler.removed_at_start(), if cfg!(unix) { 1 } else { 0 });
+    /// assert!(root.join(".socketserver-1-0.upload.mine").exists());
+    /// # std::fs::remove_dir_all(&root)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn removed_at_start(&self) -> usize {
+        self.removed_at_start
     }
 
     /// Serves one request; `Ok` when the connection can take another.
@@ -159,60 +190,6 @@ impl BaseRequestHandler for FileHandler {
             }
         }
         Ok(())
-    }
-}
-
-/// An upload in progress: a hidden file beside its destination (so the
-/// rename stays on one filesystem), removed unless persisted.
-struct TempFile {
-    path: PathBuf,
-    file: File,
-    kept: bool,
-}
-
-impl TempFile {
-    fn beside(dest: &Path, n: u64) -> io::Result<TempFile> {
-        let file_name = dest
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("upload");
-        let path = dest.with_file_name(format!(".{file_name}.{}-{n}.part", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        Ok(TempFile {
-            path,
-            file,
-            kept: false,
-        })
-    }
-
-    /// Gives the upload its name: replacing what is there if `overwrite`,
-    /// else failing if something took the name since the request (a hard
-    /// link cannot replace, so the check and the naming are one step).
-    fn persist(mut self, dest: &Path, overwrite: bool, name: &str) -> Result<(), FileError> {
-        if overwrite {
-            fs::rename(&self.path, dest)?;
-            self.kept = true;
-        } else {
-            match fs::hard_link(&self.path, dest) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(FileError::AlreadyExists(name.to_owned()));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.kept {
-            let _ = fs::remove_file(&self.path);
-        }
     }
 }
 
