@@ -9,7 +9,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::thread;
 
-use socketserver::files::{self, CHUNK, FileClient, FileConfig, FileError, file_digest};
+use socketserver::files::{self, CHUNK, FileClient, FileConfig, FileError, MAX_NAME, file_digest};
 use socketserver::frame::{FrameError, Header, read_frame, write_frame_parts};
 
 /// A fresh directory with `root/` (served) and `local/` (the client's),
@@ -660,4 +660,78 @@ fn a_live_upload_of_another_server_on_the_same_root_is_not_stale() {
     }
     assert!(!temp[0].exists());
     assert_eq!(dirs.served(), Vec::<String>::new());
+}
+
+/// Sends `bytes` on a fresh connection, closes the sending side, and
+/// returns the error frame's kind and message, checking that the
+/// connection then ends.
+fn error_frame_for(addr: SocketAddr, bytes: &[u8]) -> (String, String) {
+    let mut raw = TcpStream::connect(addr).unwrap();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    // The server may refuse before it has read everything: a reset on
+    // this write is no failure, the reply is what counts.
+    let _ = raw.write_all(bytes);
+    let _ = raw.shutdown(Shutdown::Write);
+    let reply = read_frame(&mut raw)
+        .unwrap_or_else(|e| panic!("no error frame: {e}"))
+        .expect("an error frame before the close");
+    let text = |key: &str| {
+        reply.header.extra.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+    };
+    assert!(read_frame(&mut raw).unwrap().is_none(), "closed after it");
+    (text("kind"), text("error"))
+}
+
+fn framed(header: &[u8]) -> Vec<u8> {
+    let mut bytes = (header.len() as i32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes
+}
+
+#[test]
+fn malformed_request_frames_get_an_error_frame_before_the_close() {
+    let dirs = Dirs::new("malformed");
+    fs::write(dirs.root().join("kept"), "kept").unwrap();
+    let addr = serve(FileConfig::new(dirs.root()));
+    let mut good = FileClient::connect(addr).unwrap();
+    let nested = framed(&vec![b'['; 60_000]);
+    let nested_within = framed(&vec![b'['; 16_000]);
+    let over_long = framed(&vec![b' '; 100_000]);
+    let with_body = {
+        let header = Header::for_body(b"body").with("op", "ls").with("name", "");
+        let mut bytes = framed(&header.to_json());
+        bytes.extend_from_slice(b"body");
+        bytes
+    };
+    let no_op = framed(&Header::for_body(b"").with("name", "").to_json());
+    let bad_op = framed(&Header::for_body(b"").with("op", "rm").with("name", "").to_json());
+    let cases: [(&str, Vec<u8>, &str); 10] = [
+        ("60,000 nested [", nested, "frame"),
+        ("16,000 nested [, within the header limit", nested_within, "frame"),
+        ("HTTP garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), "frame"),
+        ("a header over 16 KiB", over_long, "frame"),
+        ("a negative length", (-5i32).to_le_bytes().to_vec(), "frame"),
+        ("not UTF-8", framed(&[0xff, 0xfe, 0xfd]), "frame"),
+        ("cut inside the header", b"\x40\x00\x00\x00{\"ver\"".to_vec(), "frame"),
+        ("a request with a body", with_body, "frame"),
+        ("no op", no_op, "protocol"),
+        ("an unknown op", bad_op, "protocol"),
+    ];
+    for (what, bytes, kind) in cases {
+        let started = std::time::Instant::now();
+        let (got, message) = error_frame_for(addr, &bytes);
+        assert_eq!(got, kind, "{what}: {message}");
+        assert!(!message.is_empty(), "{what}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{what}: answered at once, not at a timeout"
+        );
+        // Others are served after each one.
+        assert_eq!(good.ls("").unwrap().len(), 1, "{what}");
+    }
+    // The longest name, every byte escaped six-fold in JSON, still fits a
+    // request header: refused for what it is, not as a frame.
+    let ls = good.ls(&"\x01".repeat(MAX_NAME));
+    assert!(matches!(ls, Err(FileError::BadName { .. })), "{ls:?}");
 }

@@ -42,9 +42,14 @@
 //!   over an existing file unless the client asks; listings of at most
 //!   [`MAX_LISTING`] entries; names of at most [`MAX_NAME`] bytes.
 //!
-//! An error leaves as a frame with `"error"` and `"kind"` keys; the client
-//! turns it back into the same [`FileError`] variant. After one, the
-//! connection takes the next request, unless the stream is out of step.
+//! Every error leaves as a frame with `"error"` and `"kind"` keys, a
+//! request that is not a valid frame too (garbage, a header over 16 KiB,
+//! JSON nested too deep); the client turns it back into the same
+//! [`FileError`] variant (a refused frame or protocol error arrives as
+//! [`FileError::Protocol`]). After one, the connection takes the next
+//! request, unless the stream is out of step: then the server sends the
+//! error frame, reads what the client still sends for up to a second, and
+//! closes.
 //!
 //! # Example
 //!
@@ -254,6 +259,11 @@ impl FileError {
                 expected: text("expected"),
                 actual: text("actual"),
             },
+            // The server could not read or follow the request.
+            "frame" | "protocol" => FileError::Protocol(format!(
+                "the server refused the request: {}",
+                text("error")
+            )),
             _ => FileError::Server(text("error")),
         }
     }

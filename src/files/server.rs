@@ -14,15 +14,18 @@ use super::temp::{TempFile, remove_stale};
 use super::{
     CHUNK, Digest, FileConfig, FileError, digest_prefix, field, number, receive_chunks, send_chunks,
 };
-use crate::frame::{FrameLimits, Header, read_frame_into, write_frame_parts};
+use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
 use crate::handler::{BaseRequestHandler, Connection};
 use crate::server::ThreadingTcpServer;
 
 /// The most clients connected at once, from [`bind`].
 const MAX_CLIENTS: usize = 64;
 
-/// The largest request frame: requests are a header and no body.
+/// The largest request body: requests are a header and no body.
 const MAX_REQUEST_BODY: u64 = 0;
+/// The largest request header: room for a [`MAX_NAME`](super::MAX_NAME)
+/// name with every byte escaped, and the other fields.
+const MAX_REQUEST_HEADER: usize = 16 * 1024;
 
 /// Serves files from one directory on any stream server.
 ///
@@ -173,11 +176,15 @@ impl BaseRequestHandler for FileHandler {
         if let Some(tcp) = conn.stream().as_tcp() {
             tcp.set_nodelay(true)?;
         }
-        let limits = FrameLimits::new().max_body_len(MAX_REQUEST_BODY);
+        let limits = FrameLimits::new()
+            .max_header_len(MAX_REQUEST_HEADER)
+            .max_body_len(MAX_REQUEST_BODY);
         let mut body = Vec::new();
         while !conn.server().is_shutdown() {
-            let Some(request) = read_frame_into(conn, &limits, &mut body)? else {
-                return Ok(());
+            let request = match read_frame_into(conn, &limits, &mut body) {
+                Ok(Some(request)) => request,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(refuse_frame(conn, e)),
             };
             if let Err(e) = self.serve(conn, &request) {
                 // Tell the client why; when the stream is out of step,
@@ -191,6 +198,27 @@ impl BaseRequestHandler for FileHandler {
         }
         Ok(())
     }
+}
+
+/// Answers a request that could not be read: an error frame saying why,
+/// sent before the close, as for any other error. After a malformed
+/// frame the stream is out of step, so the close lingers (the reply
+/// survives what the client still sends); after a timeout nothing is
+/// coming, and after a broken connection the frame is simply lost.
+fn refuse_frame(conn: &mut Connection, e: FrameError) -> io::Error {
+    let timed_out = matches!(
+        &e,
+        FrameError::Io(io) if matches!(io.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+    );
+    let broken = matches!(&e, FrameError::Io(_)) && !timed_out;
+    let e = FileError::from(e);
+    if !broken {
+        let _ = write_frame_parts(conn, &e.to_wire(), &[]);
+        if !timed_out {
+            conn.linger_close();
+        }
+    }
+    io::Error::other(e)
 }
 
 /// Binds a threading file server (thread per connection, at most 64
