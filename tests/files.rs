@@ -735,3 +735,118 @@ fn malformed_request_frames_get_an_error_frame_before_the_close() {
     let ls = good.ls(&"\x01".repeat(MAX_NAME));
     assert!(matches!(ls, Err(FileError::BadName { .. })), "{ls:?}");
 }
+
+/// Starts an upload of `size` bytes on a raw connection and leaves it
+/// waiting for its data once the server has said yes.
+fn stalled_upload(addr: SocketAddr, name: &str, size: u64) -> TcpStream {
+    let mut raw = TcpStream::connect(addr).unwrap();
+    let put = Header::for_body(b"")
+        .with("op", "put")
+        .with("name", name)
+        .with("size", size);
+    write_frame_parts(&mut raw, &put, &[]).unwrap();
+    let status = read_frame(&mut raw).unwrap().unwrap();
+    assert_eq!(status.header.extra.get("ok"), Some(&true.into()), "{name}");
+    raw
+}
+
+#[test]
+fn the_upload_budget_is_enforced_before_any_data_is_accepted() {
+    let dirs = Dirs::new("budget");
+    let mib = CHUNK as u64;
+    let addr = serve(FileConfig::new(dirs.root()).upload_budget(3 * mib));
+    let hog = stalled_upload(addr, "hog", 2 * mib);
+    // Another client's 2 MiB would take the sum to 4 MiB: refused with
+    // the figures, before it sends a byte (its connection goes on).
+    fs::write(dirs.local("two"), pattern(2 * CHUNK)).unwrap();
+    fs::write(dirs.local("one"), pattern(CHUNK)).unwrap();
+    let mut client = FileClient::connect(addr).unwrap();
+    let sent = std::cell::Cell::new(0);
+    let put = client.put(&dirs.local("two"), "two", false, |n, _| sent.set(n));
+    assert!(
+        matches!(put, Err(FileError::OverBudget { size, in_flight, budget })
+            if size == 2 * mib && in_flight == 2 * mib && budget == 3 * mib),
+        "{put:?}"
+    );
+    assert_eq!(sent.get(), 0, "refused before any data");
+    assert_eq!(temp_uploads(&dirs.root()).len(), 1, "only the hog's");
+    // What fits in the rest of the budget goes.
+    client.put(&dirs.local("one"), "one", false, none).unwrap();
+    // The hog gives up; its share comes back.
+    drop(hog);
+    let mut put = Err(FileError::ReadOnly);
+    for _ in 0..1_000 {
+        put = client.put(&dirs.local("two"), "two", false, none);
+        if !matches!(put, Err(FileError::OverBudget { .. })) {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(put.is_ok(), "{put:?}");
+    assert_eq!(dirs.served(), ["one", "two"]);
+    // A budget below one upload refuses it too.
+    let tight = serve(FileConfig::new(dirs.root()).upload_budget(mib - 1));
+    let put = FileClient::connect(tight)
+        .unwrap()
+        .put(&dirs.local("one"), "again", false, none);
+    assert!(matches!(put, Err(FileError::OverBudget { in_flight: 0, .. })), "{put:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_free_space_floor_is_enforced_before_any_data_is_accepted() {
+    let dirs = Dirs::new("floor");
+    fs::write(dirs.local("f"), "f").unwrap();
+    // A floor no disk can leave: every upload is refused, with the figures.
+    let floor = 1 << 60;
+    let addr = serve(FileConfig::new(dirs.root()).free_space_floor(floor));
+    let mut client = FileClient::connect(addr).unwrap();
+    let sent = std::cell::Cell::new(0);
+    let put = client.put(&dirs.local("f"), "f", false, |n, _| sent.set(n));
+    assert!(
+        matches!(put, Err(FileError::NoSpace { size: 1, available, floor: f })
+            if available > 0 && available < floor && f == floor),
+        "{put:?}"
+    );
+    assert_eq!(sent.get(), 0);
+    assert_eq!(dirs.served(), Vec::<String>::new());
+    // An upload declaring more than the disk holds is refused by the
+    // floor, not discovered full halfway.
+    let addr = serve(FileConfig::new(dirs.root()).max_upload(u64::MAX).upload_budget(u64::MAX));
+    let mut raw = TcpStream::connect(addr).unwrap();
+    let put = Header::for_body(b"")
+        .with("op", "put")
+        .with("name", "huge")
+        .with("size", 1u64 << 62);
+    write_frame_parts(&mut raw, &put, &[]).unwrap();
+    let reply = read_frame(&mut raw).unwrap().unwrap();
+    assert_eq!(reply.header.extra.get("kind"), Some(&"no_space".into()));
+    // Uploads in flight count against the floor by what they still have
+    // to write: a stalled upload of (nearly) all the free space leaves no
+    // room for the next one.
+    let free = match client.put(&dirs.local("f"), "f", false, none) {
+        Err(FileError::NoSpace { available, .. }) => available,
+        other => panic!("{other:?}"),
+    };
+    let addr = serve(FileConfig::new(dirs.root()).max_upload(u64::MAX).upload_budget(u64::MAX).free_space_floor(0));
+    // Alone, 256 MiB would fit (or the disk is too full for this test);
+    // asked of another server, whose ledger is its own.
+    let other = serve(FileConfig::new(dirs.root()).free_space_floor(0));
+    let alone = stalled_upload(other, "alone", 256 << 20);
+    let hog = stalled_upload(addr, "hog", free - (64 << 20));
+    let mut raw = TcpStream::connect(addr).unwrap();
+    let put = Header::for_body(b"")
+        .with("op", "put")
+        .with("name", "next")
+        .with("size", 256u64 << 20);
+    write_frame_parts(&mut raw, &put, &[]).unwrap();
+    let reply = read_frame(&mut raw).unwrap().unwrap();
+    // Others on the machine write and delete too: 192 MiB of slack.
+    assert_eq!(
+        reply.header.extra.get("kind"),
+        Some(&"no_space".into()),
+        "{:?}",
+        reply.header.extra
+    );
+    drop((hog, alone));
+}

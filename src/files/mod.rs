@@ -102,12 +102,22 @@ pub const MAX_NAME: usize = 1024;
 pub const MAX_LISTING: usize = 10_000;
 /// The largest upload accepted, unless set: 4 GiB.
 pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
+/// The most bytes all uploads in flight may declare together, unless set:
+/// 16 GiB, four uploads of the largest size.
+pub const DEFAULT_UPLOAD_BUDGET: u64 = 16 << 30;
+/// The free space an upload must leave on the root's filesystem, unless
+/// set: 1 GiB.
+pub const DEFAULT_FREE_SPACE_FLOOR: u64 = 1 << 30;
 
 /// What a file server serves, and how much it accepts.
 ///
 /// ```
 /// use socketserver::files::FileConfig;
-/// let config = FileConfig::new("/srv/files").max_upload(1 << 20).read_only(true);
+/// let config = FileConfig::new("/srv/files")
+///     .max_upload(1 << 20)
+///     .upload_budget(8 << 20)
+///     .free_space_floor(256 << 20)
+///     .read_only(true);
 /// assert_eq!(config.max_upload, 1 << 20);
 /// ```
 #[derive(Debug, Clone)]
@@ -117,6 +127,16 @@ pub struct FileConfig {
     pub root: PathBuf,
     /// The largest upload accepted, in bytes.
     pub max_upload: u64,
+    /// The most bytes the uploads in flight may declare together: an
+    /// upload that would take the sum past it is refused with
+    /// [`FileError::OverBudget`] before any of its data is accepted.
+    pub upload_budget: u64,
+    /// The free space (for unprivileged users, from `statvfs`) an upload
+    /// must leave on its filesystem, counting the bytes still due from
+    /// the uploads in flight: one that would eat into it is refused with
+    /// [`FileError::NoSpace`] before any of its data is accepted. Unix
+    /// only; elsewhere not checked.
+    pub free_space_floor: u64,
     /// Refuse every upload.
     pub read_only: bool,
 }
@@ -127,6 +147,8 @@ impl FileConfig {
         FileConfig {
             root: root.into(),
             max_upload: DEFAULT_MAX_UPLOAD,
+            upload_budget: DEFAULT_UPLOAD_BUDGET,
+            free_space_floor: DEFAULT_FREE_SPACE_FLOOR,
             read_only: false,
         }
     }
@@ -134,6 +156,18 @@ impl FileConfig {
     /// Sets the largest upload accepted.
     pub fn max_upload(mut self, bytes: u64) -> FileConfig {
         self.max_upload = bytes;
+        self
+    }
+
+    /// Sets the most bytes the uploads in flight may declare together.
+    pub fn upload_budget(mut self, bytes: u64) -> FileConfig {
+        self.upload_budget = bytes;
+        self
+    }
+
+    /// Sets the free space an upload must leave (0: fill the disk).
+    pub fn free_space_floor(mut self, bytes: u64) -> FileConfig {
+        self.free_space_floor = bytes;
         self
     }
 
@@ -192,6 +226,25 @@ pub enum FileError {
         /// The most the server accepts.
         max: u64,
     },
+    /// The uploads in flight have declared so much that this one would
+    /// pass the server's budget: try again later.
+    OverBudget {
+        /// The upload's size.
+        size: u64,
+        /// What the uploads in flight declared together.
+        in_flight: u64,
+        /// The server's budget.
+        budget: u64,
+    },
+    /// The upload would leave less free space than the server keeps.
+    NoSpace {
+        /// The upload's size.
+        size: u64,
+        /// The free space, less what uploads in flight still have to write.
+        available: u64,
+        /// The free space the server keeps.
+        floor: u64,
+    },
     /// The server refuses uploads.
     ReadOnly,
     /// A resume offset past the end of the file or not on a chunk boundary.
@@ -225,6 +278,8 @@ impl FileError {
             FileError::NotFound(_) => "not_found",
             FileError::AlreadyExists(_) => "exists",
             FileError::TooLarge { .. } => "too_large",
+            FileError::OverBudget { .. } => "over_budget",
+            FileError::NoSpace { .. } => "no_space",
             FileError::ReadOnly => "read_only",
             FileError::BadOffset { .. } => "bad_offset",
             FileError::DigestMismatch { .. } => "digest_mismatch",
@@ -249,6 +304,16 @@ impl FileError {
             "too_large" => FileError::TooLarge {
                 size: number("size"),
                 max: number("max"),
+            },
+            "over_budget" => FileError::OverBudget {
+                size: number("size"),
+                in_flight: number("in_flight"),
+                budget: number("budget"),
+            },
+            "no_space" => FileError::NoSpace {
+                size: number("size"),
+                available: number("available"),
+                floor: number("floor"),
             },
             "read_only" => FileError::ReadOnly,
             "bad_offset" => FileError::BadOffset {
@@ -281,6 +346,22 @@ impl FileError {
                 header.with("name", name.as_str())
             }
             FileError::TooLarge { size, max } => header.with("size", *size).with("max", *max),
+            FileError::OverBudget {
+                size,
+                in_flight,
+                budget,
+            } => header
+                .with("size", *size)
+                .with("in_flight", *in_flight)
+                .with("budget", *budget),
+            FileError::NoSpace {
+                size,
+                available,
+                floor,
+            } => header
+                .with("size", *size)
+                .with("available", *available)
+                .with("floor", *floor),
             FileError::BadOffset { offset, size } => {
                 header.with("offset", *offset).with("size", *size)
             }
@@ -320,6 +401,24 @@ impl fmt::Display for FileError {
                     "upload of {size} bytes is over the server's limit of {max}"
                 )
             }
+            FileError::OverBudget {
+                size,
+                in_flight,
+                budget,
+            } => write!(
+                f,
+                "upload of {size} bytes refused for now: uploads in flight declare \
+                 {in_flight} bytes of the server's budget of {budget}"
+            ),
+            FileError::NoSpace {
+                size,
+                available,
+                floor,
+            } => write!(
+                f,
+                "upload of {size} bytes refused: {available} bytes free, and the server \
+                 keeps {floor} free"
+            ),
             FileError::ReadOnly => write!(f, "this server accepts no uploads"),
             FileError::BadOffset { offset, size } => write!(
                 f,

@@ -5,7 +5,8 @@
 use std::fs::File;
 use std::io;
 use std::net::ToSocketAddrs;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
@@ -43,8 +44,58 @@ const MAX_REQUEST_HEADER: usize = 16 * 1024;
 pub struct FileHandler {
     config: FileConfig,
     root: Root,
-    uploads: AtomicU64,
     removed_at_start: usize,
+    ledger: Mutex<Ledger>,
+}
+
+/// The uploads in flight, together: what they declared (for the budget)
+/// and what they have still to write (for the free-space floor).
+#[derive(Debug, Default)]
+struct Ledger {
+    declared: u64,
+    unwritten: u64,
+}
+
+/// One upload's share of the [`Ledger`], given back as it is written and
+/// when it ends, however it ends.
+struct Reservation<'a> {
+    ledger: &'a Mutex<Ledger>,
+    declared: u64,
+    unwritten: u64,
+}
+
+impl Reservation<'_> {
+    /// Records that the upload has written `total` bytes so far.
+    fn written(&mut self, total: u64) {
+        let done = (self.declared - self.unwritten).min(total);
+        let now = total.min(self.declared) - done;
+        if now > 0 {
+            lock(self.ledger).unwritten -= now;
+            self.unwritten -= now;
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut ledger = lock(self.ledger);
+        ledger.declared -= self.declared;
+        ledger.unwritten -= self.unwritten;
+    }
+}
+
+/// The ledger, even if a panic poisoned it: its sums stay right, since
+/// every change to it is one step.
+fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
+    ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The bytes an unprivileged user may still write on the filesystem of
+/// `dir`.
+#[cfg(unix)]
+fn free_space(dir: &Path) -> io::Result<u64> {
+    let stat = rustix::fs::statvfs(dir).map_err(io::Error::from)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 impl FileHandler {
@@ -64,8 +115,8 @@ impl FileHandler {
         Ok(FileHandler {
             root,
             config,
-            uploads: AtomicU64::new(0),
             removed_at_start,
+            ledger: Mutex::default(),
         })
     }
 
@@ -134,6 +185,43 @@ impl FileHandler {
         Ok(())
     }
 
+    /// Takes `size` bytes of the upload budget and checks the free space
+    /// beside `dest`, before the client is told to send anything.
+    fn reserve(&self, dest: &Path, size: u64) -> Result<Reservation<'_>, FileError> {
+        let mut ledger = lock(&self.ledger);
+        let budget = self.config.upload_budget;
+        if ledger.declared.saturating_add(size) > budget {
+            return Err(FileError::OverBudget {
+                size,
+                in_flight: ledger.declared,
+                budget,
+            });
+        }
+        #[cfg(unix)]
+        {
+            let dir = dest.parent().unwrap_or(dest);
+            // What the uploads in flight will still write is as good as gone.
+            let available = free_space(dir)?.saturating_sub(ledger.unwritten);
+            let floor = self.config.free_space_floor;
+            if available < size.saturating_add(floor) {
+                return Err(FileError::NoSpace {
+                    size,
+                    available,
+                    floor,
+                });
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = dest;
+        ledger.declared += size;
+        ledger.unwritten += size;
+        Ok(Reservation {
+            ledger: &self.ledger,
+            declared: size,
+            unwritten: size,
+        })
+    }
+
     fn put(
         &self,
         conn: &mut Connection,
@@ -151,10 +239,12 @@ impl FileHandler {
             });
         }
         let dest = self.root.new_file(name, overwrite)?;
-        let mut temp = TempFile::beside(&dest, self.uploads.fetch_add(1, Ordering::Relaxed))?;
+        let mut reservation = self.reserve(&dest, size)?;
+        let mut temp = TempFile::beside(&dest)?;
         write_frame_parts(conn, &Header::for_body(b"").with("ok", true), &[])?;
-        let (announced, actual) =
-            receive_chunks(conn, &mut temp.file, size, Digest::new(), &mut |_| {})?;
+        let (announced, actual) = receive_chunks(conn, &mut temp.file, size, Digest::new(), &mut |n| {
+            reservation.written(n)
+        })?;
         if announced != actual {
             return Err(FileError::DigestMismatch {
                 expected: announced,

@@ -12,6 +12,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::FileError;
 
@@ -43,15 +44,23 @@ pub(crate) struct TempFile {
 }
 
 impl TempFile {
-    /// Creates upload number `n` beside `dest` (so the rename stays on one
-    /// filesystem), locked.
-    pub(crate) fn beside(dest: &Path, n: u64) -> io::Result<TempFile> {
-        let name = format!("{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}", std::process::id());
-        let path = dest.with_file_name(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+    /// Creates a temporary file beside `dest` (so the rename stays on one
+    /// filesystem), locked. Its number is the process's next, so that
+    /// servers in one process sharing a root never meet; a name taken all
+    /// the same (a dead process had this pid) is skipped.
+    pub(crate) fn beside(dest: &Path) -> io::Result<TempFile> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut tries = 0;
+        let (path, file) = loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let name = format!("{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}", std::process::id());
+            let path = dest.with_file_name(name);
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => break (path, file),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        };
         let temp = TempFile {
             path,
             file,
