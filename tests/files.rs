@@ -850,3 +850,47 @@ fn the_free_space_floor_is_enforced_before_any_data_is_accepted() {
     );
     drop((hog, alone));
 }
+
+#[test]
+fn a_10_000_name_flood_cannot_break_ls_for_others() {
+    let dirs = Dirs::new("listing-flood");
+    let addr = serve(FileConfig::new(dirs.root()));
+    fs::write(dirs.local("f"), "").unwrap();
+    // The old attack: names of control characters, six bytes each in
+    // JSON. Refused at once, every one.
+    let mut attacker = FileClient::connect(addr).unwrap();
+    for i in 0..200u32 {
+        let name = format!("{}{i}", "\x01".repeat(200));
+        let put = attacker.put(&dirs.local("f"), &name, false, none);
+        assert!(matches!(put, Err(FileError::BadName { .. })), "{put:?}");
+    }
+    // The worst names left: 250 bytes, `"` in every other one (two bytes
+    // in JSON), 10,050 of them (as 10,050 uploads would leave them).
+    let started = std::time::Instant::now();
+    for i in 0..10_050 {
+        let name = format!("{:05}{}", i, "\"a".repeat(122) + "\"");
+        assert_eq!(name.len(), 250);
+        fs::write(dirs.root().join(name), "").unwrap();
+    }
+    let made = started.elapsed();
+    let mut other = FileClient::connect(addr).unwrap();
+    let started = std::time::Instant::now();
+    let listing = other.list("").unwrap();
+    let took = started.elapsed();
+    assert!(listing.truncated, "10,050 names: cut at 10,000, and said so");
+    assert_eq!(listing.entries.len(), files::MAX_LISTING);
+    let bytes = serde_json::to_vec(&listing.entries).unwrap().len();
+    assert!(bytes <= files::MAX_LISTING_BYTES);
+    assert!(listing.entries.windows(2).all(|w| w[0].name < w[1].name));
+    // Generous, for a loaded machine: it takes well under a second.
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    eprintln!(
+        "10,050 names of 250 bytes made in {made:?}; listing of {} entries, {bytes} bytes, in {took:?}",
+        listing.entries.len()
+    );
+    // The plain `ls` works for everyone, again and again.
+    for _ in 0..3 {
+        assert_eq!(other.ls("").unwrap().len(), files::MAX_LISTING);
+    }
+    assert!(!other.list("").unwrap().entries.is_empty());
+}

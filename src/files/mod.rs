@@ -89,7 +89,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub use client::{CLIENT_TIMEOUT, FileClient, Transfer};
+pub use client::{CLIENT_TIMEOUT, FileClient, Listing, Transfer};
 pub use server::{FileHandler, bind};
 
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
@@ -100,6 +100,10 @@ pub const CHUNK: usize = 1024 * 1024;
 pub const MAX_NAME: usize = 1024;
 /// The most entries a listing returns.
 pub const MAX_LISTING: usize = 10_000;
+/// The largest listing, encoded: the server stops adding entries before
+/// it, and the client accepts no more. 10,000 entries of 255-byte names,
+/// every byte escaped, fit.
+pub const MAX_LISTING_BYTES: usize = 8 << 20;
 /// The largest upload accepted, unless set: 4 GiB.
 pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
 /// The most bytes all uploads in flight may declare together, unless set:
@@ -187,6 +191,29 @@ pub struct Entry {
     pub size: u64,
     /// Whether it is a directory.
     pub dir: bool,
+}
+
+/// A listing's JSON body, entry by entry, and whether entries were left
+/// out to keep it within `max_bytes`.
+fn encode_listing(entries: &[Entry], max_bytes: usize) -> (Vec<u8>, bool) {
+    let mut body = b"[".to_vec();
+    for (i, entry) in entries.iter().enumerate() {
+        let json = serde_json::to_vec(entry).unwrap_or_default();
+        // The separator before it and the `]` after it must fit too.
+        if body.len() + json.len() + 2 > max_bytes {
+            return (finish_listing(body), true);
+        }
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&json);
+    }
+    (finish_listing(body), false)
+}
+
+fn finish_listing(mut body: Vec<u8>) -> Vec<u8> {
+    body.push(b']');
+    body
 }
 
 /// Why a file request failed, on either side of the connection.
@@ -610,4 +637,31 @@ fn number(header: &Header, key: &str) -> Result<u64, FileError> {
     field(header, key)?
         .as_u64()
         .ok_or_else(|| FileError::Protocol(format!("{key:?} is not a whole number")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Entry, encode_listing};
+
+    #[test]
+    fn a_listing_stops_before_its_byte_cap_and_says_so() {
+        let entries: Vec<Entry> = (0..100)
+            .map(|i| Entry {
+                name: format!("\"{i:03}\""),
+                size: i,
+                dir: false,
+            })
+            .collect();
+        let (whole, truncated) = encode_listing(&entries, usize::MAX);
+        assert!(!truncated);
+        assert_eq!(serde_json::from_slice::<Vec<Entry>>(&whole).unwrap(), entries);
+        for cap in [2, 40, 41, 1000, whole.len() - 1, whole.len()] {
+            let (body, truncated) = encode_listing(&entries, cap);
+            assert!(body.len() <= cap, "{cap}: {}", body.len());
+            let back: Vec<Entry> = serde_json::from_slice(&body).unwrap();
+            assert_eq!(back, entries[..back.len()]);
+            assert_eq!(truncated, back.len() < entries.len(), "{cap}");
+        }
+        assert_eq!(encode_listing(&[], 2), (b"[]".to_vec(), false));
+    }
 }

@@ -132,9 +132,10 @@ impl Root {
     }
 
     /// The entries of directory `name` ("" for the root), sorted, hidden
-    /// names and symlinks out of the root left out, at most
-    /// [`MAX_LISTING`].
-    pub(crate) fn list(&self, name: &str) -> Result<Vec<Entry>, FileError> {
+    /// names, names no client could ask for and symlinks out of the root
+    /// left out: the first [`MAX_LISTING`] found, and whether there were
+    /// more.
+    pub(crate) fn list(&self, name: &str) -> Result<(Vec<Entry>, bool), FileError> {
         let dir = self
             .join(name)?
             .canonicalize()
@@ -142,7 +143,7 @@ impl Root {
         if !self.contains(&dir) {
             return Err(Root::escapes(name));
         }
-        let mut entries = Vec::new();
+        let (mut entries, mut more) = (Vec::new(), false);
         for entry in fs::read_dir(&dir).map_err(|_| FileError::NotFound(name.to_owned()))? {
             let entry = entry?;
             let Some(entry_name) = entry.file_name().to_str().map(str::to_owned) else {
@@ -160,18 +161,19 @@ impl Root {
             {
                 continue;
             }
+            if entries.len() == MAX_LISTING {
+                more = true;
+                break;
+            }
             let meta = fs::metadata(&real)?;
             entries.push(Entry {
                 name: entry_name,
                 size: if meta.is_dir() { 0 } else { meta.len() },
                 dir: meta.is_dir(),
             });
-            if entries.len() == MAX_LISTING {
-                break;
-            }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
+        Ok((entries, more))
     }
 }
 

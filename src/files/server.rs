@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::name::Root;
 use super::temp::{TempFile, remove_stale};
 use super::{
-    CHUNK, Digest, FileConfig, FileError, digest_prefix, field, number, receive_chunks, send_chunks,
+    CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, digest_prefix, encode_listing, field, number, receive_chunks, send_chunks,
 };
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
 use crate::handler::{BaseRequestHandler, Connection};
@@ -148,9 +148,11 @@ impl FileHandler {
             .ok_or_else(|| FileError::Protocol("\"name\" is not a string".into()))?;
         match field(request, "op")?.as_str() {
             Some("ls") => {
-                let listing = self.root.list(name)?;
-                let body = serde_json::to_vec(&listing).map_err(io::Error::from)?;
-                let header = Header::for_body(&body).with("ok", true);
+                let (listing, more) = self.root.list(name)?;
+                let (body, cut) = encode_listing(&listing, MAX_LISTING_BYTES);
+                let header = Header::for_body(&body)
+                    .with("ok", true)
+                    .with("truncated", more || cut);
                 Ok(write_frame_parts(conn, &header, &[&body])?)
             }
             Some("get") => {
