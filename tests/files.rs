@@ -677,7 +677,13 @@ fn error_frame_for(addr: SocketAddr, bytes: &[u8]) -> (String, String) {
         .unwrap_or_else(|e| panic!("no error frame: {e}"))
         .expect("an error frame before the close");
     let text = |key: &str| {
-        reply.header.extra.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+        reply
+            .header
+            .extra
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
     };
     assert!(read_frame(&mut raw).unwrap().is_none(), "closed after it");
     (text("kind"), text("error"))
@@ -705,15 +711,32 @@ fn malformed_request_frames_get_an_error_frame_before_the_close() {
         bytes
     };
     let no_op = framed(&Header::for_body(b"").with("name", "").to_json());
-    let bad_op = framed(&Header::for_body(b"").with("op", "rm").with("name", "").to_json());
+    let bad_op = framed(
+        &Header::for_body(b"")
+            .with("op", "rm")
+            .with("name", "")
+            .to_json(),
+    );
     let cases: [(&str, Vec<u8>, &str); 10] = [
         ("60,000 nested [", nested, "frame"),
-        ("16,000 nested [, within the header limit", nested_within, "frame"),
-        ("HTTP garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), "frame"),
+        (
+            "16,000 nested [, within the header limit",
+            nested_within,
+            "frame",
+        ),
+        (
+            "HTTP garbage",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "frame",
+        ),
         ("a header over 16 KiB", over_long, "frame"),
         ("a negative length", (-5i32).to_le_bytes().to_vec(), "frame"),
         ("not UTF-8", framed(&[0xff, 0xfe, 0xfd]), "frame"),
-        ("cut inside the header", b"\x40\x00\x00\x00{\"ver\"".to_vec(), "frame"),
+        (
+            "cut inside the header",
+            b"\x40\x00\x00\x00{\"ver\"".to_vec(),
+            "frame",
+        ),
         ("a request with a body", with_body, "frame"),
         ("no op", no_op, "protocol"),
         ("an unknown op", bad_op, "protocol"),
@@ -734,6 +757,12 @@ fn malformed_request_frames_get_an_error_frame_before_the_close() {
     // request header: refused for what it is, not as a frame.
     let ls = good.ls(&"\x01".repeat(MAX_NAME));
     assert!(matches!(ls, Err(FileError::BadName { .. })), "{ls:?}");
+    // A name over the limit is echoed only in part.
+    let ls = good.ls(&"\"".repeat(5_000));
+    assert!(
+        matches!(ls, Err(FileError::BadName { ref name, .. }) if name.len() < 100),
+        "{ls:?}"
+    );
 }
 
 /// Starts an upload of `size` bytes on a raw connection and leaves it
@@ -789,7 +818,10 @@ fn the_upload_budget_is_enforced_before_any_data_is_accepted() {
     let put = FileClient::connect(tight)
         .unwrap()
         .put(&dirs.local("one"), "again", false, none);
-    assert!(matches!(put, Err(FileError::OverBudget { in_flight: 0, .. })), "{put:?}");
+    assert!(
+        matches!(put, Err(FileError::OverBudget { in_flight: 0, .. })),
+        "{put:?}"
+    );
 }
 
 #[cfg(unix)]
@@ -812,7 +844,11 @@ fn the_free_space_floor_is_enforced_before_any_data_is_accepted() {
     assert_eq!(dirs.served(), Vec::<String>::new());
     // An upload declaring more than the disk holds is refused by the
     // floor, not discovered full halfway.
-    let addr = serve(FileConfig::new(dirs.root()).max_upload(u64::MAX).upload_budget(u64::MAX));
+    let addr = serve(
+        FileConfig::new(dirs.root())
+            .max_upload(u64::MAX)
+            .upload_budget(u64::MAX),
+    );
     let mut raw = TcpStream::connect(addr).unwrap();
     let put = Header::for_body(b"")
         .with("op", "put")
@@ -828,7 +864,12 @@ fn the_free_space_floor_is_enforced_before_any_data_is_accepted() {
         Err(FileError::NoSpace { available, .. }) => available,
         other => panic!("{other:?}"),
     };
-    let addr = serve(FileConfig::new(dirs.root()).max_upload(u64::MAX).upload_budget(u64::MAX).free_space_floor(0));
+    let addr = serve(
+        FileConfig::new(dirs.root())
+            .max_upload(u64::MAX)
+            .upload_budget(u64::MAX)
+            .free_space_floor(0),
+    );
     // Alone, 256 MiB would fit (or the disk is too full for this test);
     // asked of another server, whose ledger is its own.
     let other = serve(FileConfig::new(dirs.root()).free_space_floor(0));
@@ -877,7 +918,10 @@ fn a_10_000_name_flood_cannot_break_ls_for_others() {
     let started = std::time::Instant::now();
     let listing = other.list("").unwrap();
     let took = started.elapsed();
-    assert!(listing.truncated, "10,050 names: cut at 10,000, and said so");
+    assert!(
+        listing.truncated,
+        "10,050 names: cut at 10,000, and said so"
+    );
     assert_eq!(listing.entries.len(), files::MAX_LISTING);
     let bytes = serde_json::to_vec(&listing.entries).unwrap().len();
     assert!(bytes <= files::MAX_LISTING_BYTES);

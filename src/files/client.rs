@@ -291,7 +291,11 @@ mod tests {
         let fits = "a".repeat(NAME_MAX - 5);
         let part = part_path(&Path::new("/d").join(&fits));
         assert_eq!(part.file_name().unwrap().len(), NAME_MAX);
-        for long in ["b".repeat(NAME_MAX), "你".repeat(85), "c".repeat(NAME_MAX - 4)] {
+        for long in [
+            "b".repeat(NAME_MAX),
+            "你".repeat(85),
+            "c".repeat(NAME_MAX - 4),
+        ] {
             let part = part_path(&Path::new("/d").join(&long));
             let name = part.file_name().unwrap().to_str().unwrap();
             assert!(name.len() <= NAME_MAX && name.ends_with(".part"), "{name}");

@@ -39,8 +39,15 @@
 //!   (leading `.`), backslashes, NUL bytes, and symlinks that lead out of
 //!   the root are refused (see [`FileError::BadName`]).
 //! * **Limits.** Uploads of at most [`FileConfig::max_upload`] bytes, never
-//!   over an existing file unless the client asks; listings of at most
-//!   [`MAX_LISTING`] entries; names of at most [`MAX_NAME`] bytes.
+//!   over an existing file unless the client asks, refused before their
+//!   data when all uploads in flight would declare more than
+//!   [`FileConfig::upload_budget`] or leave less free space than
+//!   [`FileConfig::free_space_floor`]; listings of at most [`MAX_LISTING`]
+//!   entries and [`MAX_LISTING_BYTES`] (flagged when cut); names of at
+//!   most [`MAX_NAME`] bytes, of characters that show safely.
+//! * **Temporary files** are `.socketserver-PID-N.upload`, however long
+//!   the name, and locked while written; a new server removes the ones
+//!   no live upload holds (what a killed server left), and nothing else.
 //!
 //! Every error leaves as a frame with `"error"` and `"kind"` keys, a
 //! request that is not a valid frame too (garbage, a header over 16 KiB,
@@ -352,10 +359,9 @@ impl FileError {
                 actual: text("actual"),
             },
             // The server could not read or follow the request.
-            "frame" | "protocol" => FileError::Protocol(format!(
-                "the server refused the request: {}",
-                text("error")
-            )),
+            "frame" | "protocol" => {
+                FileError::Protocol(format!("the server refused the request: {}", text("error")))
+            }
             _ => FileError::Server(text("error")),
         }
     }
@@ -654,7 +660,10 @@ mod tests {
             .collect();
         let (whole, truncated) = encode_listing(&entries, usize::MAX);
         assert!(!truncated);
-        assert_eq!(serde_json::from_slice::<Vec<Entry>>(&whole).unwrap(), entries);
+        assert_eq!(
+            serde_json::from_slice::<Vec<Entry>>(&whole).unwrap(),
+            entries
+        );
         for cap in [2, 40, 41, 1000, whole.len() - 1, whole.len()] {
             let (body, truncated) = encode_listing(&entries, cap);
             assert!(body.len() <= cap, "{cap}: {}", body.len());

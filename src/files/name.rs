@@ -41,7 +41,15 @@ impl Root {
             why: why.to_owned(),
         };
         if name.len() > MAX_NAME {
-            return Err(refuse("longer than 1024 bytes"));
+            // Echo only the start: the error frame stays small.
+            let mut end = 64;
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            return Err(FileError::BadName {
+                name: format!("{}…", &name[..end]),
+                why: format!("{} bytes, longer than {MAX_NAME}", name.len()),
+            });
         }
         if name.contains('\0') {
             return Err(refuse("contains a NUL byte"));
@@ -239,13 +247,31 @@ mod tests {
     #[test]
     fn what_cannot_be_shown_is_refused_and_text_is_not() {
         for c in [
-            '\n', '\r', '\t', '\x1b', '\x7f', '\u{85}', '\u{9b}', '\u{202e}', '\u{2066}',
-            '\u{200b}', '\u{200d}', '\u{feff}', '\u{2028}', '\u{2029}', '\u{ad}', '\u{3164}',
-            '\u{fffe}', '\u{10ffff}', '\u{e0041}',
+            '\n',
+            '\r',
+            '\t',
+            '\x1b',
+            '\x7f',
+            '\u{85}',
+            '\u{9b}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{200b}',
+            '\u{200d}',
+            '\u{feff}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{ad}',
+            '\u{3164}',
+            '\u{fffe}',
+            '\u{10ffff}',
+            '\u{e0041}',
         ] {
             assert!(!shows_safely(c), "{}", c.escape_unicode());
         }
-        for c in ['a', ' ', '"', '你', 'é', '\u{301}', '😀', '\u{fe0f}', '\u{fffd}', '-'] {
+        for c in [
+            'a', ' ', '"', '你', 'é', '\u{301}', '😀', '\u{fe0f}', '\u{fffd}', '-',
+        ] {
             assert!(shows_safely(c), "{}", c.escape_unicode());
         }
     }

@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::name::Root;
 use super::temp::{TempFile, remove_stale};
 use super::{
-    CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, digest_prefix, encode_listing, field, number, receive_chunks, send_chunks,
+    CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, digest_prefix, encode_listing, field,
+    number, receive_chunks, send_chunks,
 };
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
 use crate::handler::{BaseRequestHandler, Connection};
@@ -87,7 +88,9 @@ impl Drop for Reservation<'_> {
 /// The ledger, even if a panic poisoned it: its sums stay right, since
 /// every change to it is one step.
 fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
-    ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ledger
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The bytes an unprivileged user may still write on the filesystem of
@@ -244,9 +247,10 @@ impl FileHandler {
         let mut reservation = self.reserve(&dest, size)?;
         let mut temp = TempFile::beside(&dest)?;
         write_frame_parts(conn, &Header::for_body(b"").with("ok", true), &[])?;
-        let (announced, actual) = receive_chunks(conn, &mut temp.file, size, Digest::new(), &mut |n| {
-            reservation.written(n)
-        })?;
+        let (announced, actual) =
+            receive_chunks(conn, &mut temp.file, size, Digest::new(), &mut |n| {
+                reservation.written(n)
+            })?;
         if announced != actual {
             return Err(FileError::DigestMismatch {
                 expected: announced,

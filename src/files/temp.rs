@@ -158,7 +158,9 @@ mod tests {
     #[test]
     fn only_our_exact_pattern_is_a_temp_name() {
         assert!(is_temp_name(".socketserver-123-0.upload"));
-        assert!(is_temp_name(".socketserver-4294967295-18446744073709551615.upload"));
+        assert!(is_temp_name(
+            ".socketserver-4294967295-18446744073709551615.upload"
+        ));
         for name in [
             "socketserver-123-0.upload",
             ".socketserver-123-0.upload.bak",
