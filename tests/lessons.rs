@@ -156,6 +156,7 @@ fn every_example_explains_itself_and_names_its_seed_section() {
         ("udp_server", "udp编程"),
         ("udp_client", "udp编程"),
         ("socketserver", "socketserver编程"),
+        ("socketserver_client", "socketserver编程"),
         ("sticky_packets", "粘包与分包"),
         ("cmd_server", "模拟远程执行命令服务端"),
         ("cmd_client", "模拟远程执行命令客户端"),
