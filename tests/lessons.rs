@@ -43,10 +43,9 @@ const UDP: Protocol = Protocol {
 
 fn python_client(script: &str, addr: std::net::SocketAddr) -> Option<String> {
     let mut python = python3()?;
-    python
-        .arg(peer(script))
-        .arg(addr.ip().to_string())
-        .arg(addr.port().to_string());
+    // HOST:PORT, the examples' form; tests/command.rs uses the seed-era
+    // HOST PORT, so both stay working.
+    python.arg(peer(script)).arg(addr.to_string());
     Some(run_client(python))
 }
 
