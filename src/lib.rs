@@ -49,8 +49,12 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// On docs.rs (`--cfg docsrs`, nightly), items behind `cfg(unix)` say
+// "Available on Unix only".
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod command;
 pub mod files;
 pub mod frame;
@@ -68,4 +72,5 @@ pub use server::{
     UdpServer,
 };
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use server::{ThreadingUnixStreamServer, UnixStreamServer};
