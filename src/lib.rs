@@ -20,8 +20,9 @@
 //! | [`files`] | file transfer on the frame: chunked, md5-verified, resumable, confined to a root | beyond the seed |
 //!
 //! The examples run each lesson (`cargo run --example tour` runs them all):
-//! `tcp_server`, `tcp_client`, `udp_server`, `udp_client`, `socketserver`,
-//! `sticky_packets`, `cmd_server`, `cmd_client`, `file_server`, `file_client`.
+//! `tcp_server`, `tcp_client`, `udp_server`, `udp_client`, `socketserver`
+//! with `socketserver_client`, `sticky_packets`, `cmd_server`, `cmd_client`,
+//! `file_server`, `file_client`; each says what it does with `--help`.
 //!
 //! # A first server
 //!
@@ -49,8 +50,12 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// On docs.rs (`--cfg docsrs`, nightly), items behind `cfg(unix)` say
+// "Available on Unix only".
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod command;
 pub mod files;
 pub mod frame;
@@ -68,4 +73,5 @@ pub use server::{
     UdpServer,
 };
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use server::{ThreadingUnixStreamServer, UnixStreamServer};
