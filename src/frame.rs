@@ -356,7 +356,10 @@ impl fmt::Display for FramePart {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum FrameError {
-    /// Reading or writing the underlying stream failed.
+    /// Reading or writing the underlying stream failed. A socket timeout or
+    /// a passed connection deadline arrives here as
+    /// [`io::ErrorKind::TimedOut`] on every platform (Unix's `WouldBlock`
+    /// is turned into it); [`FrameError::is_timeout`] asks.
     Io(io::Error),
     /// The stream ended inside a frame (an end between frames is `Ok(None)`).
     Truncated {
@@ -442,9 +445,36 @@ impl std::error::Error for FrameError {
     }
 }
 
+impl FrameError {
+    /// Whether the frame did not arrive in time: the socket's read timeout
+    /// or the connection's deadline ran out (the stream is then out of step,
+    /// like after any other error).
+    ///
+    /// ```
+    /// use std::io::{self, Read};
+    /// use socketserver::frame::{FrameError, read_frame};
+    ///
+    /// /// A reader whose peer went quiet: Unix says `WouldBlock`.
+    /// struct Quiet;
+    /// impl Read for Quiet {
+    ///     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+    ///         Err(io::ErrorKind::WouldBlock.into())
+    ///     }
+    /// }
+    /// let err = read_frame(&mut Quiet).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert!(matches!(&err, FrameError::Io(e) if e.kind() == io::ErrorKind::TimedOut));
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, FrameError::Io(e) if e.kind() == io::ErrorKind::TimedOut)
+    }
+}
+
+/// A frame half read cannot be resumed, so a timeout is reported as
+/// `TimedOut` on every platform rather than as Unix's `WouldBlock`.
 impl From<io::Error> for FrameError {
     fn from(e: io::Error) -> FrameError {
-        FrameError::Io(e)
+        FrameError::Io(crate::handler::normalize_timeout(e))
     }
 }
 

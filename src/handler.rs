@@ -20,9 +20,10 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::server::ServerInfo;
+use crate::server::deadline::{Clock, Dir};
 
 /// A socket address: a client's, or a server's own.
 ///
@@ -206,6 +207,12 @@ impl Stream {
 
     /// A second handle to the same socket, for another thread.
     ///
+    /// The handle knows nothing of the connection's deadline
+    /// ([`Connection::set_deadline`]): a reader made from it waits as long
+    /// as the socket's timeout allows on each read, however long ago the
+    /// deadline passed. Use [`Connection::try_clone`] for a handle that
+    /// honours it.
+    ///
     /// # Errors
     ///
     /// As the socket's `try_clone`.
@@ -266,8 +273,16 @@ impl Write for Stream {
 /// One accepted connection, handed to [`BaseRequestHandler::handle`]:
 /// Python's `self.request`, `self.client_address` and `self.server`.
 ///
-/// It reads and writes like its socket. The socket closes when the
-/// handler's `finish` returns, whatever happened.
+/// It reads and writes like its socket (so does `&Connection`, for a
+/// reader and a writer side by side). The socket closes when the handler's
+/// `finish` returns, whatever happened.
+///
+/// A connection can carry a *deadline* ([`set_deadline`](Self::set_deadline)):
+/// once it passes, every read and write through the connection (or its
+/// [`try_clone`](Self::try_clone)s, or a [`StreamRequest`]'s `rfile` and
+/// `wfile`) fails with [`io::ErrorKind::TimedOut`], however slowly the
+/// peer drips bytes. The server's read and write timeouts bound each
+/// call; a deadline bounds them all together.
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -292,20 +307,153 @@ pub struct Connection {
     stream: Stream,
     peer: Addr,
     server: ServerInfo,
+    clock: Arc<Clock>,
 }
 
 impl Connection {
-    pub(crate) fn new(stream: Stream, peer: Addr, server: ServerInfo) -> Connection {
+    /// A connection whose socket has the server's `read` and `write`
+    /// timeouts set already.
+    pub(crate) fn new(
+        stream: Stream,
+        peer: Addr,
+        server: ServerInfo,
+        read: Option<Duration>,
+        write: Option<Duration>,
+    ) -> Connection {
         Connection {
             stream,
             peer,
             server,
+            clock: Arc::new(Clock::new(read, write)),
         }
     }
 
     /// The socket (Python's `self.request`).
+    ///
+    /// Reading or writing the socket directly bypasses the connection's
+    /// deadline; read and write through the connection to honour it.
     pub fn stream(&self) -> &Stream {
         &self.stream
+    }
+
+    /// Sets the connection's deadline: once `at` passes, every read and
+    /// write through this connection, its clones and its `rfile`/`wfile`
+    /// fails with `TimedOut` at once, and a call in progress fails when
+    /// `at` comes, however slowly the peer sends. Setting it again moves
+    /// it, forwards or back; an instant already past fails the next call.
+    ///
+    /// No thread watches the deadline: while one is set, each call shrinks
+    /// the socket's timeout to the time left (one `setsockopt`), and only
+    /// when the time left is shorter than the server's own read or write
+    /// timeout, which still bounds each call as before. Handlers that know
+    /// their protocol's request boundaries set a deadline when a request
+    /// begins and move or [clear](Self::clear_deadline) it when it ends;
+    /// [`Builder::initial_deadline`](crate::server::Builder::initial_deadline)
+    /// sets one on every new connection.
+    ///
+    /// ```
+    /// use std::io::{self, Read};
+    /// use std::time::{Duration, Instant};
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// // The whole request must arrive within 200 ms, byte by byte or not.
+    /// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+    ///     conn.set_deadline(Instant::now() + Duration::from_millis(200));
+    ///     let mut request = Vec::new();
+    ///     let err = conn.read_to_end(&mut request).unwrap_err();
+    ///     assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    ///     Ok(())
+    /// })?;
+    /// let _idle = std::net::TcpStream::connect(server.local_addr()?)?; // sends nothing
+    /// let start = Instant::now();
+    /// server.handle_request()?;
+    /// assert!(start.elapsed() >= Duration::from_millis(200));
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    pub fn set_deadline(&self, at: Instant) {
+        self.clock.set(Some(at));
+    }
+
+    /// Removes the deadline: calls are bounded again only by the server's
+    /// read and write timeouts, which the next call puts back on the
+    /// socket if the deadline had shrunk them.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+    ///     conn.set_deadline(Instant::now() + Duration::from_secs(10));
+    ///     // ... the first request, authenticated: the client may stay.
+    ///     conn.clear_deadline();
+    ///     assert_eq!(conn.deadline(), None);
+    ///     Ok(())
+    /// })?;
+    /// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// server.handle_request()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn clear_deadline(&self) {
+        self.clock.set(None);
+    }
+
+    /// The deadline, if one is set (to within a nanosecond).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// let server = TcpServer::builder(|conn: &mut Connection| {
+    ///     // Set by the server: the time to deliver a first request.
+    ///     assert!(conn.deadline().unwrap() <= Instant::now() + Duration::from_secs(5));
+    ///     Ok(())
+    /// })
+    /// .initial_deadline(Some(Duration::from_secs(5)))
+    /// .bind("127.0.0.1:0")?;
+    /// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// server.handle_request()?;
+    /// assert_eq!(server.stats().completed, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.clock.get()
+    }
+
+    /// A second connection on the same socket (a duplicated descriptor),
+    /// for a reader on another thread or a `BufReader` beside a writer.
+    /// It shares this connection's deadline: setting or clearing it on
+    /// either applies to both.
+    ///
+    /// # Errors
+    ///
+    /// As the socket's `try_clone` (out of descriptors, say).
+    ///
+    /// ```
+    /// use std::io::{self, BufRead, BufReader, Write};
+    /// use std::time::{Duration, Instant};
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+    ///     let mut lines = BufReader::new(conn.try_clone()?);
+    ///     conn.set_deadline(Instant::now() + Duration::from_millis(100));
+    ///     let mut line = String::new();
+    ///     // The clone honours the deadline set on the original.
+    ///     let err = lines.read_line(&mut line).unwrap_err();
+    ///     assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    ///     conn.clear_deadline();
+    ///     conn.write_all(b"too slow\n")
+    /// })?;
+    /// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// server.handle_request()?;
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    pub fn try_clone(&self) -> io::Result<Connection> {
+        Ok(Connection {
+            stream: self.stream.try_clone()?,
+            peer: self.peer.clone(),
+            server: self.server.clone(),
+            clock: Arc::clone(&self.clock),
+        })
     }
 
     /// The client's address (Python's `self.client_address`).
@@ -345,12 +493,17 @@ impl Connection {
     /// assert_eq!(reply, "no thanks");
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    ///
+    /// The linger is bounded as a whole, not per read: it ends by
+    /// [`LINGER_TIME`] from now, or at the connection's deadline if that
+    /// comes first, however slowly the client sends.
     pub fn linger_close(&mut self) {
-        let stream = &self.stream;
-        if stream.shutdown(Shutdown::Write).is_err()
-            || stream.set_read_timeout(Some(LINGER_TIME)).is_err()
-        {
+        if self.stream.shutdown(Shutdown::Write).is_err() {
             return;
+        }
+        let until = Instant::now() + LINGER_TIME;
+        if self.deadline().is_none_or(|at| at > until) {
+            self.set_deadline(until);
         }
         let _ = io::copy(&mut self.take(LINGER_BYTES), &mut io::sink());
     }
@@ -361,18 +514,42 @@ pub const LINGER_TIME: Duration = Duration::from_secs(1);
 /// How much [`Connection::linger_close`] reads before it gives up.
 pub const LINGER_BYTES: u64 = 1 << 20;
 
+impl Read for &Connection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let stream = &self.stream;
+        self.clock
+            .guard(stream, Dir::Read, || (&mut &*stream).read(buf))
+    }
+}
+
+impl Write for &Connection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let stream = &self.stream;
+        self.clock
+            .guard(stream, Dir::Write, || (&mut &*stream).write(buf))
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let stream = &self.stream;
+        self.clock
+            .guard(stream, Dir::Write, || (&mut &*stream).write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.stream).read(buf)
+        (&*self).read(buf)
     }
 }
 
 impl Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&self.stream).write(buf)
+        (&*self).write(buf)
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        (&self.stream).write_vectored(bufs)
+        (&*self).write_vectored(bufs)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -446,8 +623,8 @@ impl std::error::Error for HandlerError {
     }
 }
 
-/// Whether an error is a socket timeout: Unix reports one as `WouldBlock`,
-/// other systems as `TimedOut`.
+/// Whether an error is a socket timeout or a passed deadline: Unix reports
+/// a socket timeout as `WouldBlock`, other systems as `TimedOut`.
 ///
 /// ```
 /// use std::io::{Error, ErrorKind};
@@ -459,6 +636,26 @@ pub fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+/// The same error with a socket timeout's `WouldBlock` (what Unix reports)
+/// turned into `TimedOut` (what it means), its message kept; other errors
+/// as they are. Readers that cannot resume after a timeout (a frame or a
+/// line half read) report timeouts this way, so callers match one kind on
+/// every platform.
+///
+/// ```
+/// use std::io::{Error, ErrorKind};
+/// use socketserver::handler::normalize_timeout;
+/// assert_eq!(normalize_timeout(ErrorKind::WouldBlock.into()).kind(), ErrorKind::TimedOut);
+/// assert_eq!(normalize_timeout(ErrorKind::BrokenPipe.into()).kind(), ErrorKind::BrokenPipe);
+/// ```
+pub fn normalize_timeout(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        io::Error::new(io::ErrorKind::TimedOut, e)
+    } else {
+        e
+    }
 }
 
 /// What every `handle_error` does unless overridden: one line on stderr
@@ -638,11 +835,11 @@ pub struct Streamed<H>(pub H);
 
 impl<H: StreamRequestHandler> BaseRequestHandler for Streamed<H> {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        let conn = &*conn;
         let mut request = StreamRequest {
-            rfile: BufReader::new(&conn.stream),
-            wfile: BufWriter::new(&conn.stream),
-            peer: &conn.peer,
-            server: &conn.server,
+            rfile: BufReader::new(conn),
+            wfile: BufWriter::new(conn),
+            conn,
         };
         self.0.handle(&mut request)?;
         request.wfile.flush()
@@ -660,27 +857,54 @@ impl<H: StreamRequestHandler> BaseRequestHandler for Streamed<H> {
 /// One connection with buffered halves, handed to
 /// [`StreamRequestHandler::handle`].
 ///
-/// See [`StreamRequestHandler`] for an example.
+/// See [`StreamRequestHandler`] for an example. Both halves honour the
+/// connection's deadline ([`Connection::set_deadline`]), which
+/// [`connection`](Self::connection) reaches.
 #[derive(Debug)]
 pub struct StreamRequest<'a> {
     /// The buffered read half (Python's `self.rfile`).
-    pub rfile: BufReader<&'a Stream>,
+    pub rfile: BufReader<&'a Connection>,
     /// The buffered write half (Python's `self.wfile`), flushed after
     /// `handle` returns `Ok`.
-    pub wfile: BufWriter<&'a Stream>,
-    peer: &'a Addr,
-    server: &'a ServerInfo,
+    pub wfile: BufWriter<&'a Connection>,
+    conn: &'a Connection,
 }
 
 impl StreamRequest<'_> {
     /// The client's address.
     pub fn peer_addr(&self) -> &Addr {
-        self.peer
+        &self.conn.peer
     }
 
     /// The server this connection came to.
     pub fn server(&self) -> &ServerInfo {
-        self.server
+        &self.conn.server
+    }
+
+    /// The connection under both halves: its socket, and its deadline.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::{Duration, Instant};
+    /// use socketserver::{StreamRequest, StreamRequestHandler, Streamed, TcpServer};
+    ///
+    /// /// Each line must arrive whole within a second of the last reply.
+    /// struct Lines;
+    /// impl StreamRequestHandler for Lines {
+    ///     fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+    ///         loop {
+    ///             request.connection().set_deadline(Instant::now() + Duration::from_secs(1));
+    ///             let Some(line) = request.read_line(1024)? else { return Ok(()) };
+    ///             io::Write::write_all(&mut request.wfile, &line)?;
+    ///             io::Write::flush(&mut request.wfile)?;
+    ///         }
+    ///     }
+    /// }
+    /// let server = TcpServer::bind("127.0.0.1:0", Streamed(Lines))?;
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    pub fn connection(&self) -> &Connection {
+        self.conn
     }
 
     /// Reads one line, newline included, of at most `max` bytes; `None` at
@@ -689,11 +913,16 @@ impl StreamRequest<'_> {
     /// # Errors
     ///
     /// `InvalidData` if the line runs past `max` bytes (a client cannot make
-    /// the server buffer without bound); any read error.
+    /// the server buffer without bound); `TimedOut` on every platform if
+    /// the socket's timeout or the connection's deadline ran out first (use
+    /// [`is_timeout`]); any other read error.
     pub fn read_line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
         let mut line = Vec::new();
         let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-        (&mut self.rfile).take(limit).read_until(b'\n', &mut line)?;
+        (&mut self.rfile)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .map_err(normalize_timeout)?;
         if line.is_empty() {
             return Ok(None);
         }

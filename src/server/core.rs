@@ -4,10 +4,13 @@
 //! socket's `recv_from`) joined to a [`Serve`] (a handler trait adapted to
 //! that kind of request) by an [`Executor`] (this thread, a pool, or a thread
 //! per connection). The loop waits for a free slot, receives, asks
-//! `verify_request`, and hands the request to the executor; the request's
-//! ticket counts it out, and a panic is caught and reported on its thread.
+//! the per-peer cap and `verify_request`, and hands the request to the
+//! executor; the request's ticket counts it out, and a panic is caught and
+//! reported on its thread. What the server itself has to say (a failing
+//! `accept`, a clamped cap) goes through [`report`].
 
 use std::any::Any;
+use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 #[cfg(unix)]
@@ -21,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use threadpool::ThreadPool;
 
-use super::state::{State, Ticket};
+use super::fd;
+use super::state::{State, Ticket, peer_key};
 use super::{Config, ServerInfo, Threading};
 use crate::handler::{
     Addr, BaseRequestHandler, Connection, Datagram, DatagramRequestHandler, HandlerError, Stream,
@@ -142,7 +146,16 @@ impl<H: BaseRequestHandler> Serve for Streams<H> {
         if let (true, Some(tcp)) = (config.nodelay, stream.as_tcp()) {
             tcp.set_nodelay(true)?;
         }
-        let mut conn = Connection::new(stream, peer, info);
+        let mut conn = Connection::new(
+            stream,
+            peer,
+            info,
+            config.read_timeout,
+            config.write_timeout,
+        );
+        if let Some(deadline) = config.initial_deadline {
+            conn.set_deadline(Instant::now() + deadline);
+        }
         self.0.setup(&mut conn)?;
         let handled = self.0.handle(&mut conn);
         let finished = self.0.finish(&mut conn);
@@ -282,10 +295,21 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
                 super::DEFAULT_MAX_CONNECTIONS,
             ),
         };
-        let max_active = match executor {
+        let asked = match executor {
             Executor::Inline => 1,
             _ => config.max_connections.unwrap_or(default_max).max(1),
         };
+        // Never promise connections the descriptor limit would refuse.
+        let limit = fd::raise_limit();
+        let max_active = asked.min(fd::connections_allowed(limit));
+        if max_active < asked {
+            report(format_args!(
+                "serving at most {max_active} connections at once, not {asked}: \
+                 the descriptor limit is {} ({} kept for other uses)",
+                limit.unwrap_or(0),
+                fd::FD_RESERVE,
+            ));
+        }
         Ok(Core {
             source,
             shared: Arc::new(Shared {
@@ -329,31 +353,33 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
 
     pub(crate) fn serve_forever(&self) {
         let state = &self.shared.state;
+        let mut failures = Failures::default();
         while !state.is_shutdown() {
-            if let Err(e) = self.handle_request() {
-                match e.kind() {
-                    // The client gave up between its connect and our accept.
-                    io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::Interrupted => {}
-                    // Out of file descriptors or memory: retrying at once
-                    // would spin, so wait for connections to close.
-                    _ => {
-                        eprintln!(
-                            "socketserver: accept on {} failed: {e}; retrying in 50 ms",
-                            state.local_addr
-                        );
-                        thread::sleep(Duration::from_millis(50));
-                    }
+            match self.handle_request() {
+                Ok(()) => failures.recovered(&state.local_addr),
+                // The client gave up between its connect and our accept.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                // Out of file descriptors or memory: retrying at once would
+                // spin, so back off until a connection of ours ends (likely
+                // freeing a descriptor) or the pause is over.
+                Err(e) => {
+                    let pause = failures.failed(&state.local_addr, &e);
+                    state.wait_for_change(pause);
                 }
             }
         }
         if let Some(grace) = self.shared.config.graceful {
             if !state.wait_idle(Instant::now() + grace) {
-                eprintln!(
-                    "socketserver: {} requests still running after the {grace:?} grace period",
+                report(format_args!(
+                    "{} requests still running after the {grace:?} grace period",
                     state.stats().active
-                );
+                ));
             }
         }
         state.clear_shutdown();
@@ -361,11 +387,20 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
 
     fn dispatch(&self, request: S::Request, peer: Addr) {
         let shared = &self.shared;
+        // The per-peer cap first: it costs a lookup, and a flood from one
+        // address must not reach user code or the pool's queue.
+        let cap = shared.config.max_per_peer;
+        let key = cap.and_then(|_| peer_key(&peer));
+        if let (Some(key), Some(max)) = (key, cap) {
+            if !shared.state.has_room(key, max) {
+                return; // dropping the request closes its socket
+            }
+        }
         if !shared.handler.verify_request(&peer) {
             shared.state.reject();
             return;
         }
-        let ticket = shared.state.begin();
+        let ticket = shared.state.begin(key);
         let job_shared = Arc::clone(shared);
         let job_peer = peer.clone();
         let job = move || job_shared.run(request, job_peer, ticket);
@@ -373,6 +408,70 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
             // The job was dropped unrun: its ticket counted it failed and
             // its socket is closed. Say why.
             shared.handler.handle_error(&peer, &HandlerError::Io(e));
+        }
+    }
+}
+
+/// Says something about the server itself on stderr, one line with the
+/// crate's prefix: the one place to route such lines elsewhere (a logger).
+pub(crate) fn report(line: fmt::Arguments<'_>) {
+    eprintln!("socketserver: {line}");
+}
+
+/// The shortest and the longest pause after a failed `accept`.
+const PAUSE_MIN: Duration = Duration::from_millis(5);
+const PAUSE_MAX: Duration = Duration::from_millis(500);
+/// At most one line about failing `accept` calls per this long.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// A run of failing `accept` calls: how long to pause after the next one,
+/// and how many went unreported since the last line.
+#[derive(Debug, Default)]
+struct Failures {
+    pause: Duration,
+    unreported: u64,
+    last_report: Option<Instant>,
+}
+
+impl Failures {
+    fn due(&self, now: Instant) -> bool {
+        self.last_report
+            .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY)
+    }
+
+    /// Counts a failure, reports it if a line is due, and returns how long
+    /// to pause before the next `accept`: doubling from [`PAUSE_MIN`] to
+    /// [`PAUSE_MAX`].
+    fn failed(&mut self, addr: &Addr, e: &io::Error) -> Duration {
+        let now = Instant::now();
+        if self.due(now) {
+            let earlier = std::mem::take(&mut self.unreported);
+            report(format_args!(
+                "accept on {addr} failed: {e}; {earlier} more failures since the last \
+                 report; retrying with backoff"
+            ));
+            self.last_report = Some(now);
+        } else {
+            self.unreported += 1;
+        }
+        self.pause = (self.pause * 2).clamp(PAUSE_MIN, PAUSE_MAX);
+        self.pause
+    }
+
+    /// An `accept` worked: the run is over. Failures not yet reported are
+    /// reported now, if a line is due, or with the next run's first line.
+    fn recovered(&mut self, addr: &Addr) {
+        if self.pause.is_zero() {
+            return; // the hot path: nothing had failed
+        }
+        self.pause = Duration::ZERO;
+        let now = Instant::now();
+        if self.unreported > 0 && self.due(now) {
+            let earlier = std::mem::take(&mut self.unreported);
+            report(format_args!(
+                "accept on {addr} works again, after {earlier} more failures"
+            ));
+            self.last_report = Some(now);
         }
     }
 }

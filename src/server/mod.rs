@@ -50,7 +50,9 @@
 //!
 //! | limit | default | set with |
 //! |---|---|---|
-//! | connections served at once | pool: N; thread per connection: 1,024 | [`Builder::max_connections`] |
+//! | connections served at once | pool: N; thread per connection: 1,024; never more than the descriptor limit allows | [`Builder::max_connections`] |
+//! | connections at once from one IP address (IPv6: one /64) | off | [`Builder::max_per_peer`] |
+//! | deadline on each new connection | none | [`Builder::initial_deadline`]; handlers: [`Connection::set_deadline`](crate::Connection::set_deadline) |
 //! | read timeout per connection | 5 minutes | [`Builder::read_timeout`] |
 //! | write timeout per connection | 1 minute | [`Builder::write_timeout`] |
 //! | grace period on shutdown | none: `serve_forever` returns at once | [`Builder::graceful_shutdown`] |
@@ -60,6 +62,37 @@
 //! At the connection cap the server stops calling `accept`: new clients
 //! wait in the kernel's listen queue (their `connect` succeeds, their
 //! requests are read later) instead of in an unbounded queue of ours.
+//!
+//! # Hostile clients
+//!
+//! A read timeout starts again with every byte, so clients that send
+//! nothing, or one byte now and then, can hold every slot of a server. Two
+//! options stop them, both off by default so that the lessons' long-lived
+//! chats and a benchmark's many clients on one host work as before:
+//!
+//! * [`Builder::initial_deadline`] gives each new connection a deadline
+//!   (say 10 s to deliver its first request); handlers that know where
+//!   their requests end move it ([`Connection::set_deadline`]) or clear it.
+//!   Past it every read and write fails with `TimedOut`, and the slot is
+//!   free again, however slowly the client drips bytes.
+//! * [`Builder::max_per_peer`] caps the connections served at once for one
+//!   IP address. Connections over the cap are closed as soon as they are
+//!   accepted, before any handler or pool queue sees them, and counted in
+//!   [`Stats::refused_per_peer`], so one address cannot take every slot.
+//!
+//! # File descriptors
+//!
+//! Every connection is a descriptor. On Unix, `bind` raises the process's
+//! soft `RLIMIT_NOFILE` to its hard limit (as Go's runtime does at start),
+//! and clamps the connection cap to that limit less [`FD_RESERVE`], with a
+//! note on stderr when it does: a server never promises connections it
+//! could not accept. Should `accept` still fail for want of descriptors
+//! (the handlers' own files, other servers in the process), the server
+//! says so at most once a second with a count of the failures in between,
+//! backs off (5 ms doubling to 500 ms, woken early when one of its
+//! connections ends) and serves again by itself once descriptors free up.
+//!
+//! [`Connection::set_deadline`]: crate::Connection::set_deadline
 //!
 //! # Shutting down
 //!
@@ -77,6 +110,8 @@
 //! wait ends at a request boundary with every request it read answered.
 
 mod core;
+pub(crate) mod deadline;
+mod fd;
 mod state;
 mod tcp;
 mod udp;
@@ -88,6 +123,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use fd::FD_RESERVE;
 pub use state::Stats;
 pub use tcp::{TcpServer, ThreadingTcpServer};
 pub use udp::{ThreadingUdpServer, UdpServer};
@@ -124,6 +160,8 @@ pub(crate) struct Config {
     nodelay: bool,
     graceful: Option<Duration>,
     stack_size: usize,
+    initial_deadline: Option<Duration>,
+    max_per_peer: Option<usize>,
 }
 
 /// A view of a running server, for handlers (Python's `self.server`).
@@ -299,6 +337,8 @@ impl<H, S> Builder<H, S> {
                 nodelay: false,
                 graceful: None,
                 stack_size: DEFAULT_STACK_SIZE,
+                initial_deadline: None,
+                max_per_peer: None,
             },
             _server: PhantomData,
         }
@@ -332,7 +372,8 @@ impl<H, S: Threaded> Builder<H, S> {
     }
 
     /// Caps the requests served at once (at least 1). At the cap the server
-    /// stops accepting until one ends.
+    /// stops accepting until one ends. On Unix, `bind` clamps the cap to the
+    /// descriptor limit less [`FD_RESERVE`], with a note on stderr.
     pub fn max_connections(mut self, max: usize) -> Builder<H, S> {
         self.config.max_connections = Some(max);
         self
@@ -364,6 +405,73 @@ impl<H, S: Connected> Builder<H, S> {
     /// Sets the read and the write timeout together.
     pub fn timeout(self, timeout: Option<Duration>) -> Builder<H, S> {
         self.read_timeout(timeout).write_timeout(timeout)
+    }
+
+    /// Puts a deadline on every new connection, `deadline` after its
+    /// handler starts (for a pool, when a worker takes it): the time a
+    /// client has to deliver its first request, say. Past it every read and
+    /// write fails with `TimedOut` (see [`Connection::set_deadline`]), so
+    /// the slot frees up however slowly the client sends. Handlers move
+    /// it ([`Connection::set_deadline`]) or clear it
+    /// ([`Connection::clear_deadline`]) at their request boundaries.
+    /// `None` (the default) or zero sets none.
+    ///
+    /// ```
+    /// use std::io::{self, Read, Write};
+    /// use std::time::Duration;
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// let server = TcpServer::builder(|conn: &mut Connection| {
+    ///     let mut hello = [0u8; 5];
+    ///     conn.read_exact(&mut hello)?; // within 100 ms of the accept
+    ///     conn.clear_deadline(); // then the client may take its time
+    ///     conn.write_all(b"welcome")
+    /// })
+    /// .initial_deadline(Some(Duration::from_millis(100)))
+    /// .bind("127.0.0.1:0")?;
+    /// let mut slow = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// slow.write_all(b"hel")?; // and never the rest
+    /// server.handle_request()?; // returns at the deadline
+    /// assert_eq!(server.stats().failed, 1);
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    ///
+    /// [`Connection::set_deadline`]: crate::Connection::set_deadline
+    /// [`Connection::clear_deadline`]: crate::Connection::clear_deadline
+    pub fn initial_deadline(mut self, deadline: Option<Duration>) -> Builder<H, S> {
+        self.config.initial_deadline = deadline.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// Caps the connections served at once for one client IP address (an
+    /// IPv6 client's whole /64, which one host usually has); `None` (the
+    /// default) caps nothing. A connection over the cap is closed as soon
+    /// as it is accepted, before `verify_request`, the handler or a pool's
+    /// queue sees it, and counted in [`Stats::refused_per_peer`]; other
+    /// addresses are unaffected. Unix-domain peers have no address and are
+    /// not capped. Zero is taken as one.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// let server = ThreadingTcpServer::builder(|conn: &mut Connection| {
+    ///     std::io::copy(conn, &mut std::io::sink()).map(drop) // until the client leaves
+    /// })
+    /// .max_per_peer(Some(1))
+    /// .bind("127.0.0.1:0")?;
+    /// let addr = server.local_addr()?;
+    /// let _first = std::net::TcpStream::connect(addr)?;
+    /// server.handle_request()?; // served, on its own thread
+    /// let mut second = std::net::TcpStream::connect(addr)?;
+    /// server.handle_request()?; // the same address again: closed at once
+    /// assert_eq!(second.read(&mut [0u8; 1])?, 0);
+    /// assert_eq!(server.stats().refused_per_peer, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_per_peer(mut self, max: Option<usize>) -> Builder<H, S> {
+        self.config.max_per_peer = max.map(|m| m.max(1));
+        self
     }
 
     /// Turns off Nagle's algorithm on every TCP connection (Python's

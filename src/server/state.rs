@@ -6,7 +6,8 @@
 //! and a graceful shutdown can sleep until the last request is done, both
 //! without polling.
 
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 #[cfg(unix)]
@@ -22,7 +23,9 @@ use crate::handler::Addr;
 /// Every request the server takes on is `accepted`, and then `active` until
 /// it ends as `completed` or `failed`, so at any moment
 /// `accepted == active + completed + failed`. Requests refused by
-/// `verify_request` are only `rejected`.
+/// `verify_request` are only `rejected`; connections closed at once for
+/// being over [`Builder::max_per_peer`](crate::server::Builder::max_per_peer)
+/// are only `refused_per_peer`.
 ///
 /// ```
 /// let stats = socketserver::Stats::default();
@@ -40,6 +43,30 @@ pub struct Stats {
     pub failed: u64,
     /// Requests refused by `verify_request`.
     pub rejected: u64,
+    /// Connections closed unserved because their address already had
+    /// [`Builder::max_per_peer`](crate::server::Builder::max_per_peer)
+    /// connections being served.
+    pub refused_per_peer: u64,
+}
+
+/// The key a connection counts under for the per-peer cap: its IP address,
+/// an IPv4-mapped IPv6 address as the IPv4 one, and any other IPv6 address
+/// as its /64, the block one host or one home usually gets.
+pub(crate) fn peer_key(peer: &Addr) -> Option<IpAddr> {
+    match peer.ip()?.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            Some(IpAddr::V6(Ipv6Addr::from(prefix)))
+        }
+        v4 => Some(v4),
+    }
+}
+
+/// The counters, and the connections being served per peer.
+#[derive(Debug, Default)]
+struct Counts {
+    stats: Stats,
+    per_peer: HashMap<IpAddr, usize>,
 }
 
 /// How to wake the thread blocked in `accept` or `recv_from`: give it
@@ -99,7 +126,7 @@ pub(crate) struct State {
     pub(crate) local_addr: Addr,
     waker: Waker,
     shutdown: AtomicBool,
-    stats: Mutex<Stats>,
+    counts: Mutex<Counts>,
     changed: Condvar,
 }
 
@@ -109,19 +136,19 @@ impl State {
             local_addr,
             waker,
             shutdown: AtomicBool::new(false),
-            stats: Mutex::new(Stats::default()),
+            counts: Mutex::new(Counts::default()),
             changed: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Stats> {
+    fn lock(&self) -> MutexGuard<'_, Counts> {
         // Nothing panics while holding this lock, but a poisoned counter is
         // still a counter.
-        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        *self.lock()
+        self.lock().stats
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -144,11 +171,11 @@ impl State {
     /// Sleeps until fewer than `max` requests are active. Returns `false`
     /// if shutdown was requested meanwhile.
     pub(crate) fn wait_for_slot(&self, max: usize) -> bool {
-        let mut stats = self.lock();
-        while stats.active >= max as u64 && !self.is_shutdown() {
-            stats = self
+        let mut counts = self.lock();
+        while counts.stats.active >= max as u64 && !self.is_shutdown() {
+            counts = self
                 .changed
-                .wait(stats)
+                .wait(counts)
                 .unwrap_or_else(PoisonError::into_inner);
         }
         !self.is_shutdown()
@@ -157,31 +184,59 @@ impl State {
     /// Sleeps until no request is active or `deadline` passes. Returns
     /// whether the server went idle.
     pub(crate) fn wait_idle(&self, deadline: Instant) -> bool {
-        let mut stats = self.lock();
-        while stats.active > 0 {
+        let mut counts = self.lock();
+        while counts.stats.active > 0 {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 return false;
             };
-            stats = self
+            counts = self
                 .changed
-                .wait_timeout(stats, left)
+                .wait_timeout(counts, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
         true
     }
 
-    pub(crate) fn reject(&self) {
-        self.lock().rejected += 1;
+    /// Sleeps until a request ends, shutdown is asked for, or `timeout`
+    /// passes (or, rarely, for no reason): a pause after a failed `accept`
+    /// that ends early when a descriptor is likely to have come free.
+    pub(crate) fn wait_for_change(&self, timeout: Duration) {
+        let counts = self.lock();
+        if !self.is_shutdown() {
+            drop(self.changed.wait_timeout(counts, timeout));
+        }
     }
 
-    /// Counts a request in; the ticket counts it out when dropped.
-    pub(crate) fn begin(self: &Arc<State>) -> Ticket {
-        let mut stats = self.lock();
-        stats.accepted += 1;
-        stats.active += 1;
+    pub(crate) fn reject(&self) {
+        self.lock().stats.rejected += 1;
+    }
+
+    /// Whether the peer counted under `key` has fewer than `max`
+    /// connections being served; if not, counts one more `refused_per_peer`.
+    /// Only the serving thread adds connections, so room found here is
+    /// still there at its [`begin`](Self::begin).
+    pub(crate) fn has_room(&self, key: IpAddr, max: usize) -> bool {
+        let mut counts = self.lock();
+        if counts.per_peer.get(&key).is_some_and(|&n| n >= max) {
+            counts.stats.refused_per_peer += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Counts a request in, and against its peer's cap if `key` is given;
+    /// the ticket counts it out when dropped.
+    pub(crate) fn begin(self: &Arc<State>, key: Option<IpAddr>) -> Ticket {
+        let mut counts = self.lock();
+        if let Some(key) = key {
+            *counts.per_peer.entry(key).or_insert(0) += 1;
+        }
+        counts.stats.accepted += 1;
+        counts.stats.active += 1;
         Ticket {
             state: Arc::clone(self),
+            peer: key,
             failed: true,
         }
     }
@@ -193,6 +248,8 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct Ticket {
     state: Arc<State>,
+    /// The per-peer count this request holds, if the cap is on.
+    peer: Option<IpAddr>,
     failed: bool,
 }
 
@@ -204,14 +261,24 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut stats = self.state.lock();
-        stats.active -= 1;
+        let mut counts = self.state.lock();
+        counts.stats.active -= 1;
         if self.failed {
-            stats.failed += 1;
+            counts.stats.failed += 1;
         } else {
-            stats.completed += 1;
+            counts.stats.completed += 1;
         }
-        drop(stats);
+        if let Some(key) = self.peer {
+            // Forget a peer with nothing left, so the map holds only the
+            // addresses being served.
+            if let Some(n) = counts.per_peer.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.per_peer.remove(&key);
+                }
+            }
+        }
+        drop(counts);
         self.state.changed.notify_all();
     }
 }
