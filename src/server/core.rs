@@ -445,10 +445,12 @@ impl Failures {
     fn failed(&mut self, addr: &Addr, e: &io::Error) -> Duration {
         let now = Instant::now();
         if self.due(now) {
-            let earlier = std::mem::take(&mut self.unreported);
+            let earlier = match std::mem::take(&mut self.unreported) {
+                0 => String::new(),
+                n => format!(" ({n} more since the last report)"),
+            };
             report(format_args!(
-                "accept on {addr} failed: {e}; {earlier} more failures since the last \
-                 report; retrying with backoff"
+                "accept on {addr} failed: {e}{earlier}; retrying with backoff"
             ));
             self.last_report = Some(now);
         } else {
