@@ -210,8 +210,9 @@ impl Stream {
     /// The handle knows nothing of the connection's deadline
     /// ([`Connection::set_deadline`]): a reader made from it waits as long
     /// as the socket's timeout allows on each read, however long ago the
-    /// deadline passed. Use [`Connection::try_clone`] for a handle that
-    /// honours it.
+    /// deadline passed (and, since the two share the socket's timeouts,
+    /// may time out sooner than the server's timeout while a deadline is
+    /// set). Use [`Connection::try_clone`] for a handle that honours it.
     ///
     /// # Errors
     ///
