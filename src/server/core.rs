@@ -302,13 +302,17 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
         // Never promise connections the descriptor limit would refuse.
         let limit = fd::raise_limit();
         let max_active = asked.min(fd::connections_allowed(limit));
+        // Once per process: a test suite binds hundreds of servers.
+        static NOTED: std::sync::Once = std::sync::Once::new();
         if max_active < asked {
-            report(format_args!(
-                "serving at most {max_active} connections at once, not {asked}: \
+            NOTED.call_once(|| {
+                report(format_args!(
+                    "serving at most {max_active} connections at once, not {asked}: \
                  the descriptor limit is {} ({} kept for other uses)",
-                limit.unwrap_or(0),
-                fd::FD_RESERVE,
-            ));
+                    limit.unwrap_or(0),
+                    fd::FD_RESERVE,
+                ));
+            });
         }
         Ok(Core {
             source,

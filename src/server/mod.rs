@@ -85,7 +85,7 @@
 //! Every connection is a descriptor. On Unix, `bind` raises the process's
 //! soft `RLIMIT_NOFILE` to its hard limit (as Go's runtime does at start),
 //! and clamps the connection cap to that limit less [`FD_RESERVE`], with a
-//! note on stderr when it does: a server never promises connections it
+//! note on stderr the first time it does: a server never promises connections it
 //! could not accept. Should `accept` still fail for want of descriptors
 //! (the handlers' own files, other servers in the process), the server
 //! says so at most once a second with a count of the failures in between,
@@ -373,7 +373,8 @@ impl<H, S: Threaded> Builder<H, S> {
 
     /// Caps the requests served at once (at least 1). At the cap the server
     /// stops accepting until one ends. On Unix, `bind` clamps the cap to the
-    /// descriptor limit less [`FD_RESERVE`], with a note on stderr.
+    /// descriptor limit less [`FD_RESERVE`], with a note on stderr (once
+    /// per process).
     pub fn max_connections(mut self, max: usize) -> Builder<H, S> {
         self.config.max_connections = Some(max);
         self
