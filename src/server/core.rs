@@ -360,7 +360,8 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
         let mut failures = Failures::default();
         while !state.is_shutdown() {
             match self.handle_request() {
-                Ok(()) => failures.recovered(&state.local_addr),
+                Ok(()) if !failures.in_run() => {}
+                Ok(()) => failures.recovered(&state.local_addr, Instant::now()),
                 // The client gave up between its connect and our accept.
                 Err(e)
                     if matches!(
@@ -373,7 +374,7 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
                 // spin, so back off until a connection of ours ends (likely
                 // freeing a descriptor) or the pause is over.
                 Err(e) => {
-                    let pause = failures.failed(&state.local_addr, &e);
+                    let pause = failures.failed(&state.local_addr, &e, Instant::now());
                     state.wait_for_change(pause);
                 }
             }
@@ -438,6 +439,10 @@ struct Failures {
 }
 
 impl Failures {
+    fn in_run(&self) -> bool {
+        !self.pause.is_zero()
+    }
+
     fn due(&self, now: Instant) -> bool {
         self.last_report
             .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY)
@@ -446,8 +451,7 @@ impl Failures {
     /// Counts a failure, reports it if a line is due, and returns how long
     /// to pause before the next `accept`: doubling from [`PAUSE_MIN`] to
     /// [`PAUSE_MAX`].
-    fn failed(&mut self, addr: &Addr, e: &io::Error) -> Duration {
-        let now = Instant::now();
+    fn failed(&mut self, addr: &Addr, e: &io::Error, now: Instant) -> Duration {
         if self.due(now) {
             let earlier = match std::mem::take(&mut self.unreported) {
                 0 => String::new(),
@@ -466,12 +470,11 @@ impl Failures {
 
     /// An `accept` worked: the run is over. Failures not yet reported are
     /// reported now, if a line is due, or with the next run's first line.
-    fn recovered(&mut self, addr: &Addr) {
+    fn recovered(&mut self, addr: &Addr, now: Instant) {
         if self.pause.is_zero() {
             return; // the hot path: nothing had failed
         }
         self.pause = Duration::ZERO;
-        let now = Instant::now();
         if self.unreported > 0 && self.due(now) {
             let earlier = std::mem::take(&mut self.unreported);
             report(format_args!(
@@ -479,5 +482,32 @@ impl Failures {
             ));
             self.last_report = Some(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_back_off_and_report_at_most_once_a_second() {
+        let addr = Addr::Inet("127.0.0.1:1".parse().unwrap());
+        let mut failures = Failures::default();
+        let e = io::Error::from_raw_os_error(24);
+        let start = Instant::now();
+        let pauses: Vec<Duration> = (0..10u32)
+            .map(|i| failures.failed(&addr, &e, start + Duration::from_millis(90) * i))
+            .collect();
+        assert_eq!(pauses[0], PAUSE_MIN);
+        assert_eq!(pauses[1], PAUSE_MIN * 2);
+        assert_eq!(*pauses.last().unwrap(), PAUSE_MAX);
+        // The first was reported, the other nine (within a second) counted.
+        assert_eq!(failures.unreported, 9);
+        failures.recovered(&addr, start + Duration::from_millis(900));
+        assert_eq!(failures.pause, Duration::ZERO);
+        assert_eq!(failures.unreported, 9, "kept for the next line");
+        // A second on, the next failure's line carries them.
+        failures.failed(&addr, &e, start + Duration::from_millis(1000));
+        assert_eq!(failures.unreported, 0);
     }
 }

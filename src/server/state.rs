@@ -282,3 +282,41 @@ impl Drop for Ticket {
         self.state.changed.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(addr: &str) -> Option<IpAddr> {
+        peer_key(&Addr::Inet(addr.parse().unwrap()))
+    }
+
+    #[test]
+    fn peers_count_by_ipv4_address_and_ipv6_slash_64() {
+        assert_eq!(key("127.0.0.2:5000"), key("127.0.0.2:6000"));
+        assert_ne!(key("127.0.0.2:5000"), key("127.0.0.1:5000"));
+        // An IPv4 client on a dual-stack socket is still its IPv4 address.
+        assert_eq!(key("[::ffff:127.0.0.2]:5000"), key("127.0.0.2:1"));
+        // One host's IPv6 addresses share a /64; another /64 is another peer.
+        assert_eq!(key("[2001:db8:0:1::1]:1"), key("[2001:db8:0:1:ffff::9]:2"));
+        assert_ne!(key("[2001:db8:0:1::1]:1"), key("[2001:db8:0:2::1]:1"));
+    }
+
+    #[test]
+    fn the_per_peer_count_is_given_back_when_a_request_ends() {
+        let state = Arc::new(State::new(
+            Addr::Inet("127.0.0.1:1".parse().unwrap()),
+            Waker::Unreachable,
+        ));
+        let peer = key("127.0.0.2:1").unwrap();
+        let first = state.begin(Some(peer));
+        assert!(!state.has_room(peer, 1));
+        assert_eq!(state.stats().refused_per_peer, 1);
+        drop(first);
+        assert!(state.has_room(peer, 1));
+        assert!(
+            state.lock().per_peer.is_empty(),
+            "an idle peer is forgotten"
+        );
+    }
+}
