@@ -466,7 +466,7 @@ impl FrameError {
     /// assert!(matches!(&err, FrameError::Io(e) if e.kind() == io::ErrorKind::TimedOut));
     /// ```
     pub fn is_timeout(&self) -> bool {
-        matches!(self, FrameError::Io(e) if e.kind() == io::ErrorKind::TimedOut)
+        matches!(self, FrameError::Io(e) if crate::handler::is_timeout(e))
     }
 }
 
