@@ -78,6 +78,7 @@ pub(crate) enum Waker {
     #[cfg(unix)]
     Unix(PathBuf),
     /// A socket we cannot reach by address (an unnamed Unix socket).
+    #[cfg(unix)]
     Unreachable,
 }
 
@@ -116,6 +117,7 @@ impl Waker {
             Waker::Unix(path) => {
                 let _ = UnixStream::connect(path);
             }
+            #[cfg(unix)]
             Waker::Unreachable => {}
         }
     }
@@ -306,7 +308,7 @@ mod tests {
     fn the_per_peer_count_is_given_back_when_a_request_ends() {
         let state = Arc::new(State::new(
             Addr::Inet("127.0.0.1:1".parse().unwrap()),
-            Waker::Unreachable,
+            Waker::Tcp("127.0.0.1:1".parse().unwrap()),
         ));
         let peer = key("127.0.0.2:1").unwrap();
         let first = state.begin(Some(peer));
