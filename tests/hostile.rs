@@ -311,7 +311,7 @@ fn frames_writes_and_clones_honour_the_deadline() {
         };
         seen.lock()
             .unwrap()
-            .push((kind[0], timed_out, start.elapsed()));
+            .push((char::from(kind[0]), timed_out, start.elapsed()));
         Ok(())
     })
     .bind("127.0.0.1:0")
