@@ -1,0 +1,228 @@
+//! The request-handler traits: the code you write, as in Python's `socketserver`.
+//!
+//! Python splits a server in two: a *server class* that binds, listens and
+//! accepts (that is [`crate::server`]), and a *request handler class* that
+//! says what to do with one client. This module is the second half. You
+//! implement [`BaseRequestHandler`] (raw stream), [`StreamRequestHandler`]
+//! (buffered `rfile`/`wfile`) or [`DatagramRequestHandler`] (UDP), or pass a
+//! closure, and the server calls it once per connection or datagram.
+//!
+//! Python builds a new handler object per request; here one handler value is
+//! shared by every request (the server holds it in an `Arc`), so shared
+//! state (a counter, a cache, a config) lives in its fields, behind a
+//! `Mutex` or an atomic, and per-connection state lives in local variables
+//! of `handle`. `verify_request` and `handle_error`, which Python puts on the
+//! server class, are methods here too, so one type holds all you customize.
+
+mod connection;
+mod datagram;
+mod stream;
+
+use std::fmt;
+use std::io;
+
+pub use connection::{Addr, Connection, LINGER_BYTES, LINGER_TIME, Stream};
+pub use datagram::{Datagram, DatagramRequestHandler};
+pub use stream::{StreamRequest, StreamRequestHandler, Streamed};
+
+/// Why a request failed, as [`BaseRequestHandler::handle_error`] hears it.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use socketserver::{Addr, BaseRequestHandler, Connection, HandlerError, TcpServer};
+///
+/// /// Keeps errors instead of printing them.
+/// struct Quiet(Mutex<Vec<String>>);
+///
+/// impl BaseRequestHandler for Quiet {
+///     fn handle(&self, _: &mut Connection) -> std::io::Result<()> {
+///         panic!("no handler today")
+///     }
+///     fn handle_error(&self, _: &Addr, error: &HandlerError) {
+///         self.0.lock().unwrap().push(error.to_string());
+///     }
+/// }
+///
+/// let server = TcpServer::bind("127.0.0.1:0", Quiet(Mutex::new(Vec::new())))?;
+/// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// server.handle_request()?; // the panic is caught: the server goes on
+/// assert_eq!(server.stats().failed, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HandlerError {
+    /// `setup`, `handle` or `finish` returned an error. Socket timeouts
+    /// arrive as [`io::ErrorKind::TimedOut`] on every platform.
+    Io(io::Error),
+    /// The handler panicked; the message is the panic's.
+    Panic(String),
+}
+
+impl HandlerError {
+    /// Wraps an I/O error, turning a socket timeout's `WouldBlock` (what
+    /// Unix reports) into `TimedOut` (what it means).
+    pub(crate) fn io(e: io::Error) -> HandlerError {
+        if is_timeout(&e) {
+            HandlerError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "socket timed out (the server's read or write timeout)",
+            ))
+        } else {
+            HandlerError::Io(e)
+        }
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandlerError::Io(e) => write!(f, "I/O error: {e}"),
+            HandlerError::Panic(msg) => write!(f, "handler panicked: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for HandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HandlerError::Io(e) => Some(e),
+            HandlerError::Panic(_) => None,
+        }
+    }
+}
+
+/// Whether an error is a socket timeout or a passed deadline: Unix reports
+/// a socket timeout as `WouldBlock`, other systems as `TimedOut`.
+///
+/// ```
+/// use std::io::{Error, ErrorKind};
+/// assert!(socketserver::handler::is_timeout(&Error::from(ErrorKind::WouldBlock)));
+/// assert!(!socketserver::handler::is_timeout(&Error::from(ErrorKind::BrokenPipe)));
+/// ```
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// The same error with a socket timeout's `WouldBlock` (what Unix reports)
+/// turned into `TimedOut` (what it means), its message kept; other errors
+/// as they are. Readers that cannot resume after a timeout (a frame or a
+/// line half read) report timeouts this way, so callers match one kind on
+/// every platform.
+///
+/// ```
+/// use std::io::{Error, ErrorKind};
+/// use socketserver::handler::normalize_timeout;
+/// assert_eq!(normalize_timeout(ErrorKind::WouldBlock.into()).kind(), ErrorKind::TimedOut);
+/// assert_eq!(normalize_timeout(ErrorKind::BrokenPipe.into()).kind(), ErrorKind::BrokenPipe);
+/// ```
+pub fn normalize_timeout(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        io::Error::new(io::ErrorKind::TimedOut, e)
+    } else {
+        e
+    }
+}
+
+/// What every `handle_error` does unless overridden: one line on stderr
+/// naming the client, like Python's.
+///
+/// ```
+/// use socketserver::{Addr, HandlerError};
+/// let peer = Addr::Inet("127.0.0.1:5000".parse().unwrap());
+/// // Prints: socketserver: error processing request from 127.0.0.1:5000: handler panicked: oops
+/// socketserver::handler::default_handle_error(&peer, &HandlerError::Panic("oops".into()));
+/// ```
+pub fn default_handle_error(peer: &Addr, error: &HandlerError) {
+    eprintln!("socketserver: error processing request from {peer}: {error}");
+}
+
+/// Handles one stream connection: Python's `BaseRequestHandler`.
+///
+/// The server calls `setup`, then `handle`, then `finish` (even if `handle`
+/// failed), then closes the socket. An error or a panic from any of them is
+/// passed to `handle_error` and ends only this connection.
+///
+/// A closure `Fn(&mut Connection) -> io::Result<()>` is a handler too.
+///
+/// # Examples
+///
+/// The seed's `Myhandler`, which reads one message and prints it:
+///
+/// ```
+/// use std::io::{self, Read, Write};
+/// use socketserver::{BaseRequestHandler, Connection, ThreadingTcpServer};
+///
+/// struct Myhandler;
+///
+/// impl BaseRequestHandler for Myhandler {
+///     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+///         let mut res = [0u8; 1024];
+///         let n = conn.read(&mut res)?;
+///         if n > 0 {
+///             let msg = String::from_utf8_lossy(&res[..n]);
+///             println!("client:{} msg:{msg}", conn.peer_addr());
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let server = ThreadingTcpServer::bind("127.0.0.1:0", Myhandler)?;
+/// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// client.write_all(b"hello")?;
+/// server.handle_request()?; // serve just this one client
+/// # Ok::<(), io::Error>(())
+/// ```
+pub trait BaseRequestHandler: Send + Sync + 'static {
+    /// Called before `handle`; an error here skips `handle` and `finish`.
+    ///
+    /// # Errors
+    ///
+    /// Any error ends the connection and goes to `handle_error`.
+    fn setup(&self, conn: &mut Connection) -> io::Result<()> {
+        let _ = conn;
+        Ok(())
+    }
+
+    /// Serves the connection: read requests, write replies, return when done.
+    ///
+    /// # Errors
+    ///
+    /// Any error ends the connection and goes to `handle_error`.
+    fn handle(&self, conn: &mut Connection) -> io::Result<()>;
+
+    /// Called after `handle`, even when it failed (Python's `finally:`).
+    ///
+    /// # Errors
+    ///
+    /// Any error goes to `handle_error`.
+    fn finish(&self, conn: &mut Connection) -> io::Result<()> {
+        let _ = conn;
+        Ok(())
+    }
+
+    /// Decides whether to serve a client at all (Python's server method of
+    /// the same name). A refused connection is closed at once, counted as
+    /// `rejected`, and never reaches `setup`.
+    fn verify_request(&self, peer: &Addr) -> bool {
+        let _ = peer;
+        true
+    }
+
+    /// Reports a failed request; by default one line on stderr.
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        default_handle_error(peer, error);
+    }
+}
+
+impl<F> BaseRequestHandler for F
+where
+    F: Fn(&mut Connection) -> io::Result<()> + Send + Sync + 'static,
+{
+    fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        self(conn)
+    }
+}

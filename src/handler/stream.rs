@@ -1,0 +1,192 @@
+//! Python's `StreamRequestHandler`: a connection read and written through
+//! buffered halves, `rfile` and `wfile`.
+//!
+//! A [`StreamRequestHandler`] gets a [`StreamRequest`] in place of the bare
+//! [`Connection`], with a line reader that bounds line length, and its
+//! `wfile` flushed when `handle` returns. Wrapped in [`Streamed`], it runs
+//! on any stream server.
+
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+
+use super::{
+    Addr, BaseRequestHandler, Connection, HandlerError, default_handle_error, normalize_timeout,
+};
+use crate::server::ServerInfo;
+
+/// Handles one stream connection through buffered halves, Python's
+/// `StreamRequestHandler`: read from `request.rfile`, write to
+/// `request.wfile`, and the write buffer is flushed when `handle` returns.
+///
+/// Give it to a server wrapped in [`Streamed`].
+///
+/// # Examples
+///
+/// An echo server that answers line by line:
+///
+/// ```
+/// use std::io::{self, BufRead, BufReader, Write};
+/// use socketserver::{StreamRequest, StreamRequestHandler, Streamed, TcpServer};
+///
+/// struct Echo;
+///
+/// impl StreamRequestHandler for Echo {
+///     fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+///         while let Some(line) = request.read_line(1024)? {
+///             request.wfile.write_all(&line)?;
+///             request.wfile.flush()?;
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let server = TcpServer::bind("127.0.0.1:0", Streamed(Echo))?;
+/// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// client.write_all(b"one\ntwo\n")?;
+/// client.shutdown(std::net::Shutdown::Write)?;
+/// server.handle_request()?;
+/// let mut reply = String::new();
+/// io::Read::read_to_string(&mut client, &mut reply)?;
+/// assert_eq!(reply, "one\ntwo\n");
+/// # Ok::<(), io::Error>(())
+/// ```
+pub trait StreamRequestHandler: Send + Sync + 'static {
+    /// Serves the connection through `request.rfile` and `request.wfile`.
+    ///
+    /// # Errors
+    ///
+    /// Any error ends the connection and goes to `handle_error`.
+    fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()>;
+
+    /// As [`BaseRequestHandler::verify_request`].
+    fn verify_request(&self, peer: &Addr) -> bool {
+        let _ = peer;
+        true
+    }
+
+    /// As [`BaseRequestHandler::handle_error`].
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        default_handle_error(peer, error);
+    }
+}
+
+/// Makes a [`StreamRequestHandler`] a [`BaseRequestHandler`], so any server
+/// can run it: `TcpServer::bind(addr, Streamed(MyHandler))`.
+///
+/// See [`StreamRequestHandler`] for a complete example.
+///
+/// ```
+/// use socketserver::{StreamRequest, StreamRequestHandler, Streamed, ThreadingTcpServer};
+/// struct Hello;
+/// impl StreamRequestHandler for Hello {
+///     fn handle(&self, request: &mut StreamRequest<'_>) -> std::io::Result<()> {
+///         std::io::Write::write_all(&mut request.wfile, b"hello\n")
+///     }
+/// }
+/// let server = ThreadingTcpServer::bind("127.0.0.1:0", Streamed(Hello))?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Streamed<H>(pub H);
+
+impl<H: StreamRequestHandler> BaseRequestHandler for Streamed<H> {
+    fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        let conn = &*conn;
+        let mut request = StreamRequest {
+            rfile: BufReader::new(conn),
+            wfile: BufWriter::new(conn),
+            conn,
+        };
+        self.0.handle(&mut request)?;
+        request.wfile.flush()
+    }
+
+    fn verify_request(&self, peer: &Addr) -> bool {
+        self.0.verify_request(peer)
+    }
+
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        self.0.handle_error(peer, error);
+    }
+}
+
+/// One connection with buffered halves, handed to
+/// [`StreamRequestHandler::handle`].
+///
+/// See [`StreamRequestHandler`] for an example. Both halves honour the
+/// connection's deadline ([`Connection::set_deadline`]), which
+/// [`connection`](Self::connection) reaches.
+#[derive(Debug)]
+pub struct StreamRequest<'a> {
+    /// The buffered read half (Python's `self.rfile`).
+    pub rfile: BufReader<&'a Connection>,
+    /// The buffered write half (Python's `self.wfile`), flushed after
+    /// `handle` returns `Ok`.
+    pub wfile: BufWriter<&'a Connection>,
+    conn: &'a Connection,
+}
+
+impl StreamRequest<'_> {
+    /// The client's address.
+    pub fn peer_addr(&self) -> &Addr {
+        self.conn.peer_addr()
+    }
+
+    /// The server this connection came to.
+    pub fn server(&self) -> &ServerInfo {
+        self.conn.server()
+    }
+
+    /// The connection under both halves: its socket, and its deadline.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::{Duration, Instant};
+    /// use socketserver::{StreamRequest, StreamRequestHandler, Streamed, TcpServer};
+    ///
+    /// /// Each line must arrive whole within a second of the last reply.
+    /// struct Lines;
+    /// impl StreamRequestHandler for Lines {
+    ///     fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+    ///         loop {
+    ///             request.connection().set_deadline(Instant::now() + Duration::from_secs(1));
+    ///             let Some(line) = request.read_line(1024)? else { return Ok(()) };
+    ///             io::Write::write_all(&mut request.wfile, &line)?;
+    ///             io::Write::flush(&mut request.wfile)?;
+    ///         }
+    ///     }
+    /// }
+    /// let server = TcpServer::bind("127.0.0.1:0", Streamed(Lines))?;
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    pub fn connection(&self) -> &Connection {
+        self.conn
+    }
+
+    /// Reads one line, newline included, of at most `max` bytes; `None` at
+    /// the end of the stream.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the line runs past `max` bytes (a client cannot make
+    /// the server buffer without bound); `TimedOut` on every platform if
+    /// the socket's timeout or the connection's deadline ran out first (use
+    /// [`is_timeout`](super::is_timeout)); any other read error.
+    pub fn read_line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
+        let mut line = Vec::new();
+        let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+        (&mut self.rfile)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .map_err(normalize_timeout)?;
+        if line.is_empty() {
+            return Ok(None);
+        }
+        if line.len() > max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("line longer than {max} bytes"),
+            ));
+        }
+        Ok(Some(line))
+    }
+}
