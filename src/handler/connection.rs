@@ -30,6 +30,21 @@ use crate::server::deadline::{Clock, Dir};
 /// assert_eq!(peer.to_string(), "127.0.0.1:50000");
 /// assert_eq!(peer.as_inet().map(|a| a.port()), Some(50000));
 /// ```
+///
+/// Addresses compare and hash by value (`Eq + Hash`), so they key maps and
+/// sets. A Unix-domain client's socket is usually *unnamed*: it has no
+/// address at all, so every unnamed peer is equal to every other and prints
+/// as `(unnamed unix socket)`, as every `0.0.0.0:0` is equal to every
+/// other. To tell connections apart, key by [`Connection::id`] instead.
+///
+/// ```
+/// use std::collections::HashSet;
+/// use socketserver::Addr;
+/// let a = Addr::from("127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap());
+/// let b = Addr::from("127.0.0.1:2".parse::<std::net::SocketAddr>().unwrap());
+/// let seen: HashSet<Addr> = [a.clone(), b, a].into_iter().collect();
+/// assert_eq!(seen.len(), 2);
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Addr {
@@ -62,14 +77,63 @@ impl Addr {
     }
 }
 
+/// What a Unix-domain address is, as a value: a path, a Linux abstract
+/// name, or nothing (unnamed).
+#[cfg(unix)]
+fn unix_key(a: &std::os::unix::net::SocketAddr) -> (Option<&std::path::Path>, Option<&[u8]>) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let abstract_name = {
+        #[cfg(target_os = "android")]
+        use std::os::android::net::SocketAddrExt;
+        #[cfg(target_os = "linux")]
+        use std::os::linux::net::SocketAddrExt;
+        a.as_abstract_name()
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let abstract_name = None;
+    (a.as_pathname(), abstract_name)
+}
+
+impl PartialEq for Addr {
+    fn eq(&self, other: &Addr) -> bool {
+        match (self, other) {
+            (Addr::Inet(a), Addr::Inet(b)) => a == b,
+            #[cfg(unix)]
+            (Addr::Unix(a), Addr::Unix(b)) => unix_key(a) == unix_key(b),
+            #[cfg(unix)]
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Addr {}
+
+impl std::hash::Hash for Addr {
+    fn hash<S: std::hash::Hasher>(&self, state: &mut S) {
+        match self {
+            Addr::Inet(a) => {
+                0u8.hash(state);
+                a.hash(state);
+            }
+            #[cfg(unix)]
+            Addr::Unix(a) => {
+                1u8.hash(state);
+                unix_key(a).hash(state);
+            }
+        }
+    }
+}
+
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Addr::Inet(a) => write!(f, "{a}"),
             #[cfg(unix)]
-            Addr::Unix(a) => match a.as_pathname() {
-                Some(path) => write!(f, "{}", path.display()),
-                None => f.write_str("(unnamed unix socket)"),
+            Addr::Unix(a) => match unix_key(a) {
+                (Some(path), _) => write!(f, "{}", path.display()),
+                // Linux's abstract names, written as `ss` and `netstat` do.
+                (None, Some(name)) => write!(f, "@{}", String::from_utf8_lossy(name)),
+                (None, None) => f.write_str("(unnamed unix socket)"),
             },
         }
     }
@@ -299,6 +363,7 @@ impl Write for Stream {
 #[derive(Debug)]
 pub struct Connection {
     stream: Stream,
+    id: u64,
     peer: Addr,
     server: ServerInfo,
     clock: Arc<Clock>,
@@ -309,6 +374,7 @@ impl Connection {
     /// timeouts set already.
     pub(crate) fn new(
         stream: Stream,
+        id: u64,
         peer: Addr,
         server: ServerInfo,
         read: Option<Duration>,
@@ -316,6 +382,7 @@ impl Connection {
     ) -> Connection {
         Connection {
             stream,
+            id,
             peer,
             server,
             clock: Arc::new(Clock::new(read, write)),
@@ -444,10 +511,41 @@ impl Connection {
     pub fn try_clone(&self) -> io::Result<Connection> {
         Ok(Connection {
             stream: self.stream.try_clone()?,
+            id: self.id,
             peer: self.peer.clone(),
             server: self.server.clone(),
             clock: Arc::clone(&self.clock),
         })
+    }
+
+    /// This connection's number: unique among the connections of one
+    /// server for as long as it lives, counted from 1 in the order their
+    /// handlers start (for a pool, when a worker takes them up). A key for
+    /// per-connection entries in shared state, and a name for log lines
+    /// that tells apart clients with the same address (two unnamed Unix
+    /// peers, say). [`try_clone`](Self::try_clone)s share it.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+    ///     write!(conn, "you are #{}", conn.id())
+    /// })?;
+    /// let addr = server.local_addr()?;
+    /// let mut replies = Vec::new();
+    /// for _ in 0..2 {
+    ///     let mut client = std::net::TcpStream::connect(addr)?;
+    ///     server.handle_request()?;
+    ///     let mut reply = String::new();
+    ///     std::io::Read::read_to_string(&mut client, &mut reply)?;
+    ///     replies.push(reply);
+    /// }
+    /// assert_eq!(replies, ["you are #1", "you are #2"]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The client's address (Python's `self.client_address`).

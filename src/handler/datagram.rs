@@ -93,7 +93,8 @@ impl Datagram {
 /// arrives cut short with no error. The servers here receive into a 64 KiB
 /// buffer, larger than any UDP datagram over IPv4, so nothing is cut.
 ///
-/// A closure `Fn(&Datagram) -> io::Result<()>` is a handler too.
+/// A closure `Fn(&Datagram) -> io::Result<()>` is a handler too, and so is
+/// an `Arc<H>` of any handler `H`.
 ///
 /// # Examples
 ///
@@ -111,6 +112,23 @@ impl Datagram {
 /// assert_eq!(&buf[..n], b"echo:hi");
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// A stream handler given to a UDP server is refused by name ("\`Echo\` is
+/// not a datagram request handler"):
+///
+/// ```compile_fail,E0277
+/// use socketserver::{BaseRequestHandler, Connection};
+/// struct Echo;
+/// impl BaseRequestHandler for Echo {
+///     fn handle(&self, _: &mut Connection) -> std::io::Result<()> { Ok(()) }
+/// }
+/// let server = socketserver::UdpServer::bind("127.0.0.1:0", Echo);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a datagram request handler (`DatagramRequestHandler`)",
+    label = "not a `DatagramRequestHandler`",
+    note = "implement `socketserver::DatagramRequestHandler` for it, or pass a closure `|d: &Datagram| -> io::Result<()>` (with the argument's type written out)"
+)]
 pub trait DatagramRequestHandler: Send + Sync + 'static {
     /// Serves one datagram.
     ///
@@ -130,8 +148,31 @@ pub trait DatagramRequestHandler: Send + Sync + 'static {
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         default_handle_error(peer, error);
     }
+
+    /// As [`BaseRequestHandler::handle_timeout`](super::BaseRequestHandler::handle_timeout).
+    fn handle_timeout(&self, server: &ServerInfo) {
+        let _ = server;
+    }
 }
 
+impl<H: DatagramRequestHandler + ?Sized> DatagramRequestHandler for Arc<H> {
+    fn handle(&self, datagram: &Datagram) -> io::Result<()> {
+        (**self).handle(datagram)
+    }
+    fn verify_request(&self, peer: &Addr) -> bool {
+        (**self).verify_request(peer)
+    }
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        (**self).handle_error(peer, error);
+    }
+    fn handle_timeout(&self, server: &ServerInfo) {
+        (**self).handle_timeout(server);
+    }
+}
+
+// Without this, a type that is not a handler gets rustc's "expected an
+// `Fn(..)` closure" from this impl, not the trait's own message.
+#[diagnostic::do_not_recommend]
 impl<F> DatagramRequestHandler for F
 where
     F: Fn(&Datagram) -> io::Result<()> + Send + Sync + 'static,

@@ -10,19 +10,29 @@
 //! Python builds a new handler object per request; here one handler value is
 //! shared by every request (the server holds it in an `Arc`), so shared
 //! state (a counter, a cache, a config) lives in its fields, behind a
-//! `Mutex` or an atomic, and per-connection state lives in local variables
-//! of `handle`. `verify_request` and `handle_error`, which Python puts on the
-//! server class, are methods here too, so one type holds all you customize.
+//! `Mutex` or an atomic. Per-connection state that `setup`, `handle` and
+//! `finish` share, Python's `self.x`, lives in a value made for each
+//! connection: see [`per_connection`]. `verify_request`, `handle_error` and
+//! `handle_timeout`, which Python puts on the server class, are methods
+//! here too, so one type holds all you customize. An `Arc<H>` is a handler
+//! wherever `H` is, so the code that made the server can keep a clone and
+//! reach the handler's state while it serves (or use the server's
+//! `handler()`).
 
 mod connection;
 mod datagram;
+mod per_connection;
 mod stream;
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
+
+use crate::server::ServerInfo;
 
 pub use connection::{Addr, Connection, LINGER_BYTES, LINGER_TIME, Stream};
 pub use datagram::{Datagram, DatagramRequestHandler};
+pub use per_connection::{ConnectionHandler, PerConnection, per_connection};
 pub use stream::{StreamRequest, StreamRequestHandler, Streamed};
 
 /// Why a request failed, as [`BaseRequestHandler::handle_error`] hears it.
@@ -146,7 +156,8 @@ pub fn default_handle_error(peer: &Addr, error: &HandlerError) {
 /// failed), then closes the socket. An error or a panic from any of them is
 /// passed to `handle_error` and ends only this connection.
 ///
-/// A closure `Fn(&mut Connection) -> io::Result<()>` is a handler too.
+/// A closure `Fn(&mut Connection) -> io::Result<()>` is a handler too, and
+/// so is an `Arc<H>` of any handler `H`.
 ///
 /// # Examples
 ///
@@ -176,6 +187,26 @@ pub fn default_handle_error(peer: &Addr, error: &HandlerError) {
 /// server.handle_request()?; // serve just this one client
 /// # Ok::<(), io::Error>(())
 /// ```
+///
+/// A type that is not a handler is refused by name: "error\[E0277\]:
+/// \`Config\` is not a stream request handler (\`BaseRequestHandler\`)",
+/// with a note on what to implement or pass instead. A closure of the
+/// wrong shape gets the same message, naming the closure.
+///
+/// ```compile_fail,E0277
+/// struct Config; // forgot `impl BaseRequestHandler for Config`
+/// let server = socketserver::TcpServer::bind("127.0.0.1:0", Config);
+/// ```
+///
+/// ```compile_fail,E0277
+/// // A handler returns `io::Result<()>`, not a number.
+/// let server = socketserver::TcpServer::bind("127.0.0.1:0", |_: &mut socketserver::Connection| 5);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a stream request handler (`BaseRequestHandler`)",
+    label = "not a `BaseRequestHandler`",
+    note = "implement `socketserver::BaseRequestHandler` for it, wrap a `StreamRequestHandler` in `Streamed(..)`, or pass a closure `|conn: &mut Connection| -> io::Result<()>` (with the argument's type written out)"
+)]
 pub trait BaseRequestHandler: Send + Sync + 'static {
     /// Called before `handle`; an error here skips `handle` and `finish`.
     ///
@@ -216,8 +247,63 @@ pub trait BaseRequestHandler: Send + Sync + 'static {
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         default_handle_error(peer, error);
     }
+
+    /// Called when `handle_request_timeout`
+    /// waited its whole time and no request came (Python's server method
+    /// of the same name); by default nothing.
+    fn handle_timeout(&self, server: &ServerInfo) {
+        let _ = server;
+    }
 }
 
+/// A shared handler: the server holds one clone, you keep another.
+///
+/// ```
+/// use std::io;
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use socketserver::{BaseRequestHandler, Connection, TcpServer};
+///
+/// #[derive(Default)]
+/// struct Counter(AtomicU64);
+/// impl BaseRequestHandler for Counter {
+///     fn handle(&self, _: &mut Connection) -> io::Result<()> {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///         Ok(())
+///     }
+/// }
+///
+/// let counter = Arc::new(Counter::default());
+/// let server = TcpServer::bind("127.0.0.1:0", Arc::clone(&counter))?;
+/// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// server.handle_request()?;
+/// assert_eq!(counter.0.load(Ordering::Relaxed), 1); // reached from here
+/// # Ok::<(), io::Error>(())
+/// ```
+impl<H: BaseRequestHandler + ?Sized> BaseRequestHandler for Arc<H> {
+    fn setup(&self, conn: &mut Connection) -> io::Result<()> {
+        (**self).setup(conn)
+    }
+    fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        (**self).handle(conn)
+    }
+    fn finish(&self, conn: &mut Connection) -> io::Result<()> {
+        (**self).finish(conn)
+    }
+    fn verify_request(&self, peer: &Addr) -> bool {
+        (**self).verify_request(peer)
+    }
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        (**self).handle_error(peer, error);
+    }
+    fn handle_timeout(&self, server: &ServerInfo) {
+        (**self).handle_timeout(server);
+    }
+}
+
+// Without this, a type that is not a handler gets rustc's "expected an
+// `Fn(..)` closure" from this impl, not the trait's own message.
+#[diagnostic::do_not_recommend]
 impl<F> BaseRequestHandler for F
 where
     F: Fn(&mut Connection) -> io::Result<()> + Send + Sync + 'static,

@@ -7,6 +7,7 @@
 //! on any stream server.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::sync::Arc;
 
 use super::{
     Addr, BaseRequestHandler, Connection, HandlerError, default_handle_error, normalize_timeout,
@@ -17,7 +18,10 @@ use crate::server::ServerInfo;
 /// `StreamRequestHandler`: read from `request.rfile`, write to
 /// `request.wfile`, and the write buffer is flushed when `handle` returns.
 ///
-/// Give it to a server wrapped in [`Streamed`].
+/// Give it to a server wrapped in [`Streamed`]. The server calls `setup`,
+/// `handle`, then `finish` (even if `handle` failed), all on the same
+/// `rfile` and `wfile`; `wfile` is flushed after `handle` and again after
+/// `finish`. An `Arc<H>` is a handler wherever `H` is.
 ///
 /// # Examples
 ///
@@ -49,13 +53,67 @@ use crate::server::ServerInfo;
 /// assert_eq!(reply, "one\ntwo\n");
 /// # Ok::<(), io::Error>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a buffered stream request handler (`StreamRequestHandler`)",
+    label = "not a `StreamRequestHandler`",
+    note = "implement `socketserver::StreamRequestHandler` for it; a `BaseRequestHandler` or a closure goes to the server as it is, without `Streamed(..)`"
+)]
 pub trait StreamRequestHandler: Send + Sync + 'static {
+    /// Called before `handle`, with the same buffered halves (Python's
+    /// `setup`, which makes `rfile` and `wfile`: here they are made
+    /// already); an error here skips `handle` and `finish`.
+    ///
+    /// ```
+    /// use std::io::{self, Write};
+    /// use socketserver::{StreamRequest, StreamRequestHandler, Streamed, TcpServer};
+    ///
+    /// struct Polite;
+    /// impl StreamRequestHandler for Polite {
+    ///     fn setup(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+    ///         request.wfile.write_all(b"hello\n")
+    ///     }
+    ///     fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+    ///         request.wfile.write_all(b"...\n")
+    ///     }
+    ///     fn finish(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+    ///         request.wfile.write_all(b"goodbye\n") // flushed after this
+    ///     }
+    /// }
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", Streamed(Polite))?;
+    /// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// server.handle_request()?;
+    /// let mut reply = String::new();
+    /// io::Read::read_to_string(&mut client, &mut reply)?;
+    /// assert_eq!(reply, "hello\n...\ngoodbye\n");
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Any error ends the connection and goes to `handle_error`.
+    fn setup(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+        let _ = request;
+        Ok(())
+    }
+
     /// Serves the connection through `request.rfile` and `request.wfile`.
     ///
     /// # Errors
     ///
     /// Any error ends the connection and goes to `handle_error`.
     fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()>;
+
+    /// Called after `handle`, even when it failed (Python's `finish`,
+    /// whose flush of `wfile` happens here after it returns).
+    ///
+    /// # Errors
+    ///
+    /// Any error goes to `handle_error`.
+    fn finish(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+        let _ = request;
+        Ok(())
+    }
 
     /// As [`BaseRequestHandler::verify_request`].
     fn verify_request(&self, peer: &Addr) -> bool {
@@ -66,6 +124,32 @@ pub trait StreamRequestHandler: Send + Sync + 'static {
     /// As [`BaseRequestHandler::handle_error`].
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         default_handle_error(peer, error);
+    }
+
+    /// As [`BaseRequestHandler::handle_timeout`].
+    fn handle_timeout(&self, server: &ServerInfo) {
+        let _ = server;
+    }
+}
+
+impl<H: StreamRequestHandler + ?Sized> StreamRequestHandler for Arc<H> {
+    fn setup(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+        (**self).setup(request)
+    }
+    fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+        (**self).handle(request)
+    }
+    fn finish(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+        (**self).finish(request)
+    }
+    fn verify_request(&self, peer: &Addr) -> bool {
+        (**self).verify_request(peer)
+    }
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        (**self).handle_error(peer, error);
+    }
+    fn handle_timeout(&self, server: &ServerInfo) {
+        (**self).handle_timeout(server);
     }
 }
 
@@ -96,8 +180,18 @@ impl<H: StreamRequestHandler> BaseRequestHandler for Streamed<H> {
             wfile: BufWriter::new(conn),
             conn,
         };
-        self.0.handle(&mut request)?;
-        request.wfile.flush()
+        self.0.setup(&mut request)?;
+        let handled = self
+            .0
+            .handle(&mut request)
+            .and_then(|()| request.wfile.flush());
+        // What `finish` writes (a goodbye) leaves too; after a failed
+        // `handle` this flush also tries what it left in the buffer.
+        let finished = self
+            .0
+            .finish(&mut request)
+            .and_then(|()| request.wfile.flush());
+        handled.and(finished)
     }
 
     fn verify_request(&self, peer: &Addr) -> bool {
@@ -106,6 +200,10 @@ impl<H: StreamRequestHandler> BaseRequestHandler for Streamed<H> {
 
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         self.0.handle_error(peer, error);
+    }
+
+    fn handle_timeout(&self, server: &ServerInfo) {
+        self.0.handle_timeout(server);
     }
 }
 

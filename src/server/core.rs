@@ -18,6 +18,7 @@ use std::os::unix::net::UnixListener;
 use std::panic::{self, AssertUnwindSafe};
 #[cfg(unix)]
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -119,7 +120,13 @@ impl Source for UdpSource {
 
 /// [`BaseRequestHandler`] as a [`Serve`]: socket options, then Python's
 /// `setup` / `handle` / `finish`.
-pub(crate) struct Streams<H>(pub(crate) H);
+pub(crate) struct Streams<H>(pub(crate) H, AtomicU64);
+
+impl<H> Streams<H> {
+    pub(crate) fn new(handler: H) -> Streams<H> {
+        Streams(handler, AtomicU64::new(0))
+    }
+}
 
 impl<H: BaseRequestHandler> Serve for Streams<H> {
     type Request = Stream;
@@ -146,8 +153,11 @@ impl<H: BaseRequestHandler> Serve for Streams<H> {
         if let (true, Some(tcp)) = (config.nodelay, stream.as_tcp()) {
             tcp.set_nodelay(true)?;
         }
+        // Numbered from 1 in the order handlers start; a u64 never wraps.
+        let id = self.1.fetch_add(1, Ordering::Relaxed) + 1;
         let mut conn = Connection::new(
             stream,
+            id,
             peer,
             info,
             config.read_timeout,
@@ -324,6 +334,10 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
             executor,
             max_active,
         })
+    }
+
+    pub(crate) fn handler(&self) -> &A {
+        &self.shared.handler
     }
 
     pub(crate) fn source(&self) -> &S {

@@ -573,6 +573,19 @@ macro_rules! server_type {
             pub fn info(&self) -> crate::ServerInfo {
                 self.core.info()
             }
+
+            /// The handler this server runs, to reach its state (counters,
+            /// a cache) while it serves or after. To keep it past the
+            /// server, give the server an `Arc` of it and keep a clone.
+            ///
+            /// ```
+            #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
+            /// let _handler = server.handler();
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
+            pub fn handler(&self) -> &H {
+                &self.core.handler().0
+            }
         }
 
         impl<H: $handler> std::fmt::Debug for $name<H> {

@@ -136,7 +136,7 @@ macro_rules! tcp_family {
                 Ok($name {
                     core: Core::new(
                         TcpSource(listener),
-                        Streams(self.handler),
+                        Streams::new(self.handler),
                         self.config,
                         state,
                     )?,

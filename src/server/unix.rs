@@ -115,7 +115,7 @@ macro_rules! unix_family {
                 Ok($name {
                     core: Core::new(
                         source,
-                        Streams(self.handler),
+                        Streams::new(self.handler),
                         self.config,
                         State::new(Addr::Unix(local), waker),
                     )?,
