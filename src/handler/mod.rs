@@ -248,9 +248,36 @@ pub trait BaseRequestHandler: Send + Sync + 'static {
         default_handle_error(peer, error);
     }
 
-    /// Called when `handle_request_timeout`
+    /// Called when [`handle_request_timeout`](crate::TcpServer::handle_request_timeout)
     /// waited its whole time and no request came (Python's server method
-    /// of the same name); by default nothing.
+    /// of the same name); by default nothing. The server's counters and a
+    /// shutdown handle are in `server`.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::time::Duration;
+    /// use socketserver::{BaseRequestHandler, Connection, ServerInfo, TcpServer};
+    ///
+    /// #[derive(Default)]
+    /// struct Ticks(AtomicUsize);
+    /// impl BaseRequestHandler for Ticks {
+    ///     fn handle(&self, _: &mut Connection) -> io::Result<()> {
+    ///         Ok(())
+    ///     }
+    ///     fn handle_timeout(&self, _: &ServerInfo) {
+    ///         self.0.fetch_add(1, Ordering::Relaxed); // expire sessions, say
+    ///     }
+    /// }
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", Ticks::default())?;
+    /// # #[cfg(unix)] {
+    /// while server.handler().0.load(Ordering::Relaxed) < 2 {
+    ///     server.handle_request_timeout(Duration::from_millis(10))?;
+    /// }
+    /// # }
+    /// # Ok::<(), io::Error>(())
+    /// ```
     fn handle_timeout(&self, server: &ServerInfo) {
         let _ = server;
     }

@@ -37,6 +37,38 @@ pub(crate) trait Source: Send + Sync + 'static {
     type Request: Send + 'static;
     /// Blocks until the next request arrives.
     fn receive(&self) -> io::Result<(Self::Request, Addr)>;
+    /// Waits until a request can be received, or `timeout` passes:
+    /// whether one can.
+    fn ready(&self, timeout: Duration) -> io::Result<bool>;
+}
+
+/// Waits until `fd` has something to receive or `timeout` passes, with one
+/// `poll(2)` (again after a signal, for the time left).
+#[cfg(unix)]
+fn poll_readable(fd: impl std::os::fd::AsFd, timeout: Duration) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Past what a Timespec holds (centuries): wait without a bound.
+        let left = Timespec::try_from(left).ok();
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, left.as_ref()) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Off Unix, `handle_request_timeout` is not there yet: std cannot wait
+/// for a listener without accepting.
+#[cfg(not(unix))]
+fn poll_readable<T>(_: &T, _: Duration) -> io::Result<bool> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "handle_request_timeout needs poll(2): Unix only for now",
+    ))
 }
 
 /// A handler trait adapted to one kind of request.
@@ -51,6 +83,7 @@ pub(crate) trait Serve: Send + Sync + 'static {
         config: &Config,
     ) -> io::Result<()>;
     fn handle_error(&self, peer: &Addr, error: &HandlerError);
+    fn handle_timeout(&self, info: &ServerInfo);
 }
 
 pub(crate) struct TcpSource(pub(crate) TcpListener);
@@ -60,6 +93,9 @@ impl Source for TcpSource {
     fn receive(&self) -> io::Result<(Stream, Addr)> {
         let (stream, peer) = self.0.accept()?;
         Ok((Stream::Tcp(stream), Addr::Inet(peer)))
+    }
+    fn ready(&self, timeout: Duration) -> io::Result<bool> {
+        poll_readable(&self.0, timeout)
     }
 }
 
@@ -76,6 +112,9 @@ impl Source for UnixSource {
     fn receive(&self) -> io::Result<(Stream, Addr)> {
         let (stream, peer) = self.listener.accept()?;
         Ok((Stream::Unix(stream), Addr::Unix(peer)))
+    }
+    fn ready(&self, timeout: Duration) -> io::Result<bool> {
+        poll_readable(&self.listener, timeout)
     }
 }
 
@@ -115,6 +154,9 @@ impl Source for UdpSource {
         let (n, peer) = self.socket.recv_from(&mut buf)?;
         let request = (buf[..n].to_vec(), peer, Arc::clone(&self.socket));
         Ok((request, Addr::Inet(peer)))
+    }
+    fn ready(&self, timeout: Duration) -> io::Result<bool> {
+        poll_readable(&*self.socket, timeout)
     }
 }
 
@@ -175,6 +217,10 @@ impl<H: BaseRequestHandler> Serve for Streams<H> {
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         self.0.handle_error(peer, error);
     }
+
+    fn handle_timeout(&self, info: &ServerInfo) {
+        self.0.handle_timeout(info);
+    }
 }
 
 /// [`DatagramRequestHandler`] as a [`Serve`].
@@ -199,6 +245,10 @@ impl<H: DatagramRequestHandler> Serve for Datagrams<H> {
 
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         self.0.handle_error(peer, error);
+    }
+
+    fn handle_timeout(&self, info: &ServerInfo) {
+        self.0.handle_timeout(info);
     }
 }
 
@@ -367,6 +417,30 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
         }
         self.dispatch(request, peer);
         Ok(())
+    }
+
+    /// Python's `handle_request` with `timeout` set: waits for a free
+    /// slot and a request together at most `timeout`, and calls the
+    /// handler's `handle_timeout` if none came. Whether one came.
+    pub(crate) fn handle_request_timeout(&self, timeout: Duration) -> io::Result<bool> {
+        let state = &self.shared.state;
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let came =
+            state.wait_for_slot_until(self.max_active, deadline) && self.source.ready(left())?;
+        if !came {
+            if !state.is_shutdown() {
+                self.shared.handler.handle_timeout(&self.info());
+            }
+            return Ok(false);
+        }
+        let (request, peer) = self.source.receive()?;
+        if state.is_shutdown() {
+            // Most likely our own wake-up call: take it out of the queue.
+            return Ok(false);
+        }
+        self.dispatch(request, peer);
+        Ok(true)
     }
 
     pub(crate) fn serve_forever(&self) {

@@ -109,6 +109,7 @@
 //! one connection checks [`ServerInfo::is_shutdown`] between them, so the
 //! wait ends at a request boundary with every request it read answered.
 
+mod bind;
 mod core;
 pub(crate) mod deadline;
 mod fd;
@@ -123,6 +124,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bind::DEFAULT_BACKLOG;
 pub use fd::FD_RESERVE;
 pub use state::Stats;
 pub use tcp::{TcpServer, ThreadingTcpServer};
@@ -162,6 +164,7 @@ pub(crate) struct Config {
     stack_size: usize,
     initial_deadline: Option<Duration>,
     max_per_peer: Option<usize>,
+    socket: bind::SocketOptions,
 }
 
 /// A view of a running server, for handlers (Python's `self.server`).
@@ -298,8 +301,12 @@ mod sealed {
 pub trait Threaded: sealed::Sealed {}
 
 /// Marks the stream servers (TCP, Unix), for which per-connection
-/// timeouts mean something.
+/// timeouts and a listen backlog mean something.
 pub trait Connected: sealed::Sealed {}
+
+/// Marks the internet servers (TCP, UDP), for which address reuse and
+/// dual-stack IPv6 mean something.
+pub trait Inet: sealed::Sealed {}
 
 /// Options for a server of type `S`, then `bind`.
 ///
@@ -339,6 +346,7 @@ impl<H, S> Builder<H, S> {
                 stack_size: DEFAULT_STACK_SIZE,
                 initial_deadline: None,
                 max_per_peer: None,
+                socket: bind::SocketOptions::default(),
             },
             _server: PhantomData,
         }
@@ -484,6 +492,117 @@ impl<H, S: Connected> Builder<H, S> {
     }
 }
 
+// Python's socket knobs: `request_queue_size`, `allow_reuse_address`,
+// `allow_reuse_port`, `create_server(dualstack_ipv6=True)`. Set between
+// `socket()` and `bind()` (see `bind.rs`); a builder that sets none binds
+// exactly as `std` does.
+
+impl<H, S: Connected> Builder<H, S> {
+    /// The listen backlog (Python's `request_queue_size`, default 5 there):
+    /// how many connections the kernel completes and holds for `accept`
+    /// while the server is busy or at its connection cap. Past it, Linux
+    /// drops new clients' handshakes (their `connect` waits and retries)
+    /// rather than refusing them. Default [`DEFAULT_BACKLOG`] (128, as
+    /// `std`); the kernel clamps larger values to its own maximum
+    /// (`/proc/sys/net/core/somaxconn` on Linux).
+    ///
+    /// ```
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// let server = ThreadingTcpServer::builder(|_: &mut Connection| Ok(()))
+    ///     .backlog(1024) // bursts of connections, accepted a moment later
+    ///     .bind("127.0.0.1:0")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn backlog(mut self, backlog: u32) -> Builder<H, S> {
+        self.config.socket.backlog = Some(backlog);
+        self
+    }
+}
+
+impl<H, S: Inet> Builder<H, S> {
+    /// Sets `SO_REUSEADDR` before `bind` (Python's `allow_reuse_address`).
+    /// On Unix a TCP server has it on unless turned off here (as `std`
+    /// does; Python's default is off): a restarted server can bind its
+    /// port at once while the old connections sit in `TIME_WAIT`, and it
+    /// never lets two servers listen on one port. A UDP server has it off
+    /// unless turned on. On Windows the option means something else (any
+    /// socket may take the port over) and is left alone.
+    ///
+    /// ```
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// let server = TcpServer::builder(|_: &mut Connection| Ok(()))
+    ///     .reuse_address(false) // fail to bind while old connections linger
+    ///     .bind("127.0.0.1:0")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reuse_address(mut self, reuse: bool) -> Builder<H, S> {
+        self.config.socket.reuse_address = Some(reuse);
+        self
+    }
+
+    /// Sets `SO_REUSEPORT` before `bind` (Python's `allow_reuse_port`), so
+    /// that several servers (or processes) may bind the same address and
+    /// port, each with this option set; Linux spreads new connections, or
+    /// datagrams, across them. Off by default. Where the system has no
+    /// `SO_REUSEPORT` (Windows), `bind` fails with `Unsupported` (Python
+    /// silently skips it).
+    ///
+    /// Stopping one of several servers on a port: [`ShutdownHandle::shutdown`]
+    /// wakes its server by connecting to the port, and the kernel may hand
+    /// that connection to a sibling instead. Stop such servers together,
+    /// or serve them with
+    /// [`handle_request_timeout`](crate::TcpServer::handle_request_timeout)
+    /// in a loop that checks a flag of your own.
+    ///
+    /// ```
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// let first = TcpServer::builder(|_: &mut Connection| Ok(()))
+    ///     .reuse_port(true)
+    ///     .bind("127.0.0.1:0")?;
+    /// # #[cfg(unix)] {
+    /// let second = TcpServer::builder(|_: &mut Connection| Ok(()))
+    ///     .reuse_port(true)
+    ///     .bind(first.local_addr()?)?; // the same port
+    /// assert_eq!(second.local_addr()?, first.local_addr()?);
+    /// # }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reuse_port(mut self, reuse: bool) -> Builder<H, S> {
+        self.config.socket.reuse_port = reuse;
+        self
+    }
+
+    /// For an IPv6 address, whether the socket also serves IPv4 clients
+    /// (Python's `create_server(addr, family=AF_INET6,
+    /// dualstack_ipv6=True)`): `true` clears `IPV6_V6ONLY`, `false` sets
+    /// it. Unset, the system decides (Linux: dual-stack, unless
+    /// `net.ipv6.bindv6only` says otherwise; Windows: IPv6 only). IPv4
+    /// clients then appear as IPv4-mapped addresses (`::ffff:127.0.0.1`),
+    /// which [`Addr::ip`]`.to_canonical()` turns back into IPv4 (the
+    /// per-peer cap does so itself). `true` with an IPv4 address is an
+    /// error at `bind`.
+    ///
+    /// ```
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// // One socket for IPv6 and IPv4 clients, where the host has IPv6.
+    /// if let Ok(server) = TcpServer::builder(|_: &mut Connection| Ok(()))
+    ///     .dual_stack(true)
+    ///     .bind("[::1]:0")
+    /// {
+    ///     assert!(server.local_addr()?.is_ipv6());
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn dual_stack(mut self, dual: bool) -> Builder<H, S> {
+        self.config.socket.dual_stack = Some(dual);
+        self
+    }
+}
+
 /// Declares a server type: the struct, `builder`, and the lifecycle methods
 /// every server shares. `bind` and `local_addr` differ by socket family and
 /// are written beside each family's types.
@@ -542,6 +661,41 @@ macro_rules! server_type {
             /// The error of the `accept` or `recv_from` call, if it failed.
             pub fn handle_request(&self) -> std::io::Result<()> {
                 self.core.handle_request()
+            }
+
+            /// Waits at most `timeout` for one request and serves it:
+            /// Python's `handle_request` with the server's `timeout` set.
+            /// If none came in time (a free slot and a request, together),
+            /// calls the handler's `handle_timeout` and returns
+            /// `Ok(false)`; `Ok(true)` once a request was received (and
+            /// handed on, or refused by the per-peer cap or
+            /// `verify_request`). A shutdown asked for meanwhile also
+            /// returns `Ok(false)`, without `handle_timeout`.
+            ///
+            /// A loop of these is a serving loop with a tick, for periodic
+            /// work on the serving thread (Python's `service_actions`).
+            /// The wait is one `poll(2)`, on Unix only for now: elsewhere
+            /// this fails with `Unsupported`.
+            ///
+            /// ```
+            #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
+            /// let start = std::time::Instant::now();
+            /// # #[cfg(unix)]
+            /// assert!(!server.handle_request_timeout(std::time::Duration::from_millis(50))?);
+            /// # #[cfg(unix)]
+            /// assert!(start.elapsed() >= std::time::Duration::from_millis(50));
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
+            ///
+            /// # Errors
+            ///
+            /// The error of the `poll`, `accept` or `recv_from` call, if
+            /// one failed.
+            pub fn handle_request_timeout(
+                &self,
+                timeout: std::time::Duration,
+            ) -> std::io::Result<bool> {
+                self.core.handle_request_timeout(timeout)
             }
 
             /// A handle that stops `serve_forever` from any thread; see

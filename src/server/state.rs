@@ -183,6 +183,23 @@ impl State {
         !self.is_shutdown()
     }
 
+    /// As [`wait_for_slot`](Self::wait_for_slot), but gives up at
+    /// `deadline`: `false` then too.
+    pub(crate) fn wait_for_slot_until(&self, max: usize, deadline: Instant) -> bool {
+        let mut counts = self.lock();
+        while counts.stats.active >= max as u64 && !self.is_shutdown() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            counts = self
+                .changed
+                .wait_timeout(counts, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        !self.is_shutdown()
+    }
+
     /// Sleeps until no request is active or `deadline` passes. Returns
     /// whether the server went idle.
     pub(crate) fn wait_idle(&self, deadline: Instant) -> bool {

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 
 use super::core::{Core, Streams, TcpSource};
 use super::state::{State, Waker};
-use super::{Builder, Connected, Threaded, Threading, server_type};
+use super::{Builder, Connected, Inet, Threaded, Threading, server_type};
 use crate::handler::{Addr, BaseRequestHandler};
 
 server_type! {
@@ -86,6 +86,8 @@ server_type! {
 impl<H: BaseRequestHandler> Threaded for ThreadingTcpServer<H> {}
 impl<H: BaseRequestHandler> Connected for TcpServer<H> {}
 impl<H: BaseRequestHandler> Connected for ThreadingTcpServer<H> {}
+impl<H: BaseRequestHandler> Inet for TcpServer<H> {}
+impl<H: BaseRequestHandler> Inet for ThreadingTcpServer<H> {}
 
 macro_rules! tcp_family {
     ($name:ident) => {
@@ -113,17 +115,20 @@ macro_rules! tcp_family {
 
         impl<H: BaseRequestHandler> Builder<H, $name<H>> {
             /// Binds `addr` and returns the server, listening but not yet
-            /// serving.
+            /// serving, with the socket options set on this builder.
             ///
             /// # Errors
             ///
-            /// If the address cannot be bound, or a pool of 0 was asked for.
+            /// If the address cannot be bound or a socket option cannot be
+            /// set, or a pool of 0 was asked for.
             pub fn bind(self, addr: impl ToSocketAddrs) -> io::Result<$name<H>> {
-                self.from_listener(TcpListener::bind(addr)?)
+                let listener = self.config.socket.tcp_listener(addr)?;
+                self.from_listener(listener)
             }
 
             /// Serves on a listener you bound yourself (to set socket options
-            /// first, or to inherit one).
+            /// first, or to inherit one); the builder's socket options
+            /// (backlog, reuse, dual stack) are not applied to it.
             ///
             /// # Errors
             ///

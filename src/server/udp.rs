@@ -9,7 +9,7 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 
 use super::core::{Core, Datagrams, UdpSource};
 use super::state::{State, Waker};
-use super::{Builder, Threaded, Threading, server_type};
+use super::{Builder, Inet, Threaded, Threading, server_type};
 use crate::handler::{Addr, DatagramRequestHandler};
 
 server_type! {
@@ -42,6 +42,8 @@ server_type! {
 }
 
 impl<H: DatagramRequestHandler> Threaded for ThreadingUdpServer<H> {}
+impl<H: DatagramRequestHandler> Inet for UdpServer<H> {}
+impl<H: DatagramRequestHandler> Inet for ThreadingUdpServer<H> {}
 
 macro_rules! udp_family {
     ($name:ident) => {
@@ -66,16 +68,20 @@ macro_rules! udp_family {
         }
 
         impl<H: DatagramRequestHandler> Builder<H, $name<H>> {
-            /// Binds `addr` and returns the server, ready to serve.
+            /// Binds `addr` and returns the server, ready to serve, with the
+            /// socket options set on this builder.
             ///
             /// # Errors
             ///
-            /// If the address cannot be bound, or a pool of 0 was asked for.
+            /// If the address cannot be bound or a socket option cannot be
+            /// set, or a pool of 0 was asked for.
             pub fn bind(self, addr: impl ToSocketAddrs) -> io::Result<$name<H>> {
-                self.from_socket(UdpSocket::bind(addr)?)
+                let socket = self.config.socket.udp_socket(addr)?;
+                self.from_socket(socket)
             }
 
-            /// Serves on a socket you bound yourself.
+            /// Serves on a socket you bound yourself; the builder's socket
+            /// options are not applied to it.
             ///
             /// # Errors
             ///

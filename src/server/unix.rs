@@ -81,7 +81,7 @@ macro_rules! unix_family {
             /// asked for.
             pub fn bind(self, path: impl AsRef<Path>) -> io::Result<$name<H>> {
                 let path = path.as_ref();
-                let listener = UnixListener::bind(path)?;
+                let listener = self.config.socket.unix_listener(path)?;
                 match self.from_listener(listener) {
                     Ok(mut server) => {
                         server.core.source_mut().created = Some(path.to_owned());
