@@ -74,4 +74,6 @@ pub use server::{
 };
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
-pub use server::{ThreadingUnixStreamServer, UnixStreamServer};
+pub use server::{
+    ThreadingUnixDatagramServer, ThreadingUnixStreamServer, UnixDatagramServer, UnixStreamServer,
+};

@@ -5,14 +5,93 @@
 //! no connection: every datagram is a request of its own, and a reply is a
 //! datagram sent back to its sender.
 
+use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+#[cfg(unix)]
+use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 
 use super::{Addr, HandlerError, default_handle_error};
 use crate::server::ServerInfo;
 
-/// `(data, socket)` request and `client_address`.
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A kind of datagram socket: [`Udp`] (the default everywhere) or, on
+/// Unix, [`Unix`]. It fixes the type of a [`Datagram`]'s socket and of its
+/// sender's address, so a UDP handler gets a `SocketAddr` and a Unix one a
+/// Unix address, each without an `Option` to unwrap; a handler written
+/// for any `F: DatagramFamily` serves both, as one Python
+/// `DatagramRequestHandler` class serves `UDPServer` and
+/// `UnixDatagramServer`.
+pub trait DatagramFamily: sealed::Sealed + Send + Sync + 'static {
+    /// The socket datagrams arrive on.
+    type Socket: fmt::Debug + Send + Sync + 'static;
+    /// A sender's address.
+    type PeerAddr: fmt::Debug + Clone + Send + Sync + 'static;
+    #[doc(hidden)]
+    fn send_to(socket: &Self::Socket, bytes: &[u8], peer: &Self::PeerAddr) -> io::Result<()>;
+    #[doc(hidden)]
+    fn to_addr(peer: &Self::PeerAddr) -> Addr;
+}
+
+/// Datagrams over UDP: [`UdpServer`](crate::UdpServer) and
+/// [`ThreadingUdpServer`](crate::ThreadingUdpServer).
+#[derive(Debug, Clone, Copy)]
+pub enum Udp {}
+
+impl sealed::Sealed for Udp {}
+
+impl DatagramFamily for Udp {
+    type Socket = UdpSocket;
+    type PeerAddr = SocketAddr;
+    fn send_to(socket: &UdpSocket, bytes: &[u8], peer: &SocketAddr) -> io::Result<()> {
+        socket.send_to(bytes, peer).map(drop)
+    }
+    fn to_addr(peer: &SocketAddr) -> Addr {
+        Addr::Inet(*peer)
+    }
+}
+
+/// Datagrams over a Unix-domain socket file:
+/// [`UnixDatagramServer`](crate::UnixDatagramServer) and
+/// [`ThreadingUnixDatagramServer`](crate::ThreadingUnixDatagramServer).
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+#[derive(Debug, Clone, Copy)]
+pub enum Unix {}
+
+#[cfg(unix)]
+impl sealed::Sealed for Unix {}
+
+#[cfg(unix)]
+impl DatagramFamily for Unix {
+    type Socket = UnixDatagram;
+    type PeerAddr = std::os::unix::net::SocketAddr;
+    fn send_to(
+        socket: &UnixDatagram,
+        bytes: &[u8],
+        peer: &std::os::unix::net::SocketAddr,
+    ) -> io::Result<()> {
+        if peer.is_unnamed() {
+            // The kernel would say only "Invalid argument".
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the sender's socket is unnamed (it bound no path): there is nowhere to reply",
+            ));
+        }
+        socket.send_to_addr(bytes, peer).map(drop)
+    }
+    fn to_addr(peer: &std::os::unix::net::SocketAddr) -> Addr {
+        Addr::Unix(peer.clone())
+    }
+}
+
+/// One datagram, handed to [`DatagramRequestHandler::handle`]: Python's
+/// `(data, socket)` request and `client_address`. `Datagram` alone is a
+/// UDP datagram; `Datagram<Unix>` came to a Unix datagram server.
 ///
 /// ```
 /// use socketserver::{Datagram, UdpServer};
@@ -30,20 +109,20 @@ use crate::server::ServerInfo;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct Datagram {
+pub struct Datagram<F: DatagramFamily = Udp> {
     data: Vec<u8>,
-    peer: SocketAddr,
-    socket: Arc<UdpSocket>,
+    peer: F::PeerAddr,
+    socket: Arc<F::Socket>,
     server: ServerInfo,
 }
 
-impl Datagram {
+impl<F: DatagramFamily> Datagram<F> {
     pub(crate) fn new(
         data: Vec<u8>,
-        peer: SocketAddr,
-        socket: Arc<UdpSocket>,
+        peer: F::PeerAddr,
+        socket: Arc<F::Socket>,
         server: ServerInfo,
-    ) -> Datagram {
+    ) -> Datagram<F> {
         Datagram {
             data,
             peer,
@@ -58,22 +137,38 @@ impl Datagram {
         &self.data
     }
 
-    /// Who sent it.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    /// Who sent it: a `SocketAddr` for UDP, a Unix socket address (often
+    /// unnamed) for a Unix datagram server.
+    pub fn peer_addr(&self) -> F::PeerAddr {
+        self.peer.clone()
+    }
+
+    /// Who sent it, as an [`Addr`] whatever the family: for handlers that
+    /// serve both, and for log lines.
+    ///
+    /// ```
+    /// use socketserver::{Addr, Datagram};
+    /// fn sender(d: &Datagram) -> String {
+    ///     d.peer().to_string() // "127.0.0.1:5000"
+    /// }
+    /// ```
+    pub fn peer(&self) -> Addr {
+        F::to_addr(&self.peer)
     }
 
     /// Sends `bytes` back to the sender as one datagram.
     ///
     /// # Errors
     ///
-    /// As `UdpSocket::send_to` (over 65,507 bytes is `EMSGSIZE`).
+    /// As the socket's `send_to` (over 65,507 bytes on UDP is
+    /// `EMSGSIZE`); `NotConnected` for a Unix sender whose socket is
+    /// unnamed, which cannot be replied to.
     pub fn reply(&self, bytes: &[u8]) -> io::Result<()> {
-        self.socket.send_to(bytes, self.peer).map(drop)
+        F::send_to(&self.socket, bytes, &self.peer)
     }
 
     /// The server's socket, shared by every handler.
-    pub fn socket(&self) -> &UdpSocket {
+    pub fn socket(&self) -> &F::Socket {
         &self.socket
     }
 
@@ -83,8 +178,10 @@ impl Datagram {
     }
 }
 
-/// Handles one UDP datagram: Python's `DatagramRequestHandler`, with
-/// [`Datagram::reply`] in place of `wfile`.
+/// Handles one datagram: Python's `DatagramRequestHandler`, with
+/// [`Datagram::reply`] in place of `wfile`. `DatagramRequestHandler`
+/// alone handles UDP; `DatagramRequestHandler<Unix>` serves a Unix
+/// datagram server, and an impl for every `F: DatagramFamily` serves both.
 ///
 /// UDP has no connections: every datagram is a request of its own, may be
 /// lost or reordered, and arrives whole or not at all, provided the
@@ -125,17 +222,17 @@ impl Datagram {
 /// let server = socketserver::UdpServer::bind("127.0.0.1:0", Echo);
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a datagram request handler (`DatagramRequestHandler`)",
-    label = "not a `DatagramRequestHandler`",
-    note = "implement `socketserver::DatagramRequestHandler` for it, or pass a closure `|d: &Datagram| -> io::Result<()>` (with the argument's type written out)"
+    message = "`{Self}` is not a datagram request handler (`DatagramRequestHandler<{F}>`)",
+    label = "not a `DatagramRequestHandler<{F}>`",
+    note = "implement `socketserver::handler::DatagramRequestHandler<{F}>` for it, or pass a closure `|d: &Datagram<{F}>| -> io::Result<()>` (with the argument's type written out)"
 )]
-pub trait DatagramRequestHandler: Send + Sync + 'static {
+pub trait DatagramRequestHandler<F: DatagramFamily = Udp>: Send + Sync + 'static {
     /// Serves one datagram.
     ///
     /// # Errors
     ///
     /// Any error goes to `handle_error`; the server goes on.
-    fn handle(&self, datagram: &Datagram) -> io::Result<()>;
+    fn handle(&self, datagram: &Datagram<F>) -> io::Result<()>;
 
     /// Decides whether to serve a sender at all; refused datagrams are
     /// dropped and counted as `rejected`.
@@ -155,8 +252,10 @@ pub trait DatagramRequestHandler: Send + Sync + 'static {
     }
 }
 
-impl<H: DatagramRequestHandler + ?Sized> DatagramRequestHandler for Arc<H> {
-    fn handle(&self, datagram: &Datagram) -> io::Result<()> {
+impl<F: DatagramFamily, H: DatagramRequestHandler<F> + ?Sized> DatagramRequestHandler<F>
+    for Arc<H>
+{
+    fn handle(&self, datagram: &Datagram<F>) -> io::Result<()> {
         (**self).handle(datagram)
     }
     fn verify_request(&self, peer: &Addr) -> bool {
@@ -173,11 +272,12 @@ impl<H: DatagramRequestHandler + ?Sized> DatagramRequestHandler for Arc<H> {
 // Without this, a type that is not a handler gets rustc's "expected an
 // `Fn(..)` closure" from this impl, not the trait's own message.
 #[diagnostic::do_not_recommend]
-impl<F> DatagramRequestHandler for F
+impl<C, F> DatagramRequestHandler<F> for C
 where
-    F: Fn(&Datagram) -> io::Result<()> + Send + Sync + 'static,
+    C: Fn(&Datagram<F>) -> io::Result<()> + Send + Sync + 'static,
+    F: DatagramFamily,
 {
-    fn handle(&self, datagram: &Datagram) -> io::Result<()> {
+    fn handle(&self, datagram: &Datagram<F>) -> io::Result<()> {
         self(datagram)
     }
 }

@@ -31,7 +31,9 @@ use std::sync::Arc;
 use crate::server::ServerInfo;
 
 pub use connection::{Addr, Connection, LINGER_BYTES, LINGER_TIME, Stream};
-pub use datagram::{Datagram, DatagramRequestHandler};
+#[cfg(unix)]
+pub use datagram::Unix;
+pub use datagram::{Datagram, DatagramFamily, DatagramRequestHandler, Udp};
 pub use per_connection::{ConnectionHandler, PerConnection, per_connection};
 pub use stream::{StreamRequest, StreamRequestHandler, Streamed};
 

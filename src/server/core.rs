@@ -12,9 +12,10 @@
 use std::any::Any;
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::marker::PhantomData;
+use std::net::{TcpListener, UdpSocket};
 #[cfg(unix)]
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::panic::{self, AssertUnwindSafe};
 #[cfg(unix)]
 use std::path::PathBuf;
@@ -28,8 +29,11 @@ use threadpool::ThreadPool;
 use super::fd;
 use super::state::{State, Ticket, peer_key};
 use super::{Config, ServerInfo, Threading};
+#[cfg(unix)]
+use crate::handler::Unix;
 use crate::handler::{
-    Addr, BaseRequestHandler, Connection, Datagram, DatagramRequestHandler, HandlerError, Stream,
+    Addr, BaseRequestHandler, Connection, Datagram, DatagramFamily, DatagramRequestHandler,
+    HandlerError, Stream, Udp,
 };
 
 /// Where requests come from.
@@ -145,18 +149,75 @@ impl UdpSource {
     }
 }
 
-pub(crate) type DatagramRequest = (Vec<u8>, SocketAddr, Arc<UdpSocket>);
+/// A datagram received: its bytes (`None` if it was longer than a
+/// server takes), its sender, and the socket to reply on.
+pub(crate) type DatagramRequest<F> = (
+    Option<Vec<u8>>,
+    <F as DatagramFamily>::PeerAddr,
+    Arc<<F as DatagramFamily>::Socket>,
+);
 
 impl Source for UdpSource {
-    type Request = DatagramRequest;
-    fn receive(&self) -> io::Result<(DatagramRequest, Addr)> {
+    type Request = DatagramRequest<Udp>;
+    fn receive(&self) -> io::Result<(DatagramRequest<Udp>, Addr)> {
         let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
         let (n, peer) = self.socket.recv_from(&mut buf)?;
-        let request = (buf[..n].to_vec(), peer, Arc::clone(&self.socket));
+        let request = (Some(buf[..n].to_vec()), peer, Arc::clone(&self.socket));
         Ok((request, Addr::Inet(peer)))
     }
     fn ready(&self, timeout: Duration) -> io::Result<bool> {
         poll_readable(&*self.socket, timeout)
+    }
+}
+
+/// The longest Unix datagram a server takes, as for UDP. Unix datagrams
+/// may be longer (up to the sender's send buffer); a longer one is
+/// refused whole, never handed on cut short.
+#[cfg(unix)]
+pub(crate) const MAX_UNIX_DATAGRAM: usize = DATAGRAM_BUFFER;
+
+#[cfg(unix)]
+pub(crate) struct UnixDatagramSource {
+    pub(crate) socket: Arc<UnixDatagram>,
+    /// One byte more than the longest datagram taken, so a longer one
+    /// shows: `recv_from` fills the buffer and drops the rest silently.
+    buf: Mutex<Vec<u8>>,
+    /// The socket file we created, removed when the server is dropped.
+    pub(crate) created: Option<PathBuf>,
+}
+
+#[cfg(unix)]
+impl UnixDatagramSource {
+    pub(crate) fn new(socket: UnixDatagram) -> UnixDatagramSource {
+        UnixDatagramSource {
+            socket: Arc::new(socket),
+            buf: Mutex::new(vec![0; MAX_UNIX_DATAGRAM + 1]),
+            created: None,
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Source for UnixDatagramSource {
+    type Request = DatagramRequest<Unix>;
+    fn receive(&self) -> io::Result<(DatagramRequest<Unix>, Addr)> {
+        let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
+        let (n, peer) = self.socket.recv_from(&mut buf)?;
+        let data = (n <= MAX_UNIX_DATAGRAM).then(|| buf[..n].to_vec());
+        let addr = Addr::Unix(peer.clone());
+        Ok(((data, peer, Arc::clone(&self.socket)), addr))
+    }
+    fn ready(&self, timeout: Duration) -> io::Result<bool> {
+        poll_readable(&*self.socket, timeout)
+    }
+}
+
+#[cfg(unix)]
+impl Drop for UnixDatagramSource {
+    fn drop(&mut self) {
+        if let Some(path) = &self.created {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -223,11 +284,21 @@ impl<H: BaseRequestHandler> Serve for Streams<H> {
     }
 }
 
-/// [`DatagramRequestHandler`] as a [`Serve`].
-pub(crate) struct Datagrams<H>(pub(crate) H);
+/// [`DatagramRequestHandler`] as a [`Serve`], for one family of sockets.
+pub(crate) struct Datagrams<H, F = Udp>(pub(crate) H, PhantomData<fn() -> F>);
 
-impl<H: DatagramRequestHandler> Serve for Datagrams<H> {
-    type Request = DatagramRequest;
+impl<H, F> Datagrams<H, F> {
+    pub(crate) fn new(handler: H) -> Datagrams<H, F> {
+        Datagrams(handler, PhantomData)
+    }
+}
+
+/// The Unix datagram servers' [`Serve`].
+#[cfg(unix)]
+pub(crate) type UnixDatagrams<H> = Datagrams<H, Unix>;
+
+impl<F: DatagramFamily, H: DatagramRequestHandler<F>> Serve for Datagrams<H, F> {
+    type Request = DatagramRequest<F>;
 
     fn verify_request(&self, peer: &Addr) -> bool {
         self.0.verify_request(peer)
@@ -235,11 +306,17 @@ impl<H: DatagramRequestHandler> Serve for Datagrams<H> {
 
     fn serve(
         &self,
-        (data, peer, socket): DatagramRequest,
+        (data, peer, socket): DatagramRequest<F>,
         _: Addr,
         info: ServerInfo,
         _: &Config,
     ) -> io::Result<()> {
+        let Some(data) = data else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a datagram longer than {DATAGRAM_BUFFER} bytes, dropped"),
+            ));
+        };
         self.0.handle(&Datagram::new(data, peer, socket, info))
     }
 

@@ -4,8 +4,9 @@
 //! a listening socket and a handler from [`crate::handler`]; it takes
 //! connections (or datagrams) one after another and runs the handler on
 //! each, on the serving thread ([`TcpServer`], [`UdpServer`],
-//! [`UnixStreamServer`]) or on other threads ([`ThreadingTcpServer`],
-//! [`ThreadingUdpServer`], [`ThreadingUnixStreamServer`]).
+//! [`UnixStreamServer`], [`UnixDatagramServer`]) or on other threads
+//! ([`ThreadingTcpServer`], [`ThreadingUdpServer`],
+//! [`ThreadingUnixStreamServer`], [`ThreadingUnixDatagramServer`]).
 //!
 //! # Lifecycle
 //!
@@ -58,6 +59,8 @@
 //! | grace period on shutdown | none: `serve_forever` returns at once | [`Builder::graceful_shutdown`] |
 //! | thread stack size | 512 KiB | [`Builder::stack_size`] |
 //! | UDP datagram size | 65,507 bytes, received whole | fixed |
+//! | Unix datagram size | 65,536 bytes, received whole; longer ones refused whole | fixed |
+//! | listen backlog | [`DEFAULT_BACKLOG`] (128) | [`Builder::backlog`] |
 //!
 //! At the connection cap the server stops calling `accept`: new clients
 //! wait in the kernel's listen queue (their `connect` succeeds, their
@@ -118,6 +121,8 @@ mod tcp;
 mod udp;
 #[cfg(unix)]
 mod unix;
+#[cfg(unix)]
+mod unix_datagram;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -131,6 +136,9 @@ pub use tcp::{TcpServer, ThreadingTcpServer};
 pub use udp::{ThreadingUdpServer, UdpServer};
 #[cfg(unix)]
 pub use unix::{ThreadingUnixStreamServer, UnixStreamServer};
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+pub use unix_datagram::{ThreadingUnixDatagramServer, UnixDatagramServer};
 
 use crate::handler::Addr;
 use state::State;
@@ -609,7 +617,7 @@ impl<H, S: Inet> Builder<H, S> {
 macro_rules! server_type {
     (
         $(#[$doc:meta])*
-        $name:ident<H: $handler:ident>, $source:ty, $serve:ident, $threading:expr,
+        $name:ident<H: $handler:path>, $source:ty, $serve:ident, $threading:expr,
         example: ($addr:literal, $example_handler:literal)
     ) => {
         $(#[$doc])*

@@ -77,6 +77,9 @@ pub(crate) enum Waker {
     Udp(SocketAddr),
     #[cfg(unix)]
     Unix(PathBuf),
+    /// A Unix datagram socket: wake it with an empty datagram.
+    #[cfg(unix)]
+    UnixDatagram(PathBuf),
     /// A socket we cannot reach by address (an unnamed Unix socket).
     #[cfg(unix)]
     Unreachable,
@@ -116,6 +119,12 @@ impl Waker {
             #[cfg(unix)]
             Waker::Unix(path) => {
                 let _ = UnixStream::connect(path);
+            }
+            #[cfg(unix)]
+            Waker::UnixDatagram(path) => {
+                if let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() {
+                    let _ = socket.send_to(&[], path);
+                }
             }
             #[cfg(unix)]
             Waker::Unreachable => {}

@@ -95,7 +95,7 @@ macro_rules! udp_family {
                 Ok($name {
                     core: Core::new(
                         UdpSource::new(socket),
-                        Datagrams(self.handler),
+                        Datagrams::new(self.handler),
                         self.config,
                         state,
                     )?,
