@@ -1,6 +1,8 @@
 //! Python's remaining server knobs over real sockets: the listen backlog,
 //! address and port reuse, dual-stack IPv6, and `handle_request` with a
 //! timeout calling `handle_timeout`.
+// Most of these are Unix (or Linux) only; elsewhere some imports go unused.
+#![cfg_attr(not(unix), allow(unused_imports))]
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -204,6 +206,21 @@ fn dual_stack_serves_ipv4_and_ipv6_clients_on_one_socket() {
     );
     assert_eq!(first.to_canonical(), std::net::Ipv4Addr::LOCALHOST);
 
+    // UDP the same way: an IPv4 sender to a dual-stack socket.
+    let udp = UdpServer::builder(Arc::new(Probe::default()))
+        .dual_stack(true)
+        .bind("[::]:0")
+        .unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.send_to(
+        b"x",
+        SocketAddr::from(([127, 0, 0, 1], udp.local_addr().unwrap().port())),
+    )
+    .unwrap();
+    udp.handle_request().unwrap();
+    assert_eq!(c.recv(&mut [0u8; 4]).unwrap(), 2);
+
     // IPv6 only: the IPv4 client is refused.
     let v6only = TcpServer::builder(Arc::new(Probe::default()))
         .dual_stack(false)
@@ -279,4 +296,24 @@ fn reuse_address_decides_whether_a_port_in_time_wait_can_be_bound_again() {
     assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     let again = TcpServer::bind(addr, Arc::new(Probe::default())).unwrap();
     assert_eq!(again.local_addr().unwrap(), addr);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_unix_stream_server_takes_a_backlog_too() {
+    use socketserver::UnixStreamServer;
+    let path =
+        std::env::temp_dir().join(format!("socketserver-backlog-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let server = UnixStreamServer::builder(|conn: &mut Connection| conn.write_all(b"ok"))
+        .backlog(4)
+        .bind(&path)
+        .unwrap();
+    let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    server.handle_request().unwrap();
+    let mut reply = String::new();
+    client.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "ok");
+    drop(server);
+    assert!(!path.exists(), "the socket file is removed on drop");
 }

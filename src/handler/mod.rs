@@ -4,8 +4,9 @@
 //! accepts (that is [`crate::server`]), and a *request handler class* that
 //! says what to do with one client. This module is the second half. You
 //! implement [`BaseRequestHandler`] (raw stream), [`StreamRequestHandler`]
-//! (buffered `rfile`/`wfile`) or [`DatagramRequestHandler`] (UDP), or pass a
-//! closure, and the server calls it once per connection or datagram.
+//! (buffered `rfile`/`wfile`) or [`DatagramRequestHandler`] (UDP, or Unix
+//! datagrams), or pass a closure, and the server calls it once per
+//! connection or datagram.
 //!
 //! Python builds a new handler object per request; here one handler value is
 //! shared by every request (the server holds it in an `Arc`), so shared

@@ -14,7 +14,9 @@ use std::os::unix::net::UnixListener;
 #[cfg(unix)]
 use std::path::Path;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+#[cfg(unix)]
+use socket2::SockAddr;
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// The listen backlog `std` uses, and so this crate unless told otherwise.
 pub const DEFAULT_BACKLOG: u32 = 128;
