@@ -501,7 +501,12 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
     /// handler's `handle_timeout` if none came. Whether one came.
     pub(crate) fn handle_request_timeout(&self, timeout: Duration) -> io::Result<bool> {
         let state = &self.shared.state;
-        let deadline = Instant::now() + timeout;
+        // A timeout past what an Instant holds (`Duration::MAX`) is a year:
+        // longer than any server waits for a request and means it.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
         let left = || deadline.saturating_duration_since(Instant::now());
         let came =
             state.wait_for_slot_until(self.max_active, deadline) && self.source.ready(left())?;
