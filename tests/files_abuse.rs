@@ -478,3 +478,46 @@ fn a_10_000_name_flood_cannot_break_ls_for_others() {
     }
     assert!(!other.list("").unwrap().entries.is_empty());
 }
+
+/// Sends one request on `raw` and reads the reply's header.
+fn ask(raw: &mut TcpStream, request: Header) -> Header {
+    write_frame_parts(raw, &request, &[]).unwrap();
+    read_frame(raw).unwrap().expect("a reply").header
+}
+
+fn kind(reply: &Header) -> &str {
+    reply
+        .extra
+        .get("kind")
+        .and_then(|v| v.as_str())
+        .unwrap_or("ok")
+}
+
+#[test]
+fn names_too_long_for_the_filesystem_are_refused_before_any_data() {
+    let dirs = Dirs::new("component");
+    fs::create_dir(dirs.root().join("sub")).unwrap();
+    fs::write(dirs.root().join("plain"), "x").unwrap();
+    fs::write(dirs.local("f"), pattern(2 * CHUNK)).unwrap();
+    let addr = serve(FileConfig::new(dirs.root()));
+    let mut client = FileClient::connect(addr).unwrap();
+    let long = "n".repeat(256);
+    let deep_long = format!("sub/{}", "é".repeat(128));
+    for name in [long.as_str(), deep_long.as_str()] {
+        let sent = std::cell::Cell::new(0);
+        let put = client.put(&dirs.local("f"), name, false, |n, _| sent.set(n));
+        assert!(
+            matches!(put, Err(FileError::BadName { ref why, .. }) if why.contains("255")),
+            "{put:?}"
+        );
+        assert_eq!(sent.get(), 0, "refused before any data");
+        let get = client.get(name, &dirs.local("got"), false, none);
+        assert!(matches!(get, Err(FileError::BadName { .. })), "{get:?}");
+    }
+    // Under a regular file, as if it were a directory: not there, and the
+    // connection goes on.
+    let put = client.put(&dirs.local("f"), "plain/x", false, none);
+    assert!(matches!(put, Err(FileError::NotFound(_))), "{put:?}");
+    assert_eq!(client.ls("").unwrap().len(), 2);
+    assert!(temp_uploads(&dirs.root()).is_empty());
+}

@@ -44,7 +44,8 @@
 //!   [`FileConfig::upload_budget`] or leave less free space than
 //!   [`FileConfig::free_space_floor`]; listings of at most [`MAX_LISTING`]
 //!   entries and [`MAX_LISTING_BYTES`] (flagged when cut); names of at
-//!   most [`MAX_NAME`] bytes, of characters that show safely.
+//!   most [`MAX_NAME`] bytes, components of at most 255, of characters
+//!   that show safely.
 //! * **Temporary files** are `.socketserver-PID-N.upload`, however long
 //!   the name, and locked while written; a new server removes the ones
 //!   no live upload holds (what a killed server left), and nothing else.
@@ -105,6 +106,9 @@ use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame
 pub const CHUNK: usize = 1024 * 1024;
 /// The longest name accepted, in bytes.
 pub const MAX_NAME: usize = 1024;
+/// The longest component of a name (a file or directory name), in bytes,
+/// as most filesystems take it.
+pub(crate) const NAME_MAX: usize = 255;
 /// The most entries a listing returns.
 pub const MAX_LISTING: usize = 10_000;
 /// The largest listing, encoded: the server stops adding entries before

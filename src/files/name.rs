@@ -11,7 +11,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Entry, FileError, MAX_LISTING, MAX_NAME};
+use super::{Entry, FileError, MAX_LISTING, MAX_NAME, NAME_MAX};
 
 /// The served directory, canonical, so that containment is a prefix test.
 #[derive(Debug)]
@@ -74,6 +74,14 @@ impl Root {
                 _ if part.starts_with('.') => {
                     return Err(refuse("hidden names (leading `.`) are refused"));
                 }
+                // Refused here, not found by the filesystem after the
+                // whole upload has arrived.
+                _ if part.len() > NAME_MAX => {
+                    return Err(refuse(&format!(
+                        "a component of {} bytes, longer than the {NAME_MAX} a file name may have",
+                        part.len()
+                    )));
+                }
                 _ => path.push(part),
             }
         }
@@ -123,6 +131,10 @@ impl Root {
             .map_err(|_| FileError::NotFound(name.to_owned()))?;
         if !self.contains(&parent) {
             return Err(Root::escapes(name));
+        }
+        if !parent.is_dir() {
+            // `file/x`: refused now, not when the temporary file is made.
+            return Err(FileError::NotFound(name.to_owned()));
         }
         let path = parent.join(file_name);
         match fs::symlink_metadata(&path) {
