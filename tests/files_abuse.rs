@@ -521,3 +521,243 @@ fn names_too_long_for_the_filesystem_are_refused_before_any_data() {
     assert_eq!(client.ls("").unwrap().len(), 2);
     assert!(temp_uploads(&dirs.root()).is_empty());
 }
+
+/// A chunk frame as an uploader sends it.
+fn chunk_frame(bytes: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    write_frame_parts(&mut wire, &Header::for_body(bytes), &[bytes]).unwrap();
+    wire
+}
+
+fn end_frame(size: u64, digest: &str) -> Vec<u8> {
+    let mut wire = Vec::new();
+    let end = Header::for_body(b"")
+        .with("end", true)
+        .with("size", size)
+        .with("digest", digest);
+    write_frame_parts(&mut wire, &end, &[]).unwrap();
+    wire
+}
+
+#[test]
+fn an_upload_that_lies_about_its_bytes_keeps_nothing_and_frees_its_budget() {
+    let dirs = Dirs::new("lying-upload");
+    let mib = CHUNK as u64;
+    // A budget of exactly one 2 MiB upload: each lie must give it back.
+    let addr = serve(FileConfig::new(dirs.root()).upload_budget(2 * mib));
+    let one = pattern(CHUNK);
+    let half = pattern(CHUNK / 2);
+    let digest_of = |chunks: &[&[u8]]| {
+        let mut all = String::new();
+        for c in chunks {
+            all.push_str(&format!("{:x}", md5::compute(c)));
+        }
+        format!("{:x}", md5::compute(all))
+    };
+    let mut corrupted = chunk_frame(&one);
+    *corrupted.last_mut().unwrap() ^= 1;
+    let over = {
+        // One frame's body over a chunk: refused by the frame limit.
+        let big = pattern(CHUNK + 1);
+        chunk_frame(&big)
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "fewer bytes, then the end",
+            [chunk_frame(&one), end_frame(mib, &digest_of(&[&one]))].concat(),
+            "protocol",
+        ),
+        (
+            "more bytes than declared",
+            [chunk_frame(&one), chunk_frame(&one), chunk_frame(&half)].concat(),
+            "protocol",
+        ),
+        (
+            "a short chunk that is not the last",
+            [chunk_frame(&half), chunk_frame(&half)].concat(),
+            "protocol",
+        ),
+        (
+            "an end frame with a wrong digest",
+            [
+                chunk_frame(&one),
+                chunk_frame(&one),
+                end_frame(2 * mib, &"0".repeat(32)),
+            ]
+            .concat(),
+            "digest_mismatch",
+        ),
+        (
+            "an end frame without a digest",
+            [chunk_frame(&one), chunk_frame(&one), {
+                let mut w = Vec::new();
+                write_frame_parts(&mut w, &Header::for_body(b"").with("end", true), &[]).unwrap();
+                w
+            }]
+            .concat(),
+            "protocol",
+        ),
+        ("a chunk with a flipped byte", corrupted, "frame"),
+        ("a chunk over 1 MiB", over, "frame"),
+        (
+            "garbage where a chunk is due",
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            "frame",
+        ),
+        ("a negative length", (-1i32).to_le_bytes().to_vec(), "frame"),
+        (
+            "cut inside a chunk",
+            chunk_frame(&one)[..5000].to_vec(),
+            "frame",
+        ),
+    ];
+    for (what, wire, expected) in cases {
+        let mut raw = TcpStream::connect(addr).unwrap();
+        raw.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let put = Header::for_body(b"")
+            .with("op", "put")
+            .with("name", "lie")
+            .with("size", 2 * mib);
+        assert_eq!(kind(&ask(&mut raw, put)), "ok", "{what}");
+        let _ = raw.write_all(&wire);
+        let _ = raw.shutdown(Shutdown::Write);
+        let reply = read_frame(&mut raw)
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .unwrap_or_else(|| panic!("{what}: no reply"));
+        assert_eq!(
+            kind(&reply.header),
+            expected,
+            "{what}: {:?}",
+            reply.header.extra
+        );
+        drop(raw);
+        // Nothing kept, and the whole budget is back: a 2 MiB upload goes
+        // (once the server has let go of the liar's connection).
+        fs::write(dirs.local("two"), pattern(2 * CHUNK)).unwrap();
+        let mut put = Err(FileError::ReadOnly);
+        for _ in 0..1_000 {
+            put = FileClient::connect(addr)
+                .unwrap()
+                .put(&dirs.local("two"), "honest", true, none);
+            if !matches!(put, Err(FileError::OverBudget { .. })) {
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(put.is_ok(), "{what}: {put:?}");
+        assert_eq!(dirs.served(), ["honest"], "{what}");
+    }
+}
+
+#[test]
+fn resumes_with_lying_offsets_are_refused_and_the_connection_goes_on() {
+    let dirs = Dirs::new("lying-offset");
+    fs::write(dirs.root().join("f"), pattern(2 * CHUNK + 10)).unwrap();
+    let addr = serve(FileConfig::new(dirs.root()));
+    let mut raw = TcpStream::connect(addr).unwrap();
+    let get = |offset: serde_json::Value| {
+        Header::for_body(b"")
+            .with("op", "get")
+            .with("name", "f")
+            .with("offset", offset)
+    };
+    let mib = CHUNK as u64;
+    for offset in [
+        1,
+        mib - 1,
+        mib + 1,
+        3 * mib,
+        u64::MAX,
+        u64::MAX - u64::MAX % mib,
+    ] {
+        let reply = ask(&mut raw, get(offset.into()));
+        assert_eq!(kind(&reply), "bad_offset", "{offset}");
+    }
+    // The end of the file, on a chunk boundary or not, is no resume point
+    // past it: at 2 MiB the last 10 bytes come.
+    let reply = ask(&mut raw, get((2 * mib).into()));
+    assert_eq!(kind(&reply), "ok");
+    assert_eq!(reply.extra.get("size"), Some(&(2 * mib + 10).into()));
+    let chunk = read_frame(&mut raw).unwrap().unwrap();
+    assert_eq!(chunk.body.len(), 10);
+    let end = read_frame(&mut raw).unwrap().unwrap();
+    assert_eq!(end.header.extra.get("end"), Some(&true.into()));
+    // Not a whole number: the request is not understood, and the
+    // connection ends after the error frame.
+    for offset in [
+        serde_json::json!(-1),
+        serde_json::json!(1.5),
+        serde_json::json!("0"),
+    ] {
+        let mut raw = TcpStream::connect(addr).unwrap();
+        let reply = ask(&mut raw, get(offset.clone()));
+        assert_eq!(kind(&reply), "protocol", "{offset}");
+        assert!(read_frame(&mut raw).unwrap().is_none(), "{offset}");
+    }
+}
+
+#[test]
+fn look_alike_escapes_stay_inside_the_root() {
+    let dirs = Dirs::new("look-alike");
+    let outside = dirs.top.join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir(dirs.root().join("sub")).unwrap();
+    fs::write(dirs.local("f"), "f").unwrap();
+    let addr = serve(FileConfig::new(dirs.root()));
+    let mut client = FileClient::connect(addr).unwrap();
+    // Refused: real dot-dots, however dressed, and anything hidden.
+    for name in [
+        "..",
+        "../x",
+        "sub/../../x",
+        "sub/..",
+        "...",
+        "./x",
+        "sub/./x",
+        "x/..",
+        "//x/../../y",
+        "..\u{2215}x",
+        "..\u{2044}x",
+        ".. ",
+    ] {
+        let put = client.put(&dirs.local("f"), name, true, none);
+        assert!(
+            matches!(put, Err(FileError::BadName { .. })),
+            "{name:?}: {put:?}"
+        );
+    }
+    // Accepted as the plain names they are, inside the root: look-alike
+    // dots and slashes, URL escapes, spaces around dots, both Unicode
+    // normal forms and both cases (distinct files on a case-sensitive
+    // filesystem; the server compares bytes and never normalizes).
+    let plain = [
+        "\u{ff0e}\u{ff0e}",
+        "\u{ff0e}\u{ff0e}\u{ff0f}x",
+        "%2e%2e%2fx",
+        " ..",
+        "café",
+        "cafe\u{301}",
+        "CAFÉ",
+        "sub//x",
+        "sub/",
+    ];
+    for name in plain {
+        let put = client.put(&dirs.local("f"), name, true, none);
+        if name == " .." || name == "sub/" {
+            // ` ..` is a name; `sub/` names the directory sub.
+            let ok = name == " ..";
+            assert_eq!(put.is_ok(), ok, "{name:?}: {put:?}");
+            continue;
+        }
+        assert!(put.is_ok(), "{name:?}: {put:?}");
+    }
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing outside"
+    );
+    let listing = client.ls("").unwrap();
+    assert_eq!(listing.len(), 8, "{listing:?}");
+    assert!(dirs.root().join("sub/x").exists());
+}
