@@ -761,3 +761,64 @@ fn look_alike_escapes_stay_inside_the_root() {
     assert_eq!(listing.len(), 8, "{listing:?}");
     assert!(dirs.root().join("sub/x").exists());
 }
+
+/// The file names in `dir`, hidden ones too, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(unix)]
+#[test]
+fn a_directory_swapped_for_a_symlink_mid_upload_is_not_followed() {
+    use std::os::unix::fs::symlink;
+    let dirs = Dirs::new("swap");
+    let outside = dirs.top.join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir(dirs.root().join("sub")).unwrap();
+    let addr = serve(FileConfig::new(dirs.root()));
+    let one = pattern(CHUNK);
+    let mut raw = stalled_upload(addr, "sub/f", 2 * CHUNK as u64);
+    raw.write_all(&chunk_frame(&one)).unwrap();
+    let mut temp = Vec::new();
+    for _ in 0..1_000 {
+        temp = temp_uploads(&dirs.root());
+        if temp.len() == 1 && fs::metadata(&temp[0]).unwrap().len() == CHUNK as u64 {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(temp.len(), 1);
+    let temp_name = temp[0].file_name().unwrap().to_owned();
+    // A local user with write access to the root swaps `sub` for a link
+    // out of it, and plants a file under the (predictable) temporary name
+    // there, so that a rename by path would move it into place.
+    fs::rename(dirs.root().join("sub"), dirs.root().join("moved")).unwrap();
+    symlink(&outside, dirs.root().join("sub")).unwrap();
+    fs::write(outside.join(&temp_name), "planted").unwrap();
+    let digest = format!(
+        "{:x}",
+        md5::compute(format!("{0:x}{0:x}", md5::compute(&one)))
+    );
+    raw.write_all(&chunk_frame(&one)).unwrap();
+    raw.write_all(&end_frame(2 * CHUNK as u64, &digest))
+        .unwrap();
+    let reply = read_frame(&mut raw).unwrap().unwrap().header;
+    // The upload lands in the directory that was checked, wherever it is
+    // now; nothing is written or moved outside the root.
+    assert_eq!(kind(&reply), "ok", "{:?}", reply.extra);
+    assert_eq!(names_in(&outside), [temp_name.into_string().unwrap()]);
+    assert_eq!(
+        fs::read(outside.join(names_in(&outside)[0].as_str())).unwrap(),
+        b"planted"
+    );
+    assert_eq!(names_in(&dirs.root().join("moved")), ["f"]);
+    assert_eq!(
+        fs::read(dirs.root().join("moved/f")).unwrap(),
+        pattern(2 * CHUNK)[..CHUNK].repeat(2)
+    );
+}

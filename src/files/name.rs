@@ -3,9 +3,12 @@
 //!
 //! Text rules refuse what can never be inside the root (`..`, absolute
 //! paths, NUL); the disk check resolves symlinks and refuses a path that
-//! ends up outside. Someone who can write inside the root could still swap
-//! a directory for a symlink between check and open: the root is for
-//! files the server's clients put there, not for untrusted local users.
+//! ends up outside. An upload then holds its directory open (Unix) and
+//! makes, names and removes its file in it, so swapping a directory for a
+//! symlink during the upload moves nothing outside. Someone who can write
+//! inside the root could still swap one in the instant between check and
+//! open: the root is for files the server's clients put there, not for
+//! untrusted local users.
 
 use std::fs;
 use std::io;

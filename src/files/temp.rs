@@ -9,9 +9,14 @@
 //! dies, so a temporary file nobody holds a lock on is stale, and one that
 //! is locked belongs to a live server sharing the root and is left alone.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+#[cfg(not(unix))]
+use std::fs::OpenOptions;
+use std::fs::{self, File};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(not(unix))]
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::FileError;
@@ -38,7 +43,11 @@ pub(crate) fn is_temp_name(name: &str) -> bool {
 
 /// An upload in progress, removed unless persisted.
 pub(crate) struct TempFile {
-    path: PathBuf,
+    /// The directory it is in, held open from the start: the upload is
+    /// named in the directory that was checked, even if the path to it
+    /// now leads elsewhere (a directory swapped for a symlink mid-upload).
+    dir: Dir,
+    name: String,
     pub(crate) file: File,
     kept: bool,
 }
@@ -50,19 +59,20 @@ impl TempFile {
     /// the same (a dead process had this pid) is skipped.
     pub(crate) fn beside(dest: &Path) -> io::Result<TempFile> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = Dir::open(dest.parent().unwrap_or(dest))?;
         let mut tries = 0;
-        let (path, file) = loop {
+        let (name, file) = loop {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let name = format!("{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}", std::process::id());
-            let path = dest.with_file_name(name);
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => break (path, file),
+            match dir.create_new(&name) {
+                Ok(file) => break (name, file),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
                 Err(e) => return Err(e),
             }
         };
         let temp = TempFile {
-            path,
+            dir,
+            name,
             file,
             kept: false,
         };
@@ -70,20 +80,24 @@ impl TempFile {
         Ok(temp)
     }
 
-    /// Gives the upload its name: replacing what is there if `overwrite`,
-    /// else failing if something took the name since the request (a hard
-    /// link cannot replace, so the check and the naming are one step).
+    /// Gives the upload its name, in the directory it was made in:
+    /// replacing what is there if `overwrite`, else failing if something
+    /// took the name since the request (a hard link cannot replace, so
+    /// the check and the naming are one step).
     pub(crate) fn persist(
         mut self,
         dest: &Path,
         overwrite: bool,
         name: &str,
     ) -> Result<(), FileError> {
+        let Some(dest_name) = dest.file_name() else {
+            return Err(FileError::NotFound(name.to_owned()));
+        };
         if overwrite {
-            fs::rename(&self.path, dest)?;
+            self.dir.rename(&self.name, dest_name)?;
             self.kept = true;
         } else {
-            match fs::hard_link(&self.path, dest) {
+            match self.dir.link(&self.name, dest_name) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     return Err(FileError::AlreadyExists(name.to_owned()));
@@ -98,8 +112,76 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.kept {
-            let _ = fs::remove_file(&self.path);
+            let _ = self.dir.remove(&self.name);
         }
+    }
+}
+
+/// A directory that uploads are named in: an open descriptor on Unix, so
+/// that every step after the check happens in the directory checked.
+#[cfg(unix)]
+struct Dir(std::os::fd::OwnedFd);
+
+#[cfg(unix)]
+impl Dir {
+    fn open(path: &Path) -> io::Result<Dir> {
+        use rustix::fs::{CWD, Mode, OFlags, openat};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        Ok(Dir(openat(CWD, path, flags, Mode::empty())?))
+    }
+
+    /// A new file, never through a symlink or over an existing name.
+    fn create_new(&self, name: &str) -> io::Result<File> {
+        use rustix::fs::{Mode, OFlags, openat};
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        // As `File::create`: 0o666, less the umask.
+        let fd = openat(&self.0, name, flags, Mode::from_raw_mode(0o666))?;
+        Ok(File::from(fd))
+    }
+
+    fn rename(&self, from: &str, to: &OsStr) -> io::Result<()> {
+        Ok(rustix::fs::renameat(&self.0, from, &self.0, to)?)
+    }
+
+    fn link(&self, from: &str, to: &OsStr) -> io::Result<()> {
+        use rustix::fs::{AtFlags, linkat};
+        Ok(linkat(&self.0, from, &self.0, to, AtFlags::empty())?)
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        use rustix::fs::{AtFlags, unlinkat};
+        Ok(unlinkat(&self.0, name, AtFlags::empty())?)
+    }
+}
+
+/// Elsewhere, the directory's path.
+#[cfg(not(unix))]
+struct Dir(PathBuf);
+
+#[cfg(not(unix))]
+impl Dir {
+    fn open(path: &Path) -> io::Result<Dir> {
+        Ok(Dir(path.to_path_buf()))
+    }
+
+    fn create_new(&self, name: &str) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.0.join(name))
+    }
+
+    fn rename(&self, from: &str, to: &OsStr) -> io::Result<()> {
+        fs::rename(self.0.join(from), self.0.join(to))
+    }
+
+    fn link(&self, from: &str, to: &OsStr) -> io::Result<()> {
+        fs::hard_link(self.0.join(from), self.0.join(to))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.0.join(name))
     }
 }
 
