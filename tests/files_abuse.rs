@@ -147,9 +147,10 @@ fn stale_temporary_uploads_are_removed_at_start_and_nothing_else() {
     fs::create_dir_all(root.join("sub/deeper")).unwrap();
     // What a server killed mid-upload leaves: hidden, named by our pattern.
     let stale = [
-        root.join(".socketserver-999999-0.upload"),
-        root.join("sub/.socketserver-12-1234.upload"),
-        root.join("sub/deeper/.socketserver-1-18446744073709551615.upload"),
+        // Pids no process can have (over Linux's 4,194,304 and i32).
+        root.join(".socketserver-4194305-0.upload"),
+        root.join("sub/.socketserver-99999999-1234.upload"),
+        root.join("sub/deeper/.socketserver-4294967295-18446744073709551615.upload"),
     ];
     // Users' files with names like it: never touched.
     let users = [
@@ -821,4 +822,52 @@ fn a_directory_swapped_for_a_symlink_mid_upload_is_not_followed() {
         fs::read(dirs.root().join("moved/f")).unwrap(),
         pattern(2 * CHUNK)[..CHUNK].repeat(2)
     );
+}
+
+#[test]
+fn a_server_starting_on_a_shared_root_never_takes_a_live_upload() {
+    let dirs = Dirs::new("start-race");
+    let addr = serve(FileConfig::new(dirs.root()));
+    fs::write(dirs.local("f"), "f").unwrap();
+    // Made but not yet locked, as between an upload's create and its
+    // lock: named with a live process's pid, it is not stale.
+    let unlocked = dirs.root().join(format!(
+        ".socketserver-{}-99999999.upload",
+        std::process::id()
+    ));
+    fs::write(&unlocked, "").unwrap();
+    let starting = files::FileHandler::new(FileConfig::new(dirs.root())).unwrap();
+    assert_eq!(starting.removed_at_start(), 0);
+    assert!(unlocked.exists());
+    fs::remove_file(&unlocked).unwrap();
+    // Servers starting over and over beside a run of uploads: every
+    // upload goes through.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let starts = {
+        let (stop, root) = (stop.clone(), dirs.root());
+        thread::spawn(move || {
+            let mut starts = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && starts < 100_000 {
+                files::FileHandler::new(FileConfig::new(&root)).unwrap();
+                starts += 1;
+            }
+            starts
+        })
+    };
+    let mut client = FileClient::connect(addr).unwrap();
+    let mut failed = Vec::new();
+    for i in 0..2_000 {
+        if let Err(e) = client.put(&dirs.local("f"), "f", true, none) {
+            failed.push((i, e.to_string()));
+            client = FileClient::connect(addr).unwrap();
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let starts = starts.join().unwrap();
+    eprintln!(
+        "2,000 uploads beside {starts} server starts: {} failed",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(dirs.served(), ["f"]);
 }

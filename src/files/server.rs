@@ -105,8 +105,9 @@ impl FileHandler {
     /// A handler serving `config.root`.
     ///
     /// Removes the stale temporary uploads under the root first: files
-    /// named `.socketserver-PID-N.upload` that no live upload holds locked,
-    /// left by a server killed mid-upload (Unix; see
+    /// named `.socketserver-PID-N.upload` whose PID is not running and
+    /// that no live upload holds locked, left by a server killed
+    /// mid-upload (Unix; see
     /// [`removed_at_start`](FileHandler::removed_at_start)).
     ///
     /// # Errors
@@ -125,18 +126,20 @@ impl FileHandler {
 
     /// How many stale temporary uploads [`new`](FileHandler::new) removed.
     /// Only files named exactly as this server names its temporary files,
-    /// and locked by no running upload, are removed; anything else in the
-    /// root, hidden or not, is never touched.
+    /// made by a process that is no longer running and locked by no
+    /// running upload, are removed; anything else in the root, hidden or
+    /// not, is never touched.
     ///
     /// ```
     /// use socketserver::files::{FileConfig, FileHandler};
     /// # let root = std::env::temp_dir().join(format!("stale-doc-{}", std::process::id()));
     /// # std::fs::create_dir_all(&root)?;
-    /// std::fs::write(root.join(".socketserver-1-0.upload"), "cut short")?;
-    /// std::fs::write(root.join(".socketserver-1-0.upload.mine"), "a user's")?;
+    /// // Left by a process that is gone (no pid is this large).
+    /// std::fs::write(root.join(".socketserver-4294967295-0.upload"), "cut short")?;
+    /// std::fs::write(root.join(".socketserver-4294967295-0.upload.mine"), "a user's")?;
     /// let handler = FileHandler::new(FileConfig::new(&root))?;
     /// assert_eq!(handler.removed_at_start(), if cfg!(unix) { 1 } else { 0 });
-    /// assert!(root.join(".socketserver-1-0.upload.mine").exists());
+    /// assert!(root.join(".socketserver-4294967295-0.upload.mine").exists());
     /// # std::fs::remove_dir_all(&root)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```

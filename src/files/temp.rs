@@ -8,6 +8,12 @@
 //! holds an exclusive `flock`; the kernel drops the lock when the process
 //! dies, so a temporary file nobody holds a lock on is stale, and one that
 //! is locked belongs to a live server sharing the root and is left alone.
+//! An upload makes its file a moment before it locks it; a server starting
+//! in that moment would find it unlocked, so a file is removed only when
+//! the process named in it is not running either. (Servers in different
+//! pid namespaces, containers sharing a volume, cannot see each other's
+//! processes: there the moment between make and lock is still open, and
+//! an upload caught in it fails with an I/O error, never with a wrong file.)
 
 use std::ffi::OsStr;
 #[cfg(not(unix))]
@@ -197,9 +203,31 @@ fn lock(_: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the process whose pid a temporary upload's name carries may
+/// still be running. An upload locks its file just after making it; in
+/// between, only this tells a live server's file from a dead one's. A pid
+/// that is running is taken as the maker (if it was reused, the file
+/// stays until a later start); one that cannot be a pid is not running.
+#[cfg(unix)]
+fn maker_may_run(name: &str) -> bool {
+    use rustix::io::Errno;
+    use rustix::process::{Pid, test_kill_process};
+    let pid = name[TEMP_PREFIX.len()..].split('-').next().unwrap_or("");
+    let Some(pid) = pid.parse().ok().and_then(Pid::from_raw) else {
+        return false;
+    };
+    // EPERM: it runs, as another user.
+    test_kill_process(pid) != Err(Errno::SRCH)
+}
+
+#[cfg(not(unix))]
+fn maker_may_run(_: &str) -> bool {
+    true
+}
+
 /// Removes the stale temporary uploads under `root`: files named exactly
-/// as [`TempFile`] names them, not symlinks, and not locked by a live
-/// upload. Directories are walked without following symlinks, at most
+/// as [`TempFile`] names them, not symlinks, made by a process no longer
+/// running, and not locked by a live upload. Directories are walked without following symlinks, at most
 /// [`MAX_DEPTH`] deep. Returns how many were removed; a file or directory
 /// that cannot be read is skipped.
 ///
@@ -222,7 +250,10 @@ pub(crate) fn remove_stale(root: &Path) -> usize {
             if kind.is_dir() && depth < MAX_DEPTH {
                 dirs.push((entry.path(), depth + 1));
             } else if kind.is_file()
-                && entry.file_name().to_str().is_some_and(is_temp_name)
+                && entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| is_temp_name(name) && !maker_may_run(name))
                 && File::open(entry.path()).is_ok_and(|f| lock(&f).is_ok())
                 && fs::remove_file(entry.path()).is_ok()
             {
