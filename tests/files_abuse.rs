@@ -871,3 +871,60 @@ fn a_server_starting_on_a_shared_root_never_takes_a_live_upload() {
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(dirs.served(), ["f"]);
 }
+
+#[test]
+fn deep_trees_and_directories_of_hidden_names_list_quickly() {
+    let dirs = Dirs::new("deep");
+    // As deep as a name can reach: 1,024 bytes of `d/`.
+    let deep: String = "d/".repeat(MAX_NAME / 2 - 1) + "d";
+    assert!(deep.len() <= MAX_NAME);
+    fs::create_dir_all(dirs.root().join(&deep)).unwrap();
+    // A killed server's upload at the bottom, as a client could have put
+    // it there: removed at start like any other.
+    let stale = dirs
+        .root()
+        .join(&deep)
+        .join(".socketserver-4294967295-0.upload");
+    fs::write(&stale, "cut").unwrap();
+    let handler = files::FileHandler::new(FileConfig::new(dirs.root())).unwrap();
+    if cfg!(unix) {
+        assert_eq!(handler.removed_at_start(), 1);
+        assert!(!stale.exists());
+    }
+    // 20,000 hidden names and three plain ones in one directory.
+    let crowd = dirs.root().join("crowd");
+    fs::create_dir(&crowd).unwrap();
+    for i in 0..20_000 {
+        fs::write(
+            crowd.join(format!(".hidden-{i:05}-{}", "h".repeat(200))),
+            "",
+        )
+        .unwrap();
+    }
+    for name in ["a", "b", "c"] {
+        fs::write(crowd.join(name), "x").unwrap();
+    }
+    let addr = serve(FileConfig::new(dirs.root()));
+    let mut client = FileClient::connect(addr).unwrap();
+    let started = std::time::Instant::now();
+    let listing = client.list("crowd").unwrap();
+    let crowd_took = started.elapsed();
+    assert_eq!(listing.entries.len(), 3);
+    assert!(!listing.truncated);
+    let started = std::time::Instant::now();
+    let bottom = client.ls(&deep).unwrap();
+    let deep_took = started.elapsed();
+    assert!(bottom.is_empty());
+    fs::write(dirs.local("f"), "f").unwrap();
+    let above = &deep[..deep.len() - 2];
+    client
+        .put(&dirs.local("f"), &format!("{above}/f"), false, none)
+        .unwrap();
+    assert_eq!(client.ls(above).unwrap().len(), 2);
+    eprintln!(
+        "ls of 20,003 entries (3 shown): {crowd_took:?}; ls {} levels deep: {deep_took:?}",
+        MAX_NAME / 2
+    );
+    // Generous, for a loaded machine.
+    assert!(crowd_took < std::time::Duration::from_secs(20));
+}

@@ -172,23 +172,28 @@ impl Root {
             let Some(entry_name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue; // not UTF-8: no client could ask for it by name
             };
-            let Ok(real) = entry.path().canonicalize() else {
-                continue; // a dangling symlink
-            };
             // Only names a client could ask for: not hidden (our upload
-            // temporaries among them), nothing unsafe to show.
+            // temporaries among them), nothing unsafe to show. Checked
+            // before anything costs a system call.
             if entry_name.starts_with('.')
                 || entry_name.contains('\\')
                 || !entry_name.chars().all(shows_safely)
-                || !self.contains(&real)
             {
+                continue;
+            }
+            let Ok(real) = entry.path().canonicalize() else {
+                continue; // a dangling symlink, or gone since read_dir
+            };
+            if !self.contains(&real) {
                 continue;
             }
             if entries.len() == MAX_LISTING {
                 more = true;
                 break;
             }
-            let meta = fs::metadata(&real)?;
+            let Ok(meta) = fs::metadata(&real) else {
+                continue; // gone since read_dir: not an error for the listing
+            };
             entries.push(Entry {
                 name: entry_name,
                 size: if meta.is_dir() { 0 } else { meta.len() },

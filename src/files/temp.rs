@@ -31,8 +31,10 @@ use super::FileError;
 pub(crate) const TEMP_PREFIX: &str = ".socketserver-";
 /// What every temporary upload's name ends with.
 pub(crate) const TEMP_SUFFIX: &str = ".upload";
-/// How deep [`remove_stale`] looks below the root.
-const MAX_DEPTH: usize = 64;
+/// How deep [`remove_stale`] looks below the root: as deep as an upload
+/// can go, a [`MAX_NAME`](super::MAX_NAME) name of one-letter
+/// directories (`d/d/d/…`).
+const MAX_DEPTH: usize = super::MAX_NAME / 2;
 
 /// Whether `name` is exactly a temporary upload's name: the prefix,
 /// digits, `-`, digits, the suffix. Nothing else is ever removed.
