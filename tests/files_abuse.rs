@@ -928,3 +928,75 @@ fn deep_trees_and_directories_of_hidden_names_list_quickly() {
     // Generous, for a loaded machine.
     assert!(crowd_took < std::time::Duration::from_secs(20));
 }
+
+/// Threads and open descriptors of process `pid`, from `/proc`.
+#[cfg(target_os = "linux")]
+fn threads_and_fds(pid: u32) -> (usize, usize) {
+    let count = |dir: &str| fs::read_dir(format!("/proc/{pid}/{dir}")).unwrap().count();
+    (count("task"), count("fd"))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_crowd_of_stalled_and_lying_uploads_leaves_no_thread_or_descriptor_behind() {
+    let dirs = Dirs::new("crowd-proc");
+    let mut server = common::example("file_server");
+    server.arg("127.0.0.1:0").arg("--root").arg(dirs.root());
+    let server = common::start_server(server);
+    let (addr, pid) = (server.addr, server.child.id());
+    fs::write(dirs.local("f"), pattern(3 * CHUNK)).unwrap();
+    let mut legit = FileClient::connect(addr).unwrap();
+    legit.put(&dirs.local("f"), "warm", false, none).unwrap();
+    let before = threads_and_fds(pid);
+    // 40 uploads that send one chunk of eight and stall, 20 that lie
+    // (a chunk over 1 MiB) and are cut off.
+    let one = pattern(CHUNK);
+    let mut stalled: Vec<TcpStream> = (0..40)
+        .map(|i| {
+            let mut raw = stalled_upload(addr, &format!("stall{i}"), 8 * CHUNK as u64);
+            raw.write_all(&chunk_frame(&one)).unwrap();
+            raw
+        })
+        .collect();
+    let over = chunk_frame(&pattern(CHUNK + 1));
+    for i in 0..20 {
+        let mut raw = stalled_upload(addr, &format!("liar{i}"), 8 * CHUNK as u64);
+        let _ = raw.write_all(&over);
+        let reply = read_frame(&mut raw).unwrap().unwrap();
+        assert_eq!(kind(&reply.header), "frame");
+    }
+    // Every stalled upload is on disk, each in its own temporary file.
+    for _ in 0..1_000 {
+        if temp_uploads(&dirs.root()).len() == 40 {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(temp_uploads(&dirs.root()).len(), 40);
+    let during = threads_and_fds(pid);
+    // A legitimate client is served meanwhile.
+    let started = std::time::Instant::now();
+    legit.put(&dirs.local("f"), "legit", false, none).unwrap();
+    legit
+        .get("legit", &dirs.local("legit.copy"), false, none)
+        .unwrap();
+    let served_in = started.elapsed();
+    // They give up; everything they held goes.
+    stalled.clear();
+    let mut after = threads_and_fds(pid);
+    for _ in 0..3_000 {
+        if after == before && temp_uploads(&dirs.root()).is_empty() {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+        after = threads_and_fds(pid);
+    }
+    eprintln!(
+        "threads, descriptors: {before:?} before, {during:?} with 40 stalled uploads, \
+         {after:?} after; a 3 MiB put and get served in {served_in:?} meanwhile"
+    );
+    assert_eq!(after, before);
+    assert!(temp_uploads(&dirs.root()).is_empty());
+    assert_eq!(dirs.served(), ["legit", "warm"]);
+    assert!(served_in < std::time::Duration::from_secs(20));
+}
