@@ -620,7 +620,8 @@ fn an_upload_that_lies_about_its_bytes_keeps_nothing_and_frees_its_budget() {
             .with("op", "put")
             .with("name", "lie")
             .with("size", 2 * mib);
-        assert_eq!(kind(&ask(&mut raw, put)), "ok", "{what}");
+        let reply = ask(&mut raw, put);
+        assert_eq!(kind(&reply), "ok", "{what}: {:?}", reply.extra);
         let _ = raw.write_all(&wire);
         let _ = raw.shutdown(Shutdown::Write);
         let reply = read_frame(&mut raw)
@@ -999,4 +1000,81 @@ fn a_crowd_of_stalled_and_lying_uploads_leaves_no_thread_or_descriptor_behind() 
     assert!(temp_uploads(&dirs.root()).is_empty());
     assert_eq!(dirs.served(), ["legit", "warm"]);
     assert!(served_in < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn an_upload_that_stalls_or_drips_gives_its_budget_back_at_its_chunk_timeout() {
+    let dirs = Dirs::new("drip");
+    let mib = CHUNK as u64;
+    let per_chunk = std::time::Duration::from_secs(2);
+    let addr = serve(
+        FileConfig::new(dirs.root())
+            .upload_budget(4 * mib)
+            .chunk_timeout(per_chunk),
+    );
+    fs::write(dirs.local("two"), pattern(2 * CHUNK)).unwrap();
+    // One stalls after its first chunk; one drips a byte every 100 ms,
+    // far inside the server's 5-minute wait for a byte. Together they
+    // declare the whole budget.
+    let one = pattern(CHUNK);
+    let started = std::time::Instant::now();
+    let mut staller = stalled_upload(addr, "staller", 2 * mib);
+    staller.write_all(&chunk_frame(&one)).unwrap();
+    let mut dripper = stalled_upload(addr, "dripper", 2 * mib);
+    let put = FileClient::connect(addr)
+        .unwrap()
+        .put(&dirs.local("two"), "legit", false, none);
+    assert!(matches!(put, Err(FileError::OverBudget { .. })), "{put:?}");
+    let drip = chunk_frame(&one);
+    dripper
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let mut dripped = 0;
+    let reply = loop {
+        assert!(started.elapsed() < 60 * per_chunk, "never cut off");
+        if dripper.write_all(&drip[dripped..dripped + 1]).is_err() {
+            break None;
+        }
+        dripped += 1;
+        if let Ok(reply) = read_frame(&mut dripper) {
+            break reply;
+        }
+    };
+    let dripper_cut = started.elapsed();
+    if let Some(reply) = reply {
+        assert_eq!(kind(&reply.header), "io", "{:?}", reply.header.extra);
+    }
+    staller
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let reply = read_frame(&mut staller).unwrap().unwrap();
+    let staller_cut = started.elapsed();
+    let why = reply
+        .header
+        .extra
+        .get("error")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    assert!(why.contains("fell behind"), "{why}");
+    // Their budget is back: the legitimate upload goes.
+    let mut put = Err(FileError::ReadOnly);
+    for _ in 0..1_000 {
+        put = FileClient::connect(addr)
+            .unwrap()
+            .put(&dirs.local("two"), "legit", false, none);
+        if !matches!(put, Err(FileError::OverBudget { .. })) {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(put.is_ok(), "{put:?}");
+    eprintln!(
+        "chunk timeout {per_chunk:?}: stalled upload cut at {staller_cut:?}, dripping one \
+         ({dripped} bytes sent) at {dripper_cut:?}"
+    );
+    // Cut at their deadline (one chunk timeout each: the staller's second
+    // chunk, the dripper's first), not at the 5-minute read timeout.
+    assert!(staller_cut >= per_chunk && dripper_cut >= per_chunk);
+    assert!(staller_cut < per_chunk * 6 && dripper_cut < per_chunk * 6);
+    assert_eq!(dirs.served(), ["legit"]);
 }

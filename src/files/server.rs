@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::Value;
 
 use super::name::Root;
+use super::pace::Paced;
 use super::temp::{TempFile, remove_stale};
 use super::{
     CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, digest_prefix, encode_listing, field,
@@ -250,10 +251,14 @@ impl FileHandler {
         let mut reservation = self.reserve(&dest, size)?;
         let mut temp = TempFile::beside(&dest)?;
         write_frame_parts(conn, &Header::for_body(b"").with("ok", true), &[])?;
+        // However slowly it drips, an upload holds its share of the
+        // budget for at most `chunk_timeout` per chunk.
+        let mut paced = Paced::new(conn, self.config.chunk_timeout)?;
         let (announced, actual) =
-            receive_chunks(conn, &mut temp.file, size, Digest::new(), &mut |n| {
+            receive_chunks(&mut paced, &mut temp.file, size, Digest::new(), &mut |n| {
                 reservation.written(n)
             })?;
+        drop(paced);
         if announced != actual {
             return Err(FileError::DigestMismatch {
                 expected: announced,
