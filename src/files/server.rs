@@ -266,6 +266,9 @@ impl FileHandler {
             });
         }
         temp.persist(&dest, overwrite, name)?;
+        // Its share is back before the client hears it is done, so that
+        // its next upload finds it.
+        drop(reservation);
         let done = Header::for_body(b"")
             .with("ok", true)
             .with("size", size)
