@@ -1078,3 +1078,42 @@ fn an_upload_that_stalls_or_drips_gives_its_budget_back_at_its_chunk_timeout() {
     assert!(staller_cut < per_chunk * 6 && dripper_cut < per_chunk * 6);
     assert_eq!(dirs.served(), ["legit"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn symlinks_planted_under_the_next_temporary_names_are_never_written_through() {
+    let dirs = Dirs::new("planted");
+    let outside = dirs.top.join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("victim"), "untouched").unwrap();
+    let addr = serve(FileConfig::new(dirs.root()));
+    // The name of one upload's temporary file tells the next ones.
+    let raw = stalled_upload(addr, "first", 1);
+    let temp = temp_uploads(&dirs.root());
+    assert_eq!(temp.len(), 1);
+    let name = temp[0].file_name().unwrap().to_str().unwrap().to_owned();
+    let (pid, n) = name
+        .strip_prefix(".socketserver-")
+        .and_then(|s| s.strip_suffix(".upload"))
+        .and_then(|s| s.split_once('-'))
+        .unwrap();
+    let n: u64 = n.parse().unwrap();
+    for next in n + 1..n + 60 {
+        std::os::unix::fs::symlink(
+            outside.join("victim"),
+            dirs.root()
+                .join(format!(".socketserver-{pid}-{next}.upload")),
+        )
+        .unwrap();
+    }
+    drop(raw);
+    fs::write(dirs.local("f"), "uploaded").unwrap();
+    let mut client = FileClient::connect(addr).unwrap();
+    for i in 0..3 {
+        client
+            .put(&dirs.local("f"), &format!("up{i}"), false, none)
+            .unwrap();
+    }
+    assert_eq!(fs::read(outside.join("victim")).unwrap(), b"untouched");
+    assert_eq!(fs::read(dirs.root().join("up2")).unwrap(), b"uploaded");
+}
