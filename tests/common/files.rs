@@ -1,4 +1,4 @@
-//! Helpers for the file service tests (`files`, `files_abuse`).
+//! Helpers for the file service tests (`files`, `files_names`, `files_abuse`).
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
@@ -89,4 +89,45 @@ pub fn stalled_upload(addr: SocketAddr, name: &str, size: u64) -> TcpStream {
     let status = read_frame(&mut raw).unwrap().unwrap();
     assert_eq!(status.header.extra.get("ok"), Some(&true.into()), "{name}");
     raw
+}
+
+/// Sends one request on `raw` and reads the reply's header.
+pub fn ask(raw: &mut TcpStream, request: Header) -> Header {
+    write_frame_parts(raw, &request, &[]).unwrap();
+    read_frame(raw).unwrap().expect("a reply").header
+}
+
+pub fn kind(reply: &Header) -> &str {
+    reply
+        .extra
+        .get("kind")
+        .and_then(|v| v.as_str())
+        .unwrap_or("ok")
+}
+
+/// A chunk frame as an uploader sends it.
+pub fn chunk_frame(bytes: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    write_frame_parts(&mut wire, &Header::for_body(bytes), &[bytes]).unwrap();
+    wire
+}
+
+pub fn end_frame(size: u64, digest: &str) -> Vec<u8> {
+    let mut wire = Vec::new();
+    let end = Header::for_body(b"")
+        .with("end", true)
+        .with("size", size)
+        .with("digest", digest);
+    write_frame_parts(&mut wire, &end, &[]).unwrap();
+    wire
+}
+
+/// The file names in `dir`, hidden ones too, sorted.
+pub fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
 }
