@@ -545,6 +545,18 @@ fn figures(pid: u32) -> (usize, usize) {
     (count("task"), count("fd"))
 }
 
+/// Processes (zombies too) whose parent is `pid`.
+fn children(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
+            rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
+        })
+        .count()
+}
+
 /// Commands that try to outlive their reply, each leaving a `sleep` with
 /// arguments of its own so the test can count what is left of it.
 const ESCAPES: [(&str, &str); 5] = [
@@ -594,6 +606,7 @@ fn every_process_a_command_starts_ends_with_its_reply() {
         after = figures(pid);
     }
     assert_eq!(after, baseline, "(threads, fds) after vs before");
+    assert_eq!(children(pid), 0, "no child process, not even a zombie");
     println!(
         "{} escaping commands: threads {} -> {}, fds {} -> {}",
         rounds * ESCAPES.len(),

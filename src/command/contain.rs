@@ -10,10 +10,10 @@
 //! The subreaper is process-wide, so an adopted orphan may belong to any
 //! command, or to the embedding program's own children. A process counts as
 //! this command's ([`Tree::scan`]) when it is the command itself, or was seen
-//! below it while its parent lived, or carries this command's marker in its
-//! environment (inherited from the command, unique per command), or holds
-//! one of this command's output pipes; and everything below such a process
-//! counts too. Nothing else is ever signalled or reaped: a process that
+//! below it while its parent lived, or is still in its process group, or
+//! carries this command's marker in its environment (inherited from the
+//! command, unique per command), or holds one of this command's output
+//! pipes; and everything below such a process counts too. Nothing else is ever signalled or reaped: a process that
 //! clears its environment, closes the command's pipes and leaves its parent
 //! between two scans (100 ms apart) is not recognized, and is left alone
 //! (README, Limits). Every kill goes through a pidfd opened and checked
@@ -35,6 +35,9 @@ const GIVE_UP: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy)]
 struct Proc {
     ppid: i32,
+    /// Its process group: a zombie keeps it when environment and
+    /// descriptors are gone.
+    pgrp: i32,
     /// Clock ticks after boot: with the pid, names one process for good.
     start: u64,
     zombie: bool,
@@ -48,6 +51,7 @@ fn parse_stat(stat: &str) -> Option<Proc> {
     Some(Proc {
         zombie: *fields.first()? == "Z",
         ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
         start: fields.get(19)?.parse().ok()?,
     })
 }
@@ -167,6 +171,11 @@ impl Tree {
                 && procs[pid].start >= self.main_start
                 && self.carries_marker(*pid)
         }));
+        // Still in the command's process group (which cannot change hands
+        // while it has a member): a zombie adopted by us, for one.
+        roots.extend(searched.iter().copied().filter(|pid| {
+            *pid != self.me && procs[pid].pgrp == self.main && procs[pid].start >= self.main_start
+        }));
         let found: Vec<(i32, Proc)> = below(roots)
             .into_iter()
             .filter(|pid| *pid != self.me)
@@ -276,7 +285,7 @@ mod tests {
     fn stat_lines_parse_even_with_odd_names() {
         let line = "42 (a) b (c)) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
         let p = parse_stat(line).unwrap();
-        assert_eq!((p.ppid, p.start, p.zombie), (7, 12345, false));
+        assert_eq!((p.ppid, p.pgrp, p.start, p.zombie), (7, 42, 12345, false));
         let own = stat(std::process::id() as i32).unwrap();
         assert!(own.start > 0);
         assert!(parse_stat("garbage").is_none());
