@@ -726,3 +726,20 @@ fn the_one_shot_client_exits_124_on_timeout_128_plus_n_on_signal_1_when_refused(
     assert_eq!(code, Some(1));
     assert!(err.contains("not on this server's allowlist"), "{err}");
 }
+
+#[test]
+fn without_the_subreaper_escaped_processes_are_still_found_by_their_marker() {
+    let mut config = CommandConfig::default();
+    config.subreaper = false;
+    let addr = serve(config);
+    let mut client = framed(addr);
+    client.run("setsid sleep 47.1").unwrap();
+    client
+        .run("sh -c 'sleep 47.2 >/dev/null 2>&1 & echo bg'")
+        .unwrap();
+    assert_eq!(processes(&["sleep", "47.1"]), 0);
+    // Adopted by init (or another subreaper) once killed: gone when reaped.
+    eventually("the escaped sleeps are gone", || {
+        processes(&["sleep", "47.2"]) == 0
+    });
+}

@@ -73,6 +73,38 @@ fn snapshot() -> HashMap<i32, Proc> {
     .collect()
 }
 
+/// The processes below `root`, from each of its threads' `children` list
+/// (a child is listed under the thread that forked it, and an adopted
+/// orphan under the thread that adopted it). `None` where the kernel has
+/// no such lists (`CONFIG_PROC_CHILDREN`): then only a full [`snapshot`]
+/// will do. Far cheaper than one: a quick command costs a few reads, not
+/// one per process on the machine.
+fn subtree(root: i32) -> Option<HashMap<i32, Proc>> {
+    let mut procs = HashMap::new();
+    let mut todo = vec![root];
+    while let Some(pid) = todo.pop() {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue; // gone since it was listed
+        };
+        for task in tasks.filter_map(Result::ok) {
+            let list = match fs::read_to_string(task.path().join("children")) {
+                Ok(list) => list,
+                Err(e) if pid == root && e.kind() == std::io::ErrorKind::NotFound => {
+                    return None;
+                }
+                Err(_) => continue,
+            };
+            for child in list.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if let (false, Some(p)) = (procs.contains_key(&child), stat(child)) {
+                    procs.insert(child, p);
+                    todo.push(child);
+                }
+            }
+        }
+    }
+    Some(procs)
+}
+
 /// The descriptor links (`pipe:[1234]`) that mark a command's pipes.
 pub(crate) fn fd_link(fd: i32) -> Option<String> {
     let link = fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
@@ -137,7 +169,10 @@ impl Tree {
 
     /// Finds the command's processes now, remembering each one seen.
     fn scan(&mut self) -> Vec<(i32, Proc)> {
-        let procs = snapshot();
+        let procs = match self.below_me {
+            true => subtree(self.me).unwrap_or_else(snapshot),
+            false => snapshot(),
+        };
         let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
         for (&pid, p) in &procs {
             children.entry(p.ppid).or_default().push(pid);
@@ -207,13 +242,16 @@ impl Tree {
                 }
                 continue;
             }
-            left += 1;
             if main_reaped {
                 self.stragglers.insert(pid);
             }
             if !p.zombie {
                 signal(pid, p.start);
+                left += 1;
             } else if p.ppid == self.me {
+                // (A zombie adopted elsewhere is dead and holds nothing:
+                // its new parent reaps it.)
+                left += 1;
                 // Adopted by us and dead: reap it, or it stays a zombie.
                 if let Some(pid) = Pid::from_raw(pid) {
                     let _ =
