@@ -80,6 +80,14 @@ fn snapshot() -> HashMap<i32, Proc> {
 /// will do. Far cheaper than one: a quick command costs a few reads, not
 /// one per process on the machine.
 fn subtree(root: i32) -> Option<HashMap<i32, Proc>> {
+    static LISTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let lists = LISTS.get_or_init(|| {
+        let me = rustix::process::getpid().as_raw_nonzero().get();
+        fs::metadata(format!("/proc/{me}/task/{me}/children")).is_ok()
+    });
+    if !lists {
+        return None;
+    }
     let mut procs = HashMap::new();
     let mut todo = vec![root];
     while let Some(pid) = todo.pop() {
@@ -87,12 +95,9 @@ fn subtree(root: i32) -> Option<HashMap<i32, Proc>> {
             continue; // gone since it was listed
         };
         for task in tasks.filter_map(Result::ok) {
-            let list = match fs::read_to_string(task.path().join("children")) {
-                Ok(list) => list,
-                Err(e) if pid == root && e.kind() == std::io::ErrorKind::NotFound => {
-                    return None;
-                }
-                Err(_) => continue,
+            // A thread that ended since it was listed has no list.
+            let Ok(list) = fs::read_to_string(task.path().join("children")) else {
+                continue;
             };
             for child in list.split_whitespace().filter_map(|c| c.parse().ok()) {
                 if let (false, Some(p)) = (procs.contains_key(&child), stat(child)) {
