@@ -18,6 +18,7 @@
 //! | [`sticky`] | 粘包 and 分包 made to happen on purpose, and undone by frames | 粘包与分包 |
 //! | [`command`] | the remote command service on the frame, compatible with the seed and safe by default (Unix) | 模拟远程执行命令 |
 //! | [`files`] | file transfer on the frame: chunked, md5-verified, resumable, confined to a root | beyond the seed |
+//! | [`trace`] | see the wire: every read and write of a conversation as a sequence diagram, text or SVG, 粘包/分包 marked | 粘包与分包 |
 //!
 //! The examples run each lesson (`cargo run --example tour` runs them all):
 //! `tcp_server`, `tcp_client`, `udp_server`, `udp_client`, `socketserver`,
@@ -58,6 +59,7 @@ pub mod greet;
 pub mod handler;
 pub mod server;
 pub mod sticky;
+pub mod trace;
 
 pub use handler::{
     Addr, BaseRequestHandler, Connection, Datagram, DatagramRequestHandler, HandlerError, Stream,
