@@ -19,6 +19,7 @@
 //! | [`command`] | the remote command service on the frame, compatible with the seed and safe by default (Unix) | 模拟远程执行命令 |
 //! | [`files`] | file transfer on the frame: chunked, md5-verified, resumable, confined to a root | beyond the seed |
 //! | [`trace`] | see the wire: every read and write of a conversation as a sequence diagram, text or SVG, 粘包/分包 marked | 粘包与分包 |
+//! | [`chaos`] | a proxy that re-cuts a stream into small delayed pieces, making 分包 certain | 粘包与分包 |
 //!
 //! The examples run each lesson (`cargo run --example tour` runs them all):
 //! `tcp_server`, `tcp_client`, `udp_server`, `udp_client`, `socketserver`,
@@ -51,6 +52,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod chaos;
 #[cfg(unix)]
 pub mod command;
 pub mod files;
