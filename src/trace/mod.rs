@@ -405,8 +405,14 @@ impl Trace {
     /// assert_eq!(trace.arrows()[0].reads.len(), 1);
     /// ```
     pub fn record(&self, side: Side, op: Op, bytes: &[u8]) {
+        self.record_at(None, side, op, bytes);
+    }
+
+    /// When `at` is given (a write's start), the event is placed in time
+    /// order by it; otherwise it happened now.
+    fn record_at(&self, at: Option<Instant>, side: Side, op: Op, bytes: &[u8]) {
         let mut inner = self.lock();
-        let at = inner.started.elapsed();
+        let at = at.map_or_else(|| inner.started.elapsed(), |at| at - inner.started);
         let from = match op {
             Op::Write => side,
             Op::Read => side.peer(),
@@ -429,14 +435,21 @@ impl Trace {
             inner.dropped += 1;
             return;
         }
-        inner.events.push(Event {
-            at,
-            side,
-            op,
-            offset,
-            len: bytes.len(),
-            head: bytes[..bytes.len().min(PREVIEW)].to_vec(),
-        });
+        // A write is drawn when it was made, not when it returned (a large
+        // one returns after its first bytes were read), so it goes before
+        // any later event: the arrow then points down to its reads.
+        let position = inner.events.partition_point(|e| e.at <= at);
+        inner.events.insert(
+            position,
+            Event {
+                at,
+                side,
+                op,
+                offset,
+                len: bytes.len(),
+                head: bytes[..bytes.len().min(PREVIEW)].to_vec(),
+            },
+        );
     }
 
     /// Every call recorded, in the order they returned.
@@ -550,7 +563,6 @@ pub fn escape(bytes: &[u8]) -> String {
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),
                 '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
                 c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
                 c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
                 c => out.push(c),
@@ -600,14 +612,17 @@ impl<S: Read> Read for Traced<S> {
 
 impl<S: Write> Write for Traced<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let started = Instant::now();
         let n = self.inner.write(buf)?;
-        self.trace.record(self.side, Op::Write, &buf[..n]);
+        self.trace
+            .record_at(Some(started), self.side, Op::Write, &buf[..n]);
         Ok(n)
     }
 
     /// Passed through as one vectored write (the frame writer's one write
     /// per frame stays one write), recorded as the bytes it took.
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let started = Instant::now();
         let n = self.inner.write_vectored(bufs)?;
         let mut taken = Vec::with_capacity(n);
         for buf in bufs {
@@ -617,7 +632,8 @@ impl<S: Write> Write for Traced<S> {
             }
             taken.extend_from_slice(&buf[..want.min(buf.len())]);
         }
-        self.trace.record(self.side, Op::Write, &taken);
+        self.trace
+            .record_at(Some(started), self.side, Op::Write, &taken);
         Ok(n)
     }
 
