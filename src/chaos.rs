@@ -363,9 +363,12 @@ fn relay(number: u64, client: TcpStream, shared: &Arc<Shared>) {
         shared.upstream
     ));
     let trace = chaos.trace.then(|| {
-        let trace = Trace::new(format!(
-            "connection {number} through the chaos proxy ({chaos})"
-        ));
+        let plain = chaos.segment.is_none() && chaos.delay.is_zero() && chaos.cut_after.is_none();
+        let trace = Trace::new(if plain {
+            format!("connection {number}, recorded by a relay")
+        } else {
+            format!("connection {number} through the chaos proxy ({chaos})")
+        });
         lock(&shared.traces).push(trace.clone());
         trace
     });

@@ -24,15 +24,17 @@
 
 use std::fmt::Write as _;
 
-use super::text::{parts_label, preview};
-use super::{Op, Part, Side, Trace};
+use super::text::parts_label;
+use super::{Event, Op, Part, Side, Trace, escape};
 
 /// The most calls one diagram draws; the rest are counted below it.
 pub const MAX_ROWS: usize = 80;
 
-const WIDTH: usize = 1100;
-const LEFT: usize = 300;
-const RIGHT: usize = 800;
+const WIDTH: usize = 1300;
+const LEFT: usize = 470;
+const RIGHT: usize = 830;
+/// Characters of each call's preview drawn (the text diagram shows more).
+const PREVIEW_CHARS: usize = 12;
 const TOP: usize = 74;
 const ROW: usize = 26;
 /// Approximate advance of one column of 12 px monospace text.
@@ -50,6 +52,15 @@ pub fn colour(part: Option<Part>) -> &'static str {
 
 const STICKY: &str = "#c0392b";
 const SPLIT: &str = "#8e44ad";
+
+/// A call's preview, quoted, cut to [`PREVIEW_CHARS`] characters.
+fn preview(event: &Event) -> String {
+    let text = escape(&event.head);
+    let mut chars = text.chars();
+    let shown: String = chars.by_ref().take(PREVIEW_CHARS).collect();
+    let more = chars.next().is_some() || event.len > event.head.len();
+    format!("\"{shown}{}\"", if more { "…" } else { "" })
+}
 
 /// Escapes text for XML content and attribute values.
 fn xml(s: &str) -> String {
@@ -106,7 +117,7 @@ fn parts_bar(out: &mut String, x: f64, y: usize, parts: &[(Part, u64)]) -> f64 {
     for &(part, n) in parts {
         // Lengths span from 4 bytes to megabytes: a log scale keeps every
         // part visible and the large ones larger.
-        let w = 8.0 + (n as f64).log2().max(0.0) * 4.0;
+        let w = 6.0 + (n as f64).log2().max(0.0) * 2.0;
         let _ = write!(
             out,
             r#"<rect class="part-{part}" x="{at:.1}" y="{}" width="{w:.1}" height="9" fill="{}"><title>{part}: {n} B</title></rect>"#,
@@ -215,8 +226,9 @@ pub fn svg(trace: &Trace) -> String {
                 r#"<line class="unread" x1="{from}" y1="{y1}" x2="{x2:.1}" y2="{y1}" stroke="{stroke}" stroke-width="2"/>"#
             );
         }
-        for &r in &arrow.reads {
-            let y2 = row_y(r.min(shown));
+        // Reads below the last row drawn are counted there, not drawn.
+        for &r in arrow.reads.iter().filter(|&&r| r < shown) {
+            let y2 = row_y(r);
             let _ = write!(
                 out,
                 r#"<line class="arrow" x1="{from}" y1="{y1}" x2="{to}" y2="{y2}" stroke="{stroke}" stroke-width="1.6" marker-end="url(#head)"/>"#
@@ -371,7 +383,7 @@ pub fn page(title: &str, lang: &str, sections: &[Section<'_>]) -> String {
 <meta charset="utf-8"/>
 <title>{}</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em auto; max-width: 1140px; color: #222; }}
+body {{ font-family: sans-serif; margin: 2em auto; max-width: 1340px; color: #222; }}
 section {{ margin-bottom: 2.5em; }}
 p.note {{ max-width: 60em; line-height: 1.5; }}
 svg.trace {{ border: 1px solid #ddd; max-width: 100%; height: auto; }}
