@@ -46,11 +46,10 @@
 //! # Limits
 //!
 //! At most [`MAX_CONNECTIONS`] conversations at once (more are closed at
-//! once, and counted); two threads each, ended when either side closes or
-//! the proxy shuts down. The proxy sets no idle timeout of its own: it is a
-//! teaching tool to put in front of a server, and the server's own limits
-//! still apply through it. It listens where it is told: give it a loopback
-//! address.
+//! once, and counted); two threads each, ended when either side closes, a
+//! side is silent or does not read for [`IDLE_TIMEOUT`], or the proxy
+//! shuts down. The server's own limits still apply through it. It listens
+//! where it is told: give it a loopback address.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -67,6 +66,10 @@ pub const MAX_CONNECTIONS: usize = 64;
 
 /// How long the proxy waits to connect upstream.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a conversation may wait for either side's next byte, or for
+/// either side to take a piece, before the proxy ends it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How much one read from either side takes at most.
 const READ_SIZE: usize = 64 * 1024;
@@ -318,9 +321,14 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(client) = client else {
-            // A connection reset before accept: nothing to relay.
-            continue;
+        let client = match client {
+            Ok(client) => client,
+            Err(_) => {
+                // A connection reset before accept, or out of descriptors:
+                // nothing to relay, and no reason to spin while it lasts.
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
         };
         number += 1;
         let busy = lock(&shared.live).len() / 2 >= MAX_CONNECTIONS;
@@ -385,8 +393,13 @@ fn relay(number: u64, client: TcpStream, shared: &Arc<Shared>) {
     }
     // Each piece must leave as its own segment for the receiver to see it
     // as its own read.
-    let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
+    for socket in [&client, &server] {
+        let _ = socket.set_nodelay(true);
+        // A side that never sends or never reads ends the conversation
+        // instead of holding its two threads for ever.
+        let _ = socket.set_read_timeout(Some(IDLE_TIMEOUT));
+        let _ = socket.set_write_timeout(Some(IDLE_TIMEOUT));
+    }
     let forwarded = Arc::new(AtomicU64::new(0));
     let cut = Arc::new(AtomicBool::new(false));
     let up = {
