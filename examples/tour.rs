@@ -192,7 +192,7 @@ fn write_diagrams(tour: &Tour, options: &Options) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
         for diagram in &tour.diagrams {
             let path = std::path::Path::new(dir).join(format!("{}.svg", diagram.name));
-            std::fs::write(path, html::svg(&diagram.trace))?;
+            std::fs::write(path, html::svg_in(&diagram.trace, &tour.t.labels))?;
         }
         println!("{}", (tour.t.wrote_svg)(dir, tour.diagrams.len()));
     }
@@ -368,7 +368,7 @@ fn sticky_packets(tour: &mut Tour) -> Outcome {
     let (before, after) = sticky::traced(200_000)?;
     println!("   {}", t.sticky_see);
     for trace in [&before, &after] {
-        for line in trace.text().lines() {
+        for line in trace.text_in(&t.labels).lines() {
             println!("   {line}");
         }
     }

@@ -171,7 +171,7 @@ pub const TRACED_READ_SIZE: usize = 64 * 1024;
 ///
 /// Any socket error on loopback.
 pub fn traced(size: usize) -> io::Result<(Trace, Trace)> {
-    let before = Trace::new("粘包与分包: raw send/recv");
+    let before = Trace::new("粘包与分包: send/recv");
     let (writer, reader) = pair()?;
     writer.set_nodelay(true)?;
     let mut writer = before.wrap(writer, Side::Client);
@@ -194,7 +194,7 @@ pub fn traced(size: usize) -> io::Result<(Trace, Trace)> {
         .join()
         .map_err(|_| io::Error::other("the writer panicked"))??;
 
-    let after = Trace::new("粘包与分包: the same messages as frames");
+    let after = Trace::new("粘包与分包: frame");
     let (writer, reader) = pair()?;
     let mut writer = after.wrap(writer, Side::Client);
     let mut reader = after.wrap(reader, Side::Server);

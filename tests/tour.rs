@@ -98,10 +98,17 @@ fn the_tour_in_chinese() {
     assert!(out.contains("7 课中 7 课按预期完成"), "{out}");
     assert!(out.contains("一次 recv() 收到 \"helloworld\""), "{out}");
     assert!(
-        out.contains("● server read 10 B \"helloworld\" ← #1 #2 粘包"),
+        out.contains("● 服务端 读 10 B \"helloworld\" ← #1 #2 粘包"),
         "{out}"
     );
-    for english in ["went as they should", "The server greets", "Broken:"] {
+    assert!(out.contains("[长度 4 | 报头"), "{out}");
+    assert!(html.contains(">客户端</text>"));
+    for english in [
+        "went as they should",
+        "The server greets",
+        "Broken:",
+        "server read",
+    ] {
         assert!(!out.contains(english), "{english} in: {out}");
     }
     let doc = parse(&html);

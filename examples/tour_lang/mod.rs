@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use socketserver::trace::Labels;
+
 /// The tour's languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -57,6 +59,8 @@ impl Lang {
 
 /// Every line the tour says. Lines with numbers in them are functions.
 pub struct Text {
+    /// The diagrams' words.
+    pub labels: Labels,
     pub titles: [&'static str; 7],
     pub failed: &'static str,
     pub summary: fn(usize, usize, Duration) -> String,
@@ -113,6 +117,7 @@ pub struct Text {
 }
 
 pub static EN: Text = Text {
+    labels: Labels::EN,
     titles: [
         "1. tcp编程: a TCP greeting server, two clients at once",
         "2. udp编程: the same greeting over UDP",
@@ -205,6 +210,7 @@ pub static EN: Text = Text {
 };
 
 pub static ZH: Text = Text {
+    labels: Labels::ZH,
     titles: [
         "1. tcp编程: TCP 问候服务端, 两个客户端同时连接",
         "2. udp编程: 同样的问候, 走 UDP",

@@ -25,7 +25,7 @@
 use std::fmt::Write as _;
 
 use super::text::parts_label;
-use super::{Event, Op, Part, Side, Trace, escape};
+use super::{Event, Labels, Op, Part, Side, Trace, escape};
 
 /// The most calls one diagram draws; the rest are counted below it.
 pub const MAX_ROWS: usize = 80;
@@ -144,6 +144,18 @@ fn parts_bar(out: &mut String, x: f64, y: usize, parts: &[(Part, u64)]) -> f64 {
 /// assert_eq!(svg.matches("class=\"arrow\"").count(), 2); // one write, two reads
 /// ```
 pub fn svg(trace: &Trace) -> String {
+    svg_in(trace, &Labels::EN)
+}
+
+/// [`svg`], in the words of `labels`.
+///
+/// ```
+/// use socketserver::trace::{Labels, Op, Side, Trace, html};
+/// let trace = Trace::new("一次写");
+/// trace.record(Side::Client, Op::Write, b"hi");
+/// assert!(html::svg_in(&trace, &Labels::ZH).contains("客户端"));
+/// ```
+pub fn svg_in(trace: &Trace, labels: &Labels) -> String {
     let events = trace.events();
     let arrows = trace.arrows();
     let reads = trace.reads();
@@ -166,11 +178,14 @@ pub fn svg(trace: &Trace) -> String {
     // The legend: what the colours mean.
     let mut x = 20.0;
     for (part, name) in [
-        (Some(Part::Length), "4-byte length"),
-        (Some(Part::Header), "JSON header"),
-        (Some(Part::Body), "body"),
-        (None, "raw bytes"),
-    ] {
+        Some(Part::Length),
+        Some(Part::Header),
+        Some(Part::Body),
+        None,
+    ]
+    .into_iter()
+    .zip(labels.legend)
+    {
         let _ = write!(
             out,
             r#"<rect x="{x:.1}" y="30" width="12" height="10" fill="{}"/><text x="{:.1}" y="39">{name}</text>"#,
@@ -179,30 +194,17 @@ pub fn svg(trace: &Trace) -> String {
         );
         x += 16.0 + text_px(name) + 18.0;
     }
-    x += badge(
-        &mut out,
-        x,
-        40,
-        "粘包 one read, several writes",
-        STICKY,
-        "legend",
-    ) + 8.0;
-    badge(
-        &mut out,
-        x,
-        40,
-        "分包 one write, several reads",
-        SPLIT,
-        "legend",
-    );
+    x += badge(&mut out, x, 40, labels.sticky, STICKY, "legend") + 8.0;
+    badge(&mut out, x, 40, labels.split, SPLIT, "legend");
 
     // The lifelines.
     for side in [Side::Client, Side::Server] {
         let lx = lifeline_x(side);
         let _ = write!(
             out,
-            r##"<text class="lifeline-name" x="{lx}" y="{}" text-anchor="middle" font-weight="bold">{side}</text><line class="lifeline" x1="{lx}" y1="{}" x2="{lx}" y2="{}" stroke="#555" stroke-dasharray="4 3"/>"##,
+            r##"<text class="lifeline-name" x="{lx}" y="{}" text-anchor="middle" font-weight="bold">{}</text><line class="lifeline" x1="{lx}" y1="{}" x2="{lx}" y2="{}" stroke="#555" stroke-dasharray="4 3"/>"##,
             TOP - 6,
+            labels.side(side),
             TOP,
             TOP + shown * ROW
         );
@@ -250,7 +252,13 @@ pub fn svg(trace: &Trace) -> String {
                 let Some(arrow) = arrows.iter().find(|a| a.write == i) else {
                     continue;
                 };
-                let label = format!("#{} write {} B {}", arrow.number, event.len, preview(event));
+                let label = format!(
+                    "#{} {} {} B {}",
+                    arrow.number,
+                    labels.write,
+                    event.len,
+                    preview(event)
+                );
                 let px = text_px(&label);
                 // Labels sit outside the lifelines, next to the writer.
                 let (tx, anchor) = match event.side {
@@ -282,12 +290,13 @@ pub fn svg(trace: &Trace) -> String {
                     continue;
                 };
                 let label = if event.len == 0 {
-                    "read 0 B: end of stream".to_string()
+                    format!("{} 0 B: {}", labels.read, labels.end_of_stream)
                 } else {
                     let numbers: Vec<String> =
                         span.writes.iter().map(|n| format!("#{n}")).collect();
                     format!(
-                        "read {} B {} ← {}",
+                        "{} {} B {} ← {}",
+                        labels.read,
                         event.len,
                         preview(event),
                         numbers.join(" ")
@@ -301,7 +310,7 @@ pub fn svg(trace: &Trace) -> String {
                 let _ = write!(
                     out,
                     r##"<g class="read-event"><title>{}</title><rect x="{:.1}" y="{}" width="7" height="7" fill="#333"/><text class="read" x="{tx}" y="{}" text-anchor="{anchor}" fill="#333">{}</text></g>"##,
-                    xml(&parts_label(&span.parts)),
+                    xml(&parts_label(&span.parts, labels)),
                     lx - 3.5,
                     y - 3,
                     y + 4,
@@ -324,9 +333,10 @@ pub fn svg(trace: &Trace) -> String {
     if more > 0 {
         let _ = write!(
             out,
-            r##"<text class="more" x="{}" y="{}" text-anchor="middle" fill="#888">… {more} more calls, not drawn</text>"##,
+            r##"<text class="more" x="{}" y="{}" text-anchor="middle" fill="#888">… {more} {}</text>"##,
             WIDTH / 2,
-            TOP + shown * ROW + 24
+            TOP + shown * ROW + 24,
+            labels.not_drawn
         );
     }
     out.push_str("</svg>");
@@ -371,9 +381,11 @@ impl<'a> Section<'a> {
     }
 }
 
-/// A self-contained HTML page, in language `lang` (`"zh"`, `"en"`), with
-/// one diagram per section. See the [module docs](self) for an example.
+/// A self-contained HTML page, in language `lang` (`"zh"`, `"en"`: the
+/// diagrams' words follow it, see [`Labels::for_lang`]), with one diagram
+/// per section. See the [module docs](self) for an example.
 pub fn page(title: &str, lang: &str, sections: &[Section<'_>]) -> String {
+    let labels = Labels::for_lang(lang);
     let mut out = String::new();
     let _ = write!(
         out,
@@ -402,7 +414,7 @@ svg.trace {{ border: 1px solid #ddd; max-width: 100%; height: auto; }}
             "<section>\n<h2>{}</h2>\n<p class=\"note\">{}</p>\n{}\n</section>\n",
             xml(&section.heading),
             xml(&section.note),
-            svg(section.trace)
+            svg_in(section.trace, &labels)
         );
     }
     out.push_str("</body>\n</html>\n");

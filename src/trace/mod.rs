@@ -123,6 +123,107 @@ impl fmt::Display for Part {
     }
 }
 
+/// The words the diagrams use, in one language: [`Labels::EN`] or
+/// [`Labels::ZH`]. 粘包 and 分包 are named in Chinese in both, as the
+/// seed names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Labels {
+    /// The left lifeline.
+    pub client: &'static str,
+    /// The right lifeline.
+    pub server: &'static str,
+    /// The time column.
+    pub time: &'static str,
+    /// A write call.
+    pub write: &'static str,
+    /// A read call.
+    pub read: &'static str,
+    /// A read of 0 bytes.
+    pub end_of_stream: &'static str,
+    /// The frame's parts, short: length, header, body.
+    pub parts: [&'static str; 3],
+    /// The legend's names for the parts, and for unframed bytes.
+    pub legend: [&'static str; 4],
+    /// 粘包, explained.
+    pub sticky: &'static str,
+    /// 分包, explained.
+    pub split: &'static str,
+    /// Counted writes and reads: "writes", "reads".
+    pub writes: &'static str,
+    /// See `writes`.
+    pub reads: &'static str,
+    /// Calls recorded beyond [`MAX_EVENTS`].
+    pub not_kept: &'static str,
+    /// Calls beyond the rows a diagram draws.
+    pub not_drawn: &'static str,
+}
+
+impl Labels {
+    /// English.
+    pub const EN: Labels = Labels {
+        client: "client",
+        server: "server",
+        time: "time",
+        write: "write",
+        read: "read",
+        end_of_stream: "end of stream",
+        parts: ["len", "header", "body"],
+        legend: ["4-byte length", "JSON header", "body", "raw bytes"],
+        sticky: "粘包 one read, several writes",
+        split: "分包 one write, several reads",
+        writes: "writes",
+        reads: "reads",
+        not_kept: "later calls not kept",
+        not_drawn: "more calls, not drawn",
+    };
+
+    /// Chinese.
+    pub const ZH: Labels = Labels {
+        client: "客户端",
+        server: "服务端",
+        time: "时间",
+        write: "写",
+        read: "读",
+        end_of_stream: "流结束",
+        parts: ["长度", "报头", "数据"],
+        legend: ["4 字节长度", "JSON 报头", "数据", "原始字节"],
+        sticky: "粘包 一次读含多次写",
+        split: "分包 一次写分多次读",
+        writes: "次写",
+        reads: "次读",
+        not_kept: "次之后的调用未保存",
+        not_drawn: "次调用未画出",
+    };
+
+    /// The labels for a language code: `zh*` is Chinese, anything else
+    /// English.
+    pub fn for_lang(code: &str) -> Labels {
+        if code.starts_with("zh") {
+            Labels::ZH
+        } else {
+            Labels::EN
+        }
+    }
+
+    /// The name of one side's lifeline.
+    pub fn side(&self, side: Side) -> &'static str {
+        match side {
+            Side::Client => self.client,
+            Side::Server => self.server,
+        }
+    }
+
+    /// The short name of a frame part.
+    pub fn part(&self, part: Part) -> &'static str {
+        match part {
+            Part::Length => self.parts[0],
+            Part::Header => self.parts[1],
+            Part::Body => self.parts[2],
+        }
+    }
+}
+
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -536,7 +637,21 @@ impl Trace {
     /// assert!(text.contains("\"hello\""));
     /// ```
     pub fn text(&self) -> String {
-        text::render(self)
+        text::render(self, &Labels::EN)
+    }
+
+    /// The terminal sequence diagram, in the words of `labels`.
+    ///
+    /// ```
+    /// use socketserver::trace::{Labels, Op, Side, Trace};
+    /// let trace = Trace::new("粘包");
+    /// trace.record(Side::Client, Op::Write, b"hello");
+    /// trace.record(Side::Client, Op::Write, b"world");
+    /// trace.record(Side::Server, Op::Read, b"helloworld");
+    /// assert!(trace.text_in(&Labels::ZH).contains("服务端 读 10 B \"helloworld\" ← #1 #2 粘包"));
+    /// ```
+    pub fn text_in(&self, labels: &Labels) -> String {
+        text::render(self, labels)
     }
 }
 

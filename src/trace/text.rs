@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Arrow, Event, Op, Part, ReadSpan, Side, Trace, escape};
+use super::{Arrow, Event, Labels, Op, Part, ReadSpan, Side, Trace, escape};
 
 /// The width between the two lifelines, in terminal columns.
 const GAP: usize = 44;
@@ -41,11 +41,14 @@ fn fit(s: &str, max: usize) -> String {
 }
 
 /// The frame parts as a label: `[len 4 | header 61 | body 5]`.
-pub(crate) fn parts_label(parts: &[(Part, u64)]) -> String {
+pub(crate) fn parts_label(parts: &[(Part, u64)], labels: &Labels) -> String {
     if parts.is_empty() {
         return String::new();
     }
-    let inner: Vec<String> = parts.iter().map(|(p, n)| format!("{p} {n}")).collect();
+    let inner: Vec<String> = parts
+        .iter()
+        .map(|&(p, n)| format!("{} {n}", labels.part(p)))
+        .collect();
     format!("[{}]", inner.join(" | "))
 }
 
@@ -59,7 +62,7 @@ pub(crate) fn preview(event: &Event) -> String {
     format!("\"{}{more}\"", escape(&event.head))
 }
 
-pub(super) fn render(trace: &Trace) -> String {
+pub(super) fn render(trace: &Trace, labels: &Labels) -> String {
     let events = trace.events();
     let arrows = trace.arrows();
     let reads = trace.reads();
@@ -67,9 +70,12 @@ pub(super) fn render(trace: &Trace) -> String {
     let _ = writeln!(out, "── {} ──", trace.title());
     let _ = writeln!(
         out,
-        "{:>9}  client{}server",
-        "time",
-        " ".repeat(GAP + 2 - "client".len())
+        "{}{}  {}{}{}",
+        " ".repeat(9usize.saturating_sub(width(labels.time))),
+        labels.time,
+        labels.client,
+        " ".repeat((GAP + 2).saturating_sub(width(labels.client))),
+        labels.server,
     );
     for (i, event) in events.iter().enumerate() {
         let time = format!("{:>7.1}ms", event.at.as_secs_f64() * 1000.0);
@@ -77,11 +83,11 @@ pub(super) fn render(trace: &Trace) -> String {
             Op::Write => arrows
                 .iter()
                 .find(|a| a.write == i)
-                .map(|a| write_row(event, a)),
+                .map(|a| write_row(event, a, labels)),
             Op::Read => reads
                 .iter()
                 .find(|r| r.read == i)
-                .map(|r| read_row(event, r)),
+                .map(|r| read_row(event, r, labels)),
         };
         if let Some(row) = row {
             let _ = writeln!(out, "{time}  {}", row.trim_end());
@@ -91,18 +97,22 @@ pub(super) fn render(trace: &Trace) -> String {
     let split = arrows.iter().filter(|a| a.split).count();
     let _ = write!(
         out,
-        "{} writes, {} reads; 粘包 (one read, several writes): {stuck}; 分包 (one write, several reads): {split}",
+        "{} {}, {} {}; {}: {stuck}; {}: {split}",
         arrows.len(),
+        labels.writes,
         reads.len(),
+        labels.reads,
+        labels.sticky,
+        labels.split,
     );
     let dropped = trace.dropped();
     if dropped > 0 {
-        let _ = write!(out, "; {dropped} later calls not kept");
+        let _ = write!(out, "; {dropped} {}", labels.not_kept);
     }
     out
 }
 
-fn write_row(event: &Event, arrow: &Arrow) -> String {
+fn write_row(event: &Event, arrow: &Arrow, labels: &Labels) -> String {
     let label = format!(" #{} {} B {} ", arrow.number, event.len, preview(event));
     let label = fit(&label, GAP - 6);
     let line = "─".repeat(GAP - width(&label) - 1);
@@ -110,22 +120,23 @@ fn write_row(event: &Event, arrow: &Arrow) -> String {
         Side::Client => format!("{label}{line}▶"),
         Side::Server => format!("◀{line}{label}"),
     };
-    let mut notes = parts_label(&arrow.parts);
+    let mut notes = parts_label(&arrow.parts, labels);
     if arrow.split {
-        let _ = write!(notes, " 分包: {} reads", arrow.reads.len());
+        let _ = write!(notes, " 分包: {} {}", arrow.reads.len(), labels.reads);
     }
     format!("│{gap}│ {notes}")
 }
 
-fn read_row(event: &Event, span: &ReadSpan) -> String {
+fn read_row(event: &Event, span: &ReadSpan, labels: &Labels) -> String {
     let (left, right) = match event.side {
         Side::Client => ('●', '│'),
         Side::Server => ('│', '●'),
     };
+    let side = labels.side(event.side);
     let mut notes = if event.len == 0 {
-        format!("{} read 0 B: end of stream", event.side)
+        format!("{side} {} 0 B: {}", labels.read, labels.end_of_stream)
     } else {
-        format!("{} read {} B {}", event.side, event.len, preview(event))
+        format!("{side} {} {} B {}", labels.read, event.len, preview(event))
     };
     if !span.writes.is_empty() {
         let numbers: Vec<String> = span.writes.iter().map(|n| format!("#{n}")).collect();
@@ -134,7 +145,7 @@ fn read_row(event: &Event, span: &ReadSpan) -> String {
     if span.sticky {
         notes.push_str(" 粘包");
     }
-    let parts = parts_label(&span.parts);
+    let parts = parts_label(&span.parts, labels);
     if !parts.is_empty() {
         let _ = write!(notes, " {parts}");
     }
