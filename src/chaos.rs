@@ -331,7 +331,13 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             }
         };
         number += 1;
-        let busy = lock(&shared.live).len() / 2 >= MAX_CONNECTIONS;
+        // A conversation is its relay thread, from accept (connecting
+        // upstream included) to its end.
+        let busy = {
+            let mut workers = lock(&shared.workers);
+            workers.retain(|w| !w.is_finished());
+            workers.len() >= MAX_CONNECTIONS
+        };
         if busy {
             lock(&shared.report).refused += 1;
             shared.chaos.say(format_args!(
@@ -343,9 +349,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             let shared = shared.clone();
             thread::spawn(move || relay(number, client, &shared))
         };
-        let mut workers = lock(&shared.workers);
-        workers.retain(|w| !w.is_finished());
-        workers.push(worker);
+        lock(&shared.workers).push(worker);
     }
 }
 
@@ -389,6 +393,12 @@ fn relay(number: u64, client: TcpStream, shared: &Arc<Shared>) {
             if let Ok(clone) = socket.try_clone() {
                 live.push((number, clone));
             }
+        }
+        // Shutdown sets `stop` before it drains `live`: a conversation that
+        // got here after the drain sees the flag and ends itself.
+        if shared.stop.load(Ordering::SeqCst) {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
         }
     }
     // Each piece must leave as its own segment for the receiver to see it

@@ -2,6 +2,8 @@
 //! re-cutting byte for byte, the seed's one-recv client does not, and a cut
 //! conversation is cut.
 
+mod common;
+
 use std::thread;
 use std::time::Duration;
 
@@ -166,4 +168,75 @@ fn shutdown_ends_open_conversations() {
     assert_eq!(std::io::Read::read(&mut idle, &mut banner).unwrap(), 0);
     stop.shutdown();
     serving.join().unwrap();
+}
+
+/// Past MAX_CONNECTIONS open conversations, the next is refused and
+/// counted; shutdown then ends all of them.
+#[test]
+fn conversations_are_capped() {
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", Greeter::new()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+    let proxy = Proxy::start("127.0.0.1:0", addr, Chaos::new()).unwrap();
+    let mut open = Vec::new();
+    for _ in 0..chaos::MAX_CONNECTIONS {
+        let mut client = std::net::TcpStream::connect(proxy.local_addr()).unwrap();
+        // The banner has come through: this conversation is relayed.
+        let mut banner = [0u8; 8];
+        std::io::Read::read_exact(&mut client, &mut banner).unwrap();
+        open.push(client);
+    }
+    let mut extra = std::net::TcpStream::connect(proxy.local_addr()).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Refused: closed without a byte.
+    let mut buf = [0u8; 8];
+    assert_eq!(std::io::Read::read(&mut extra, &mut buf).unwrap_or(0), 0);
+    let report = proxy.shutdown();
+    assert_eq!(report.refused, 1);
+    assert_eq!(report.connections, chaos::MAX_CONNECTIONS as u64);
+    stop.shutdown();
+    serving.join().unwrap();
+}
+
+/// The example: relays, says what it did to each conversation, writes its
+/// diagrams, and exits after --conversations.
+#[test]
+fn the_chaos_proxy_example_says_what_it_did() {
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", Greeter::new()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+    let page = std::env::temp_dir().join(format!("socketserver-chaos-{}.html", std::process::id()));
+    let mut proxy = common::example("chaos_proxy")
+        .args(["127.0.0.1:0", &addr.to_string()])
+        .args(["--segment", "2", "--conversations", "1", "--html"])
+        .arg(&page)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first line says where it listens: "chaos proxy on ADDR → ...".
+    let mut stdout = std::io::BufReader::new(proxy.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let listen: std::net::SocketAddr = first
+        .strip_prefix("chaos proxy on ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let heard = chaos::one_recv_client(listen, &["Tracy"]).unwrap();
+    let mut out = first;
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    assert!(proxy.wait().unwrap().success());
+    stop.shutdown();
+    serving.join().unwrap();
+    let html = std::fs::read_to_string(&page).unwrap_or_default();
+    let _ = std::fs::remove_file(&page);
+    assert_ne!(heard, ["Welcome!", "你好,Tracy"]);
+    assert!(out.contains("re-cut into pieces of at most 2 B"), "{out}");
+    assert!(out.contains("connection 1: client→server"), "{out}");
+    assert!(out.contains("wrote 1 diagrams to"), "{out}");
+    assert!(html.contains("<svg"), "{html}");
 }
