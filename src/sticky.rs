@@ -181,7 +181,10 @@ pub fn traced(size: usize) -> io::Result<(Trace, Trace)> {
     }
     wait_for_bytes(reader.get_ref(), MESSAGES.iter().map(|m| m.len()).sum())?;
     let mut buf = vec![0u8; TRACED_READ_SIZE];
-    reader.read(&mut buf)?;
+    // One read: it returns both messages, as the trace shows.
+    if reader.read(&mut buf)? == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     let sending = thread::spawn(move || writer.write_all(&vec![b'x'; size]));
     let mut total = 0;
     while total < size {
