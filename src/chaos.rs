@@ -292,8 +292,16 @@ impl Proxy {
 
     fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the blocked accept with a connection to ourselves.
-        let _ = TcpStream::connect_timeout(&self.local, CONNECT_TIMEOUT);
+        // Wake the blocked accept with a connection to ourselves (through
+        // loopback when we listen on every address).
+        let mut wake = self.local;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, CONNECT_TIMEOUT);
         if let Some(accepting) = self.accepting.take() {
             let _ = accepting.join();
         }
