@@ -508,14 +508,16 @@ fn pump(
                 thread::sleep(chaos.delay);
             }
             if !piece.is_empty() {
+                // Recorded as it is handed on, before the receiver can
+                // answer it, so the answer is drawn after it.
+                if let Some(trace) = &trace {
+                    trace.record(sender.peer(), Op::Read, piece);
+                }
                 if to.write_all(piece).is_err() {
                     cutting = true;
                 } else {
                     bytes += piece.len() as u64;
                     pieces += 1;
-                    if let Some(trace) = &trace {
-                        trace.record(sender.peer(), Op::Read, piece);
-                    }
                 }
             }
             if cutting || cut.load(Ordering::SeqCst) {

@@ -403,10 +403,12 @@ svg.trace {{ border: 1px solid #ddd; max-width: 100%; height: auto; }}
 </head>
 <body>
 <h1>{}</h1>
+<p class="note">{}</p>
 "#,
         xml(lang),
         xml(title),
-        xml(title)
+        xml(title),
+        xml(labels.how_to_read)
     );
     for section in sections {
         let _ = write!(

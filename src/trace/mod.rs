@@ -157,6 +157,8 @@ pub struct Labels {
     pub not_kept: &'static str,
     /// Calls beyond the rows a diagram draws.
     pub not_drawn: &'static str,
+    /// How to read a diagram: the paragraph above them on a page.
+    pub how_to_read: &'static str,
 }
 
 impl Labels {
@@ -176,6 +178,7 @@ impl Labels {
         reads: "reads",
         not_kept: "later calls not kept",
         not_drawn: "more calls, not drawn",
+        how_to_read: "Each row is one call, in the order the calls were made. An arrow leaves the writer's lifeline at its write and ends at every read that returned any of its bytes: arrows that fan out are 分包 (one write, several reads), arrows that meet are 粘包 (one read, several writes). Colours show the seed's frame: the 4-byte length, the JSON header, the body; grey bytes are not framed. Hover over a read for the frame parts it returned.",
     };
 
     /// Chinese.
@@ -194,6 +197,7 @@ impl Labels {
         reads: "次读",
         not_kept: "次之后的调用未保存",
         not_drawn: "次调用未画出",
+        how_to_read: "每一行是一次调用, 按调用的先后排列。箭头从写方生命线上的那次写出发, 指向收到它任何字节的每一次读: 箭头散开是分包 (一次写, 多次读), 箭头汇聚是粘包 (一次读, 多次写)。颜色标出教程的报头: 4 字节长度、JSON 报头、数据; 灰色是没有报头的字节。鼠标停在一次读上, 可以看到它读到的报头部分。",
     };
 
     /// The labels for a language code: `zh*` is Chinese, anything else
