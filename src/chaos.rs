@@ -78,6 +78,17 @@ type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What the proxy does to the bytes it forwards. The default forwards them
 /// unchanged.
+///
+/// ```
+/// use std::time::Duration;
+/// use socketserver::chaos::Chaos;
+/// let chaos = Chaos::new().segment(3).delay(Duration::from_millis(50)).cut_after(1000);
+/// assert_eq!(
+///     chaos.to_string(),
+///     "re-cut into pieces of at most 3 B, 50ms before each piece, cut after 1000 B"
+/// );
+/// assert_eq!(Chaos::new().to_string(), "forwarded as read");
+/// ```
 #[derive(Clone, Default)]
 pub struct Chaos {
     segment: Option<usize>,
@@ -161,7 +172,18 @@ impl Chaos {
     }
 }
 
-/// What a proxy did, over all its conversations.
+/// What a proxy did, over all its conversations; its `Display` is one
+/// line for people.
+///
+/// ```
+/// use socketserver::chaos::{Chaos, Proxy};
+/// let upstream = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let proxy = Proxy::start("127.0.0.1:0", upstream.local_addr()?, Chaos::new())?;
+/// let report = proxy.shutdown();
+/// assert_eq!((report.connections, report.bytes), (0, [0, 0]));
+/// assert!(report.to_string().starts_with("0 conversations"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {

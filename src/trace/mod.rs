@@ -75,6 +75,11 @@ pub enum Side {
 
 impl Side {
     /// The other end.
+    ///
+    /// ```
+    /// use socketserver::trace::Side;
+    /// assert_eq!(Side::Client.peer(), Side::Server);
+    /// ```
     pub fn peer(self) -> Side {
         match self {
             Side::Client => Side::Server,
@@ -202,6 +207,12 @@ impl Labels {
 
     /// The labels for a language code: `zh*` is Chinese, anything else
     /// English.
+    ///
+    /// ```
+    /// use socketserver::trace::{Labels, Part, Side};
+    /// assert_eq!(Labels::for_lang("zh-CN").side(Side::Server), "服务端");
+    /// assert_eq!(Labels::for_lang("en").part(Part::Header), "header");
+    /// ```
     pub fn for_lang(code: &str) -> Labels {
         if code.starts_with("zh") {
             Labels::ZH
@@ -557,7 +568,19 @@ impl Trace {
         );
     }
 
-    /// Every call recorded, in the order they returned.
+    /// Every call recorded, in time order: a read when it returned, a
+    /// write when it was made (so it comes before the reads of its bytes).
+    ///
+    /// ```
+    /// use socketserver::trace::{Op, Side, Trace};
+    /// let trace = Trace::new("two calls");
+    /// trace.record(Side::Client, Op::Write, b"hello");
+    /// trace.record(Side::Server, Op::Read, b"hel");
+    /// let events = trace.events();
+    /// assert_eq!((events[0].op, events[0].len), (Op::Write, 5));
+    /// assert_eq!((events[1].side, events[1].range()), (Side::Server, 0..3));
+    /// assert_eq!(events[1].from(), Side::Client); // the bytes came from the client
+    /// ```
     pub fn events(&self) -> Vec<Event> {
         self.lock().events.clone()
     }
@@ -568,12 +591,32 @@ impl Trace {
     }
 
     /// Whether the bytes from `from` were recognised as the seed's frames.
+    ///
+    /// ```
+    /// use socketserver::trace::{Side, Trace};
+    /// let trace = Trace::new("a frame one way, text the other");
+    /// socketserver::frame::write_frame(&mut trace.wrap(Vec::new(), Side::Server), b"hi")?;
+    /// std::io::Write::write_all(&mut trace.wrap(Vec::new(), Side::Client), b"echo hi")?;
+    /// assert!(trace.framed(Side::Server));
+    /// assert!(!trace.framed(Side::Client));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn framed(&self, from: Side) -> bool {
         !self.lock().directions[index(from)].parts.is_empty()
     }
 
     /// Every write with the reads that received its bytes (empty reads,
     /// the ends of streams, hold none).
+    ///
+    /// ```
+    /// use socketserver::trace::{Op, Side, Trace};
+    /// let trace = Trace::new("分包");
+    /// trace.record(Side::Client, Op::Write, b"helloworld");
+    /// trace.record(Side::Server, Op::Read, b"hello");
+    /// trace.record(Side::Server, Op::Read, b"world");
+    /// let arrow = &trace.arrows()[0];
+    /// assert_eq!((arrow.number, arrow.reads.as_slice(), arrow.split), (1, &[1, 2][..], true));
+    /// ```
     pub fn arrows(&self) -> Vec<Arrow> {
         let inner = self.lock();
         let events = &inner.events;
@@ -602,6 +645,16 @@ impl Trace {
     }
 
     /// Every read with the writes whose bytes it returned.
+    ///
+    /// ```
+    /// use socketserver::trace::{Op, Side, Trace};
+    /// let trace = Trace::new("粘包");
+    /// trace.record(Side::Client, Op::Write, b"hello");
+    /// trace.record(Side::Client, Op::Write, b"world");
+    /// trace.record(Side::Server, Op::Read, b"helloworld");
+    /// let read = &trace.reads()[0];
+    /// assert_eq!((read.writes.as_slice(), read.sticky), (&[1, 2][..], true));
+    /// ```
     pub fn reads(&self) -> Vec<ReadSpan> {
         let arrows = self.arrows();
         let inner = self.lock();
@@ -716,6 +769,18 @@ impl<S> Traced<S> {
     }
 
     /// Unwraps the stream; the trace keeps what was recorded.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use socketserver::trace::{Side, Trace};
+    /// let trace = Trace::new("into_inner");
+    /// let mut traced = trace.wrap(Vec::new(), Side::Client);
+    /// traced.write_all(b"hi")?;
+    /// assert_eq!(traced.get_ref(), b"hi");
+    /// assert_eq!(traced.into_inner(), b"hi");
+    /// assert_eq!(trace.events().len(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_inner(self) -> S {
         self.inner
     }
