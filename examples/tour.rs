@@ -48,11 +48,15 @@ const USAGE: &str = "
 tour [--lang zh|en] [--html FILE] [--svg DIR]
 
 Every lesson of the seed, narrated, on 127.0.0.1.
+教程的每一课, 带讲解, 都在 127.0.0.1 上运行。
 
   --lang zh|en  the narration's language (default: zh if LC_ALL, LC_MESSAGES
                 or LANG starts with zh, else en)
+                讲解的语言 (默认: LC_ALL、LC_MESSAGES 或 LANG 以 zh 开头则为中文)
   --html FILE   write every lesson's sequence diagram to one HTML page
+                把每一课的时序图写进一个 HTML 页面
   --svg DIR     write each diagram as DIR/NAME.svg
+                把每张图写成 DIR/NAME.svg
 ";
 
 /// The command line, parsed in this one place.
