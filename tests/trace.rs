@@ -190,3 +190,36 @@ fn page_is_well_formed_and_self_contained() {
     // A standalone SVG parses on its own too.
     roxmltree::Document::parse(&html::svg(&framed)).expect("the SVG is well-formed XML");
 }
+
+/// The seed's way of sending a frame, three writes (length, header, body),
+/// and even one byte per write: the parts are still found, across writes.
+#[test]
+fn frames_are_recognised_across_writes() {
+    let mut wire = Vec::new();
+    frame::write_frame(&mut wire, b"hello").unwrap();
+    let header = wire.len() - 4 - 5;
+
+    let seed = Trace::new("three sends");
+    for part in [&wire[..4], &wire[4..4 + header], &wire[4 + header..]] {
+        seed.record(Side::Server, Op::Write, part);
+    }
+    let parts: Vec<_> = seed.arrows().into_iter().map(|a| a.parts).collect();
+    assert_eq!(
+        parts,
+        [
+            vec![(Part::Length, 4)],
+            vec![(Part::Header, header as u64)],
+            vec![(Part::Body, 5)]
+        ]
+    );
+
+    let drip = Trace::new("one byte per write");
+    for byte in wire.chunks(1) {
+        drip.record(Side::Server, Op::Write, byte);
+    }
+    let arrows = drip.arrows();
+    assert!(drip.framed(Side::Server));
+    assert_eq!(arrows[3].parts, [(Part::Length, 1)]);
+    assert_eq!(arrows[4].parts, [(Part::Header, 1)]);
+    assert_eq!(arrows.last().unwrap().parts, [(Part::Body, 1)]);
+}

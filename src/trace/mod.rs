@@ -49,16 +49,16 @@ use std::io::{self, IoSlice, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+mod framing;
 pub mod html;
+mod labels;
 mod text;
+
+use framing::Direction;
+pub use labels::Labels;
 
 /// How many leading bytes of each call a trace keeps for its preview.
 pub const PREVIEW: usize = 24;
-
-/// The largest JSON header the frame recogniser accepts, as
-/// [`crate::frame::FrameLimits`] does by default: beyond it, a direction is
-/// taken not to be framed.
-const MAX_HEADER: usize = 64 * 1024;
 
 /// The most events one trace keeps; later calls are counted, not kept, so a
 /// long transfer cannot grow a trace without bound.
@@ -128,117 +128,6 @@ impl fmt::Display for Part {
     }
 }
 
-/// The words the diagrams use, in one language: [`Labels::EN`] or
-/// [`Labels::ZH`]. 粘包 and 分包 are named in Chinese in both, as the
-/// seed names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Labels {
-    /// The left lifeline.
-    pub client: &'static str,
-    /// The right lifeline.
-    pub server: &'static str,
-    /// The time column.
-    pub time: &'static str,
-    /// A write call.
-    pub write: &'static str,
-    /// A read call.
-    pub read: &'static str,
-    /// A read of 0 bytes.
-    pub end_of_stream: &'static str,
-    /// The frame's parts, short: length, header, body.
-    pub parts: [&'static str; 3],
-    /// The legend's names for the parts, and for unframed bytes.
-    pub legend: [&'static str; 4],
-    /// 粘包, explained.
-    pub sticky: &'static str,
-    /// 分包, explained.
-    pub split: &'static str,
-    /// Counted writes and reads: "writes", "reads".
-    pub writes: &'static str,
-    /// See `writes`.
-    pub reads: &'static str,
-    /// Calls recorded beyond [`MAX_EVENTS`].
-    pub not_kept: &'static str,
-    /// Calls beyond the rows a diagram draws.
-    pub not_drawn: &'static str,
-    /// How to read a diagram: the paragraph above them on a page.
-    pub how_to_read: &'static str,
-}
-
-impl Labels {
-    /// English.
-    pub const EN: Labels = Labels {
-        client: "client",
-        server: "server",
-        time: "time",
-        write: "write",
-        read: "read",
-        end_of_stream: "end of stream",
-        parts: ["len", "header", "body"],
-        legend: ["4-byte length", "JSON header", "body", "raw bytes"],
-        sticky: "粘包 one read, several writes",
-        split: "分包 one write, several reads",
-        writes: "writes",
-        reads: "reads",
-        not_kept: "later calls not kept",
-        not_drawn: "more calls, not drawn",
-        how_to_read: "Each row is one call, in the order the calls were made. An arrow leaves the writer's lifeline at its write and ends at every read that returned any of its bytes: arrows that fan out are 分包 (one write, several reads), arrows that meet are 粘包 (one read, several writes). Colours show the seed's frame: the 4-byte length, the JSON header, the body; grey bytes are not framed. Hover over a read for the frame parts it returned.",
-    };
-
-    /// Chinese.
-    pub const ZH: Labels = Labels {
-        client: "客户端",
-        server: "服务端",
-        time: "时间",
-        write: "写",
-        read: "读",
-        end_of_stream: "流结束",
-        parts: ["长度", "报头", "数据"],
-        legend: ["4 字节长度", "JSON 报头", "数据", "原始字节"],
-        sticky: "粘包 一次读含多次写",
-        split: "分包 一次写分多次读",
-        writes: "次写",
-        reads: "次读",
-        not_kept: "次之后的调用未保存",
-        not_drawn: "次调用未画出",
-        how_to_read: "每一行是一次调用, 按调用的先后排列。箭头从写方生命线上的那次写出发, 指向收到它任何字节的每一次读: 箭头散开是分包 (一次写, 多次读), 箭头汇聚是粘包 (一次读, 多次写)。颜色标出教程的报头: 4 字节长度、JSON 报头、数据; 灰色是没有报头的字节。鼠标停在一次读上, 可以看到它读到的报头部分。",
-    };
-
-    /// The labels for a language code: `zh*` is Chinese, anything else
-    /// English.
-    ///
-    /// ```
-    /// use socketserver::trace::{Labels, Part, Side};
-    /// assert_eq!(Labels::for_lang("zh-CN").side(Side::Server), "服务端");
-    /// assert_eq!(Labels::for_lang("en").part(Part::Header), "header");
-    /// ```
-    pub fn for_lang(code: &str) -> Labels {
-        if code.starts_with("zh") {
-            Labels::ZH
-        } else {
-            Labels::EN
-        }
-    }
-
-    /// The name of one side's lifeline.
-    pub fn side(&self, side: Side) -> &'static str {
-        match side {
-            Side::Client => self.client,
-            Side::Server => self.server,
-        }
-    }
-
-    /// The short name of a frame part.
-    pub fn part(&self, part: Part) -> &'static str {
-        match part {
-            Part::Length => self.parts[0],
-            Part::Header => self.parts[1],
-            Part::Body => self.parts[2],
-        }
-    }
-}
-
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -300,151 +189,6 @@ pub struct ReadSpan {
     pub sticky: bool,
     /// The frame parts it returned, with their byte counts, in order.
     pub parts: Vec<(Part, u64)>,
-}
-
-/// Recognises the seed's frames in one direction's bytes, as they are
-/// written, without keeping them: only a header in progress is held.
-#[derive(Debug, Clone)]
-enum Framing {
-    Length(Vec<u8>),
-    Header {
-        want: usize,
-        got: Vec<u8>,
-    },
-    Body {
-        left: u64,
-    },
-    /// Not (or no longer) the seed's frame.
-    Off,
-}
-
-#[derive(Debug, Clone)]
-struct Direction {
-    /// Bytes written so far (the next write's offset).
-    written: u64,
-    /// Bytes read so far (the next read's offset).
-    read: u64,
-    framing: Framing,
-    /// Parts found so far: (start offset, end offset, part).
-    parts: Vec<(u64, u64, Part)>,
-}
-
-impl Direction {
-    fn new() -> Direction {
-        Direction {
-            written: 0,
-            read: 0,
-            framing: Framing::Length(Vec::new()),
-            parts: Vec::new(),
-        }
-    }
-
-    /// Feeds written bytes to the frame recogniser.
-    fn feed(&mut self, mut bytes: &[u8], mut at: u64) {
-        while !bytes.is_empty() {
-            match &mut self.framing {
-                Framing::Off => return,
-                Framing::Length(got) => {
-                    let take = (4 - got.len()).min(bytes.len());
-                    got.extend_from_slice(&bytes[..take]);
-                    if got.len() == 4 {
-                        let len = i32::from_le_bytes([got[0], got[1], got[2], got[3]]);
-                        match usize::try_from(len) {
-                            Ok(want) if (2..=MAX_HEADER).contains(&want) => {
-                                self.parts.push((
-                                    at + take as u64 - 4,
-                                    at + take as u64,
-                                    Part::Length,
-                                ));
-                                self.framing = Framing::Header {
-                                    want,
-                                    got: Vec::new(),
-                                };
-                            }
-                            _ => self.stop(),
-                        }
-                    }
-                    bytes = &bytes[take..];
-                    at += take as u64;
-                }
-                Framing::Header { want, got } => {
-                    let take = (*want - got.len()).min(bytes.len());
-                    got.extend_from_slice(&bytes[..take]);
-                    bytes = &bytes[take..];
-                    at += take as u64;
-                    if got.len() == *want {
-                        let end = at;
-                        let start = end - *want as u64;
-                        match body_len(got) {
-                            Some(left) => {
-                                self.parts.push((start, end, Part::Header));
-                                self.framing = if left == 0 {
-                                    Framing::Length(Vec::new())
-                                } else {
-                                    Framing::Body { left }
-                                };
-                            }
-                            None => self.stop(),
-                        }
-                    }
-                }
-                Framing::Body { left } => {
-                    let take = (*left).min(bytes.len() as u64);
-                    self.parts.push((at, at + take, Part::Body));
-                    *left -= take;
-                    if *left == 0 {
-                        self.framing = Framing::Length(Vec::new());
-                    }
-                    bytes = &bytes[take as usize..];
-                    at += take;
-                }
-            }
-        }
-    }
-
-    /// The direction is not framed from here on. If no frame was complete,
-    /// it never was: forget the parts guessed so far.
-    fn stop(&mut self) {
-        if !self.parts.iter().any(|&(_, _, part)| part == Part::Header) {
-            self.parts.clear();
-        } else {
-            // Drop a dangling length that turned out not to start a frame.
-            while self
-                .parts
-                .last()
-                .is_some_and(|&(_, _, p)| p == Part::Length)
-            {
-                self.parts.pop();
-            }
-        }
-        self.framing = Framing::Off;
-    }
-
-    /// The parts within `range`, merged per run, with their byte counts.
-    fn parts_in(&self, range: std::ops::Range<u64>) -> Vec<(Part, u64)> {
-        let mut out: Vec<(Part, u64)> = Vec::new();
-        for &(start, end, part) in &self.parts {
-            let (s, e) = (start.max(range.start), end.min(range.end));
-            if s >= e {
-                continue;
-            }
-            match out.last_mut() {
-                Some((last, n)) if *last == part && part == Part::Body => *n += e - s,
-                _ => out.push((part, e - s)),
-            }
-        }
-        out
-    }
-}
-
-/// The body length a JSON header announces, if it is the seed's header.
-fn body_len(header: &[u8]) -> Option<u64> {
-    let value: serde_json::Value = serde_json::from_slice(header).ok()?;
-    let object = value.as_object()?;
-    object
-        .get("lenth")
-        .or_else(|| object.get("length"))?
-        .as_u64()
 }
 
 #[derive(Debug)]
