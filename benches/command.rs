@@ -10,182 +10,198 @@
 //! be read on its own; the Python servers are the seed's, from
 //! `tests/peers/`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
-
+// The command service is Unix only (it spawns process groups and kills
+// them with rustix), and so is its benchmark.
+#[cfg(unix)]
 mod common;
 
-use common::ChildServer;
-use socketserver::command::{self, Client, CommandConfig, Protocol};
-
-const MIB: f64 = 1024.0 * 1024.0;
-const BIG: usize = 50_000_000;
-const TEN_MB: usize = 10_000_000;
-
+#[cfg(unix)]
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    if args.first().map(String::as_str) == Some("serve-child") {
-        return serve_child();
+    unix::main();
+}
+
+#[cfg(not(unix))]
+fn main() {
+    eprintln!("the command benchmark is Unix only, as the command service is");
+}
+
+#[cfg(unix)]
+mod unix {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use crate::common::ChildServer;
+    use socketserver::command::{self, Client, CommandConfig, Protocol};
+
+    const MIB: f64 = 1024.0 * 1024.0;
+    const BIG: usize = 50_000_000;
+    const TEN_MB: usize = 10_000_000;
+
+    pub fn main() {
+        let args: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| a != "--bench")
+            .collect();
+        if args.first().map(String::as_str) == Some("serve-child") {
+            return serve_child();
+        }
+        println!("# command service benchmark\n");
+        let ours = ours();
+        let seed = python("cmd_server.py");
+        let mended = python("cmd_server_communicate.py");
+        echo_rate(&ours, &seed);
+        large_output(&ours, &seed, &mended);
+        client_receive(&ours);
+        println!(
+            "Our server's peak resident memory over the whole run (VmHWM), after {BIG}-byte replies: {:.1} MB ({:.2}x the output)",
+            ours.peak_rss_kib() as f64 / 1024.0,
+            ours.peak_rss_kib() as f64 * 1024.0 / BIG as f64
+        );
     }
-    println!("# command service benchmark\n");
-    let ours = ours();
-    let seed = python("cmd_server.py");
-    let mended = python("cmd_server_communicate.py");
-    echo_rate(&ours, &seed);
-    large_output(&ours, &seed, &mended);
-    client_receive(&ours);
-    println!(
-        "Our server's peak resident memory over the whole run (VmHWM), after {BIG}-byte replies: {:.1} MB ({:.2}x the output)",
-        ours.peak_rss_kib() as f64 / 1024.0,
-        ours.peak_rss_kib() as f64 * 1024.0 / BIG as f64
-    );
-}
 
-/// Our server's side of [`ours`].
-fn serve_child() {
-    let config = CommandConfig::default().max_output(64 << 20);
-    let server = command::bind("127.0.0.1:0", config).unwrap();
-    println!("LISTENING {}", server.local_addr().unwrap().port());
-    server.serve_forever();
-}
+    /// Our server's side of [`ours`].
+    fn serve_child() {
+        let config = CommandConfig::default().max_output(64 << 20);
+        let server = command::bind("127.0.0.1:0", config).unwrap();
+        println!("LISTENING {}", server.local_addr().unwrap().port());
+        server.serve_forever();
+    }
 
-/// Our server, in this benchmark's own child process.
-fn ours() -> ChildServer {
-    let mut me = Command::new(std::env::current_exe().unwrap());
-    me.arg("serve-child");
-    ChildServer::start(me)
-}
+    /// Our server, in this benchmark's own child process.
+    fn ours() -> ChildServer {
+        let mut me = Command::new(std::env::current_exe().unwrap());
+        me.arg("serve-child");
+        ChildServer::start(me)
+    }
 
-/// One of the seed's Python servers from `tests/peers/`.
-fn python(script: &str) -> ChildServer {
-    let mut python = Command::new("python3");
-    python
-        .arg(format!(
-            "{}/tests/peers/{script}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .arg("0");
-    ChildServer::start(python)
-}
+    /// One of the seed's Python servers from `tests/peers/`.
+    fn python(script: &str) -> ChildServer {
+        let mut python = Command::new("python3");
+        python
+            .arg(format!(
+                "{}/tests/peers/{script}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .arg("0");
+        ChildServer::start(python)
+    }
 
-/// Commands per second for `echo hello`, one client, one connection.
-fn echo_rate(ours: &ChildServer, seed: &ChildServer) {
-    let rate = |addr, protocol, window: Duration| {
-        let mut client = Client::connect(addr, protocol).unwrap();
-        let started = Instant::now();
-        let mut n = 0;
-        while started.elapsed() < window {
-            assert_eq!(client.run("echo hello").unwrap().stdout, b"hello\n");
-            n += 1;
-        }
-        n as f64 / started.elapsed().as_secs_f64()
-    };
-    let our = rate(ours.addr, Protocol::Framed, Duration::from_secs(3));
-    let theirs = rate(seed.addr, Protocol::Seed, Duration::from_secs(3));
-    println!("## `echo hello`, one client\n");
-    println!("| server | commands/s |");
-    println!("|---|---|");
-    println!("| ours | {our:.0} |");
-    println!("| the seed's | {theirs:.1} |");
-    println!("\nOurs is **{:.0}x** the seed's.\n", our / theirs);
-}
+    /// Commands per second for `echo hello`, one client, one connection.
+    fn echo_rate(ours: &ChildServer, seed: &ChildServer) {
+        let rate = |addr, protocol, window: Duration| {
+            let mut client = Client::connect(addr, protocol).unwrap();
+            let started = Instant::now();
+            let mut n = 0;
+            while started.elapsed() < window {
+                assert_eq!(client.run("echo hello").unwrap().stdout, b"hello\n");
+                n += 1;
+            }
+            n as f64 / started.elapsed().as_secs_f64()
+        };
+        let our = rate(ours.addr, Protocol::Framed, Duration::from_secs(3));
+        let theirs = rate(seed.addr, Protocol::Seed, Duration::from_secs(3));
+        println!("## `echo hello`, one client\n");
+        println!("| server | commands/s |");
+        println!("|---|---|");
+        println!("| ours | {our:.0} |");
+        println!("| the seed's | {theirs:.1} |");
+        println!("\nOurs is **{:.0}x** the seed's.\n", our / theirs);
+    }
 
-/// One large output end to end: spawn, output, transfer, md5 check.
-fn large_output(ours: &ChildServer, seed: &ChildServer, mended: &ChildServer) {
-    let line = format!("head -c {BIG} /dev/zero");
-    let run = |addr, protocol| -> Option<f64> {
-        let mut client = Client::connect(addr, protocol).unwrap();
-        let started = Instant::now();
-        let reply = client.run(&line).ok()?; // md5 checked by the frame reader
-        assert_eq!(reply.stdout.len(), BIG);
-        Some(BIG as f64 / MIB / started.elapsed().as_secs_f64())
-    };
-    let best = |addr, protocol| {
-        (0..3)
-            .filter_map(|_| run(addr, protocol))
-            .fold(0.0, f64::max)
-    };
-    let our = best(ours.addr, Protocol::Framed);
-    let their = best(mended.addr, Protocol::Seed);
-    let md5 = {
-        let data = vec![0u8; BIG];
-        let t = Instant::now();
-        std::hint::black_box(md5::compute(&data));
-        BIG as f64 / MIB / t.elapsed().as_secs_f64()
-    };
-    // The seed's own server reads stderr to its end first: the command
-    // blocks on a full stdout pipe, and no reply ever comes.
-    let deadlocked = {
-        let addr = seed.addr;
-        let line = line.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let mut client = Client::connect(addr, Protocol::Seed).unwrap();
-            let _ = tx.send(client.run(&line).is_ok());
-        });
-        rx.recv_timeout(Duration::from_secs(10)).is_err()
-    };
-    println!("## A {BIG}-byte output, end to end, md5 checked (best of 3)\n");
-    println!("| server | MiB/s |");
-    println!("|---|---|");
-    println!("| ours | {our:.0} |");
-    println!("| the seed's, deadlock mended (`communicate()`) | {their:.0} |");
-    println!(
-        "| the seed's own | {} |",
-        if deadlocked {
-            "no reply in 10 s: deadlocked"
-        } else {
-            "replied"
-        }
-    );
-    println!(
-        "\nOurs is **{:.2}x** the mended seed server and **{:.2}x** md5 alone ({md5:.0} MiB/s).\n",
-        our / their,
-        our / md5
-    );
-}
-
-/// The client's time to receive a 10 MB reply: ours, and the seed's Python
-/// client (`data_buffers += recv(1024)`), both from our server.
-fn client_receive(ours: &ChildServer) {
-    let line = format!("head -c {TEN_MB} /dev/zero");
-    let mut client = Client::connect(ours.addr, Protocol::Seed).unwrap();
-    let our = (0..3)
-        .map(|_| {
+    /// One large output end to end: spawn, output, transfer, md5 check.
+    fn large_output(ours: &ChildServer, seed: &ChildServer, mended: &ChildServer) {
+        let line = format!("head -c {BIG} /dev/zero");
+        let run = |addr, protocol| -> Option<f64> {
+            let mut client = Client::connect(addr, protocol).unwrap();
+            let started = Instant::now();
+            let reply = client.run(&line).ok()?; // md5 checked by the frame reader
+            assert_eq!(reply.stdout.len(), BIG);
+            Some(BIG as f64 / MIB / started.elapsed().as_secs_f64())
+        };
+        let best = |addr, protocol| {
+            (0..3)
+                .filter_map(|_| run(addr, protocol))
+                .fold(0.0, f64::max)
+        };
+        let our = best(ours.addr, Protocol::Framed);
+        let their = best(mended.addr, Protocol::Seed);
+        let md5 = {
+            let data = vec![0u8; BIG];
             let t = Instant::now();
-            assert_eq!(client.run(&line).unwrap().stdout.len(), TEN_MB);
-            t.elapsed()
-        })
-        .min()
-        .unwrap();
-    let script = format!("{}/tests/peers/cmd_client.py", env!("CARGO_MANIFEST_DIR"));
-    let t = Instant::now();
-    let mut python = Command::new("python3")
-        .args([script, "127.0.0.1".into(), ours.addr.port().to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    python
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{line}\nexit\n").as_bytes())
-        .unwrap();
-    assert!(python.wait().unwrap().success());
-    let theirs = t.elapsed();
-    println!("## Receiving a {TEN_MB}-byte reply\n");
-    println!("| client | time |");
-    println!("|---|---|");
-    println!("| ours (one buffer) | {our:.1?} |");
-    println!("| the seed's (`data_buffers += recv(1024)`) | {theirs:.1?} |");
-    println!(
-        "\nOurs is **{:.0}x** faster.\n",
-        theirs.as_secs_f64() / our.as_secs_f64()
-    );
+            std::hint::black_box(md5::compute(&data));
+            BIG as f64 / MIB / t.elapsed().as_secs_f64()
+        };
+        // The seed's own server reads stderr to its end first: the command
+        // blocks on a full stdout pipe, and no reply ever comes.
+        let deadlocked = {
+            let addr = seed.addr;
+            let line = line.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            thread::spawn(move || {
+                let mut client = Client::connect(addr, Protocol::Seed).unwrap();
+                let _ = tx.send(client.run(&line).is_ok());
+            });
+            rx.recv_timeout(Duration::from_secs(10)).is_err()
+        };
+        println!("## A {BIG}-byte output, end to end, md5 checked (best of 3)\n");
+        println!("| server | MiB/s |");
+        println!("|---|---|");
+        println!("| ours | {our:.0} |");
+        println!("| the seed's, deadlock mended (`communicate()`) | {their:.0} |");
+        println!(
+            "| the seed's own | {} |",
+            if deadlocked {
+                "no reply in 10 s: deadlocked"
+            } else {
+                "replied"
+            }
+        );
+        println!(
+            "\nOurs is **{:.2}x** the mended seed server and **{:.2}x** md5 alone ({md5:.0} MiB/s).\n",
+            our / their,
+            our / md5
+        );
+    }
+
+    /// The client's time to receive a 10 MB reply: ours, and the seed's Python
+    /// client (`data_buffers += recv(1024)`), both from our server.
+    fn client_receive(ours: &ChildServer) {
+        let line = format!("head -c {TEN_MB} /dev/zero");
+        let mut client = Client::connect(ours.addr, Protocol::Seed).unwrap();
+        let our = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                assert_eq!(client.run(&line).unwrap().stdout.len(), TEN_MB);
+                t.elapsed()
+            })
+            .min()
+            .unwrap();
+        let script = format!("{}/tests/peers/cmd_client.py", env!("CARGO_MANIFEST_DIR"));
+        let t = Instant::now();
+        let mut python = Command::new("python3")
+            .args([script, "127.0.0.1".into(), ours.addr.port().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        python
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{line}\nexit\n").as_bytes())
+            .unwrap();
+        assert!(python.wait().unwrap().success());
+        let theirs = t.elapsed();
+        println!("## Receiving a {TEN_MB}-byte reply\n");
+        println!("| client | time |");
+        println!("|---|---|");
+        println!("| ours (one buffer) | {our:.1?} |");
+        println!("| the seed's (`data_buffers += recv(1024)`) | {theirs:.1?} |");
+        println!(
+            "\nOurs is **{:.0}x** faster.\n",
+            theirs.as_secs_f64() / our.as_secs_f64()
+        );
+    }
 }

@@ -5,51 +5,66 @@
 //! cargo run --example file_server -- --root /tmp/shared     # 127.0.0.1:9998
 //! ```
 
-mod args;
+mod cli;
 
+use std::io;
+use std::path::PathBuf;
+
+use clap::Parser;
 use socketserver::files::{self, DEFAULT_MAX_UPLOAD, FileConfig};
 
-const USAGE: &str = "
-file_server [ADDR] --root DIR [options]
-
-Serves one directory (a lesson beyond the seed): clients list it, download
-files from it and upload into it, each file as md5-checked chunks of the
-seed's frame. Names are confined to DIR. Runs until killed.
-
-  ADDR               where to listen (default 127.0.0.1:9998; port 0 picks one)
-  --root DIR         the directory served (required)
-  --read-only        refuse uploads
-  --max-upload N     the largest upload, in bytes (default 4294967296)
-
-Anyone who can reach ADDR can read every file under DIR: keep the default
-loopback address unless that is what you want.
-";
+/// Serves one directory (a lesson beyond the seed).
+///
+/// Clients list it, download files from it and upload into it, each file
+/// as md5-checked chunks of the seed's frame. Names are confined to DIR.
+/// Runs until killed. Try it with `cargo run --example file_client -- ls`.
+///
+/// Anyone who can reach HOST:PORT can read every file under DIR: keep the
+/// default loopback address unless that is what you want.
+#[derive(Parser, Debug)]
+#[command(name = "file_server", version)]
+struct Cli {
+    #[command(flatten)]
+    listen: cli::Listen,
+    /// The directory served
+    #[arg(long, value_name = "DIR")]
+    root: PathBuf,
+    /// Refuse uploads
+    #[arg(long)]
+    read_only: bool,
+    /// The largest upload, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_UPLOAD)]
+    max_upload: u64,
+}
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9998";
 
 fn main() {
-    if let Err(e) = run() {
+    let cli: Cli = cli::parse_with_addr(DEFAULT_ADDR);
+    if let Err(e) = run(cli) {
         eprintln!("file_server: {e}");
         std::process::exit(1);
     }
 }
 
-fn run() -> std::io::Result<()> {
-    let args = args::Args::parse_at(USAGE, &["root", "max-upload"], DEFAULT_ADDR);
-    let root: String = args.value("root", String::new());
-    if root.is_empty() {
-        eprintln!("file_server: --root DIR is required\n{}", USAGE.trim());
-        std::process::exit(2);
+fn run(cli: Cli) -> io::Result<()> {
+    let addr = &cli.listen.addr;
+    let root = cli.root.display();
+    let config = FileConfig::new(&cli.root)
+        .read_only(cli.read_only)
+        .max_upload(cli.max_upload);
+    // Checked here so that an error from bind is about the address.
+    match std::fs::metadata(&cli.root) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(io::Error::other(format!("--root {root}: not a directory"))),
+        Err(e) => return Err(io::Error::new(e.kind(), format!("--root {root}: {e}"))),
     }
-    let config = FileConfig::new(&root)
-        .read_only(args.flag("read-only"))
-        .max_upload(args.value("max-upload", DEFAULT_MAX_UPLOAD));
-    let server = files::bind(&args.addr, config)?;
-    let addr = server.local_addr()?;
-    if !addr.ip().is_loopback() {
-        eprintln!("warning: serving {root} to every host that can reach {addr}");
+    let server = files::bind(&addr.addrs[..], config).map_err(|e| addr.error("listen on", e))?;
+    let local = server.local_addr()?;
+    if !local.ip().is_loopback() {
+        eprintln!("warning: serving {root} to every host that can reach {local}");
     }
-    println!("serving {root}, listening on {addr}");
+    println!("serving {root}, listening on {local}");
     server.serve_forever();
     Ok(())
 }

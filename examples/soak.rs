@@ -5,14 +5,13 @@
 //! cargo run --release --example soak -- --secs 600
 //! ```
 
-mod args;
-
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use socketserver::frame::{self, FrameLimits, Header};
 use socketserver::greet::Greeter;
 use socketserver::{
@@ -20,14 +19,21 @@ use socketserver::{
     ThreadingTcpServer,
 };
 
-const USAGE: &str = "
-soak [--secs N]
-
-Runs load and faults against servers it starts on 127.0.0.1, in rounds,
-for N seconds (default 60), and prints one line of key=value figures:
-served, faults, lost (must be 0), corrupted (must be 0), the servers'
-counters, and client errors by kind. Exits non-zero if anything was lost.
-";
+/// The soak runner: load and faults, in rounds, against servers it starts
+/// on 127.0.0.1.
+///
+/// Runs for SECS seconds, then prints one line of key=value figures:
+/// served, faults, lost (must be 0), corrupted (must be 0), the servers'
+/// counters, and client errors by kind. Exits non-zero if anything was
+/// lost or corrupted.
+#[derive(Parser, Debug)]
+#[command(name = "soak", version)]
+struct Cli {
+    /// How long to run, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    secs: u64,
+}
 
 const PATIENCE: Duration = Duration::from_secs(20);
 /// The echo server's read timeout: far above a good client's pauses, even
@@ -183,8 +189,7 @@ fn start<H: BaseRequestHandler>(builder: Builder<H, ThreadingTcpServer<H>>) -> R
 }
 
 fn main() {
-    let args = args::Args::parse(USAGE, &["secs"]);
-    let secs: u64 = args.value("secs", 60);
+    let secs = Cli::parse().secs;
     let tally = Tally::default();
     let per_conn = start(ThreadingTcpServer::builder(Greeter::new()));
     let pooled = start(ThreadingTcpServer::builder(Greeter::new()).pool(32));

@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo run --example socketserver                    # 127.0.0.1:9999
+//! cargo run --example socketserver_client -- 127.0.0.1:9999 hello
 //! ```
 //!
 //! Python's version:
@@ -18,22 +19,29 @@
 //! s.serve_forever()
 //! ```
 
-mod args;
+mod cli;
 
 use std::io::{self, Read};
 
+use clap::Parser;
 use socketserver::{BaseRequestHandler, Connection, ThreadingTcpServer};
 
-const USAGE: &str = "
-socketserver [ADDR]
-
-The seed's socketserver lesson (section socketserver编程): a handler class of
-our own, Myhandler, on a ThreadingTcpServer. Each connection's first
-message is printed with the client's address. Try it with
-`cargo run --example tcp_client`, or `nc 127.0.0.1 9999`. Runs until killed.
-
-  ADDR  where to listen (default 127.0.0.1:9999; port 0 picks one)
-";
+/// The seed's socketserver lesson (section socketserver编程).
+///
+/// A handler class of our own, Myhandler, on a ThreadingTcpServer: each
+/// connection's first message (up to 1024 bytes) is printed with the
+/// client's address, then the connection is closed. Runs until killed.
+///
+/// The seed has no client for it, and the greeting client would wait for a
+/// banner this server never sends. Try it with `cargo run --example
+/// socketserver_client -- 127.0.0.1:9999 hello`, or `nc 127.0.0.1 9999`
+/// (type a line; the server prints it and hangs up).
+#[derive(Parser, Debug)]
+#[command(name = "socketserver", version)]
+struct Cli {
+    #[command(flatten)]
+    listen: cli::Listen,
+}
 
 /// The request handler class: the framework accepts, threads and closes;
 /// this only says what to do with one client.
@@ -52,15 +60,17 @@ impl BaseRequestHandler for Myhandler {
 }
 
 fn main() {
-    if let Err(e) = run() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
         eprintln!("socketserver: {e}");
         std::process::exit(1);
     }
 }
 
-fn run() -> io::Result<()> {
-    let args = args::Args::parse(USAGE, &[]);
-    let server = ThreadingTcpServer::bind(&args.addr, Myhandler)?;
+fn run(cli: Cli) -> io::Result<()> {
+    let addr = &cli.listen.addr;
+    let server = ThreadingTcpServer::bind(&addr.addrs[..], Myhandler)
+        .map_err(|e| addr.error("listen on", e))?;
     println!("listening on {}", server.local_addr()?);
     server.serve_forever();
     Ok(())

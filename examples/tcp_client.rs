@@ -2,38 +2,47 @@
 //!
 //! ```sh
 //! cargo run --example tcp_client                      # to 127.0.0.1:9999
-//! cargo run --example tcp_client -- 127.0.0.1:9999 Ada Grace
+//! cargo run --example tcp_client -- localhost:9999 Ada Grace
 //! ```
 
-mod args;
+mod cli;
 
+use clap::Parser;
 use socketserver::greet;
 
-const USAGE: &str = "
-tcp_client [ADDR] [NAME...]
-
-The seed's TCP greeting client (section tcp编程, 客户端): prints the server's
-banner, sends each name (default Michael, Tracy, Sarah) and prints each
-greeting, then sends `exit`.
-
-  ADDR  the server (default 127.0.0.1:9999)
-";
+/// The seed's TCP greeting client (section tcp编程, 客户端).
+///
+/// Prints the server's banner, sends each name (default Michael, Tracy,
+/// Sarah) and prints each greeting, then sends `exit`. For tcp_server (or
+/// the seed's Python server): it waits for their `Welcome!`.
+#[derive(Parser, Debug)]
+#[command(name = "tcp_client", version)]
+struct Cli {
+    #[command(flatten)]
+    server: cli::Connect,
+    /// The names to send
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+}
 
 fn main() {
-    if let Err(e) = run() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
         eprintln!("tcp_client: {e}");
         std::process::exit(1);
     }
 }
 
-fn run() -> std::io::Result<()> {
-    let args = args::Args::parse(USAGE, &[]);
-    let names: Vec<&str> = if args.rest.is_empty() {
+fn run(cli: Cli) -> std::io::Result<()> {
+    let addr = &cli.server.addr;
+    let names: Vec<&str> = if cli.names.is_empty() {
         greet::SEED_NAMES.to_vec()
     } else {
-        args.rest.iter().map(String::as_str).collect()
+        cli.names.iter().map(String::as_str).collect()
     };
-    for line in greet::tcp_client(&args.addr, &names)? {
+    let transcript =
+        greet::tcp_client(&addr.addrs[..], &names).map_err(|e| addr.error("talk to", e))?;
+    for line in transcript {
         println!("{line}");
     }
     Ok(())

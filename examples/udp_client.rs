@@ -4,40 +4,47 @@
 //! cargo run --example udp_client                      # to 127.0.0.1:9999
 //! ```
 
-mod args;
+mod cli;
 
-use std::time::Duration;
-
+use clap::Parser;
 use socketserver::greet;
 
-const USAGE: &str = "
-udp_client [ADDR] [NAME...] [--timeout-ms N]
-
-The seed's UDP greeting client (section udp编程, 客户端): sends each name
-(default Michael, Tracy, Sarah) as one datagram and prints the reply. UDP
-can lose a datagram, so instead of waiting forever like the seed, it says
-so after a timeout and goes on.
-
-  ADDR            the server (default 127.0.0.1:9999)
-  --timeout-ms N  how long to wait for each reply (default 2000)
-";
+/// The seed's UDP greeting client (section udp编程, 客户端).
+///
+/// Sends each name (default Michael, Tracy, Sarah) as one datagram and
+/// prints the reply. UDP can lose a datagram, so instead of waiting forever
+/// like the seed, it says so after a timeout, goes on, and exits with
+/// status 1 at the end.
+#[derive(Parser, Debug)]
+#[command(name = "udp_client", version)]
+struct Cli {
+    #[command(flatten)]
+    server: cli::Connect,
+    /// The names to send
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+    #[command(flatten)]
+    timeout: cli::Timeout,
+}
 
 fn main() {
-    if let Err(e) = run() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
         eprintln!("udp_client: {e}");
         std::process::exit(1);
     }
 }
 
-fn run() -> std::io::Result<()> {
-    let args = args::Args::parse(USAGE, &["timeout-ms"]);
-    let names: Vec<&str> = if args.rest.is_empty() {
+fn run(cli: Cli) -> std::io::Result<()> {
+    let addr = &cli.server.addr;
+    let names: Vec<&str> = if cli.names.is_empty() {
         greet::SEED_NAMES.to_vec()
     } else {
-        args.rest.iter().map(String::as_str).collect()
+        cli.names.iter().map(String::as_str).collect()
     };
-    let timeout = Duration::from_millis(args.value("timeout-ms", 2000));
-    let replies = greet::udp_client(&args.addr, &names, timeout)?;
+    let timeout = cli.timeout.timeout;
+    let replies = greet::udp_client(&addr.addrs[..], &names, timeout)
+        .map_err(|e| addr.error("send to", e))?;
     let mut lost = 0;
     for (name, reply) in names.iter().zip(replies) {
         match reply {
@@ -45,7 +52,7 @@ fn run() -> std::io::Result<()> {
             None => {
                 lost += 1;
                 eprintln!(
-                    "(no reply to {name} within {timeout:?}: the datagram or its reply was lost, or no server is there)"
+                    "(no reply to {name} from {addr} within {timeout:?}: the datagram or its reply was lost, or no server is there)"
                 );
             }
         }

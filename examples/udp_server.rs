@@ -4,37 +4,41 @@
 //! cargo run --example udp_server                      # 127.0.0.1:9999
 //! ```
 
-mod args;
+mod cli;
 
-use std::time::Duration;
-
+use clap::Parser;
 use socketserver::UdpServer;
 use socketserver::greet::Greeter;
 
-const USAGE: &str = "
-udp_server [ADDR] [--delay-ms N]
-
-The seed's UDP greeting server (section udp编程, 服务端): answers every
-datagram with `你好,<message>`. No connections, no banner, no `exit`.
-Runs until killed.
-
-  ADDR          where to listen (default 127.0.0.1:9999; port 0 picks one)
-  --delay-ms N  wait N ms before each reply (default 0)
-";
+/// The seed's UDP greeting server (section udp编程, 服务端).
+///
+/// Answers every datagram with `你好,<message>`. No connections, no banner,
+/// no `exit`. Runs until killed. Try it with `cargo run --example
+/// udp_client`.
+#[derive(Parser, Debug)]
+#[command(name = "udp_server", version)]
+struct Cli {
+    #[command(flatten)]
+    listen: cli::Listen,
+    #[command(flatten)]
+    delay: cli::Delay,
+}
 
 fn main() {
-    if let Err(e) = run() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
         eprintln!("udp_server: {e}");
         std::process::exit(1);
     }
 }
 
-fn run() -> std::io::Result<()> {
-    let args = args::Args::parse(USAGE, &["delay-ms"]);
+fn run(cli: Cli) -> std::io::Result<()> {
+    let addr = &cli.listen.addr;
     let greeter = Greeter::new()
-        .delay(Duration::from_millis(args.value("delay-ms", 0)))
+        .delay(cli.delay.delay)
         .log(|line| println!("{line}"));
-    let server = UdpServer::bind(&args.addr, greeter)?;
+    let server =
+        UdpServer::bind(&addr.addrs[..], greeter).map_err(|e| addr.error("listen on", e))?;
     println!(
         "在udp端口{}开启服务 listening on {}",
         server.local_addr()?.port(),

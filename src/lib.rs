@@ -25,9 +25,10 @@
 //! The examples run each lesson (`cargo run --example tour` runs them all,
 //! narrated in Chinese or English with `--lang zh|en`, and draws each one's
 //! traffic with `--html FILE`): `tcp_server`, `tcp_client`, `udp_server`,
-//! `udp_client`, `socketserver`, `sticky_packets`, `cmd_server`,
-//! `cmd_client`, `file_server`, `file_client`, `chaos_proxy`. Read the
-//! [`tutorial`] for the course as chapters.
+//! `udp_client`, `socketserver` with `socketserver_client`,
+//! `sticky_packets`, `cmd_server`, `cmd_client`, `file_server`,
+//! `file_client`, `chaos_proxy`; each says what it does with `--help`.
+//! Read the [`tutorial`] for the course as chapters.
 //!
 //! # A first server
 //!
@@ -55,9 +56,13 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// On docs.rs (`--cfg docsrs`, nightly), items behind `cfg(unix)` say
+// "Available on Unix only".
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod chaos;
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod command;
 pub mod files;
 pub mod frame;
@@ -77,4 +82,5 @@ pub use server::{
     UdpServer,
 };
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use server::{ThreadingUnixStreamServer, UnixStreamServer};

@@ -43,10 +43,9 @@ const UDP: Protocol = Protocol {
 
 fn python_client(script: &str, addr: std::net::SocketAddr) -> Option<String> {
     let mut python = python3()?;
-    python
-        .arg(peer(script))
-        .arg(addr.ip().to_string())
-        .arg(addr.port().to_string());
+    // HOST:PORT, the examples' form; tests/command.rs uses the seed-era
+    // HOST PORT, so both stay working.
+    python.arg(peer(script)).arg(addr.to_string());
     Some(run_client(python))
 }
 
@@ -156,6 +155,7 @@ fn every_example_explains_itself_and_names_its_seed_section() {
         ("udp_server", "udp编程"),
         ("udp_client", "udp编程"),
         ("socketserver", "socketserver编程"),
+        ("socketserver_client", "socketserver编程"),
         ("sticky_packets", "粘包与分包"),
         ("cmd_server", "模拟远程执行命令服务端"),
         ("cmd_client", "模拟远程执行命令客户端"),

@@ -360,6 +360,7 @@ fn rss_kib(field: &str) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+#[cfg(target_os = "linux")]
 fn count_entries(dir: &str) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
@@ -392,6 +393,7 @@ fn no_thread_fd_or_child_leaks_and_memory_returns_to_baseline() {
 
 /// Run by the test above in a process of its own.
 #[test]
+#[cfg(target_os = "linux")]
 #[ignore = "run by no_thread_fd_or_child_leaks_and_memory_returns_to_baseline"]
 fn leak_probe() {
     let threads = || count_entries("/proc/self/task");

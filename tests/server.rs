@@ -3,7 +3,7 @@
 //! connection cap, UDP, Unix sockets.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
@@ -527,7 +527,7 @@ fn unix_stream_round_trip() {
     for name in ["Michael", "Tracy"] {
         let mut client = UnixStream::connect(&path).unwrap();
         writeln!(client, "{name}").unwrap();
-        client.shutdown(Shutdown::Write).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
         let mut reply = String::new();
         client.read_to_string(&mut reply).unwrap();
         assert_eq!(reply, format!("你好,{name}\n"));

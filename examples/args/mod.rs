@@ -1,5 +1,8 @@
 //! The examples' shared command line: an optional address first, then
 //! `--flag value` options; `--help` prints the example's usage and exits.
+//!
+//! Only cmd_server and cmd_client still use this: they move to the clap
+//! options in `examples/cli/` in a later pass, and then this file goes.
 
 // Each example uses only part of this.
 #![allow(dead_code)]

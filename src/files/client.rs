@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{
-    CHUNK, Digest, Entry, FileError, MAX_LISTING, MAX_NAME, digest_prefix, field, number,
+    CHUNK, Digest, Entry, FileError, MAX_LISTING_BYTES, digest_prefix, field, number,
     receive_chunks, send_chunks,
 };
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
@@ -29,6 +29,18 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct FileClient {
     stream: TcpStream,
     buf: Vec<u8>,
+}
+
+/// A directory's entries, as [`FileClient::list`] returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Listing {
+    /// The entries, sorted by name.
+    pub entries: Vec<Entry>,
+    /// Whether the server left entries out: more than
+    /// [`MAX_LISTING`](super::MAX_LISTING), or more than
+    /// [`MAX_LISTING_BYTES`] encoded.
+    pub truncated: bool,
 }
 
 /// What a finished `get` or `put` moved.
@@ -68,8 +80,9 @@ impl FileClient {
     /// Reads a status frame: the server's error, or `ok` (with a body, if
     /// any, left in `self.buf`).
     fn read_status(&mut self) -> Result<Header, FileError> {
-        // A listing is the only status with a body: entries are short.
-        let limits = FrameLimits::new().max_body_len((MAX_LISTING * (MAX_NAME + 64)) as u64);
+        // A listing is the only status with a body; the server keeps it
+        // within the same bound.
+        let limits = FrameLimits::new().max_body_len(MAX_LISTING_BYTES as u64);
         let status = read_frame_into(&mut self.stream, &limits, &mut self.buf)?
             .ok_or(FrameError::Io(io::ErrorKind::UnexpectedEof.into()))?;
         if status.extra.contains_key("error") {
@@ -83,16 +96,33 @@ impl FileClient {
         Ok(status)
     }
 
-    /// Lists directory `dir` of the server's root (`""` for the root).
+    /// Lists directory `dir` of the server's root (`""` for the root):
+    /// its entries, sorted. [`list`](FileClient::list) also says whether
+    /// the server left some out.
     ///
     /// # Errors
     ///
     /// [`FileError::NotFound`] or [`FileError::BadName`] for a directory
     /// that is not there or not allowed; I/O and frame errors.
     pub fn ls(&mut self, dir: &str) -> Result<Vec<Entry>, FileError> {
-        self.request(Header::for_body(b"").with("op", "ls").with("name", dir))?;
-        serde_json::from_slice(&self.buf)
-            .map_err(|e| FileError::Protocol(format!("a listing that is not one: {e}")))
+        Ok(self.list(dir)?.entries)
+    }
+
+    /// Lists directory `dir` of the server's root, saying whether the
+    /// listing was cut short: past [`MAX_LISTING`](super::MAX_LISTING)
+    /// entries, or [`MAX_LISTING_BYTES`] encoded.
+    ///
+    /// # Errors
+    ///
+    /// As [`ls`](FileClient::ls).
+    pub fn list(&mut self, dir: &str) -> Result<Listing, FileError> {
+        let status = self.request(Header::for_body(b"").with("op", "ls").with("name", dir))?;
+        let entries = serde_json::from_slice(&self.buf)
+            .map_err(|e| FileError::Protocol(format!("a listing that is not one: {e}")))?;
+        Ok(Listing {
+            entries,
+            truncated: status.extra.get("truncated") == Some(&Value::Bool(true)),
+        })
     }
 
     /// Downloads `name` to `dest`, resuming from `DEST.part` if an earlier
@@ -227,9 +257,53 @@ impl FileClient {
     }
 }
 
-/// Where a `get` of `dest` keeps what has arrived: `DEST.part`.
+/// The longest file name most filesystems take, in bytes.
+const NAME_MAX: usize = 255;
+
+/// Where a `get` of `dest` keeps what has arrived: `DEST.part`, or, when
+/// that would be longer than a file name may be, the start of the name,
+/// `~`, a hash of the whole name, and `.part` (still one name per `dest`,
+/// so a resume finds it).
 pub(super) fn part_path(dest: &Path) -> PathBuf {
-    let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(".part");
-    dest.with_file_name(name)
+    let name = dest.file_name().unwrap_or_default();
+    if name.len() + ".part".len() <= NAME_MAX {
+        let mut part = name.to_os_string();
+        part.push(".part");
+        return dest.with_file_name(part);
+    }
+    let hash = format!("{:x}", md5::compute(name.as_encoded_bytes()));
+    let lossy = name.to_string_lossy();
+    let mut keep = NAME_MAX - "~.part".len() - 16;
+    while !lossy.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    dest.with_file_name(format!("{}~{}.part", &lossy[..keep], &hash[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NAME_MAX, part_path};
+    use std::path::Path;
+
+    #[test]
+    fn a_part_name_never_outgrows_a_file_name() {
+        assert_eq!(part_path(Path::new("/d/a.iso")), Path::new("/d/a.iso.part"));
+        let fits = "a".repeat(NAME_MAX - 5);
+        let part = part_path(&Path::new("/d").join(&fits));
+        assert_eq!(part.file_name().unwrap().len(), NAME_MAX);
+        for long in [
+            "b".repeat(NAME_MAX),
+            "你".repeat(85),
+            "c".repeat(NAME_MAX - 4),
+        ] {
+            let part = part_path(&Path::new("/d").join(&long));
+            let name = part.file_name().unwrap().to_str().unwrap();
+            assert!(name.len() <= NAME_MAX && name.ends_with(".part"), "{name}");
+            assert_eq!(part, part_path(&Path::new("/d").join(&long)), "stable");
+        }
+        assert_ne!(
+            part_path(&Path::new("/d").join("x".repeat(300))),
+            part_path(&Path::new("/d").join(format!("{}y", "x".repeat(299))))
+        );
+    }
 }

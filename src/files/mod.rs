@@ -39,12 +39,24 @@
 //!   (leading `.`), backslashes, NUL bytes, and symlinks that lead out of
 //!   the root are refused (see [`FileError::BadName`]).
 //! * **Limits.** Uploads of at most [`FileConfig::max_upload`] bytes, never
-//!   over an existing file unless the client asks; listings of at most
-//!   [`MAX_LISTING`] entries; names of at most [`MAX_NAME`] bytes.
+//!   over an existing file unless the client asks, refused before their
+//!   data when all uploads in flight would declare more than
+//!   [`FileConfig::upload_budget`] or leave less free space than
+//!   [`FileConfig::free_space_floor`]; listings of at most [`MAX_LISTING`]
+//!   entries and [`MAX_LISTING_BYTES`] (flagged when cut); names of at
+//!   most [`MAX_NAME`] bytes, of characters that show safely.
+//! * **Temporary files** are `.socketserver-PID-N.upload`, however long
+//!   the name, and locked while written; a new server removes the ones
+//!   no live upload holds (what a killed server left), and nothing else.
 //!
-//! An error leaves as a frame with `"error"` and `"kind"` keys; the client
-//! turns it back into the same [`FileError`] variant. After one, the
-//! connection takes the next request, unless the stream is out of step.
+//! Every error leaves as a frame with `"error"` and `"kind"` keys, a
+//! request that is not a valid frame too (garbage, a header over 16 KiB,
+//! JSON nested too deep); the client turns it back into the same
+//! [`FileError`] variant (a refused frame or protocol error arrives as
+//! [`FileError::Protocol`]). After one, the connection takes the next
+//! request, unless the stream is out of step: then the server sends the
+//! error frame, reads what the client still sends for up to a second, and
+//! closes.
 //!
 //! # Example
 //!
@@ -75,6 +87,7 @@
 mod client;
 mod name;
 mod server;
+mod temp;
 
 use std::fmt;
 use std::fs::File;
@@ -83,7 +96,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub use client::{CLIENT_TIMEOUT, FileClient, Transfer};
+pub use client::{CLIENT_TIMEOUT, FileClient, Listing, Transfer};
 pub use server::{FileHandler, bind};
 
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
@@ -94,14 +107,28 @@ pub const CHUNK: usize = 1024 * 1024;
 pub const MAX_NAME: usize = 1024;
 /// The most entries a listing returns.
 pub const MAX_LISTING: usize = 10_000;
+/// The largest listing, encoded: the server stops adding entries before
+/// it, and the client accepts no more. 10,000 entries of 255-byte names,
+/// every byte escaped, fit.
+pub const MAX_LISTING_BYTES: usize = 8 << 20;
 /// The largest upload accepted, unless set: 4 GiB.
 pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
+/// The most bytes all uploads in flight may declare together, unless set:
+/// 16 GiB, four uploads of the largest size.
+pub const DEFAULT_UPLOAD_BUDGET: u64 = 16 << 30;
+/// The free space an upload must leave on the root's filesystem, unless
+/// set: 1 GiB.
+pub const DEFAULT_FREE_SPACE_FLOOR: u64 = 1 << 30;
 
 /// What a file server serves, and how much it accepts.
 ///
 /// ```
 /// use socketserver::files::FileConfig;
-/// let config = FileConfig::new("/srv/files").max_upload(1 << 20).read_only(true);
+/// let config = FileConfig::new("/srv/files")
+///     .max_upload(1 << 20)
+///     .upload_budget(8 << 20)
+///     .free_space_floor(256 << 20)
+///     .read_only(true);
 /// assert_eq!(config.max_upload, 1 << 20);
 /// ```
 #[derive(Debug, Clone)]
@@ -111,6 +138,16 @@ pub struct FileConfig {
     pub root: PathBuf,
     /// The largest upload accepted, in bytes.
     pub max_upload: u64,
+    /// The most bytes the uploads in flight may declare together: an
+    /// upload that would take the sum past it is refused with
+    /// [`FileError::OverBudget`] before any of its data is accepted.
+    pub upload_budget: u64,
+    /// The free space (for unprivileged users, from `statvfs`) an upload
+    /// must leave on its filesystem, counting the bytes still due from
+    /// the uploads in flight: one that would eat into it is refused with
+    /// [`FileError::NoSpace`] before any of its data is accepted. Unix
+    /// only; elsewhere not checked.
+    pub free_space_floor: u64,
     /// Refuse every upload.
     pub read_only: bool,
 }
@@ -121,6 +158,8 @@ impl FileConfig {
         FileConfig {
             root: root.into(),
             max_upload: DEFAULT_MAX_UPLOAD,
+            upload_budget: DEFAULT_UPLOAD_BUDGET,
+            free_space_floor: DEFAULT_FREE_SPACE_FLOOR,
             read_only: false,
         }
     }
@@ -128,6 +167,18 @@ impl FileConfig {
     /// Sets the largest upload accepted.
     pub fn max_upload(mut self, bytes: u64) -> FileConfig {
         self.max_upload = bytes;
+        self
+    }
+
+    /// Sets the most bytes the uploads in flight may declare together.
+    pub fn upload_budget(mut self, bytes: u64) -> FileConfig {
+        self.upload_budget = bytes;
+        self
+    }
+
+    /// Sets the free space an upload must leave (0: fill the disk).
+    pub fn free_space_floor(mut self, bytes: u64) -> FileConfig {
+        self.free_space_floor = bytes;
         self
     }
 
@@ -147,6 +198,29 @@ pub struct Entry {
     pub size: u64,
     /// Whether it is a directory.
     pub dir: bool,
+}
+
+/// A listing's JSON body, entry by entry, and whether entries were left
+/// out to keep it within `max_bytes`.
+fn encode_listing(entries: &[Entry], max_bytes: usize) -> (Vec<u8>, bool) {
+    let mut body = b"[".to_vec();
+    for (i, entry) in entries.iter().enumerate() {
+        let json = serde_json::to_vec(entry).unwrap_or_default();
+        // The separator before it and the `]` after it must fit too.
+        if body.len() + json.len() + 2 > max_bytes {
+            return (finish_listing(body), true);
+        }
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&json);
+    }
+    (finish_listing(body), false)
+}
+
+fn finish_listing(mut body: Vec<u8>) -> Vec<u8> {
+    body.push(b']');
+    body
 }
 
 /// Why a file request failed, on either side of the connection.
@@ -186,6 +260,25 @@ pub enum FileError {
         /// The most the server accepts.
         max: u64,
     },
+    /// The uploads in flight have declared so much that this one would
+    /// pass the server's budget: try again later.
+    OverBudget {
+        /// The upload's size.
+        size: u64,
+        /// What the uploads in flight declared together.
+        in_flight: u64,
+        /// The server's budget.
+        budget: u64,
+    },
+    /// The upload would leave less free space than the server keeps.
+    NoSpace {
+        /// The upload's size.
+        size: u64,
+        /// The free space, less what uploads in flight still have to write.
+        available: u64,
+        /// The free space the server keeps.
+        floor: u64,
+    },
     /// The server refuses uploads.
     ReadOnly,
     /// A resume offset past the end of the file or not on a chunk boundary.
@@ -219,6 +312,8 @@ impl FileError {
             FileError::NotFound(_) => "not_found",
             FileError::AlreadyExists(_) => "exists",
             FileError::TooLarge { .. } => "too_large",
+            FileError::OverBudget { .. } => "over_budget",
+            FileError::NoSpace { .. } => "no_space",
             FileError::ReadOnly => "read_only",
             FileError::BadOffset { .. } => "bad_offset",
             FileError::DigestMismatch { .. } => "digest_mismatch",
@@ -244,6 +339,16 @@ impl FileError {
                 size: number("size"),
                 max: number("max"),
             },
+            "over_budget" => FileError::OverBudget {
+                size: number("size"),
+                in_flight: number("in_flight"),
+                budget: number("budget"),
+            },
+            "no_space" => FileError::NoSpace {
+                size: number("size"),
+                available: number("available"),
+                floor: number("floor"),
+            },
             "read_only" => FileError::ReadOnly,
             "bad_offset" => FileError::BadOffset {
                 offset: number("offset"),
@@ -253,6 +358,10 @@ impl FileError {
                 expected: text("expected"),
                 actual: text("actual"),
             },
+            // The server could not read or follow the request.
+            "frame" | "protocol" => {
+                FileError::Protocol(format!("the server refused the request: {}", text("error")))
+            }
             _ => FileError::Server(text("error")),
         }
     }
@@ -270,6 +379,22 @@ impl FileError {
                 header.with("name", name.as_str())
             }
             FileError::TooLarge { size, max } => header.with("size", *size).with("max", *max),
+            FileError::OverBudget {
+                size,
+                in_flight,
+                budget,
+            } => header
+                .with("size", *size)
+                .with("in_flight", *in_flight)
+                .with("budget", *budget),
+            FileError::NoSpace {
+                size,
+                available,
+                floor,
+            } => header
+                .with("size", *size)
+                .with("available", *available)
+                .with("floor", *floor),
             FileError::BadOffset { offset, size } => {
                 header.with("offset", *offset).with("size", *size)
             }
@@ -309,6 +434,24 @@ impl fmt::Display for FileError {
                     "upload of {size} bytes is over the server's limit of {max}"
                 )
             }
+            FileError::OverBudget {
+                size,
+                in_flight,
+                budget,
+            } => write!(
+                f,
+                "upload of {size} bytes refused for now: uploads in flight declare \
+                 {in_flight} bytes of the server's budget of {budget}"
+            ),
+            FileError::NoSpace {
+                size,
+                available,
+                floor,
+            } => write!(
+                f,
+                "upload of {size} bytes refused: {available} bytes free, and the server \
+                 keeps {floor} free"
+            ),
             FileError::ReadOnly => write!(f, "this server accepts no uploads"),
             FileError::BadOffset { offset, size } => write!(
                 f,
@@ -500,4 +643,34 @@ fn number(header: &Header, key: &str) -> Result<u64, FileError> {
     field(header, key)?
         .as_u64()
         .ok_or_else(|| FileError::Protocol(format!("{key:?} is not a whole number")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Entry, encode_listing};
+
+    #[test]
+    fn a_listing_stops_before_its_byte_cap_and_says_so() {
+        let entries: Vec<Entry> = (0..100)
+            .map(|i| Entry {
+                name: format!("\"{i:03}\""),
+                size: i,
+                dir: false,
+            })
+            .collect();
+        let (whole, truncated) = encode_listing(&entries, usize::MAX);
+        assert!(!truncated);
+        assert_eq!(
+            serde_json::from_slice::<Vec<Entry>>(&whole).unwrap(),
+            entries
+        );
+        for cap in [2, 40, 41, 1000, whole.len() - 1, whole.len()] {
+            let (body, truncated) = encode_listing(&entries, cap);
+            assert!(body.len() <= cap, "{cap}: {}", body.len());
+            let back: Vec<Entry> = serde_json::from_slice(&body).unwrap();
+            assert_eq!(back, entries[..back.len()]);
+            assert_eq!(truncated, back.len() < entries.len(), "{cap}");
+        }
+        assert_eq!(encode_listing(&[], 2), (b"[]".to_vec(), false));
+    }
 }

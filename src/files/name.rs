@@ -29,6 +29,11 @@ impl Root {
         Ok(Root(canonical))
     }
 
+    /// The root's canonical path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
     /// The path of `name` under the root, by the text rules alone.
     fn join(&self, name: &str) -> Result<PathBuf, FileError> {
         let refuse = |why: &str| FileError::BadName {
@@ -36,10 +41,24 @@ impl Root {
             why: why.to_owned(),
         };
         if name.len() > MAX_NAME {
-            return Err(refuse("longer than 1024 bytes"));
+            // Echo only the start: the error frame stays small.
+            let mut end = 64;
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            return Err(FileError::BadName {
+                name: format!("{}…", &name[..end]),
+                why: format!("{} bytes, longer than {MAX_NAME}", name.len()),
+            });
         }
         if name.contains('\0') {
             return Err(refuse("contains a NUL byte"));
+        }
+        if let Some(c) = name.chars().find(|&c| !shows_safely(c)) {
+            return Err(refuse(&format!(
+                "contains {}, which cannot be shown safely",
+                c.escape_unicode()
+            )));
         }
         if name.contains('\\') {
             return Err(refuse("contains a backslash; separate with `/`"));
@@ -121,9 +140,10 @@ impl Root {
     }
 
     /// The entries of directory `name` ("" for the root), sorted, hidden
-    /// names and symlinks out of the root left out, at most
-    /// [`MAX_LISTING`].
-    pub(crate) fn list(&self, name: &str) -> Result<Vec<Entry>, FileError> {
+    /// names, names no client could ask for and symlinks out of the root
+    /// left out: the first [`MAX_LISTING`] found, and whether there were
+    /// more.
+    pub(crate) fn list(&self, name: &str) -> Result<(Vec<Entry>, bool), FileError> {
         let dir = self
             .join(name)?
             .canonicalize()
@@ -131,7 +151,7 @@ impl Root {
         if !self.contains(&dir) {
             return Err(Root::escapes(name));
         }
-        let mut entries = Vec::new();
+        let (mut entries, mut more) = (Vec::new(), false);
         for entry in fs::read_dir(&dir).map_err(|_| FileError::NotFound(name.to_owned()))? {
             let entry = entry?;
             let Some(entry_name) = entry.file_name().to_str().map(str::to_owned) else {
@@ -140,8 +160,18 @@ impl Root {
             let Ok(real) = entry.path().canonicalize() else {
                 continue; // a dangling symlink
             };
-            if entry_name.starts_with('.') || !self.contains(&real) {
+            // Only names a client could ask for: not hidden (our upload
+            // temporaries among them), nothing unsafe to show.
+            if entry_name.starts_with('.')
+                || entry_name.contains('\\')
+                || !entry_name.chars().all(shows_safely)
+                || !self.contains(&real)
+            {
                 continue;
+            }
+            if entries.len() == MAX_LISTING {
+                more = true;
+                break;
             }
             let meta = fs::metadata(&real)?;
             entries.push(Entry {
@@ -149,11 +179,100 @@ impl Root {
                 size: if meta.is_dir() { 0 } else { meta.len() },
                 dir: meta.is_dir(),
             });
-            if entries.len() == MAX_LISTING {
-                break;
-            }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
+        Ok((entries, more))
+    }
+}
+
+/// Whether `c` may appear in a name: it shows as itself on a terminal and
+/// in a listing. Refused are control characters (C0, DEL, C1: they move
+/// the cursor or recolor a terminal, and each grows to six bytes in JSON),
+/// format characters (bidi overrides and isolates that reorder what is
+/// shown, zero-width spaces and joiners that hide a difference, the BOM,
+/// soft hyphen), line and paragraph separators, invisible fillers, and
+/// noncharacters. Invalid UTF-8 never gets this far: names arrive as JSON
+/// strings, and listings skip names on disk that are not UTF-8.
+pub(crate) fn shows_safely(c: char) -> bool {
+    if c.is_control() {
+        return false;
+    }
+    let u = u32::from(c);
+    // Noncharacters: U+FDD0..U+FDEF and the last two of every plane.
+    if (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE {
+        return false;
+    }
+    !matches!(
+        u,
+        // Format (Cf) characters, Unicode 15.1.
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+            // Line and paragraph separators (Zl, Zp).
+            | 0x2028..=0x2029
+            // Invisible: combining grapheme joiner, Hangul and Khmer fillers,
+            // Mongolian variation selectors.
+            | 0x034F
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180D
+            | 0x180F
+            | 0x3164
+            | 0xFFA0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shows_safely;
+
+    #[test]
+    fn what_cannot_be_shown_is_refused_and_text_is_not() {
+        for c in [
+            '\n',
+            '\r',
+            '\t',
+            '\x1b',
+            '\x7f',
+            '\u{85}',
+            '\u{9b}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{200b}',
+            '\u{200d}',
+            '\u{feff}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{ad}',
+            '\u{3164}',
+            '\u{fffe}',
+            '\u{10ffff}',
+            '\u{e0041}',
+        ] {
+            assert!(!shows_safely(c), "{}", c.escape_unicode());
+        }
+        for c in [
+            'a', ' ', '"', '你', 'é', '\u{301}', '😀', '\u{fe0f}', '\u{fffd}', '-',
+        ] {
+            assert!(shows_safely(c), "{}", c.escape_unicode());
+        }
     }
 }

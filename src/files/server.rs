@@ -2,27 +2,32 @@
 //! `put` requests on one connection until the client leaves, and [`bind`],
 //! which serves it on loopback-friendly defaults.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::net::ToSocketAddrs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
 use super::name::Root;
+use super::temp::{TempFile, remove_stale};
 use super::{
-    CHUNK, Digest, FileConfig, FileError, digest_prefix, field, number, receive_chunks, send_chunks,
+    CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, digest_prefix, encode_listing, field,
+    number, receive_chunks, send_chunks,
 };
-use crate::frame::{FrameLimits, Header, read_frame_into, write_frame_parts};
+use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
 use crate::handler::{BaseRequestHandler, Connection};
 use crate::server::ThreadingTcpServer;
 
 /// The most clients connected at once, from [`bind`].
 const MAX_CLIENTS: usize = 64;
 
-/// The largest request frame: requests are a header and no body.
+/// The largest request body: requests are a header and no body.
 const MAX_REQUEST_BODY: u64 = 0;
+/// The largest request header: room for a [`MAX_NAME`](super::MAX_NAME)
+/// name with every byte escaped, and the other fields.
+const MAX_REQUEST_HEADER: usize = 16 * 1024;
 
 /// Serves files from one directory on any stream server.
 ///
@@ -30,7 +35,8 @@ const MAX_REQUEST_BODY: u64 = 0;
 /// use socketserver::TcpServer;
 /// use socketserver::files::{FileConfig, FileHandler};
 ///
-/// let root = std::env::temp_dir();
+/// # let root = std::env::temp_dir().join(format!("handler-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&root)?;
 /// let handler = FileHandler::new(FileConfig::new(&root).read_only(true))?;
 /// let one_at_a_time = TcpServer::bind("127.0.0.1:0", handler)?;
 /// # Ok::<(), std::io::Error>(())
@@ -39,21 +45,103 @@ const MAX_REQUEST_BODY: u64 = 0;
 pub struct FileHandler {
     config: FileConfig,
     root: Root,
-    uploads: AtomicU64,
+    removed_at_start: usize,
+    ledger: Mutex<Ledger>,
+}
+
+/// The uploads in flight, together: what they declared (for the budget)
+/// and what they have still to write (for the free-space floor).
+#[derive(Debug, Default)]
+struct Ledger {
+    declared: u64,
+    unwritten: u64,
+}
+
+/// One upload's share of the [`Ledger`], given back as it is written and
+/// when it ends, however it ends.
+struct Reservation<'a> {
+    ledger: &'a Mutex<Ledger>,
+    declared: u64,
+    unwritten: u64,
+}
+
+impl Reservation<'_> {
+    /// Records that the upload has written `total` bytes so far.
+    fn written(&mut self, total: u64) {
+        let done = (self.declared - self.unwritten).min(total);
+        let now = total.min(self.declared) - done;
+        if now > 0 {
+            lock(self.ledger).unwritten -= now;
+            self.unwritten -= now;
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut ledger = lock(self.ledger);
+        ledger.declared -= self.declared;
+        ledger.unwritten -= self.unwritten;
+    }
+}
+
+/// The ledger, even if a panic poisoned it: its sums stay right, since
+/// every change to it is one step.
+fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
+    ledger
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The bytes an unprivileged user may still write on the filesystem of
+/// `dir`.
+#[cfg(unix)]
+fn free_space(dir: &Path) -> io::Result<u64> {
+    let stat = rustix::fs::statvfs(dir).map_err(io::Error::from)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 impl FileHandler {
     /// A handler serving `config.root`.
     ///
+    /// Removes the stale temporary uploads under the root first: files
+    /// named `.socketserver-PID-N.upload` that no live upload holds locked,
+    /// left by a server killed mid-upload (Unix; see
+    /// [`removed_at_start`](FileHandler::removed_at_start)).
+    ///
     /// # Errors
     ///
     /// The root does not exist or is not a directory.
     pub fn new(config: FileConfig) -> io::Result<FileHandler> {
+        let root = Root::new(&config.root)?;
+        let removed_at_start = remove_stale(root.path());
         Ok(FileHandler {
-            root: Root::new(&config.root)?,
+            root,
             config,
-            uploads: AtomicU64::new(0),
+            removed_at_start,
+            ledger: Mutex::default(),
         })
+    }
+
+    /// How many stale temporary uploads [`new`](FileHandler::new) removed.
+    /// Only files named exactly as this server names its temporary files,
+    /// and locked by no running upload, are removed; anything else in the
+    /// root, hidden or not, is never touched.
+    ///
+    /// ```
+    /// use socketserver::files::{FileConfig, FileHandler};
+    /// # let root = std::env::temp_dir().join(format!("stale-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&root)?;
+    /// std::fs::write(root.join(".socketserver-1-0.upload"), "cut short")?;
+    /// std::fs::write(root.join(".socketserver-1-0.upload.mine"), "a user's")?;
+    /// let handler = FileHandler::new(FileConfig::new(&root))?;
+    /// assert_eq!(handler.removed_at_start(), if cfg!(unix) { 1 } else { 0 });
+    /// assert!(root.join(".socketserver-1-0.upload.mine").exists());
+    /// # std::fs::remove_dir_all(&root)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn removed_at_start(&self) -> usize {
+        self.removed_at_start
     }
 
     /// Serves one request; `Ok` when the connection can take another.
@@ -63,9 +151,11 @@ impl FileHandler {
             .ok_or_else(|| FileError::Protocol("\"name\" is not a string".into()))?;
         match field(request, "op")?.as_str() {
             Some("ls") => {
-                let listing = self.root.list(name)?;
-                let body = serde_json::to_vec(&listing).map_err(io::Error::from)?;
-                let header = Header::for_body(&body).with("ok", true);
+                let (listing, more) = self.root.list(name)?;
+                let (body, cut) = encode_listing(&listing, MAX_LISTING_BYTES);
+                let header = Header::for_body(&body)
+                    .with("ok", true)
+                    .with("truncated", more || cut);
                 Ok(write_frame_parts(conn, &header, &[&body])?)
             }
             Some("get") => {
@@ -100,6 +190,43 @@ impl FileHandler {
         Ok(())
     }
 
+    /// Takes `size` bytes of the upload budget and checks the free space
+    /// beside `dest`, before the client is told to send anything.
+    fn reserve(&self, dest: &Path, size: u64) -> Result<Reservation<'_>, FileError> {
+        let mut ledger = lock(&self.ledger);
+        let budget = self.config.upload_budget;
+        if ledger.declared.saturating_add(size) > budget {
+            return Err(FileError::OverBudget {
+                size,
+                in_flight: ledger.declared,
+                budget,
+            });
+        }
+        #[cfg(unix)]
+        {
+            let dir = dest.parent().unwrap_or(dest);
+            // What the uploads in flight will still write is as good as gone.
+            let available = free_space(dir)?.saturating_sub(ledger.unwritten);
+            let floor = self.config.free_space_floor;
+            if available < size.saturating_add(floor) {
+                return Err(FileError::NoSpace {
+                    size,
+                    available,
+                    floor,
+                });
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = dest;
+        ledger.declared += size;
+        ledger.unwritten += size;
+        Ok(Reservation {
+            ledger: &self.ledger,
+            declared: size,
+            unwritten: size,
+        })
+    }
+
     fn put(
         &self,
         conn: &mut Connection,
@@ -117,10 +244,13 @@ impl FileHandler {
             });
         }
         let dest = self.root.new_file(name, overwrite)?;
-        let mut temp = TempFile::beside(&dest, self.uploads.fetch_add(1, Ordering::Relaxed))?;
+        let mut reservation = self.reserve(&dest, size)?;
+        let mut temp = TempFile::beside(&dest)?;
         write_frame_parts(conn, &Header::for_body(b"").with("ok", true), &[])?;
         let (announced, actual) =
-            receive_chunks(conn, &mut temp.file, size, Digest::new(), &mut |_| {})?;
+            receive_chunks(conn, &mut temp.file, size, Digest::new(), &mut |n| {
+                reservation.written(n)
+            })?;
         if announced != actual {
             return Err(FileError::DigestMismatch {
                 expected: announced,
@@ -142,11 +272,15 @@ impl BaseRequestHandler for FileHandler {
         if let Some(tcp) = conn.stream().as_tcp() {
             tcp.set_nodelay(true)?;
         }
-        let limits = FrameLimits::new().max_body_len(MAX_REQUEST_BODY);
+        let limits = FrameLimits::new()
+            .max_header_len(MAX_REQUEST_HEADER)
+            .max_body_len(MAX_REQUEST_BODY);
         let mut body = Vec::new();
         while !conn.server().is_shutdown() {
-            let Some(request) = read_frame_into(conn, &limits, &mut body)? else {
-                return Ok(());
+            let request = match read_frame_into(conn, &limits, &mut body) {
+                Ok(Some(request)) => request,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(refuse_frame(conn, e)),
             };
             if let Err(e) = self.serve(conn, &request) {
                 // Tell the client why; when the stream is out of step,
@@ -162,58 +296,25 @@ impl BaseRequestHandler for FileHandler {
     }
 }
 
-/// An upload in progress: a hidden file beside its destination (so the
-/// rename stays on one filesystem), removed unless persisted.
-struct TempFile {
-    path: PathBuf,
-    file: File,
-    kept: bool,
-}
-
-impl TempFile {
-    fn beside(dest: &Path, n: u64) -> io::Result<TempFile> {
-        let file_name = dest
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("upload");
-        let path = dest.with_file_name(format!(".{file_name}.{}-{n}.part", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        Ok(TempFile {
-            path,
-            file,
-            kept: false,
-        })
-    }
-
-    /// Gives the upload its name: replacing what is there if `overwrite`,
-    /// else failing if something took the name since the request (a hard
-    /// link cannot replace, so the check and the naming are one step).
-    fn persist(mut self, dest: &Path, overwrite: bool, name: &str) -> Result<(), FileError> {
-        if overwrite {
-            fs::rename(&self.path, dest)?;
-            self.kept = true;
-        } else {
-            match fs::hard_link(&self.path, dest) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(FileError::AlreadyExists(name.to_owned()));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.kept {
-            let _ = fs::remove_file(&self.path);
+/// Answers a request that could not be read: an error frame saying why,
+/// sent before the close, as for any other error. After a malformed
+/// frame the stream is out of step, so the close lingers (the reply
+/// survives what the client still sends); after a timeout nothing is
+/// coming, and after a broken connection the frame is simply lost.
+fn refuse_frame(conn: &mut Connection, e: FrameError) -> io::Error {
+    let timed_out = matches!(
+        &e,
+        FrameError::Io(io) if matches!(io.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+    );
+    let broken = matches!(&e, FrameError::Io(_)) && !timed_out;
+    let e = FileError::from(e);
+    if !broken {
+        let _ = write_frame_parts(conn, &e.to_wire(), &[]);
+        if !timed_out {
+            conn.linger_close();
         }
     }
+    io::Error::other(e)
 }
 
 /// Binds a threading file server (thread per connection, at most 64

@@ -295,9 +295,10 @@ pub fn run_client(mut command: Command) -> String {
     let out = command.output().expect("the client runs");
     assert!(
         out.status.success(),
-        "client failed: {}\n{}",
+        "client failed: {}\n{}{}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }

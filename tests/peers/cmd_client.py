@@ -1,13 +1,13 @@
 # The seed's remote command client (模拟远程执行命令客户端), unchanged but for
-# the address: python3 cmd_client.py [HOST] [PORT]. Commands come from
+# the address: python3 cmd_client.py [HOST:PORT] (or HOST PORT). Commands come from
 # standard input at the >>> prompt; `exit` ends it.
 import sys
 from socket import *
 import struct
 import json
 
-host = sys.argv[1] if len(sys.argv) > 1 else '127.0.0.1'
-port = int(sys.argv[2]) if len(sys.argv) > 2 else 9999
+from peer_args import client_address
+host, port = client_address(sys.argv)
 t = socket(AF_INET, SOCK_STREAM)
 t.connect((host, port))
 

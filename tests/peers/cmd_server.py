@@ -1,6 +1,7 @@
 # The seed's remote command server (模拟远程执行命令服务端), unchanged but for
 # the address: it binds 127.0.0.1 (the seed's 0.0.0.0 would let anyone run
-# commands) on the port given: python3 cmd_server.py [PORT]
+# commands) on the port given: python3 cmd_server.py [127.0.0.1:PORT] (or a
+# bare PORT)
 import sys
 from socket import *
 import threading
@@ -9,9 +10,10 @@ import struct
 import hashlib
 import json
 
-port = int(sys.argv[1]) if len(sys.argv) > 1 else 9999
+from peer_args import server_address
+address, _ = server_address(sys.argv, loopback_only=True)
 s = socket(AF_INET, SOCK_STREAM)
-s.bind(('127.0.0.1', port))
+s.bind(address)
 s.listen(5)
 print('端口正在监听。。。')
 print('LISTENING %d' % s.getsockname()[1], flush=True)

@@ -1,7 +1,7 @@
 # The seed's remote command server with only its deadlock mended: it reads
 # stdout and stderr together (communicate) instead of stderr to its end
 # first, so large outputs work. For the benchmark's throughput comparison:
-# python3 cmd_server_communicate.py [PORT]
+# python3 cmd_server_communicate.py [127.0.0.1:PORT] (or a bare PORT)
 import sys
 from socket import *
 import threading
@@ -10,9 +10,10 @@ import struct
 import hashlib
 import json
 
-port = int(sys.argv[1]) if len(sys.argv) > 1 else 9999
+from peer_args import server_address
+address, _ = server_address(sys.argv, loopback_only=True)
 s = socket(AF_INET, SOCK_STREAM)
-s.bind(('127.0.0.1', port))
+s.bind(address)
 s.listen(5)
 print('端口正在监听。。。')
 print('LISTENING %d' % s.getsockname()[1], flush=True)

@@ -1,6 +1,6 @@
 # The greeting protocol on Python's socketserver.ThreadingTCPServer, in the
 # seed's style: the benchmark's Python contender.
-# python3 greet_socketserver.py [PORT]
+# python3 greet_socketserver.py [HOST:PORT] (or a bare PORT)
 import socketserver
 import sys
 
@@ -24,7 +24,8 @@ class Server(socketserver.ThreadingTCPServer):
 
 
 if __name__ == '__main__':
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 9999
-    with Server(('127.0.0.1', port), Greeter) as s:
+    from peer_args import server_address
+    address, _ = server_address(sys.argv)
+    with Server(address, Greeter) as s:
         print('LISTENING %d' % s.server_address[1], flush=True)
         s.serve_forever()

@@ -1,10 +1,10 @@
 # The seed's TCP greeting client (tcp编程, 客户端), unchanged but for the
-# server's address: python3 greet_tcp_client.py [HOST] [PORT]
+# server's address: python3 greet_tcp_client.py [HOST:PORT] (or HOST PORT)
 import sys
 from socket import *
 
-host = sys.argv[1] if len(sys.argv) > 1 else '127.0.0.1'
-port = int(sys.argv[2]) if len(sys.argv) > 2 else 9999
+from peer_args import client_address
+host, port = client_address(sys.argv)
 s = socket(AF_INET, SOCK_STREAM)
 s.connect((host, port))
 print(s.recv(1024).decode('utf-8'))

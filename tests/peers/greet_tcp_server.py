@@ -1,16 +1,18 @@
 # The seed's TCP greeting server (tcp编程, 服务端), unchanged but for the
 # port and the delay, which come from the command line so tests can use
-# port 0 and no delay: python3 greet_tcp_server.py [PORT] [DELAY_SECONDS]
+# port 0 and no delay:
+# python3 greet_tcp_server.py [HOST:PORT] [DELAY_SECONDS] (or a bare PORT)
 import sys
 from socket import *
 import time, threading
 
-port = int(sys.argv[1]) if len(sys.argv) > 1 else 9999
-delay = float(sys.argv[2]) if len(sys.argv) > 2 else 1
+from peer_args import server_address
+address, rest = server_address(sys.argv)
+delay = float(rest[0]) if rest else 1
 # 建立socket
 s = socket(AF_INET, SOCK_STREAM)
 # 绑定端口
-s.bind(('127.0.0.1', port))
+s.bind(address)
 # 监听端口
 s.listen(5)
 print('等待连接。。。')

@@ -1,10 +1,12 @@
 # The seed's UDP greeting server (udp编程, 服务端), unchanged but for the
-# port: python3 greet_udp_server.py [PORT]
+# address: python3 greet_udp_server.py [HOST:PORT] (or a bare PORT)
 import sys
 from socket import *
-port = int(sys.argv[1]) if len(sys.argv) > 1 else 9999
+from peer_args import server_address
+address, _ = server_address(sys.argv)
+port = address[1]
 s = socket(AF_INET, SOCK_DGRAM)
-s.bind(('127.0.0.1', port))
+s.bind(address)
 print('在udp端口%d开启服务' % port)
 print('LISTENING %d' % s.getsockname()[1], flush=True)
 while True:
