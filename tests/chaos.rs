@@ -10,7 +10,6 @@ use std::time::Duration;
 use socketserver::ThreadingTcpServer;
 use socketserver::chaos::{self, Chaos, Proxy};
 use socketserver::greet::{self, Greeter};
-use socketserver::trace::Side;
 
 /// Framed command output through pieces of 3 bytes equals the output
 /// straight from the server, stdout, stderr and exit status alike.
@@ -18,6 +17,7 @@ use socketserver::trace::Side;
 #[test]
 fn framed_command_output_survives_segment_3() {
     use socketserver::command::{self, Client, CommandConfig, Protocol};
+    use socketserver::trace::Side;
 
     let server = command::bind("127.0.0.1:0", CommandConfig::default()).unwrap();
     let addr = server.local_addr().unwrap();

@@ -32,7 +32,7 @@ pub struct Labels {
     pub writes: &'static str,
     /// See `writes`.
     pub reads: &'static str,
-    /// Calls recorded beyond [`MAX_EVENTS`].
+    /// Calls recorded beyond [`MAX_EVENTS`](super::MAX_EVENTS).
     pub not_kept: &'static str,
     /// Calls beyond the rows a diagram draws.
     pub not_drawn: &'static str,
