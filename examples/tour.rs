@@ -1,87 +1,213 @@
 //! Every lesson of the seed in one run, narrated: the crate's main job.
 //!
 //! ```sh
-//! cargo run --example tour
+//! cargo run --example tour                          # narrated in your $LANG: zh* is Chinese
+//! cargo run --example tour -- --lang zh --html tour.html   # in Chinese, with every diagram
 //! ```
 //!
 //! Each lesson starts its own server on 127.0.0.1 port 0, runs the seed's
 //! client against it, checks what came back, and stops the server. The
 //! tour exits non-zero if any lesson did not go as the seed says. The
-//! sixth goes beyond the seed: files over the same frame.
+//! sixth goes beyond the seed: files over the same frame; the seventh puts
+//! a chaos proxy in the middle to make 分包 certain.
+//!
+//! Every lesson records its conversation with `socketserver::trace`:
+//! `--html FILE` writes them all as sequence diagrams on one page, and
+//! `--svg DIR` as one SVG file each (the README's `docs/sticky.svg` is one).
+
+mod tour_lang;
 
 use std::error::Error;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use socketserver::chaos::{self, Chaos, Proxy};
 use socketserver::command::{self, Client, CommandConfig, Protocol};
 use socketserver::files::{self, CHUNK, FileClient, FileConfig, FileError};
 use socketserver::frame;
 use socketserver::greet::{self, Greeter};
+use socketserver::trace::{Op, Side, Trace, html};
 use socketserver::{BaseRequestHandler, Connection, ThreadingTcpServer, UdpServer, sticky};
+use tour_lang::{Lang, Text};
 
 type Outcome = Result<(), Box<dyn Error>>;
 
-/// A lesson's title and the function that runs it.
-type Lesson = (&'static str, fn() -> Outcome);
+/// A lesson's function.
+type Lesson = fn(&mut Tour) -> Outcome;
 
 /// A lesson fails with a sentence, not a panic.
 fn check(ok: bool, what: &str) -> Outcome {
     if ok { Ok(()) } else { Err(what.into()) }
 }
 
+const USAGE: &str = "
+tour [--lang zh|en] [--html FILE] [--svg DIR]
+
+Every lesson of the seed, narrated, on 127.0.0.1.
+教程的每一课, 带讲解, 都在 127.0.0.1 上运行。
+
+  --lang zh|en  the narration's language (default: zh if LC_ALL, LC_MESSAGES
+                or LANG starts with zh, else en)
+                讲解的语言 (默认: LC_ALL、LC_MESSAGES 或 LANG 以 zh 开头则为中文)
+  --html FILE   write every lesson's sequence diagram to one HTML page
+                把每一课的时序图写进一个 HTML 页面
+  --svg DIR     write each diagram as DIR/NAME.svg
+                把每张图写成 DIR/NAME.svg
+";
+
+/// The command line, parsed in this one place.
+struct Options {
+    lang: Lang,
+    html: Option<String>,
+    svg: Option<String>,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        lang: Lang::from_env(),
+        html: None,
+        svg: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            println!("{}", USAGE.trim());
+            std::process::exit(0);
+        }
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--lang" => {
+                let lang = value()?;
+                options.lang =
+                    Lang::parse(&lang).ok_or(format!("--lang: zh or en, not {lang:?}"))?;
+            }
+            "--html" => options.html = Some(value()?),
+            "--svg" => options.svg = Some(value()?),
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    Ok(options)
+}
+
+/// One recorded conversation, to be drawn.
+struct Diagram {
+    /// The SVG file's name, without `.svg`.
+    name: &'static str,
+    heading: String,
+    note: String,
+    trace: Trace,
+}
+
+/// What the lessons share: the narration and the diagrams recorded so far.
+struct Tour {
+    t: &'static Text,
+    title: &'static str,
+    diagrams: Vec<Diagram>,
+}
+
+impl Tour {
+    fn draw(&mut self, name: &'static str, note: &str, trace: Trace) {
+        self.diagrams.push(Diagram {
+            name,
+            heading: self.title.to_string(),
+            note: note.to_string(),
+            trace,
+        });
+    }
+}
+
+/// A relay on the path that records the conversations it carries.
+fn recording_relay(to: SocketAddr) -> io::Result<Proxy> {
+    Proxy::start("127.0.0.1:0", to, Chaos::new().trace(true))
+}
+
+/// The first conversation a relay recorded.
+fn first_trace(proxy: &Proxy) -> Result<Trace, Box<dyn Error>> {
+    Ok(proxy
+        .traces()
+        .into_iter()
+        .next()
+        .ok_or("the relay recorded nothing")?)
+}
+
 fn main() {
-    let lessons: [Lesson; 6] = [
-        (
-            "1. tcp编程: a TCP greeting server, two clients at once",
-            tcp_greeting,
-        ),
-        ("2. udp编程: the same greeting over UDP", udp_greeting),
-        (
-            "3. socketserver编程: your own handler on a ThreadingTcpServer",
-            own_handler,
-        ),
-        (
-            "4. 粘包与分包: sticky packets, fragmentation, and the frame",
-            sticky_packets,
-        ),
-        (
-            "5. 模拟远程执行命令: the command service, in its safe mode",
-            command_service,
-        ),
-        (
-            "6. beyond the seed: files over the frame, verified and resumed",
-            file_transfer,
-        ),
+    let options = parse_options().unwrap_or_else(|e| {
+        eprintln!("tour: {e}\n{}", USAGE.trim_end());
+        std::process::exit(2);
+    });
+    let t = options.lang.text();
+    let lessons: [Lesson; 7] = [
+        tcp_greeting,
+        udp_greeting,
+        own_handler,
+        sticky_packets,
+        command_service,
+        file_transfer,
+        chaos_proxy,
     ];
+    let mut tour = Tour {
+        t,
+        title: "",
+        diagrams: Vec::new(),
+    };
     let started = Instant::now();
     let mut failed = 0;
-    for (title, lesson) in lessons {
+    for (title, lesson) in t.titles.iter().zip(lessons) {
         println!("\n== {title}");
-        if let Err(e) = lesson() {
+        tour.title = title;
+        if let Err(e) = lesson(&mut tour) {
             failed += 1;
-            println!("   FAILED: {e}");
+            println!("   {}: {e}", t.failed);
         }
     }
     println!(
-        "\n{} of {} lessons went as they should, in {:.1?}.",
-        lessons.len() - failed,
-        lessons.len(),
-        started.elapsed()
+        "\n{}",
+        (t.summary)(lessons.len() - failed, lessons.len(), started.elapsed())
     );
+    if let Err(e) = write_diagrams(&tour, &options) {
+        eprintln!("tour: {e}");
+        failed += 1;
+    }
     if failed > 0 {
         std::process::exit(1);
     }
 }
 
-fn tcp_greeting() -> Outcome {
+fn write_diagrams(tour: &Tour, options: &Options) -> io::Result<()> {
+    if let Some(file) = &options.html {
+        let sections: Vec<html::Section> = tour
+            .diagrams
+            .iter()
+            .map(|d| html::Section {
+                trace: &d.trace,
+                heading: d.heading.clone(),
+                note: d.note.clone(),
+            })
+            .collect();
+        let page = html::page(tour.t.page_title, options.lang.code(), &sections);
+        std::fs::write(file, page)?;
+        println!("{}", (tour.t.wrote_html)(file, sections.len()));
+    }
+    if let Some(dir) = &options.svg {
+        std::fs::create_dir_all(dir)?;
+        for diagram in &tour.diagrams {
+            let path = std::path::Path::new(dir).join(format!("{}.svg", diagram.name));
+            std::fs::write(path, html::svg_in(&diagram.trace, &tour.t.labels))?;
+        }
+        println!("{}", (tour.t.wrote_svg)(dir, tour.diagrams.len()));
+    }
+    Ok(())
+}
+
+fn tcp_greeting(tour: &mut Tour) -> Outcome {
     const DELAY: Duration = Duration::from_millis(200);
-    println!(
-        "   The server greets each client on its own thread, waiting {DELAY:?} before each reply"
-    );
-    println!("   (the seed's time.sleep(1), shortened). Watch both clients being served at once:");
+    let t = tour.t;
+    println!("   {}", (t.tcp_intro)(DELAY));
+    println!("   {}", t.tcp_watch);
     let greeter = Greeter::new()
         .delay(DELAY)
         .log(|line| println!("   server | {line}"));
@@ -92,14 +218,16 @@ fn tcp_greeting() -> Outcome {
     let addr = server.local_addr()?;
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever());
+    // Client B goes through a relay that records its conversation.
+    let relay = recording_relay(addr)?;
 
     let started = Instant::now();
-    let clients: Vec<_> = ["A", "B"]
+    let clients: Vec<_> = [("A", addr), ("B", relay.local_addr())]
         .into_iter()
-        .map(|who| {
+        .map(|(who, to)| {
             (
                 who,
-                thread::spawn(move || greet::tcp_client(addr, &greet::SEED_NAMES)),
+                thread::spawn(move || greet::tcp_client(to, &greet::SEED_NAMES)),
             )
         })
         .collect();
@@ -112,12 +240,13 @@ fn tcp_greeting() -> Outcome {
     let took = started.elapsed();
     stop.shutdown();
     serving.join().map_err(|_| "the server panicked")?;
+    let trace = first_trace(&relay)?;
+    relay.shutdown();
+    tour.draw("tcp", &format!("{} {}", t.tcp_note, t.by_relay), trace);
 
     // Each client waits for three delayed replies.
     let one_at_a_time = DELAY * 3 * 2;
-    println!(
-        "   Both done in {took:.2?}; served one at a time it would take at least {one_at_a_time:?}."
-    );
+    println!("   {}", (t.tcp_done)(took, one_at_a_time));
     let expected = ["Welcome!", "你好,Michael", "你好,Tracy", "你好,Sarah"];
     check(
         transcripts.iter().all(|t| t == &expected),
@@ -125,22 +254,31 @@ fn tcp_greeting() -> Outcome {
     )
 }
 
-fn udp_greeting() -> Outcome {
-    println!(
-        "   No connection, no banner: each name is one datagram, each greeting one datagram back."
-    );
+fn udp_greeting(tour: &mut Tour) -> Outcome {
+    let t = tour.t;
+    println!("   {}", t.udp_intro);
     let greeter = Greeter::new().log(|line| println!("   server | {line}"));
     let server = UdpServer::bind("127.0.0.1:0", greeter)?;
     let addr = server.local_addr()?;
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever());
     let replies = greet::udp_client(addr, &greet::SEED_NAMES, Duration::from_secs(2))?;
-    for reply in &replies {
+    // A datagram is one send and one recv, whole: the client's transcript
+    // is the whole conversation.
+    let trace = Trace::new("udp");
+    for (reply, name) in replies.iter().zip(greet::SEED_NAMES) {
+        trace.record(Side::Client, Op::Write, name.as_bytes());
         match reply {
-            Some(line) => println!("   client | {line}"),
-            None => println!("   client | (no reply: lost)"),
+            Some(line) => {
+                println!("   client | {line}");
+                trace.record(Side::Server, Op::Read, name.as_bytes());
+                trace.record(Side::Server, Op::Write, line.as_bytes());
+                trace.record(Side::Client, Op::Read, line.as_bytes());
+            }
+            None => println!("   client | {}", t.udp_lost),
         }
     }
+    tour.draw("udp", t.udp_note, trace);
     stop.shutdown();
     serving.join().map_err(|_| "the server panicked")?;
     check(
@@ -170,8 +308,9 @@ impl BaseRequestHandler for Myhandler {
     }
 }
 
-fn own_handler() -> Outcome {
-    println!("   The server class binds, accepts and threads; the handler class only handles.");
+fn own_handler(tour: &mut Tour) -> Outcome {
+    let t = tour.t;
+    println!("   {}", t.own_intro);
     let (tx, heard) = mpsc::channel();
     let server = ThreadingTcpServer::builder(Myhandler {
         heard: Mutex::new(tx),
@@ -182,8 +321,9 @@ fn own_handler() -> Outcome {
     let stop = server.shutdown_handle();
     let info = server.info();
     let serving = thread::spawn(move || server.serve_forever());
-    for msg in ["hello", "你好"] {
-        io::Write::write_all(&mut std::net::TcpStream::connect(addr)?, msg.as_bytes())?;
+    let relay = recording_relay(addr)?;
+    for (msg, to) in [("hello", relay.local_addr()), ("你好", addr)] {
+        io::Write::write_all(&mut std::net::TcpStream::connect(to)?, msg.as_bytes())?;
     }
     let mut got = vec![
         heard.recv_timeout(Duration::from_secs(5))?,
@@ -192,10 +332,17 @@ fn own_handler() -> Outcome {
     got.sort();
     stop.shutdown();
     serving.join().map_err(|_| "the server panicked")?;
+    let trace = first_trace(&relay)?;
+    relay.shutdown();
+    tour.draw(
+        "socketserver",
+        &format!("{} {}", t.own_note, t.by_relay),
+        trace,
+    );
     let stats = info.stats();
     println!(
-        "   The server's counters: accepted {}, completed {}, failed {}.",
-        stats.accepted, stats.completed, stats.failed
+        "   {}",
+        (t.own_counters)(stats.accepted, stats.completed, stats.failed)
     );
     check(
         got == ["hello", "你好"],
@@ -203,16 +350,48 @@ fn own_handler() -> Outcome {
     )
 }
 
-fn sticky_packets() -> Outcome {
+fn sticky_packets(tour: &mut Tour) -> Outcome {
+    let t = tour.t;
     let lesson = sticky::Lesson::run(4 << 20)?;
-    for line in lesson.to_string().lines() {
-        println!("   {line}");
+    let size: usize = lesson.reads.iter().sum();
+    let min = lesson.reads.iter().min().copied().unwrap_or(0);
+    let max = lesson.reads.iter().max().copied().unwrap_or(0);
+    println!(
+        "   {}",
+        (t.sticky_stuck)(&String::from_utf8_lossy(&lesson.stuck))
+    );
+    println!("   {}", t.sticky_stuck_why);
+    println!(
+        "   {}",
+        (t.sticky_split)(size, lesson.reads.len(), min, max)
+    );
+    println!("   {}", t.sticky_split_why);
+    println!("   {}", t.sticky_fix);
+    println!("   {}", (t.sticky_framed)(lesson.framed.len()));
+
+    let (before, after) = sticky::traced(200_000)?;
+    println!("   {}", t.sticky_see);
+    for trace in [&before, &after] {
+        for line in trace.text_in(&t.labels).lines() {
+            println!("   {line}");
+        }
     }
+    let stuck_seen = before.reads().iter().any(|r| r.sticky);
+    let split_seen = before.arrows().iter().any(|a| a.split);
+    let stuck_after = after.reads().iter().any(|r| r.sticky);
+    tour.draw("sticky", t.sticky_before_note, before);
+    tour.draw("sticky-framed", t.sticky_after_note, after);
+
     check(
         lesson.stuck == b"helloworld",
         "the two writes did not stick",
     )?;
     check(lesson.reads.len() > 1, "the large write was not fragmented")?;
+    check(
+        stuck_seen && split_seen,
+        "the trace did not see 粘包 and 分包",
+    )?;
+    check(!stuck_after, "a frame reader read past its frame")?;
     check(
         lesson.framed.len() == 3
             && lesson.framed[0] == b"hello"
@@ -222,29 +401,25 @@ fn sticky_packets() -> Outcome {
     )
 }
 
-fn command_service() -> Outcome {
-    println!(
-        "   The seed's server runs any shell line for anyone. Ours binds loopback, runs programs"
-    );
-    println!("   without a shell, and kills what runs too long (here: 500 ms).");
+fn command_service(tour: &mut Tour) -> Outcome {
+    let t = tour.t;
+    println!("   {}", t.cmd_intro);
+    println!("   {}", t.cmd_intro2);
     let config = CommandConfig::default().timeout(Duration::from_millis(500));
     let server = command::bind("127.0.0.1:0", config)?;
     let addr = server.local_addr()?;
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever());
+    let relay = recording_relay(addr)?;
 
-    let mut client = Client::connect(addr, Protocol::Framed)?;
+    let mut client = Client::connect(relay.local_addr(), Protocol::Framed)?;
     let show = |line: &str, reply: &command::Reply| {
         println!(
             "   >>>{line}\n      stdout {:?}  stderr {:?}  exit {:?}{}",
             String::from_utf8_lossy(&reply.stdout),
             String::from_utf8_lossy(&reply.stderr),
             reply.exit,
-            if reply.timed_out {
-                "  (timed out: killed)"
-            } else {
-                ""
-            }
+            if reply.timed_out { t.cmd_killed } else { "" }
         );
     };
     let hello = client.run("echo hello")?;
@@ -253,9 +428,10 @@ fn command_service() -> Outcome {
     show("ls /no-such-dir", &missing);
     let no_shell = client.run("echo a; echo b")?;
     show("echo a; echo b", &no_shell);
-    println!("      (no shell: `;` is just an argument to echo)");
+    println!("{}", t.cmd_no_shell);
     let slow = client.run("sleep 60")?;
     show("sleep 60", &slow);
+    drop(client);
 
     // The seed's client sends the raw command, unframed; the same port
     // answers it the seed's way.
@@ -263,11 +439,14 @@ fn command_service() -> Outcome {
     io::Write::write_all(&mut seed, "echo 你好".as_bytes())?;
     let reply = frame::read_frame(&mut seed)?.ok_or("no reply to the seed's request")?;
     println!(
-        "   The seed's raw request on the same port gets the seed's reply: {:?}",
-        String::from_utf8_lossy(&reply.body)
+        "   {}",
+        (t.cmd_seed_form)(&String::from_utf8_lossy(&reply.body))
     );
     stop.shutdown();
     serving.join().map_err(|_| "the server panicked")?;
+    let trace = first_trace(&relay)?;
+    relay.shutdown();
+    tour.draw("command", &format!("{} {}", t.cmd_note, t.by_relay), trace);
 
     check(
         hello.stdout == b"hello\n" && hello.exit == Some(0),
@@ -282,32 +461,31 @@ fn command_service() -> Outcome {
     check(reply.body == "你好\n".as_bytes(), "the seed's form")
 }
 
-fn file_transfer() -> Outcome {
-    println!("   A file travels as 1 MiB chunks, each a seed frame with its own md5, then an end");
-    println!("   frame with the digest of the whole; it gets its name only once all match.");
+fn file_transfer(tour: &mut Tour) -> Outcome {
+    println!("   {}", tour.t.files_intro);
+    println!("   {}", tour.t.files_intro2);
     let dir = std::env::temp_dir().join(format!("socketserver-tour-{}", std::process::id()));
     let (root, local) = (dir.join("root"), dir.join("local"));
     std::fs::create_dir_all(&root)?;
     std::fs::create_dir_all(&local)?;
-    let outcome = transfer_in(&root, &local);
+    let outcome = transfer_in(tour, &root, &local);
     let _ = std::fs::remove_dir_all(&dir);
     outcome
 }
 
-fn transfer_in(root: &std::path::Path, local: &std::path::Path) -> Outcome {
+fn transfer_in(tour: &mut Tour, root: &std::path::Path, local: &std::path::Path) -> Outcome {
+    let t = tour.t;
     let server = files::bind("127.0.0.1:0", FileConfig::new(root))?;
     let addr = server.local_addr()?;
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever());
-    let mut client = FileClient::connect(addr)?;
+    let relay = recording_relay(addr)?;
+    let mut client = FileClient::connect(relay.local_addr())?;
 
     let bytes: Vec<u8> = (0..3 * CHUNK + 1000).map(|i| (i % 251) as u8).collect();
     std::fs::write(local.join("lesson.bin"), &bytes)?;
     let up = client.put(&local.join("lesson.bin"), "lesson.bin", false, |_, _| {})?;
-    println!(
-        "   put lesson.bin: {} bytes in 4 chunks, digest {}",
-        up.size, up.digest
-    );
+    println!("   {}", (t.files_put)(up.size, &up.digest));
     for entry in client.ls("")? {
         println!("   ls: {} ({} bytes)", entry.name, entry.size);
     }
@@ -315,19 +493,20 @@ fn transfer_in(root: &std::path::Path, local: &std::path::Path) -> Outcome {
     let dest = local.join("copy.bin");
     std::fs::write(local.join("copy.bin.part"), &bytes[..2 * CHUNK])?;
     let down = client.get("lesson.bin", &dest, false, |_, _| {})?;
-    println!(
-        "   get lesson.bin, cut earlier after 2 chunks: resumed at byte {}, digest {}",
-        down.resumed_from, down.digest
-    );
+    println!("   {}", (t.files_get)(down.resumed_from, &down.digest));
     let escape = client.get("../etc/passwd", &local.join("x"), false, |_, _| {});
     let again = client.put(&local.join("lesson.bin"), "lesson.bin", false, |_, _| {});
     for refused in [&escape.as_ref().map(|_| ()), &again.as_ref().map(|_| ())] {
         if let Err(e) = refused {
-            println!("   refused: {e}");
+            println!("   {} {e}", t.files_refused);
         }
     }
+    drop(client);
     stop.shutdown();
     serving.join().map_err(|_| "the server panicked")?;
+    let trace = first_trace(&relay)?;
+    relay.shutdown();
+    tour.draw("files", &format!("{} {}", t.files_note, t.by_relay), trace);
 
     check(up.digest == down.digest, "the digests differ")?;
     check(
@@ -343,4 +522,60 @@ fn transfer_in(root: &std::path::Path, local: &std::path::Path) -> Outcome {
         matches!(again, Err(FileError::AlreadyExists(_))),
         "an overwrite",
     )
+}
+
+fn chaos_proxy(tour: &mut Tour) -> Outcome {
+    let t = tour.t;
+    println!("   {}", t.chaos_intro);
+    println!("   {}", t.chaos_intro2);
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", Greeter::new())?;
+    let addr = server.local_addr()?;
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+    let chaos = Chaos::new()
+        .segment(2)
+        .delay(Duration::from_millis(10))
+        .trace(true)
+        .log(|line| println!("   proxy | {line}"));
+    let proxy = Proxy::start("127.0.0.1:0", addr, chaos)?;
+    let heard = chaos::one_recv_client(proxy.local_addr(), &greet::SEED_NAMES)?;
+    println!("   {}", t.chaos_seed);
+    for message in &heard {
+        println!("   client | recv() → {message:?}");
+    }
+    let trace = first_trace(&proxy)?;
+    proxy.shutdown();
+    stop.shutdown();
+    serving.join().map_err(|_| "the server panicked")?;
+    println!("   {}", t.chaos_seed_broke);
+    tour.draw("chaos", t.chaos_seed_note, trace);
+
+    println!("   {}", t.chaos_framed);
+    let server = command::bind("127.0.0.1:0", CommandConfig::default())?;
+    let addr = server.local_addr()?;
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever());
+    let chaos = Chaos::new()
+        .segment(3)
+        .trace(true)
+        .log(|line| println!("   proxy | {line}"));
+    let proxy = Proxy::start("127.0.0.1:0", addr, chaos)?;
+    let reply = Client::connect(proxy.local_addr(), Protocol::Framed)?.run("echo 你好")?;
+    let framed = first_trace(&proxy)?;
+    let report = proxy.shutdown();
+    stop.shutdown();
+    serving.join().map_err(|_| "the server panicked")?;
+    println!(
+        "   {}",
+        (t.chaos_framed_ok)(&String::from_utf8_lossy(&reply.stdout), report.pieces[1])
+    );
+    tour.draw("chaos-framed", t.chaos_framed_note, framed);
+
+    let whole = ["Welcome!", "你好,Michael", "你好,Tracy", "你好,Sarah"];
+    check(heard != whole, "the seed's client was not broken by 分包")?;
+    check(
+        reply.stdout == "你好\n".as_bytes(),
+        "the framed reply through the proxy",
+    )?;
+    check(report.pieces[1] > 1, "the framed reply was not re-cut")
 }

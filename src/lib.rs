@@ -18,11 +18,17 @@
 //! | [`sticky`] | 粘包 and 分包 made to happen on purpose, and undone by frames | 粘包与分包 |
 //! | [`command`] | the remote command service on the frame, compatible with the seed and safe by default (Unix) | 模拟远程执行命令 |
 //! | [`files`] | file transfer on the frame: chunked, md5-verified, resumable, confined to a root | beyond the seed |
+//! | [`trace`] | see the wire: every read and write of a conversation as a sequence diagram, text or SVG, 粘包/分包 marked | 粘包与分包 |
+//! | [`tutorial`] | the course as chapters, one per seed section: what the seed shows, the Rust that does it, the pitfall, a snippet | all |
+//! | [`chaos`] | a proxy that re-cuts a stream into small delayed pieces, making 分包 certain | 粘包与分包 |
 //!
-//! The examples run each lesson (`cargo run --example tour` runs them all):
-//! `tcp_server`, `tcp_client`, `udp_server`, `udp_client`, `socketserver`
-//! with `socketserver_client`, `sticky_packets`, `cmd_server`, `cmd_client`,
-//! `file_server`, `file_client`; each says what it does with `--help`.
+//! The examples run each lesson (`cargo run --example tour` runs them all,
+//! narrated in Chinese or English with `--lang zh|en`, and draws each one's
+//! traffic with `--html FILE`): `tcp_server`, `tcp_client`, `udp_server`,
+//! `udp_client`, `socketserver` with `socketserver_client`,
+//! `sticky_packets`, `cmd_server`, `cmd_client`, `file_server`,
+//! `file_client`, `chaos_proxy`; each says what it does with `--help`.
+//! Read the [`tutorial`] for the course as chapters.
 //!
 //! # A first server
 //!
@@ -54,6 +60,7 @@
 // "Available on Unix only".
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod chaos;
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod command;
@@ -63,6 +70,8 @@ pub mod greet;
 pub mod handler;
 pub mod server;
 pub mod sticky;
+pub mod trace;
+pub mod tutorial;
 
 pub use handler::{
     Addr, BaseRequestHandler, Connection, Datagram, DatagramRequestHandler, HandlerError, Stream,

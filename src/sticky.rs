@@ -36,6 +36,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::frame;
+use crate::trace::{Side, Trace};
 
 /// The two messages of the sticky-packet demonstration.
 pub const MESSAGES: [&[u8]; 2] = [b"hello", b"world"];
@@ -145,6 +146,72 @@ pub fn framed_messages(size: usize) -> io::Result<Vec<Vec<u8>>> {
         .join()
         .map_err(|_| io::Error::other("the writer panicked"))??;
     Ok(bodies)
+}
+
+/// The largest single read in [`traced`]: small enough that a large
+/// message needs several.
+pub const TRACED_READ_SIZE: usize = 64 * 1024;
+
+/// The lesson's traffic, every call recorded with [`crate::trace`], to be
+/// drawn: before the frame, `hello` and `world` read by one read (粘包),
+/// then one write of `size` bytes read by several (分包); after it, the
+/// same three messages as frames, read back frame by frame.
+///
+/// ```
+/// use socketserver::sticky;
+/// let (before, after) = sticky::traced(200_000)?;
+/// assert!(before.reads()[0].sticky); // helloworld
+/// assert!(before.arrows().iter().any(|a| a.split));
+/// assert_eq!(after.reads().iter().filter(|r| r.sticky).count(), 0);
+/// println!("{}\n{}", before.text(), after.text());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// Any socket error on loopback.
+pub fn traced(size: usize) -> io::Result<(Trace, Trace)> {
+    let before = Trace::new("粘包与分包: send/recv");
+    let (writer, reader) = pair()?;
+    writer.set_nodelay(true)?;
+    let mut writer = before.wrap(writer, Side::Client);
+    let mut reader = before.wrap(reader, Side::Server);
+    for message in MESSAGES {
+        writer.write_all(message)?;
+    }
+    wait_for_bytes(reader.get_ref(), MESSAGES.iter().map(|m| m.len()).sum())?;
+    let mut buf = vec![0u8; TRACED_READ_SIZE];
+    // One read: it returns both messages, as the trace shows.
+    if reader.read(&mut buf)? == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let sending = thread::spawn(move || writer.write_all(&vec![b'x'; size]));
+    let mut total = 0;
+    while total < size {
+        match reader.read(&mut buf)? {
+            0 => break,
+            n => total += n,
+        }
+    }
+    sending
+        .join()
+        .map_err(|_| io::Error::other("the writer panicked"))??;
+
+    let after = Trace::new("粘包与分包: frame");
+    let (writer, reader) = pair()?;
+    let mut writer = after.wrap(writer, Side::Client);
+    let mut reader = after.wrap(reader, Side::Server);
+    for message in MESSAGES {
+        frame::write_frame(&mut writer, message)?;
+    }
+    let sending = thread::spawn(move || frame::write_frame(&mut writer, &vec![b'x'; size]));
+    for _ in 0..MESSAGES.len() + 1 {
+        frame::read_frame(&mut reader)?;
+    }
+    sending
+        .join()
+        .map_err(|_| io::Error::other("the writer panicked"))??;
+    Ok((before, after))
 }
 
 /// The whole lesson: what each demonstration measured, and (through

@@ -3,23 +3,29 @@
 
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
 
-use super::{CommandError, Reply};
+use super::{CommandError, Reply, auth};
 use crate::frame::{Header, write_frame_with};
 
 /// Which request form a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// Requests are frames too: they carry a token, and replies keep stdout
-    /// and stderr apart with the exit status. Our server's preferred form.
+    /// Requests are frames too: they can answer the server's challenge, and
+    /// replies keep stdout and stderr apart with the exit status. Our
+    /// server's preferred form.
     Framed,
     /// The seed's form: the raw command, one `send`, and a reply body that
-    /// is stderr, else stdout, else `ok`. For the seed's Python server.
+    /// is stderr, else stdout, else `ok`, with no exit status. For the
+    /// seed's Python server. It cannot authenticate.
     Seed,
 }
 
 /// The largest reply a client accepts unless told otherwise: 256 MiB.
 pub const DEFAULT_MAX_REPLY: u64 = 256 << 20;
+
+/// How long a client with a token waits for the server's challenge.
+const CHALLENGE_WAIT: Duration = Duration::from_secs(5);
 
 /// A connection to a command server.
 ///
@@ -42,6 +48,8 @@ pub struct Client {
     stream: TcpStream,
     protocol: Protocol,
     token: Option<String>,
+    /// The challenge is answered (or there is no token).
+    answered: bool,
     max_reply: u64,
 }
 
@@ -56,11 +64,14 @@ impl Client {
             stream: TcpStream::connect(addr)?,
             protocol,
             token: None,
+            answered: false,
             max_reply: DEFAULT_MAX_REPLY,
         })
     }
 
-    /// Sends this token with every request (framed form only).
+    /// Proves this token to the server: the first request answers the
+    /// server's challenge with HMAC-SHA256(token, nonce). The token itself
+    /// is never sent. Framed form only.
     pub fn with_token(mut self, token: impl Into<String>) -> Client {
         self.token = Some(token.into());
         self
@@ -79,19 +90,39 @@ impl Client {
     /// # Errors
     ///
     /// [`CommandError::Server`] for an error the server reported (unknown
-    /// program, bad token, ...); I/O and frame errors if the server went
-    /// away or sent something that is not a reply.
+    /// program, not allowed, ...); [`CommandError::Unauthorized`] if the
+    /// server wants a token this client does not have; I/O and frame
+    /// errors if the server went away, sent no challenge within 5 s while
+    /// this client has a token, or sent something that is not a reply.
     pub fn run(&mut self, line: &str) -> Result<Reply, CommandError> {
         match self.protocol {
             Protocol::Framed => {
                 let mut header = Header::for_body(line.as_bytes());
-                if let Some(token) = &self.token {
-                    header = header.with("token", token.as_str());
+                if let (Some(token), false) = (&self.token, self.answered) {
+                    header = header.with("auth", self.answer(token)?);
+                    self.answered = true;
                 }
                 write_frame_with(&mut self.stream, &header, line.as_bytes())?;
             }
             Protocol::Seed => self.stream.write_all(line.as_bytes())?,
         }
         Reply::read(&mut self.stream, self.protocol, self.max_reply)
+    }
+
+    /// Reads the challenge the server opened the connection with, and
+    /// answers it.
+    fn answer(&self, token: &str) -> Result<String, CommandError> {
+        self.stream.set_read_timeout(Some(CHALLENGE_WAIT))?;
+        let nonce = auth::read_challenge(&mut &self.stream).map_err(|e| match e {
+            CommandError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                CommandError::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no challenge from the server: it has no token, or is not a command server",
+                ))
+            }
+            other => other,
+        });
+        self.stream.set_read_timeout(None)?;
+        Ok(auth::answer(token, &nonce?))
     }
 }

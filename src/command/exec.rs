@@ -1,25 +1,46 @@
-//! Running one command: split it, check it, spawn it, read both pipes at
-//! once, hand each piece of output on as it comes, enforce the timeout and
-//! the output cap, and reap the child.
+//! Running one command: split it, check it against the allowlist, spawn
+//! it, read both pipes at once, hand each piece of output on as it comes,
+//! enforce the timeout and the output cap, and end every process it
+//! started before the reply goes.
 //!
-//! The child gets its own process group, so a kill reaches whatever it
-//! started too; it is always waited for, so it never lingers as a zombie.
-//! Each pipe's reader thread hashes what it reads, so the server's md5 work
-//! runs beside the command and beside the sending.
+//! The child gets its own process group, the marker [`contain`] looks for,
+//! and an environment without the server's token. Three kinds of thread
+//! serve one command, all scoped to it: two pipe readers (each hashes what
+//! it reads, so md5 work runs beside the command and the sending) and a
+//! watchdog that kills the command at its deadline even while the handler
+//! is blocked writing to a client that does not read. Reading ends once the
+//! main process has exited and [`DRAIN`] has passed, whoever still holds
+//! the pipes; then [`contain::Tree::end_all`] kills and reaps the rest.
 
 use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::allow::Allowlist;
+use super::contain::{self, Tree};
 use super::{CommandConfig, CommandError};
 
-/// How often a running command checks whether its client is still there.
-const CLIENT_CHECK: Duration = Duration::from_millis(50);
+/// The environment variable the example server reads its token from; never
+/// passed on to a command.
+pub const TOKEN_ENV: &str = "SOCKETSERVER_TOKEN";
+/// How often a running command checks on its main process and its client.
+const TICK: Duration = Duration::from_millis(50);
+/// How often a running command's process tree is looked at.
+const SCAN: Duration = Duration::from_millis(100);
+/// How long output is still read after the main process exits: what its
+/// background processes write after that is dropped, and they are killed.
+pub(crate) const DRAIN: Duration = Duration::from_millis(100);
 /// How long to wait for the pipes to close after a kill.
-const KILL_GRACE: Duration = Duration::from_secs(2);
+const KILL_GRACE: Duration = Duration::from_secs(1);
+/// Past the deadline by this much, a handler still blocked writing output
+/// to its client hangs up on it: the client is not reading.
+pub(crate) const HANG_UP: Duration = Duration::from_secs(1);
 /// The most a reader takes from its pipe at once.
 const READ_SIZE: usize = 256 << 10;
 /// How many pieces of output may wait to be sent: with the pipes' own
@@ -46,9 +67,12 @@ pub(crate) struct Ending {
     pub(crate) truncated: bool,
     /// Its client went away, so it was killed.
     pub(crate) cancelled: bool,
+    /// Processes it left running after its main process ended, killed.
+    pub(crate) stragglers: usize,
 }
 
-/// Turns a command line into the program and its arguments.
+/// Turns a command line into the program and its arguments, and checks
+/// them against the allowlist.
 pub(crate) fn argv(line: &str, config: &CommandConfig) -> Result<Vec<String>, CommandError> {
     if line.trim().is_empty() {
         return Err(CommandError::Empty);
@@ -57,12 +81,13 @@ pub(crate) fn argv(line: &str, config: &CommandConfig) -> Result<Vec<String>, Co
         return Ok(vec!["sh".into(), "-c".into(), line.into()]);
     }
     let words = shlex::split(line).ok_or(CommandError::UnbalancedQuotes)?;
-    let Some(program) = words.first() else {
+    if words.is_empty() {
         return Err(CommandError::Empty);
-    };
+    }
     if let Some(allowed) = &config.allow {
-        if !allowed.iter().any(|a| a == program) {
-            return Err(CommandError::NotAllowed(program.clone()));
+        let list = Allowlist::parse(allowed).map_err(|e| CommandError::Server(e.to_string()))?;
+        if !list.permits(&words) {
+            return Err(CommandError::NotAllowed(line.trim().to_owned()));
         }
     }
     Ok(words)
@@ -76,129 +101,256 @@ enum Event {
     Closed,
 }
 
-/// Reads one pipe to its end, hashing each piece and passing it on.
-fn drain(mut pipe: impl Read + Send + 'static, which: Pipe, events: SyncSender<Event>) {
-    thread::spawn(move || {
-        let mut buf = vec![0u8; READ_SIZE];
-        loop {
-            let n = match pipe.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            };
-            let piece = buf[..n].to_vec();
-            let digest = md5::compute(&piece);
-            if events.send(Event::Output(which, piece, digest)).is_err() {
-                return; // the command was abandoned
+/// Reads one pipe to its end, hashing each piece and passing it on; or
+/// stops within one [`TICK`] of `stop`, whoever still holds the pipe's
+/// other end. The pipe is non-blocking, so a read that finds it empty
+/// waits in `poll` (with a timeout) rather than in `read`: a busy pipe
+/// costs no extra system call.
+fn drain<P: Read + AsFd>(mut pipe: P, which: Pipe, events: SyncSender<Event>, stop: &AtomicBool) {
+    let mut buf = vec![0u8; READ_SIZE];
+    loop {
+        let n = match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let mut fds = [rustix::event::PollFd::new(
+                    &pipe,
+                    rustix::event::PollFlags::IN,
+                )];
+                let tick = rustix::event::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: TICK.as_nanos() as _,
+                };
+                let _ = rustix::event::poll(&mut fds, Some(&tick));
+                continue;
             }
+            Err(_) => break,
+        };
+        let piece = buf[..n].to_vec();
+        let digest = md5::compute(&piece);
+        if events.send(Event::Output(which, piece, digest)).is_err() {
+            return; // reading has ended
         }
-        let _ = events.send(Event::Closed);
-    });
+    }
+    let _ = events.send(Event::Closed);
 }
 
-/// Kills the command's group once, noting when.
-fn kill(child: &Child, killed_at: &mut Option<Instant>) {
-    if killed_at.is_none() {
-        kill_group(child);
-        *killed_at = Some(Instant::now());
+/// What the handler and the watchdog share about one command.
+struct Shared {
+    tree: Mutex<Tree>,
+    /// Set by the watchdog when it killed the command at its deadline.
+    timed_out: AtomicBool,
+}
+
+impl Shared {
+    fn kill(&self) {
+        // A poisoned lock only means a scan panicked; the tree is still
+        // the best knowledge there is.
+        let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+        tree.kill_all(false);
     }
 }
 
-fn kill_group(child: &Child) {
-    // Already gone is fine: the group may have exited on its own.
-    let _ = rustix::process::kill_process_group(
-        rustix::process::Pid::from_child(child),
-        rustix::process::Signal::KILL,
-    );
-}
-
-/// Runs `argv` under `config`'s timeout and output cap, handing each piece
-/// of output to `output` (with its md5) as it arrives. `client_gone` is
-/// asked now and then while it runs; if it says yes, the command is killed.
-///
-/// An error from `output` (the client stopped reading) kills the command
-/// and is returned once the child is reaped.
-pub(crate) fn run(
-    argv: &[String],
-    config: &CommandConfig,
-    client_gone: &dyn Fn() -> bool,
-    output: OutputSink<'_>,
-) -> Result<Ending, CommandError> {
-    let (program, args) = argv.split_first().ok_or(CommandError::Empty)?;
-    let mut child = Command::new(program)
+/// Spawns the command: its own process group, stdin from /dev/null, the
+/// marker set and the token removed.
+fn spawn(program: &str, args: &[String], marker: &str) -> Result<Child, CommandError> {
+    Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
+        .env_remove(TOKEN_ENV)
+        .env(contain::MARKER_ENV, marker)
         .spawn()
         .map_err(|e| match e.kind() {
             io::ErrorKind::NotFound
             | io::ErrorKind::PermissionDenied
-            | io::ErrorKind::InvalidInput => CommandError::UnknownProgram(program.clone()),
+            | io::ErrorKind::InvalidInput => CommandError::UnknownProgram(program.to_owned()),
             _ => CommandError::Io(e),
-        })?;
+        })
+}
+
+/// Runs `argv` under `config`'s timeout and output cap, handing each piece
+/// of output to `output` (with its md5) as it arrives. `client_gone` is
+/// asked now and then while it runs; if it says yes, the command is killed.
+/// `hang_up` is called (from another thread) if the command's deadline is
+/// [`HANG_UP`] past and `output` is still blocked.
+///
+/// Returns only once every process the command started that [`contain`]
+/// can find is gone, its pipes are closed and its threads have ended.
+/// An error from `output` (the client stopped reading) kills the command
+/// and is returned after that.
+pub(crate) fn run(
+    argv: &[String],
+    config: &CommandConfig,
+    client_gone: &dyn Fn() -> bool,
+    hang_up: &(dyn Fn() + Sync),
+    output: OutputSink<'_>,
+) -> Result<Ending, CommandError> {
+    let (program, args) = argv.split_first().ok_or(CommandError::Empty)?;
+    let marker = contain::new_marker();
+    let mut child = spawn(program, args, &marker)?;
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
-        kill_group(&child);
+        let _ = child.kill();
         let _ = child.wait();
         return Err(CommandError::Io(io::Error::other(
             "the child's pipes are missing",
         )));
     };
+    let pipes = [out.as_raw_fd(), err.as_raw_fd()]
+        .into_iter()
+        .filter_map(contain::fd_link)
+        .collect();
+    let nonblocking =
+        rustix::io::ioctl_fionbio(&out, true).and_then(|()| rustix::io::ioctl_fionbio(&err, true));
+    let shared = Shared {
+        tree: Mutex::new(Tree::new(
+            child.id() as i32,
+            &marker,
+            pipes,
+            config.subreaper && cfg!(target_os = "linux"),
+        )),
+        timed_out: AtomicBool::new(false),
+    };
+    if let Err(e) = nonblocking {
+        shared.kill();
+        let _ = child.wait();
+        return Err(CommandError::Io(e.into()));
+    }
+    let deadline = Instant::now() + config.timeout;
+    let stop = AtomicBool::new(false);
     let (events, inbox) = mpsc::sync_channel(QUEUE);
-    drain(out, Pipe::Stdout, events.clone());
-    drain(err, Pipe::Stderr, events);
+    let (finished, watchdog_inbox) = mpsc::channel::<()>();
+    thread::scope(|scope| {
+        let (stop, shared) = (&stop, &shared);
+        let out_events = events.clone();
+        scope.spawn(move || drain(out, Pipe::Stdout, out_events, stop));
+        scope.spawn(move || drain(err, Pipe::Stderr, events, stop));
+        scope.spawn(move || {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if watchdog_inbox.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
+                return; // finished in time
+            }
+            shared.timed_out.store(true, Ordering::SeqCst);
+            shared.kill();
+            if watchdog_inbox.recv_timeout(HANG_UP) == Err(RecvTimeoutError::Timeout) {
+                hang_up();
+            }
+        });
+        let result = read_output(&mut child, config, shared, inbox, client_gone, output);
+        drop(finished); // the watchdog stands down
+        stop.store(true, Ordering::SeqCst);
+        // Whatever happened, nothing the command started outlives it: the
+        // main process first (its status is the reply's), then the rest.
+        let status = match &result {
+            Ok((Some(status), _)) => Ok(*status),
+            _ => {
+                shared.kill();
+                child.wait()
+            }
+        };
+        let mut tree = shared.tree.lock().unwrap_or_else(|e| e.into_inner());
+        tree.end_all(true);
+        let stragglers = tree.stragglers.len();
+        drop(tree);
+        let (_, mut ending) = result?;
+        let status = status?;
+        ending.exit = status.code();
+        ending.signal = status.signal();
+        ending.stragglers = stragglers;
+        Ok(ending)
+    })
+}
 
+/// The handler's side while the command runs: output to `output`, checks
+/// on the deadline, the cap and the client. Ends when the main process
+/// has exited and its pipes are closed or [`DRAIN`] has passed, or after a
+/// kill. Returns the main process's status if it was reaped.
+fn read_output(
+    child: &mut Child,
+    config: &CommandConfig,
+    shared: &Shared,
+    inbox: mpsc::Receiver<Event>,
+    client_gone: &dyn Fn() -> bool,
+    output: OutputSink<'_>,
+) -> Result<(Option<ExitStatus>, Ending), CommandError> {
     let mut ending = Ending::default();
     let mut failed: Option<io::Error> = None;
     let mut budget = config.max_output;
-    let deadline = Instant::now() + config.timeout;
     let mut killed_at: Option<Instant> = None;
+    let mut exited: Option<(ExitStatus, Instant)> = None;
     let mut open_pipes = 2;
+    let mut next_tick = Instant::now();
+    let mut next_scan = Instant::now() + SCAN;
     let mut reap_backoff = Duration::from_micros(50);
-    let status = loop {
-        // Both pipes closed: the child is done or about to be.
-        if open_pipes == 0 {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-        }
+    loop {
         let now = Instant::now();
-        if killed_at.is_none() {
-            if now >= deadline {
-                ending.timed_out = true;
-                kill(&child, &mut killed_at);
-            } else if client_gone() {
-                ending.cancelled = true;
-                kill(&child, &mut killed_at);
+        if killed_at.is_none() && shared.timed_out.load(Ordering::SeqCst) {
+            ending.timed_out = true;
+            killed_at = Some(now);
+        }
+        if exited.is_none() && (open_pipes == 0 || now >= next_tick) {
+            if let Some(status) = child.try_wait()? {
+                exited = Some((status, now));
             }
-        } else if killed_at.is_some_and(|at| now >= at + KILL_GRACE) {
-            // Something outside the group holds the pipes open: stop
-            // waiting for it, reap the child, and answer with what we have.
-            break child.wait()?;
+        }
+        if let Some((status, at)) = exited {
+            if open_pipes == 0 || now >= at + DRAIN {
+                if let Some(e) = failed {
+                    return Err(CommandError::Io(e));
+                }
+                return Ok((Some(status), ending));
+            }
+        }
+        if killed_at.is_some_and(|at| now >= at + KILL_GRACE) {
+            // Killed, and still not reaped or the pipes still open:
+            // containment takes it from here.
+            if let Some(e) = failed {
+                return Err(CommandError::Io(e));
+            }
+            return Ok((exited.map(|(s, _)| s), ending));
+        }
+        if now >= next_tick {
+            next_tick = now + TICK;
+            if killed_at.is_none() && client_gone() {
+                ending.cancelled = true;
+                shared.kill();
+                killed_at = Some(now);
+            }
+            if now >= next_scan && exited.is_none() {
+                next_scan = now + SCAN;
+                shared
+                    .tree
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .watch();
+            }
         }
         if open_pipes == 0 {
-            // The output is all in; the child is exiting, or has closed its
-            // pipes and runs on. Poll gently, quickly at first: most are
-            // gone within microseconds.
+            // The output is all in; the child is exiting, or has closed
+            // its pipes and runs on. Poll gently, quickly at first: most
+            // are gone within microseconds.
             thread::sleep(reap_backoff);
             reap_backoff = (reap_backoff * 2).min(Duration::from_millis(5));
             continue;
         }
-        let wait = CLIENT_CHECK.min(
-            deadline
-                .saturating_duration_since(now)
-                .max(Duration::from_millis(1)),
-        );
+        let wait = next_tick
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
         match inbox.recv_timeout(wait) {
             Ok(Event::Output(pipe, piece, digest)) => {
-                if failed.is_some() {
-                    continue; // draining until the killed child's pipes close
+                if failed.is_some() || killed_at.is_some() {
+                    continue; // nothing more is sent once it is killed
                 }
                 let (piece, digest) = if piece.len() > budget {
                     ending.truncated = true;
-                    kill(&child, &mut killed_at);
+                    shared.kill();
+                    killed_at = Some(Instant::now());
                     let kept = &piece[..budget];
                     (kept, md5::compute(kept))
                 } else {
@@ -207,7 +359,8 @@ pub(crate) fn run(
                 budget -= piece.len();
                 if !piece.is_empty() {
                     if let Err(e) = output(pipe, piece, digest) {
-                        kill(&child, &mut killed_at);
+                        shared.kill();
+                        killed_at.get_or_insert_with(Instant::now);
                         failed = Some(e);
                     }
                 }
@@ -217,11 +370,5 @@ pub(crate) fn run(
             // Both readers are gone (a reader can only end by closing).
             Err(RecvTimeoutError::Disconnected) => open_pipes = 0,
         }
-    };
-    if let Some(e) = failed {
-        return Err(CommandError::Io(e));
     }
-    ending.exit = status.code();
-    ending.signal = status.signal();
-    Ok(ending)
 }

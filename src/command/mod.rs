@@ -15,11 +15,19 @@
 //! * **Its client is quadratic.** `data_buffers += recv(1024)` copies the
 //!   whole buffer on every read: 10 MB takes seconds. [`Client`] reads a
 //!   reply into one buffer.
-//! * **It runs anything for anyone.** Here there is no shell unless asked
-//!   for, the server binds loopback unless told otherwise, and any other
-//!   address needs a token ([`CommandConfig::token`]); commands can be
-//!   limited to an allowlist, get a timeout, an output cap, and are killed
-//!   if their client goes away.
+//! * **It runs anything for anyone.** Here the server binds loopback unless
+//!   told otherwise, and any other address needs a token
+//!   ([`CommandConfig::token`]), proved without crossing the wire
+//!   (`auth`). Without an allowlist the service is still remote code
+//!   execution as the server's user for anyone who may connect: "no shell"
+//!   only means `;` and `|` are not special, and `sh -c '...'` is just
+//!   another program. An allowlist of whole command lines
+//!   ([`CommandConfig::allow`]) is what narrows it.
+//! * **Its commands escape.** Here every process a command starts
+//!   (background jobs, `nohup`, `setsid`, double forks) ends no later than
+//!   its reply (`contain`), at a wall-clock deadline whatever the client
+//!   does, and nothing of the server's (threads, descriptors, a slot under
+//!   the cap) outlives the command.
 //!
 //! # The two request forms, on one port
 //!
@@ -30,7 +38,7 @@
 //! bytes of a connection:
 //!
 //! ```text
-//! framed:  40 00 00 00 {"ver":"1","md5":...,"lenth":5,"token":"..."} ls -l
+//! framed:  40 00 00 00 {"ver":"1","md5":...,"lenth":5}               ls -l
 //!          ^^^^^^^^^^^ header length: a small little-endian number, so
 //!                      bytes 2 and 3 are zero
 //! seed:    6c 73 20 2d 6c                                          (ls -l)
@@ -44,8 +52,14 @@
 //! client hash different frames at the same time, the server holds only a
 //! few pieces at once however large the output, and the client sees output
 //! while the command still runs. A seed reply keeps the seed's rule: one
-//! frame whose body is stderr if there is any, else stdout, else `ok`, with
-//! the status in extra keys the seed's client ignores.
+//! frame whose body is stderr if there is any, else stdout, else `ok`,
+//! under exactly the seed's three header keys.
+//!
+//! With a token, the server opens every connection with a challenge frame
+//! (`auth`); the seed's client, which cannot answer it, prints its note
+//! and gets an `unauthorized` error for its first command, then the
+//! connection closes. Without a token nothing is sent first, so the seed's
+//! client works unchanged.
 //!
 //! # Example
 //!
@@ -64,7 +78,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod allow;
+mod auth;
 mod client;
+mod contain;
 mod exec;
 mod reply;
 mod request;
@@ -75,24 +92,29 @@ use std::io;
 use std::time::Duration;
 
 pub use client::{Client, Protocol};
+pub use exec::TOKEN_ENV;
 pub use reply::Reply;
 pub use server::{CommandHandler, bind};
 
 use crate::frame::FrameError;
 
 /// The fuzz target's way in: a connection's first bytes through form
-/// detection, request reading and argument splitting, as the server does.
+/// detection, request reading, the challenge answer's check, argument
+/// splitting and the allowlist, as the server does.
 /// Built only for fuzzing (`--cfg fuzzing`, which cargo-fuzz sets).
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub fn fuzz_request(data: &[u8]) {
     let protocol = request::detect(data);
-    let config = CommandConfig::default().allow(["echo", "ls"]);
+    let config = CommandConfig::default().allow(["echo *", "ls", "uname -a"]);
     let mut input = data;
     for _ in 0..16 {
         match request::read_request(&mut input, protocol, 4096) {
             Ok(Some(req)) => {
                 let _ = exec::argv(&req.line, &config);
+                if let Some(answer) = &req.auth {
+                    let _ = auth::verify("token", &[0u8; 32], answer);
+                }
             }
             Ok(None) => break,
             Err(e) if e.keeps_connection() => {}
@@ -108,7 +130,7 @@ pub fn fuzz_request(data: &[u8]) {
 /// use socketserver::command::CommandConfig;
 ///
 /// let config = CommandConfig::default()
-///     .allow(["ls", "echo", "uname"])
+///     .allow(["ls", "echo *", "uname -a"])
 ///     .timeout(Duration::from_secs(5))
 ///     .token("s3cret");
 /// assert_eq!(config.max_output, 16 << 20);
@@ -120,9 +142,17 @@ pub struct CommandConfig {
     /// arguments. Off by default: with a shell, `ls; rm -rf ~` is two
     /// commands, and a client can run anything the server's user can.
     pub shell: bool,
-    /// If set, the only programs that may run (by name, as typed).
+    /// If set, the only command lines that may run, as sudoers writes
+    /// them: `uname -a` allows exactly that; a bare `ls` allows `ls` with
+    /// no arguments; a trailing `*` (`df -h *`) allows any further
+    /// arguments, which trusts the program with them (`find *` is
+    /// `find -exec`, `env *` is anything). A program is matched as typed:
+    /// `/usr/bin/uname` runs only if listed as that path. Without an
+    /// allowlist, any client that may connect runs anything this user can.
     pub allow: Option<Vec<String>>,
-    /// How long a command may run before it is killed. Default 10 s.
+    /// How long a command may run before it and every process it started
+    /// are killed, whether or not its client reads. A handler still
+    /// blocked sending output a second past it hangs up. Default 10 s.
     pub timeout: Duration,
     /// The most output (stdout and stderr together) kept per command;
     /// past it the command is killed and its reply says `truncated`.
@@ -133,13 +163,24 @@ pub struct CommandConfig {
     pub max_commands: usize,
     /// The longest request accepted, in bytes. Default 64 KiB.
     pub max_request: usize,
-    /// The token framed requests must carry. Required to listen on an
-    /// address other than loopback, unless `insecure` is set; with a token,
-    /// the seed's unframed requests (which cannot carry one) are refused.
+    /// The shared secret a client must prove it knows (HMAC-SHA256 over a
+    /// per-connection nonce; the token itself never crosses the wire).
+    /// Required to listen on an address other than loopback, unless
+    /// `insecure` is set; with a token, the seed's unframed requests
+    /// (which cannot answer the challenge) are refused. Must not be empty.
     pub token: Option<String>,
     /// Listen on a non-loopback address without a token: anyone who can
     /// reach the port can run commands.
     pub insecure: bool,
+    /// Make the whole process a child subreaper (Linux) when the handler
+    /// is made, so a command's processes that leave their parent
+    /// (`setsid`, double forks) are adopted by the server and can be
+    /// found and killed. Process-wide and lasting: orphans of the
+    /// embedding program's own children are adopted too, and the handler
+    /// reaps only those it attributes to a command. Default on; off, a
+    /// command's escaped processes are still found by their marker, but
+    /// not those that also cleared their environment and pipes.
+    pub subreaper: bool,
 }
 
 impl Default for CommandConfig {
@@ -153,12 +194,14 @@ impl Default for CommandConfig {
             max_request: 64 << 10,
             token: None,
             insecure: false,
+            subreaper: true,
         }
     }
 }
 
 impl CommandConfig {
-    /// Allows only these programs.
+    /// Allows only these command lines (see [`CommandConfig::allow`]
+    /// for the syntax).
     pub fn allow<S: Into<String>>(mut self, programs: impl IntoIterator<Item = S>) -> Self {
         self.allow = Some(programs.into_iter().map(Into::into).collect());
         self
@@ -176,7 +219,7 @@ impl CommandConfig {
         self
     }
 
-    /// Requires this token on every request.
+    /// Requires clients to prove they know this token.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
         self
@@ -194,8 +237,8 @@ impl CommandConfig {
 ///
 /// ```
 /// use socketserver::command::CommandError;
-/// let e = CommandError::NotAllowed("rm".into());
-/// assert_eq!(e.to_string(), "rm: not on this server's allowlist");
+/// let e = CommandError::NotAllowed("rm -rf /".into());
+/// assert_eq!(e.to_string(), "\"rm -rf /\": not on this server's allowlist");
 /// assert!(e.keeps_connection()); // the next request can follow
 /// assert!(!CommandError::Unauthorized.keeps_connection());
 /// ```
@@ -219,10 +262,10 @@ pub enum CommandError {
     UnbalancedQuotes,
     /// No program of that name could be found.
     UnknownProgram(String),
-    /// The program is not on the server's allowlist.
+    /// The command line is not on the server's allowlist.
     NotAllowed(String),
-    /// The token was missing or wrong, or a token is required and the
-    /// seed's unframed form cannot carry one.
+    /// The answer to the server's challenge was missing or wrong, or a
+    /// token is required and the seed's unframed form cannot answer.
     Unauthorized,
     /// [`CommandConfig::max_commands`] commands are running already.
     Busy {
@@ -262,9 +305,11 @@ impl fmt::Display for CommandError {
             CommandError::NotUtf8 => f.write_str("command is not UTF-8"),
             CommandError::UnbalancedQuotes => f.write_str("command has an unclosed quote"),
             CommandError::UnknownProgram(p) => write!(f, "{p}: no such program"),
-            CommandError::NotAllowed(p) => write!(f, "{p}: not on this server's allowlist"),
+            CommandError::NotAllowed(line) => {
+                write!(f, "{line:?}: not on this server's allowlist")
+            }
             CommandError::Unauthorized => {
-                f.write_str("unauthorized: this server needs a valid token in a framed request")
+                f.write_str("unauthorized: this server needs its token, proved in a framed request")
             }
             CommandError::Busy { max } => {
                 write!(f, "busy: {max} commands are running already, try again")

@@ -15,12 +15,17 @@
 //! ```
 //!
 //! The seed's form is one frame whose body is stderr if there was any, else
-//! stdout, else `ok`: the whole output has to be gathered first.
+//! stdout, else `ok`: the whole output has to be gathered first. Its header
+//! is exactly the seed's three keys (`ver`, `md5`, `lenth`), because the
+//! seed's client prints the whole header: the same transcript against our
+//! server as against the seed's. How the command ended is not in it; that
+//! is what our form is for.
 
 use std::io::{self, Read, Write};
 
 use serde_json::Value;
 
+use super::auth::nonce_in;
 use super::exec::{Ending, Pipe};
 use super::{CommandError, Protocol};
 use crate::frame::{
@@ -54,6 +59,7 @@ fn with_ending(header: Header, ending: &Ending) -> Header {
         .with("signal", ending.signal)
         .with("timed_out", ending.timed_out)
         .with("truncated", ending.truncated)
+        .with("stragglers", ending.stragglers)
 }
 
 /// Sends one piece of output, in our form, the moment it exists.
@@ -81,40 +87,39 @@ pub(crate) fn write_end(w: &mut impl Write, ending: &Ending) -> io::Result<()> {
 }
 
 /// Sends a whole reply in the seed's form: stderr if any, else stdout,
-/// else `ok`.
-pub(crate) fn write_seed(
-    w: &mut impl Write,
-    stdout: &[u8],
-    stderr: &[u8],
-    ending: &Ending,
-) -> io::Result<()> {
-    let (body, stream): (&[u8], &str) = if !stderr.is_empty() {
-        (stderr, "stderr")
+/// else `ok`, under the seed's three header keys and no others.
+pub(crate) fn write_seed(w: &mut impl Write, stdout: &[u8], stderr: &[u8]) -> io::Result<()> {
+    let body: &[u8] = if !stderr.is_empty() {
+        stderr
     } else if !stdout.is_empty() {
-        (stdout, "stdout")
+        stdout
     } else {
-        (b"ok", "none")
+        b"ok"
     };
-    let header = with_ending(Header::for_body(body), ending).with("stream", stream);
-    write_frame_parts(w, &header, &[body])
+    write_frame_parts(w, &Header::for_body(body), &[body])
 }
 
 /// Sends an error in the form the client asked in: for the seed's client,
-/// as a body it prints; for ours, as an `error` key on a closing frame.
+/// as a body it prints (under the seed's three keys); for ours, as an
+/// `error` key on a closing frame.
 pub(crate) fn write_error(
     w: &mut impl Write,
     protocol: Protocol,
     error: &CommandError,
 ) -> io::Result<()> {
     let message = error.to_string();
-    let body = match protocol {
-        Protocol::Framed => String::new(),
-        Protocol::Seed => format!("error: {message}\n"),
-    };
-    let header = Header::for_body(body.as_bytes())
-        .with("error", message)
-        .with("end", true);
-    write_frame_parts(w, &header, &[body.as_bytes()])
+    match protocol {
+        Protocol::Framed => {
+            let header = Header::for_body(b"")
+                .with("error", message)
+                .with("end", true);
+            write_frame_parts(w, &header, &[])
+        }
+        Protocol::Seed => {
+            let body = format!("error: {message}\n");
+            write_frame_parts(w, &Header::for_body(body.as_bytes()), &[body.as_bytes()])
+        }
+    }
 }
 
 fn int(header: &Header, key: &str) -> Option<i32> {
@@ -130,6 +135,10 @@ fn flag(header: &Header, key: &str) -> bool {
 }
 
 fn server_error(header: &Header) -> Option<CommandError> {
+    if nonce_in(header).is_some() {
+        // A challenge where a reply was expected: a token is needed.
+        return Some(CommandError::Unauthorized);
+    }
     let message = header.extra.get("error")?.as_str()?;
     Some(CommandError::Server(message.to_owned()))
 }
@@ -163,11 +172,11 @@ impl Reply {
             if let Some(e) = server_error(&frame.header) {
                 return Err(e);
             }
-            let reply = Reply {
+            // The seed's form says nothing of how the command ended.
+            return Ok(Reply {
                 stdout: frame.body,
                 ..Reply::default()
-            };
-            return Ok(reply.ended(&frame.header));
+            });
         }
         let mut reply = Reply::default();
         loop {

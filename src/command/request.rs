@@ -6,8 +6,7 @@
 
 use std::io::Read;
 
-use serde_json::Value;
-
+use super::auth::answer_in;
 use super::{CommandError, Protocol};
 use crate::frame::{FrameError, FrameLimits, read_frame_with};
 
@@ -16,8 +15,9 @@ use crate::frame::{FrameError, FrameLimits, read_frame_with};
 pub(crate) struct Request {
     /// The command line, newline and all trailing spaces removed.
     pub(crate) line: String,
-    /// The token, if the request was framed and carried one.
-    pub(crate) token: Option<String>,
+    /// The answer to the connection's challenge, if the request was framed
+    /// and carried one (see [`auth`](super::auth)).
+    pub(crate) auth: Option<String>,
 }
 
 /// Tells the forms apart by a connection's first bytes: a framed request
@@ -43,7 +43,7 @@ pub(crate) fn read_request(
     protocol: Protocol,
     max: usize,
 ) -> Result<Option<Request>, CommandError> {
-    let (bytes, token) = match protocol {
+    let (bytes, auth) = match protocol {
         Protocol::Seed => {
             // The seed's `recv(1024)`: one read is one command.
             let mut buf = vec![0u8; max + 1];
@@ -72,13 +72,8 @@ pub(crate) fn read_request(
                 }
                 Err(e) => return Err(e.into()),
             };
-            let token = frame
-                .header
-                .extra
-                .get("token")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            (frame.body, token)
+            let auth = answer_in(&frame.header.extra);
+            (frame.body, auth)
         }
     };
     let line = String::from_utf8(bytes).map_err(|_| CommandError::NotUtf8)?;
@@ -86,7 +81,7 @@ pub(crate) fn read_request(
     if line.contains('\0') {
         return Err(CommandError::NotUtf8);
     }
-    Ok(Some(Request { line, token }))
+    Ok(Some(Request { line, auth }))
 }
 
 #[cfg(test)]
@@ -134,11 +129,11 @@ mod tests {
         ));
 
         let mut framed = Vec::new();
-        let header = Header::for_body(b"uname").with("token", "t0k");
+        let header = Header::for_body(b"uname").with("auth", "t0k");
         write_frame_with(&mut framed, &header, b"uname").unwrap();
         let req = read(&framed, Protocol::Framed).unwrap().unwrap();
         assert_eq!(
-            (req.line.as_str(), req.token.as_deref()),
+            (req.line.as_str(), req.auth.as_deref()),
             ("uname", Some("t0k"))
         );
         assert!(matches!(

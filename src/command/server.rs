@@ -3,13 +3,15 @@
 //! refuses to expose it unsafely.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::allow::Allowlist;
 use super::exec::{self, Pipe};
 use super::reply::{write_end, write_error, write_piece, write_seed};
 use super::request::{Request, detect, read_request};
 use super::{CommandConfig, CommandError, Protocol};
+use super::{auth, contain};
 use crate::handler::{BaseRequestHandler, Connection};
 use crate::server::ThreadingTcpServer;
 
@@ -24,7 +26,7 @@ const MAX_CLIENTS: usize = 64;
 /// use socketserver::TcpServer;
 /// use socketserver::command::{CommandConfig, CommandHandler};
 ///
-/// let handler = CommandHandler::new(CommandConfig::default().allow(["date", "uptime"]))?;
+/// let handler = CommandHandler::new(CommandConfig::default().allow(["date", "uptime -p"]))?;
 /// let one_at_a_time = TcpServer::bind("127.0.0.1:0", handler)?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -35,18 +37,32 @@ pub struct CommandHandler {
 }
 
 impl CommandHandler {
-    /// A handler with this configuration.
+    /// A handler with this configuration. With
+    /// [`subreaper`](CommandConfig::subreaper) on (the default), this makes
+    /// the whole process a child subreaper on Linux: read that field's
+    /// docs if your program starts processes of its own.
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for an allowlist with `shell` on: a shell line can
-    /// run anything, so the list could not be enforced.
+    /// `InvalidInput` for an allowlist with `shell` on (a shell line can
+    /// run anything, so the list could not be enforced), an allowlist
+    /// entry that is not a command line, or an empty token (it would
+    /// authenticate anyone). Any error from making the process a subreaper.
     pub fn new(config: CommandConfig) -> io::Result<CommandHandler> {
+        let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
         if config.shell && config.allow.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "an allowlist cannot be enforced on shell command lines",
+            return Err(invalid(
+                "an allowlist cannot be enforced on shell command lines".into(),
             ));
+        }
+        if let Some(allow) = &config.allow {
+            Allowlist::parse(allow).map_err(|e| invalid(e.to_string()))?;
+        }
+        if config.token.as_deref() == Some("") {
+            return Err(invalid("an empty token would let anyone in".into()));
+        }
+        if config.subreaper {
+            contain::become_subreaper()?;
         }
         Ok(CommandHandler {
             config,
@@ -59,46 +75,83 @@ impl CommandHandler {
         self.running.load(Ordering::SeqCst)
     }
 
+    /// Checks a connection's first request against its challenge: the
+    /// rest of the connection is trusted once it passes.
+    fn authenticate(
+        &self,
+        protocol: Protocol,
+        request: &Request,
+        nonce: &[u8],
+    ) -> Result<(), CommandError> {
+        let Some(token) = &self.config.token else {
+            return Ok(());
+        };
+        match request.auth.as_deref() {
+            Some(answer) if protocol == Protocol::Framed => {
+                if auth::verify(token, nonce, answer) {
+                    return Ok(());
+                }
+                // A wrong answer: make guessing slow.
+                std::thread::sleep(auth::PENALTY);
+                Err(CommandError::Unauthorized)
+            }
+            _ => Err(CommandError::Unauthorized),
+        }
+    }
+
     fn serve(
         &self,
         conn: &Connection,
         protocol: Protocol,
         request: Request,
     ) -> Result<(), CommandError> {
-        if let Some(expected) = &self.config.token {
-            let presented = request
-                .token
-                .as_deref()
-                .filter(|_| protocol == Protocol::Framed);
-            if !presented.is_some_and(|t| same_token(t, expected)) {
-                return Err(CommandError::Unauthorized);
-            }
-        }
         let argv = exec::argv(&request.line, &self.config)?;
         let _slot = Slot::take(&self.running, self.config.max_commands)?;
         let stream = conn.stream();
         let gone = || stream.peer_closed();
+        // The watchdog's last resort for a client that does not read.
+        let hang_up = || {
+            let _ = stream.shutdown(Shutdown::Both);
+        };
         let mut to_client = stream;
         // Ours: each piece of output leaves as its own frame at once. The
         // seed's: one frame, so the whole output is gathered first.
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let ending = exec::run(&argv, &self.config, &gone, &mut |pipe, piece, md5| {
-            match (protocol, pipe) {
-                (Protocol::Framed, _) => return write_piece(&mut to_client, pipe, piece, md5),
-                (Protocol::Seed, Pipe::Stdout) => stdout.extend_from_slice(piece),
-                (Protocol::Seed, Pipe::Stderr) => stderr.extend_from_slice(piece),
-            }
-            Ok(())
-        })?;
+        let ending = exec::run(
+            &argv,
+            &self.config,
+            &gone,
+            &hang_up,
+            &mut |pipe, piece, md5| {
+                match (protocol, pipe) {
+                    (Protocol::Framed, _) => return write_piece(&mut to_client, pipe, piece, md5),
+                    (Protocol::Seed, Pipe::Stdout) => stdout.extend_from_slice(piece),
+                    (Protocol::Seed, Pipe::Stderr) => stderr.extend_from_slice(piece),
+                }
+                Ok(())
+            },
+        )?;
         if ending.cancelled {
             return Err(CommandError::Io(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 format!("client left; killed {:?}", argv[0]),
             )));
         }
+        // Past its deadline, the reply's end gets what is left of the
+        // watchdog's grace, not the connection's whole write timeout.
+        let restore = if ending.timed_out {
+            let before = stream.as_tcp().and_then(|t| t.write_timeout().ok());
+            stream.set_write_timeout(Some(exec::HANG_UP))?;
+            before
+        } else {
+            None
+        };
         match protocol {
             Protocol::Framed => write_end(&mut to_client, &ending)?,
-            Protocol::Seed => write_seed(&mut to_client, &stdout, &stderr, &ending)?,
+            Protocol::Seed => write_seed(&mut to_client, &stdout, &stderr)?,
+        }
+        if let Some(before) = restore {
+            stream.set_write_timeout(before)?;
         }
         Ok(())
     }
@@ -112,6 +165,15 @@ impl BaseRequestHandler for CommandHandler {
         if let Some(tcp) = conn.stream().as_tcp() {
             tcp.set_nodelay(true)?;
         }
+        // With a token, every connection opens with a fresh challenge.
+        let nonce = match self.config.token {
+            Some(_) => {
+                let nonce = auth::nonce()?;
+                auth::write_challenge(conn, &nonce)?;
+                Some(nonce)
+            }
+            None => None,
+        };
         let mut first = [0u8; 4];
         let protocol = match conn.stream().peek(&mut first) {
             Ok(0) => return Ok(()),
@@ -120,10 +182,17 @@ impl BaseRequestHandler for CommandHandler {
             Err(e) if e.kind() == io::ErrorKind::Unsupported => Protocol::Framed,
             Err(e) => return Err(e),
         };
+        let mut challenge = nonce.as_ref();
         loop {
             let outcome = match read_request(conn, protocol, self.config.max_request) {
                 Ok(None) => return Ok(()),
-                Ok(Some(request)) => self.serve(conn, protocol, request),
+                Ok(Some(request)) => match challenge {
+                    Some(nonce) => self.authenticate(protocol, &request, nonce).and_then(|()| {
+                        challenge = None;
+                        self.serve(conn, protocol, request)
+                    }),
+                    None => self.serve(conn, protocol, request),
+                },
                 Err(e) => Err(e),
             };
             if let Err(e) = outcome {
@@ -159,17 +228,6 @@ impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// Compares tokens in time that does not depend on where they differ (nor,
-/// since the digests are compared, on their lengths).
-fn same_token(presented: &str, expected: &str) -> bool {
-    let a = md5::compute(presented.as_bytes());
-    let b = md5::compute(expected.as_bytes());
-    a.0.iter()
-        .zip(b.0.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 /// Binds a threading command server.
@@ -218,13 +276,6 @@ fn check_exposure(addrs: &[SocketAddr], config: &CommandConfig) -> io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_compare_by_value() {
-        assert!(same_token("s3cret", "s3cret"));
-        assert!(!same_token("s3cret", "s3creT"));
-        assert!(!same_token("", "s3cret"));
-    }
 
     #[test]
     fn slots_run_out_and_come_back() {

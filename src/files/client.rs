@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{
-    CHUNK, Digest, Entry, FileError, MAX_LISTING_BYTES, digest_prefix, field, number,
+    CHUNK, Digest, Entry, FileError, MAX_LISTING_BYTES, NAME_MAX, digest_prefix, field, number,
     receive_chunks, send_chunks,
 };
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
@@ -257,9 +257,6 @@ impl FileClient {
     }
 }
 
-/// The longest file name most filesystems take, in bytes.
-const NAME_MAX: usize = 255;
-
 /// Where a `get` of `dest` keeps what has arrived: `DEST.part`, or, when
 /// that would be longer than a file name may be, the start of the name,
 /// `~`, a hash of the whole name, and `.part` (still one name per `dest`,
@@ -282,7 +279,8 @@ pub(super) fn part_path(dest: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::{NAME_MAX, part_path};
+    use super::part_path;
+    use crate::files::NAME_MAX;
     use std::path::Path;
 
     #[test]

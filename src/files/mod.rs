@@ -42,9 +42,12 @@
 //!   over an existing file unless the client asks, refused before their
 //!   data when all uploads in flight would declare more than
 //!   [`FileConfig::upload_budget`] or leave less free space than
-//!   [`FileConfig::free_space_floor`]; listings of at most [`MAX_LISTING`]
+//!   [`FileConfig::free_space_floor`], and ended when a chunk takes over
+//!   [`FileConfig::chunk_timeout`] (a client that stalls or drips bytes
+//!   gives its share of the budget back); listings of at most [`MAX_LISTING`]
 //!   entries and [`MAX_LISTING_BYTES`] (flagged when cut); names of at
-//!   most [`MAX_NAME`] bytes, of characters that show safely.
+//!   most [`MAX_NAME`] bytes, components of at most 255, of characters
+//!   that show safely.
 //! * **Temporary files** are `.socketserver-PID-N.upload`, however long
 //!   the name, and locked while written; a new server removes the ones
 //!   no live upload holds (what a killed server left), and nothing else.
@@ -86,6 +89,7 @@
 
 mod client;
 mod name;
+mod pace;
 mod server;
 mod temp;
 
@@ -93,6 +97,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -105,6 +110,9 @@ use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame
 pub const CHUNK: usize = 1024 * 1024;
 /// The longest name accepted, in bytes.
 pub const MAX_NAME: usize = 1024;
+/// The longest component of a name (a file or directory name), in bytes,
+/// as most filesystems take it.
+pub(crate) const NAME_MAX: usize = 255;
 /// The most entries a listing returns.
 pub const MAX_LISTING: usize = 10_000;
 /// The largest listing, encoded: the server stops adding entries before
@@ -120,6 +128,10 @@ pub const DEFAULT_UPLOAD_BUDGET: u64 = 16 << 30;
 /// set: 1 GiB.
 pub const DEFAULT_FREE_SPACE_FLOOR: u64 = 1 << 30;
 
+/// How long an upload may take over each [`CHUNK`], unless set: 60 s
+/// (at least 17 KiB/s).
+pub const DEFAULT_CHUNK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What a file server serves, and how much it accepts.
 ///
 /// ```
@@ -128,6 +140,7 @@ pub const DEFAULT_FREE_SPACE_FLOOR: u64 = 1 << 30;
 ///     .max_upload(1 << 20)
 ///     .upload_budget(8 << 20)
 ///     .free_space_floor(256 << 20)
+///     .chunk_timeout(std::time::Duration::from_secs(30))
 ///     .read_only(true);
 /// assert_eq!(config.max_upload, 1 << 20);
 /// ```
@@ -148,6 +161,11 @@ pub struct FileConfig {
     /// [`FileError::NoSpace`] before any of its data is accepted. Unix
     /// only; elsewhere not checked.
     pub free_space_floor: u64,
+    /// How long an upload may take over each [`CHUNK`] of its bytes,
+    /// however they drip: past it, the upload ends with a timeout and
+    /// gives its share of the budget back. The server's read timeout
+    /// still bounds each wait for a byte.
+    pub chunk_timeout: Duration,
     /// Refuse every upload.
     pub read_only: bool,
 }
@@ -160,6 +178,7 @@ impl FileConfig {
             max_upload: DEFAULT_MAX_UPLOAD,
             upload_budget: DEFAULT_UPLOAD_BUDGET,
             free_space_floor: DEFAULT_FREE_SPACE_FLOOR,
+            chunk_timeout: DEFAULT_CHUNK_TIMEOUT,
             read_only: false,
         }
     }
@@ -179,6 +198,13 @@ impl FileConfig {
     /// Sets the free space an upload must leave (0: fill the disk).
     pub fn free_space_floor(mut self, bytes: u64) -> FileConfig {
         self.free_space_floor = bytes;
+        self
+    }
+
+    /// Sets how long an upload may take over each [`CHUNK`] (a zero
+    /// duration is taken as one millisecond).
+    pub fn chunk_timeout(mut self, timeout: Duration) -> FileConfig {
+        self.chunk_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 

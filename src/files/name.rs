@@ -3,15 +3,18 @@
 //!
 //! Text rules refuse what can never be inside the root (`..`, absolute
 //! paths, NUL); the disk check resolves symlinks and refuses a path that
-//! ends up outside. Someone who can write inside the root could still swap
-//! a directory for a symlink between check and open: the root is for
-//! files the server's clients put there, not for untrusted local users.
+//! ends up outside. An upload then holds its directory open (Unix) and
+//! makes, names and removes its file in it, so swapping a directory for a
+//! symlink during the upload moves nothing outside. Someone who can write
+//! inside the root could still swap one in the instant between check and
+//! open: the root is for files the server's clients put there, not for
+//! untrusted local users.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Entry, FileError, MAX_LISTING, MAX_NAME};
+use super::{Entry, FileError, MAX_LISTING, MAX_NAME, NAME_MAX};
 
 /// The served directory, canonical, so that containment is a prefix test.
 #[derive(Debug)]
@@ -74,6 +77,14 @@ impl Root {
                 _ if part.starts_with('.') => {
                     return Err(refuse("hidden names (leading `.`) are refused"));
                 }
+                // Refused here, not found by the filesystem after the
+                // whole upload has arrived.
+                _ if part.len() > NAME_MAX => {
+                    return Err(refuse(&format!(
+                        "a component of {} bytes, longer than the {NAME_MAX} a file name may have",
+                        part.len()
+                    )));
+                }
                 _ => path.push(part),
             }
         }
@@ -124,6 +135,10 @@ impl Root {
         if !self.contains(&parent) {
             return Err(Root::escapes(name));
         }
+        if !parent.is_dir() {
+            // `file/x`: refused now, not when the temporary file is made.
+            return Err(FileError::NotFound(name.to_owned()));
+        }
         let path = parent.join(file_name);
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.file_type().is_symlink() => Err(FileError::BadName {
@@ -157,23 +172,28 @@ impl Root {
             let Some(entry_name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue; // not UTF-8: no client could ask for it by name
             };
-            let Ok(real) = entry.path().canonicalize() else {
-                continue; // a dangling symlink
-            };
             // Only names a client could ask for: not hidden (our upload
-            // temporaries among them), nothing unsafe to show.
+            // temporaries among them), nothing unsafe to show. Checked
+            // before anything costs a system call.
             if entry_name.starts_with('.')
                 || entry_name.contains('\\')
                 || !entry_name.chars().all(shows_safely)
-                || !self.contains(&real)
             {
+                continue;
+            }
+            let Ok(real) = entry.path().canonicalize() else {
+                continue; // a dangling symlink, or gone since read_dir
+            };
+            if !self.contains(&real) {
                 continue;
             }
             if entries.len() == MAX_LISTING {
                 more = true;
                 break;
             }
-            let meta = fs::metadata(&real)?;
+            let Ok(meta) = fs::metadata(&real) else {
+                continue; // gone since read_dir: not an error for the listing
+            };
             entries.push(Entry {
                 name: entry_name,
                 size: if meta.is_dir() { 0 } else { meta.len() },

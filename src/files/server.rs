@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::Value;
 
 use super::name::Root;
+use super::pace::Paced;
 use super::temp::{TempFile, remove_stale};
 use super::{
     CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, digest_prefix, encode_listing, field,
@@ -105,8 +106,9 @@ impl FileHandler {
     /// A handler serving `config.root`.
     ///
     /// Removes the stale temporary uploads under the root first: files
-    /// named `.socketserver-PID-N.upload` that no live upload holds locked,
-    /// left by a server killed mid-upload (Unix; see
+    /// named `.socketserver-PID-N.upload` whose PID is not running and
+    /// that no live upload holds locked, left by a server killed
+    /// mid-upload (Unix; see
     /// [`removed_at_start`](FileHandler::removed_at_start)).
     ///
     /// # Errors
@@ -125,18 +127,20 @@ impl FileHandler {
 
     /// How many stale temporary uploads [`new`](FileHandler::new) removed.
     /// Only files named exactly as this server names its temporary files,
-    /// and locked by no running upload, are removed; anything else in the
-    /// root, hidden or not, is never touched.
+    /// made by a process that is no longer running and locked by no
+    /// running upload, are removed; anything else in the root, hidden or
+    /// not, is never touched.
     ///
     /// ```
     /// use socketserver::files::{FileConfig, FileHandler};
     /// # let root = std::env::temp_dir().join(format!("stale-doc-{}", std::process::id()));
     /// # std::fs::create_dir_all(&root)?;
-    /// std::fs::write(root.join(".socketserver-1-0.upload"), "cut short")?;
-    /// std::fs::write(root.join(".socketserver-1-0.upload.mine"), "a user's")?;
+    /// // Left by a process that is gone (no pid is this large).
+    /// std::fs::write(root.join(".socketserver-4294967295-0.upload"), "cut short")?;
+    /// std::fs::write(root.join(".socketserver-4294967295-0.upload.mine"), "a user's")?;
     /// let handler = FileHandler::new(FileConfig::new(&root))?;
     /// assert_eq!(handler.removed_at_start(), if cfg!(unix) { 1 } else { 0 });
-    /// assert!(root.join(".socketserver-1-0.upload.mine").exists());
+    /// assert!(root.join(".socketserver-4294967295-0.upload.mine").exists());
     /// # std::fs::remove_dir_all(&root)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -247,10 +251,14 @@ impl FileHandler {
         let mut reservation = self.reserve(&dest, size)?;
         let mut temp = TempFile::beside(&dest)?;
         write_frame_parts(conn, &Header::for_body(b"").with("ok", true), &[])?;
+        // However slowly it drips, an upload holds its share of the
+        // budget for at most `chunk_timeout` per chunk.
+        let mut paced = Paced::new(conn, self.config.chunk_timeout)?;
         let (announced, actual) =
-            receive_chunks(conn, &mut temp.file, size, Digest::new(), &mut |n| {
+            receive_chunks(&mut paced, &mut temp.file, size, Digest::new(), &mut |n| {
                 reservation.written(n)
             })?;
+        drop(paced);
         if announced != actual {
             return Err(FileError::DigestMismatch {
                 expected: announced,
@@ -258,6 +266,9 @@ impl FileHandler {
             });
         }
         temp.persist(&dest, overwrite, name)?;
+        // Its share is back before the client hears it is done, so that
+        // its next upload finds it.
+        drop(reservation);
         let done = Header::for_body(b"")
             .with("ok", true)
             .with("size", size)

@@ -1,0 +1,166 @@
+//! The tour in both languages, its diagrams, and the two READMEs in step.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{example, run_client};
+
+/// Runs the tour in `lang`, writing its page to a temporary file; returns
+/// what it printed and the page.
+fn tour(lang: &str) -> (String, String) {
+    let page = std::env::temp_dir().join(format!(
+        "socketserver-tour-{lang}-{}.html",
+        std::process::id()
+    ));
+    let mut command = example("tour");
+    command.args(["--lang", lang, "--html"]).arg(&page);
+    // The tour's own default must not leak in from the machine's locale.
+    command
+        .env("LANG", "C")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES");
+    let started = Instant::now();
+    let out = run_client(command);
+    // The tour's budget is 10 s; a loaded CI machine gets twice that.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let html = std::fs::read_to_string(&page).expect("the tour wrote its page");
+    let _ = std::fs::remove_file(&page);
+    (out, html)
+}
+
+fn parse(html: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse_with_options(
+        html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("the page is well-formed XML")
+}
+
+/// Every lesson in English: all pass, the sticky lesson draws its diagram,
+/// and the page has a diagram for every lesson.
+#[test]
+fn the_tour_in_english() {
+    let (out, html) = tour("en");
+    assert!(out.contains("7 of 7 lessons went as they should"), "{out}");
+    assert!(
+        out.contains("● server read 10 B \"helloworld\" ← #1 #2 粘包"),
+        "{out}"
+    );
+    assert!(out.contains("[len 4 | header"), "{out}");
+    assert!(
+        out.contains("Broken: its messages arrive in pieces"),
+        "{out}"
+    );
+    // The seed's own log lines are not translated.
+    assert!(out.contains("接受新连接"), "{out}");
+    let doc = parse(&html);
+    let html_node = doc.root_element();
+    assert_eq!(html_node.attribute("lang"), Some("en"));
+    let headings: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "h2")
+        .filter_map(|n| n.text())
+        .collect();
+    for lesson in ["1. ", "2. ", "3. ", "4. ", "5. ", "6. ", "7. "] {
+        assert!(
+            headings.iter().any(|h| h.starts_with(lesson)),
+            "{lesson}: {headings:?}"
+        );
+    }
+    let svgs = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "svg")
+        .count();
+    assert_eq!(
+        svgs, 9,
+        "one per lesson, two for the sticky and chaos lessons"
+    );
+    let has_class = |class: &str| {
+        doc.descendants()
+            .any(|n| n.attribute("class") == Some(class))
+    };
+    assert!(has_class("sticky") && has_class("split") && has_class("part-header"));
+}
+
+/// The same tour in Chinese: every narration line changes language, the
+/// results do not.
+#[test]
+fn the_tour_in_chinese() {
+    let (out, html) = tour("zh");
+    assert!(out.contains("7 课中 7 课按预期完成"), "{out}");
+    assert!(out.contains("一次 recv() 收到 \"helloworld\""), "{out}");
+    assert!(
+        out.contains("● 服务端 读 10 B \"helloworld\" ← #1 #2 粘包"),
+        "{out}"
+    );
+    assert!(out.contains("[长度 4 | 报头"), "{out}");
+    assert!(html.contains(">客户端</text>"));
+    for english in [
+        "went as they should",
+        "The server greets",
+        "Broken:",
+        "server read",
+    ] {
+        assert!(!out.contains(english), "{english} in: {out}");
+    }
+    let doc = parse(&html);
+    assert_eq!(doc.root_element().attribute("lang"), Some("zh"));
+}
+
+/// Without --lang, the language comes from the environment: zh* is
+/// Chinese; a bad --lang is refused.
+#[test]
+fn the_tour_follows_lang() {
+    let mut command = example("tour");
+    command
+        .env("LANG", "zh_CN.UTF-8")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES");
+    let out = run_client(command);
+    assert!(out.contains("7 课中 7 课按预期完成"), "{out}");
+    let bad = example("tour").args(["--lang", "fr"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// The commands in README.md and README.zh-CN.md are the same, in order.
+#[test]
+fn the_readmes_give_the_same_commands() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let commands = |file: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut commands = Vec::new();
+        let mut in_sh = false;
+        for line in text.lines() {
+            if line.starts_with("```") {
+                in_sh = line == "```sh";
+                continue;
+            }
+            if in_sh {
+                // A command is what comes before its comment.
+                let command = line.split(" #").next().unwrap_or("").trim();
+                if !command.is_empty() {
+                    commands.push(command.to_string());
+                }
+            }
+        }
+        commands
+    };
+    let (en, zh) = (commands("README.md"), commands("README.zh-CN.md"));
+    assert!(!zh.is_empty());
+    for command in &zh {
+        assert!(
+            en.contains(command),
+            "{command} is in README.zh-CN.md but not README.md"
+        );
+    }
+    // The two first commands, the ones everyone runs, are the same.
+    assert_eq!(en[..2], zh[..2]);
+}
