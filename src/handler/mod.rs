@@ -74,9 +74,11 @@ pub enum HandlerError {
 
 impl HandlerError {
     /// Wraps an I/O error, turning a socket timeout's `WouldBlock` (what
-    /// Unix reports) into `TimedOut` (what it means).
+    /// Unix reports) into `TimedOut` (what it means). A `TimedOut` that
+    /// says something already (a connection deadline, a frame timeout)
+    /// keeps its words.
     pub(crate) fn io(e: io::Error) -> HandlerError {
-        if is_timeout(&e) {
+        if e.kind() == io::ErrorKind::WouldBlock {
             HandlerError::Io(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "socket timed out (the server's read or write timeout)",
@@ -340,5 +342,24 @@ where
 {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
         self(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_as_timeouts_and_keep_what_they_say() {
+        // Unix reports a socket timeout as WouldBlock: it becomes TimedOut.
+        let unix = HandlerError::io(io::Error::from(io::ErrorKind::WouldBlock));
+        let HandlerError::Io(e) = unix else { panic!() };
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        // A deadline's own TimedOut keeps its message.
+        let deadline = HandlerError::io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connection deadline passed",
+        ));
+        assert!(deadline.to_string().contains("deadline"), "{deadline}");
     }
 }
