@@ -152,6 +152,7 @@ impl BaseRequestHandler for FramedEcho {
 
 /// Random bytes to cut bodies from: every body is a slice of this, so a
 /// client makes no copy per frame.
+#[cfg(unix)] // the framed-load test and the leak probe
 fn random_pool(len: usize) -> Arc<Vec<u8>> {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut pool = Vec::with_capacity(len + 8);
@@ -169,6 +170,7 @@ fn random_pool(len: usize) -> Arc<Vec<u8>> {
 /// reader and compared. Once `stopping` is set the server may end the
 /// connection at a frame boundary; before that, any failure panics.
 /// Returns the echoes it received whole.
+#[cfg(unix)] // the framed-load test and the leak probe
 fn good_client(
     addr: SocketAddr,
     client: u64,
@@ -207,6 +209,7 @@ fn good_client(
 }
 
 /// The faults, each on a connection of its own. Returns how many.
+#[cfg(unix)] // the framed-load test and the leak probe
 fn faults(addr: SocketAddr) -> u64 {
     let mut wire = Vec::new();
     frame::write_frame(&mut wire, &vec![7u8; 10_000]).unwrap();
