@@ -7,12 +7,16 @@ mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(unix)]
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socketserver::frame::{self, FrameError, FrameLimits, Header};
+#[cfg(unix)]
+use socketserver::frame::Header;
+use socketserver::frame::{self, FrameError, FrameLimits};
 use socketserver::greet::Greeter;
 use socketserver::{Addr, BaseRequestHandler, Connection, HandlerError, ThreadingTcpServer};
 
