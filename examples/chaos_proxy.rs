@@ -11,95 +11,90 @@
 //! `--html FILE` it writes a sequence diagram of every conversation so far
 //! to FILE each time one ends.
 
+mod cli;
+
 use std::process;
 use std::thread;
 use std::time::Duration;
 
+use clap::Parser;
+use cli::Address;
 use socketserver::chaos::{Chaos, Proxy};
 use socketserver::trace::html;
 
-const USAGE: &str = "
-chaos_proxy LISTEN UPSTREAM [--segment N] [--delay-ms D] [--cut-after BYTES]
-                            [--html FILE] [--conversations N]
-
-Relays every TCP connection made to LISTEN on to UPSTREAM, both ways,
-re-cut into pieces of at most N bytes, each after D milliseconds, and cuts
-a conversation once it has moved BYTES. A client that takes one recv() for
-one message breaks; a client that reads frames does not.
-
-  --segment N        the largest piece forwarded (default: as read)
-  --delay-ms D       wait before each piece (default 0)
-  --cut-after BYTES  close a conversation after BYTES, both ways counted
-  --html FILE        write every conversation's sequence diagram to FILE
-  --conversations N  exit after N conversations (default: run until killed)
-";
-
-/// The command line, parsed in this one place.
-struct Options {
-    listen: String,
-    upstream: String,
-    chaos: Chaos,
+/// A chaos proxy: makes 分包 (fragmentation) happen on every message.
+///
+/// Relays every TCP connection made to LISTEN on to UPSTREAM, both ways,
+/// re-cut into pieces of at most N bytes, each after D milliseconds, and
+/// cuts a conversation once it has moved BYTES. A client that takes one
+/// recv() for one message breaks; a client that reads frames does not.
+/// Every line it prints says what it did to a conversation.
+#[derive(Parser, Debug)]
+#[command(name = "chaos_proxy", version)]
+struct Cli {
+    /// Where clients connect, as HOST:PORT; port 0 picks a free port
+    /// (printed)
+    #[arg(value_name = "LISTEN", value_parser = Address::parse)]
+    listen: Address,
+    /// The server to relay to, as HOST:PORT
+    #[arg(value_name = "UPSTREAM", value_parser = Address::parse)]
+    upstream: Address,
+    /// The largest piece forwarded, in bytes (default: as read)
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    segment: Option<u64>,
+    /// Wait D milliseconds before forwarding each piece
+    #[arg(long = "delay-ms", value_name = "D", default_value = "0",
+          value_parser = cli::millis)]
+    delay: Duration,
+    /// Close a conversation once it has moved BYTES, both ways counted
+    #[arg(long, value_name = "BYTES")]
+    cut_after: Option<u64>,
+    /// Write every conversation's sequence diagram to FILE, each time one
+    /// ends
+    #[arg(long, value_name = "FILE")]
     html: Option<String>,
+    /// Exit after N conversations (default: run until killed)
+    #[arg(long, value_name = "N")]
     conversations: Option<u64>,
 }
 
-fn fail(why: &str) -> ! {
-    eprintln!("chaos_proxy: {why}\n{}", USAGE.trim_end());
-    process::exit(2);
-}
-
-fn parse() -> Options {
-    let mut positional = Vec::new();
-    let mut chaos = Chaos::new();
-    let (mut html, mut conversations) = (None, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            println!("{}", USAGE.trim());
-            process::exit(0);
+impl Cli {
+    /// What the proxy does to each conversation.
+    fn chaos(&self) -> Chaos {
+        let mut chaos = Chaos::new().delay(self.delay);
+        if let Some(n) = self.segment {
+            // At most 1 MiB (the parser's range): fits any usize.
+            chaos = chaos.segment(usize::try_from(n).unwrap_or(usize::MAX));
         }
-        if !arg.starts_with("--") {
-            positional.push(arg);
-            continue;
+        if let Some(bytes) = self.cut_after {
+            chaos = chaos.cut_after(bytes);
         }
-        let value = args
-            .next()
-            .unwrap_or_else(|| fail(&format!("{arg} needs a value")));
-        let number = || -> u64 {
-            value
-                .parse()
-                .unwrap_or_else(|_| fail(&format!("{arg}: not a number: {value:?}")))
-        };
-        match arg.as_str() {
-            "--segment" => chaos = chaos.segment(number() as usize),
-            "--delay-ms" => chaos = chaos.delay(Duration::from_millis(number())),
-            "--cut-after" => chaos = chaos.cut_after(number()),
-            "--conversations" => conversations = Some(number()),
-            "--html" => html = Some(value),
-            _ => fail(&format!("unknown option {arg}")),
-        }
-    }
-    let [listen, upstream] =
-        <[String; 2]>::try_from(positional).unwrap_or_else(|_| fail("give LISTEN and UPSTREAM"));
-    Options {
-        listen,
-        upstream,
-        chaos: chaos.trace(html.is_some()).log(|line| println!("{line}")),
-        html,
-        conversations,
+        chaos
+            .trace(self.html.is_some())
+            .log(|line| println!("{line}"))
     }
 }
 
 fn main() {
-    if let Err(e) = run(parse()) {
+    // Usage errors exit 2 before anything is bound.
+    if let Err(e) = run(Cli::parse()) {
         eprintln!("chaos_proxy: {e}");
         process::exit(1);
     }
 }
 
-fn run(options: Options) -> std::io::Result<()> {
-    let described = options.chaos.to_string();
-    let proxy = Proxy::start(&options.listen, &options.upstream, options.chaos)?;
+fn run(options: Cli) -> std::io::Result<()> {
+    let chaos = options.chaos();
+    let described = chaos.to_string();
+    // Connections upstream are made per conversation, each failure logged
+    // with the address; the first resolved address is the one used.
+    let proxy = Proxy::start(
+        &options.listen.addrs[..],
+        &options.upstream.addrs[..],
+        chaos,
+    )
+    .map_err(|e| options.listen.error("listen on", e))?;
     println!(
         "chaos proxy on {} → {}: {described}",
         proxy.local_addr(),

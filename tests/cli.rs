@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::{example, run_client, start_server};
 
-/// The examples on the shared clap options. (cmd_server, cmd_client and
-/// the tour are converted in a later pass.)
-const CONVERTED: [&str; 10] = [
+/// The examples on clap and the shared options. (cmd_server and
+/// cmd_client are converted in a later pass.)
+const CONVERTED: [&str; 12] = [
     "tcp_server",
     "tcp_client",
     "udp_server",
@@ -25,6 +25,8 @@ const CONVERTED: [&str; 10] = [
     "file_server",
     "file_client",
     "soak",
+    "tour",
+    "chaos_proxy",
 ];
 
 /// Runs a command that must exit by itself; one that is still running
@@ -158,6 +160,52 @@ fn a_client_given_a_flag_it_does_not_know_connects_nowhere() {
 }
 
 #[test]
+fn the_tour_and_the_chaos_proxy_refuse_what_they_do_not_know() {
+    usage_error("tour", &["--bogus"]);
+    usage_error("tour", &["--lang", "fr"]);
+    usage_error("tour", &["--html"]); // no FILE
+    usage_error("tour", &["sticky"]); // no lessons by name
+    let (listen, upstream) = (free_port(), free_port().to_string());
+    let listen_text = listen.to_string();
+    for bad in [
+        &[][..], // no UPSTREAM
+        &[upstream.as_str(), "--segment", "0"],
+        &[upstream.as_str(), "--segmnet", "2"],
+        &[upstream.as_str(), "--delay-ms", "soon"],
+        &[upstream.as_str(), "--cut-after", "-1"],
+        &[upstream.as_str(), "--conversations"],
+        &[upstream.as_str(), "extra"],
+    ] {
+        let mut args = vec![listen_text.as_str()];
+        args.extend(bad);
+        usage_error("chaos_proxy", &args);
+        TcpListener::bind(listen).expect("the proxy listened on nothing");
+    }
+    let stderr = usage_error("chaos_proxy", &[&listen_text, "localhost"]);
+    assert!(stderr.contains("localhost:9999"), "{stderr}");
+}
+
+#[test]
+fn the_tours_help_is_in_both_languages_and_runs_no_lesson() {
+    let help = run_client({
+        let mut c = example("tour");
+        c.arg("--help");
+        c
+    });
+    for option in [
+        "--lang <zh|en>",
+        "--html <FILE>",
+        "--svg <DIR>",
+        "--version",
+    ] {
+        assert!(help.contains(option), "{option}: {help}");
+    }
+    assert!(help.contains("The narration's language"), "{help}");
+    assert!(help.contains("讲解的语言"), "{help}");
+    assert!(!help.contains("== 1."), "a lesson ran: {help}");
+}
+
+#[test]
 fn an_address_without_a_port_gets_a_hint() {
     let stderr = usage_error("tcp_client", &["localhost"]);
     assert!(stderr.contains("HOST:PORT"), "{stderr}");
@@ -209,6 +257,7 @@ fn a_bind_error_names_the_address_tried() {
         ("tcp_server", &[][..]),
         ("socketserver", &[]),
         ("file_server", &["--root", root.to_str().unwrap()]),
+        ("chaos_proxy", &["127.0.0.1:9"]),
     ] {
         let mut command = example(name);
         command.arg(&addr).args(extra);

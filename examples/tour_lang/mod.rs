@@ -7,23 +7,14 @@ use std::time::Duration;
 
 use socketserver::trace::Labels;
 
-/// The tour's languages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The tour's languages, as `--lang` names them: `zh` or `en`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
     Zh,
     En,
 }
 
 impl Lang {
-    /// `zh` or `en`, as given to `--lang`.
-    pub fn parse(s: &str) -> Option<Lang> {
-        match s {
-            "zh" => Some(Lang::Zh),
-            "en" => Some(Lang::En),
-            _ => None,
-        }
-    }
-
     /// The language the environment asks for: the first of `LC_ALL`,
     /// `LC_MESSAGES` and `LANG` that is set and not empty decides (as
     /// POSIX orders them); `zh*` means Chinese, anything else English.
@@ -63,6 +54,9 @@ pub struct Text {
     pub labels: Labels,
     pub titles: [&'static str; 7],
     pub failed: &'static str,
+    /// Said instead of a lesson (or part) that needs Unix.
+    #[cfg_attr(unix, allow(dead_code))]
+    pub unix_only: &'static str,
     pub summary: fn(usize, usize, Duration) -> String,
     pub page_title: &'static str,
     pub wrote_html: fn(&str, usize) -> String,
@@ -92,11 +86,19 @@ pub struct Text {
     pub sticky_before_note: &'static str,
     pub sticky_after_note: &'static str,
 
+    // The command service's lines (and the chaos lesson's framed half,
+    // which uses it) are said on Unix only.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub cmd_intro: &'static str,
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub cmd_intro2: &'static str,
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub cmd_killed: &'static str,
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub cmd_no_shell: &'static str,
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub cmd_seed_form: fn(&str) -> String,
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub cmd_note: &'static str,
 
     pub files_intro: &'static str,
@@ -110,9 +112,12 @@ pub struct Text {
     pub chaos_intro2: &'static str,
     pub chaos_seed: &'static str,
     pub chaos_seed_broke: &'static str,
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub chaos_framed: &'static str,
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub chaos_framed_ok: fn(&str, u64) -> String,
     pub chaos_seed_note: &'static str,
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub chaos_framed_note: &'static str,
 }
 
@@ -128,6 +133,7 @@ pub static EN: Text = Text {
         "7. 分包 made certain: a chaos proxy between client and server",
     ],
     failed: "FAILED",
+    unix_only: "(skipped: the command service runs on Unix only)",
     summary: |ok, all, took| format!("{ok} of {all} lessons went as they should, in {took:.1?}."),
     page_title: "socketserver: every lesson on the wire",
     wrote_html: |file, n| format!("Wrote {n} sequence diagrams to {file}: open it in a browser."),
@@ -221,6 +227,7 @@ pub static ZH: Text = Text {
         "7. 让分包必然发生: 客户端与服务端之间的混沌代理",
     ],
     failed: "失败",
+    unix_only: "(跳过: 命令服务只能在 Unix 上运行)",
     summary: |ok, all, took| format!("{all} 课中 {ok} 课按预期完成, 用时 {took:.1?}。"),
     page_title: "socketserver: 线上的每一课",
     wrote_html: |file, n| format!("已把 {n} 张时序图写入 {file}: 用浏览器打开。"),
