@@ -305,7 +305,9 @@ impl Write for Stream {
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    stream: Stream,
+    /// Shared with the server's registry of live connections, which shuts
+    /// it down on shutdown (no second descriptor, no system call).
+    stream: Arc<Stream>,
     peer: Addr,
     server: ServerInfo,
     clock: Arc<Clock>,
@@ -322,7 +324,7 @@ impl Connection {
         write: Option<Duration>,
     ) -> Connection {
         Connection {
-            stream,
+            stream: Arc::new(stream),
             peer,
             server,
             clock: Arc::new(Clock::new(read, write)),
@@ -450,11 +452,17 @@ impl Connection {
     /// ```
     pub fn try_clone(&self) -> io::Result<Connection> {
         Ok(Connection {
-            stream: self.stream.try_clone()?,
+            stream: Arc::new(self.stream.try_clone()?),
             peer: self.peer.clone(),
             server: self.server.clone(),
             clock: Arc::clone(&self.clock),
         })
+    }
+
+    /// The socket and the deadline, for the server's registry of live
+    /// connections (`server::live`), which ends them on shutdown.
+    pub(crate) fn parts(&self) -> (&Arc<Stream>, &Arc<Clock>) {
+        (&self.stream, &self.clock)
     }
 
     /// The client's address (Python's `self.client_address`).
@@ -517,7 +525,7 @@ pub const LINGER_BYTES: u64 = 1 << 20;
 
 impl Read for &Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let stream = &self.stream;
+        let stream: &Stream = &self.stream;
         self.clock
             .guard(stream, Dir::Read, || (&mut &*stream).read(buf))
     }
@@ -525,12 +533,12 @@ impl Read for &Connection {
 
 impl Write for &Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let stream = &self.stream;
+        let stream: &Stream = &self.stream;
         self.clock
             .guard(stream, Dir::Write, || (&mut &*stream).write(buf))
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let stream = &self.stream;
+        let stream: &Stream = &self.stream;
         self.clock
             .guard(stream, Dir::Write, || (&mut &*stream).write_vectored(bufs))
     }

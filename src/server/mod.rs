@@ -112,8 +112,10 @@
 mod core;
 pub(crate) mod deadline;
 mod fd;
+mod live;
 mod state;
 mod tcp;
+mod threads;
 mod udp;
 #[cfg(unix)]
 mod unix;
@@ -139,6 +141,13 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// The write timeout of each connection, unless set.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a shutdown lets running requests finish, unless set with
+/// [`Builder::graceful_shutdown`].
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// How long `serve_forever` waits, after closing the connections left at
+/// the end of the grace period, for their handlers to return; a handler
+/// still running then is left to run on, and logged.
+pub const CUT_WAIT: Duration = Duration::from_secs(1);
 /// The stack reserved for each connection or worker thread, unless set:
 /// room for handlers that keep 64 KiB buffers on the stack, while a
 /// thousand idle threads stay a few MB resident.
@@ -266,11 +275,87 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// Asks `serve_forever` to return, and returns at once. A server asked
-    /// to stop before `serve_forever` starts returns from it at once; after
-    /// returning, `serve_forever` can be called again.
+    /// Asks `serve_forever` to return, gracefully, and returns at once
+    /// (Go's `Server.Shutdown`). The server stops accepting; every
+    /// connection whose handler is waiting for its client's next request
+    /// sees end of stream at once (its socket's read half is shut down)
+    /// while a reply being written goes on; requests still running may
+    /// finish until the grace period ([`Builder::graceful_shutdown`],
+    /// [`DEFAULT_GRACE`]) ends, and are then cut as by
+    /// [`shutdown_now`](Self::shutdown_now). `serve_forever` returns once
+    /// every handler has returned and its thread is joined.
+    ///
+    /// A server asked to stop before `serve_forever` starts returns from it
+    /// at once; after returning, `serve_forever` can be called again.
+    ///
+    /// ```
+    /// use std::io::{self, BufRead, BufReader, Write};
+    /// use std::time::{Duration, Instant};
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// // An echo server with a client that sends nothing: its handler
+    /// // waits in `read`, and the shutdown ends it at once.
+    /// let echo = |conn: &mut Connection| -> io::Result<()> {
+    ///     let mut lines = BufReader::new(conn.try_clone()?);
+    ///     let mut line = String::new();
+    ///     while lines.read_line(&mut line)? > 0 {
+    ///         conn.write_all(line.as_bytes())?;
+    ///         line.clear();
+    ///     }
+    ///     Ok(()) // end of stream: the client left, or the server stops
+    /// };
+    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", echo)?;
+    /// let _idle = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// let stop = server.shutdown_handle();
+    /// let started = Instant::now();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| server.serve_forever());
+    ///     while server.stats().active == 0 {
+    ///         std::thread::yield_now(); // until the idle client is served
+    ///     }
+    ///     stop.shutdown();
+    /// });
+    /// assert!(started.elapsed() < Duration::from_secs(5), "not the grace period");
+    /// assert_eq!((server.stats().active, server.stats().completed), (0, 1));
+    /// # Ok::<(), io::Error>(())
+    /// ```
     pub fn shutdown(&self) {
         self.state.request_shutdown();
+    }
+
+    /// Asks `serve_forever` to return at once, ending every connection
+    /// now (Go's `Server.Close`): each live socket is shut down both ways,
+    /// every read and write through its [`Connection`](crate::Connection)
+    /// fails with `ConnectionAborted` from then on, and each request cut
+    /// this way is reported to `handle_error`. `serve_forever` still joins
+    /// every handler's thread before it returns. Also ends a graceful
+    /// shutdown under way (a second Ctrl-C, say).
+    ///
+    /// ```
+    /// use std::io::{self, Read};
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// // A handler that ignores end of stream and reads on.
+    /// let stubborn = |conn: &mut Connection| -> io::Result<()> {
+    ///     loop {
+    ///         conn.read(&mut [0u8; 64])?; // fails once the connection is cut
+    ///     }
+    /// };
+    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", stubborn)?;
+    /// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// let stop = server.shutdown_handle();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| server.serve_forever());
+    ///     while server.stats().active == 0 {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     stop.shutdown_now();
+    /// });
+    /// assert_eq!((server.stats().active, server.stats().failed), (0, 1));
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    pub fn shutdown_now(&self) {
+        self.state.request_shutdown_now();
     }
 
     /// Whether a shutdown was asked for and `serve_forever` has not yet

@@ -1,5 +1,6 @@
 //! What a server's threads share: counters, the connection gate, the
-//! shutdown flag and how to wake a blocked `accept`.
+//! shutdown flag, how to wake a blocked `accept`, and the live connections
+//! a shutdown ends ([`Live`]).
 //!
 //! One mutex guards the counters, and one condvar announces every change to
 //! them, so the accept loop can sleep until a slot frees up (backpressure)
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::live::Live;
 use crate::handler::Addr;
 
 /// A snapshot of a server's counters.
@@ -130,6 +132,12 @@ pub(crate) struct State {
     shutdown: AtomicBool,
     counts: Mutex<Counts>,
     changed: Condvar,
+    /// The connections being served, for a shutdown to end.
+    pub(crate) live: Live,
+    /// How long a shutdown lets requests run on ([`Builder::graceful_shutdown`]).
+    ///
+    /// [`Builder::graceful_shutdown`]: crate::server::Builder::graceful_shutdown
+    pub(crate) grace: Duration,
 }
 
 impl State {
@@ -140,6 +148,8 @@ impl State {
             shutdown: AtomicBool::new(false),
             counts: Mutex::new(Counts::default()),
             changed: Condvar::new(),
+            live: Live::new(),
+            grace: super::DEFAULT_GRACE,
         }
     }
 
@@ -157,16 +167,32 @@ impl State {
         self.shutdown.load(Ordering::SeqCst)
     }
 
+    /// Stops the serving loop and drains the live connections: a handler
+    /// waiting for its client's next request sees end of stream at once,
+    /// and every connection's deadline becomes the end of the grace period.
     pub(crate) fn request_shutdown(&self) {
+        self.stop();
+        self.live.drain(Instant::now() + self.grace);
+        self.waker.wake();
+    }
+
+    /// Stops the serving loop and cuts every live connection at once.
+    pub(crate) fn request_shutdown_now(&self) {
+        self.stop();
+        self.live.cut();
+        self.waker.wake();
+    }
+
+    fn stop(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         // Taking the lock orders this notify after any waiter's check of the
         // flag, so no waiter misses it.
         drop(self.lock());
         self.changed.notify_all();
-        self.waker.wake();
     }
 
     pub(crate) fn clear_shutdown(&self) {
+        self.live.reopen();
         self.shutdown.store(false, Ordering::SeqCst);
     }
 
