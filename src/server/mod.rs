@@ -365,6 +365,59 @@ impl ShutdownHandle {
     }
 }
 
+/// Ctrl-C, with the `ctrlc` feature.
+#[cfg(feature = "ctrlc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ctrlc")))]
+impl ShutdownHandle {
+    /// Turns Ctrl-C (SIGINT), and SIGTERM on Unix, into a graceful
+    /// [`shutdown`](Self::shutdown) of this server; a second one shuts it
+    /// down now ([`shutdown_now`](Self::shutdown_now)). One line in a
+    /// server's `main` before `serve_forever`, which then returns, and
+    /// `main` with it, exit status 0.
+    ///
+    /// The signal is handled on a thread of the `ctrlc` crate's, not in a
+    /// signal handler, so the shutdown runs as from any other thread.
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", |_: &mut Connection| Ok(()))?;
+    /// server.shutdown_handle().shutdown_on_ctrl_c()?;
+    /// // What a user's Ctrl-C does: SIGINT to this process.
+    /// std::process::Command::new("kill")
+    ///     .args(["-INT", &std::process::id().to_string()])
+    ///     .status()?;
+    /// server.serve_forever(); // returns: the signal asked it to
+    /// println!("stopped: {}", server.stats());
+    /// # }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// If a handler for these signals was set already in this process
+    /// (once per process: one server's handle, or your own), or the
+    /// system refused to set one.
+    pub fn shutdown_on_ctrl_c(&self) -> std::io::Result<()> {
+        let handle = self.clone();
+        let signals = std::sync::atomic::AtomicUsize::new(0);
+        ctrlc::set_handler(move || {
+            if signals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                log::info!(target: "socketserver", "stopping: shutting down gracefully (again to stop now)");
+                handle.shutdown();
+            } else {
+                log::info!(target: "socketserver", "stopping now");
+                handle.shutdown_now();
+            }
+        })
+        .map_err(|e| match e {
+            ctrlc::Error::System(e) => e,
+            other => std::io::Error::other(other),
+        })
+    }
+}
+
 impl fmt::Debug for ShutdownHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShutdownHandle")

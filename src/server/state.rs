@@ -51,6 +51,31 @@ pub struct Stats {
     pub refused_per_peer: u64,
 }
 
+/// One line for a summary, as the examples print when they stop.
+///
+/// ```
+/// let stats = socketserver::Stats { accepted: 3, completed: 2, failed: 1, ..Default::default() };
+/// assert_eq!(
+///     stats.to_string(),
+///     "3 requests: 2 completed, 1 failed, 0 active; 0 rejected, 0 refused over the per-peer cap"
+/// );
+/// ```
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} requests: {} completed, {} failed, {} active; \
+             {} rejected, {} refused over the per-peer cap",
+            self.accepted,
+            self.completed,
+            self.failed,
+            self.active,
+            self.rejected,
+            self.refused_per_peer
+        )
+    }
+}
+
 /// The key a connection counts under for the per-peer cap: its IP address,
 /// an IPv4-mapped IPv6 address as the IPv4 one, and any other IPv6 address
 /// as its /64, the block one host or one home usually gets.
