@@ -18,11 +18,13 @@
 //! | [`sticky`] | 粘包 and 分包 made to happen on purpose, and undone by frames | 粘包与分包 |
 //! | [`command`] | the remote command service on the frame, compatible with the seed and safe by default (Unix) | 模拟远程执行命令 |
 //! | [`files`] | file transfer on the frame: chunked, md5-verified, resumable, confined to a root | beyond the seed |
+//! | [`chat`] | a chat room: a writer thread and a bounded queue per client, so a client that stops reading never stalls the room | beyond the seed |
 //!
 //! The examples run each lesson (`cargo run --example tour` runs them all):
 //! `tcp_server`, `tcp_client`, `udp_server`, `udp_client`, `socketserver`
 //! with `socketserver_client`, `sticky_packets`, `cmd_server`, `cmd_client`,
-//! `file_server`, `file_client`; each says what it does with `--help`.
+//! `file_server`, `file_client`, `chat_server`, `chat_client`; each says
+//! what it does with `--help`.
 //!
 //! # A first server
 //!
@@ -54,6 +56,7 @@
 // "Available on Unix only".
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod chat;
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod command;
