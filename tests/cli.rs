@@ -14,7 +14,7 @@ use common::{example, run_client, start_server};
 
 /// The examples on the shared clap options. (cmd_server, cmd_client and
 /// the tour are converted in a later pass.)
-const CONVERTED: [&str; 10] = [
+const CONVERTED: [&str; 12] = [
     "tcp_server",
     "tcp_client",
     "udp_server",
@@ -25,6 +25,8 @@ const CONVERTED: [&str; 10] = [
     "file_server",
     "file_client",
     "soak",
+    "chat_server",
+    "chat_client",
 ];
 
 /// Runs a command that must exit by itself; one that is still running
