@@ -756,7 +756,8 @@ pub trait BaseRequestHandler: Send + Sync + 'static {
         true
     }
 
-    /// Reports a failed request; by default one line on stderr.
+    /// Reports a failed request; by default one line through the `log`
+    /// facade ([`default_handle_error`]).
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         default_handle_error(peer, error);
     }
@@ -1064,7 +1065,8 @@ pub trait DatagramRequestHandler: Send + Sync + 'static {
         true
     }
 
-    /// Reports a failed request; by default one line on stderr.
+    /// Reports a failed request; by default one line through the `log`
+    /// facade ([`default_handle_error`]).
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         default_handle_error(peer, error);
     }

@@ -55,7 +55,8 @@
 //! | deadline on each new connection | none | [`Builder::initial_deadline`]; handlers: [`Connection::set_deadline`](crate::Connection::set_deadline) |
 //! | read timeout per connection | 5 minutes | [`Builder::read_timeout`] |
 //! | write timeout per connection | 1 minute | [`Builder::write_timeout`] |
-//! | grace period on shutdown | none: `serve_forever` returns at once | [`Builder::graceful_shutdown`] |
+//! | grace period on shutdown (idle connections end at once) | 5 s ([`DEFAULT_GRACE`]), then connections are closed | [`Builder::graceful_shutdown`] |
+//! | wait for handlers after their connections are closed | 1 s ([`CUT_WAIT`]), then left running, logged | fixed |
 //! | thread stack size | 512 KiB | [`Builder::stack_size`] |
 //! | UDP datagram size | 65,507 bytes, received whole | fixed |
 //!
@@ -85,7 +86,7 @@
 //! Every connection is a descriptor. On Unix, `bind` raises the process's
 //! soft `RLIMIT_NOFILE` to its hard limit (as Go's runtime does at start),
 //! and clamps the connection cap to that limit less [`FD_RESERVE`], with a
-//! note on stderr the first time it does: a server never promises connections it
+//! note (through `log`) the first time it does: a server never promises connections it
 //! could not accept. Should `accept` still fail for want of descriptors
 //! (the handlers' own files, other servers in the process), the server
 //! says so at most once a second with a count of the failures in between,
@@ -98,16 +99,44 @@
 //!
 //! [`ShutdownHandle::shutdown`] sets a flag and wakes the serving thread by
 //! connecting to the server (or, for UDP, sending it an empty datagram), so
-//! `serve_forever` returns within milliseconds, without polling, from any
-//! thread, including a handler's own: Python's `shutdown()` waits for
-//! `serve_forever` to return, and so deadlocks when a handler calls it.
-//! A client still waiting in the listen queue at that moment is closed
-//! unserved, as Python's `server_close` does. Requests already running go
-//! on to their end on their own threads;
-//! with [`Builder::graceful_shutdown`], `serve_forever` waits for them
-//! (Python's `block_on_close`). A handler that answers many requests on
-//! one connection checks [`ServerInfo::is_shutdown`] between them, so the
-//! wait ends at a request boundary with every request it read answered.
+//! the loop stops at once, without polling, from any thread, including a
+//! handler's own: Python's `shutdown()` waits for `serve_forever` to
+//! return, and so deadlocks when a handler calls it. A client still waiting
+//! in the listen queue at that moment is closed unserved, as Python's
+//! `server_close` does.
+//!
+//! Then the live connections end, in the manner of Go's `Server.Shutdown`.
+//! The server keeps a registry of the sockets it is serving (shared with
+//! each [`Connection`](crate::Connection), so it costs no descriptor and
+//! no system call per read or write), and:
+//!
+//! 1. shuts the **read half** of every socket: a handler waiting for its
+//!    client's next request sees end of stream at once and returns, while
+//!    a reply being written goes on (a request whose bytes are still
+//!    arriving sees end of stream too);
+//! 2. lets requests under way run until the **grace period** ends
+//!    ([`Builder::graceful_shutdown`], default [`DEFAULT_GRACE`]): every
+//!    connection's deadline becomes the end of the grace period, which the
+//!    handler's own `set_deadline` or `clear_deadline` cannot lift;
+//! 3. at its end **closes** what is left: both halves shut, every call
+//!    through the connection fails with `ConnectionAborted`, and each such
+//!    request is reported to `handle_error` (a warning is logged);
+//! 4. **joins** every thread it started, so `serve_forever` returns only
+//!    when nothing of the server runs (Python's `block_on_close`, with a
+//!    deadline).
+//!
+//! [`ShutdownHandle::shutdown_now`] skips to step 3 (Go's `Server.Close`).
+//! With the `ctrlc` feature, `ShutdownHandle::shutdown_on_ctrl_c` turns
+//! Ctrl-C into `shutdown`, and a second Ctrl-C into `shutdown_now`.
+//!
+//! No thread can be stopped from outside. A handler that loops without any
+//! I/O, or ignores every error it gets, runs on after its connection is
+//! closed; `serve_forever` waits [`CUT_WAIT`] (1 s) for it, then logs an
+//! error, returns, and leaves that thread running (`Stats::active` still
+//! counts it). A handler that serves many requests on one connection can
+//! also check [`ServerInfo::is_shutdown`] between them. On a [`TcpServer`]
+//! (one request at a time, on the serving thread) the grace period is held
+//! by the connection's deadline alone: nothing else can interrupt it.
 
 mod core;
 pub(crate) mod deadline;
@@ -482,9 +511,12 @@ impl<H, S> Builder<H, S> {
         }
     }
 
-    /// On shutdown, `serve_forever` waits up to `deadline` for running
-    /// requests to finish before it returns (Python's `block_on_close`), so
-    /// every request already accepted gets its whole reply.
+    /// On shutdown, requests under way may run for up to `deadline` (the
+    /// grace period; [`DEFAULT_GRACE`] unless set) before their connections
+    /// are closed (Python's `block_on_close`, with a deadline), so a
+    /// request already read gets its whole reply; connections waiting for
+    /// a next request end at once. `Duration::ZERO` closes everything at
+    /// once. The [module docs](crate::server#shutting-down) say how.
     pub fn graceful_shutdown(mut self, deadline: Duration) -> Builder<H, S> {
         self.config.graceful = Some(deadline);
         self
@@ -511,8 +543,8 @@ impl<H, S: Threaded> Builder<H, S> {
 
     /// Caps the requests served at once (at least 1). At the cap the server
     /// stops accepting until one ends. On Unix, `bind` clamps the cap to the
-    /// descriptor limit less [`FD_RESERVE`], with a note on stderr (once
-    /// per process).
+    /// descriptor limit less [`FD_RESERVE`], with a note through `log`
+    /// (once per process).
     pub fn max_connections(mut self, max: usize) -> Builder<H, S> {
         self.config.max_connections = Some(max);
         self
@@ -653,10 +685,14 @@ macro_rules! server_type {
             }
 
             /// Serves requests until [`shutdown`](crate::ShutdownHandle::shutdown)
-            /// is called (Python's `serve_forever`), then returns, after the
-            /// grace period if one was set. Errors from `accept` are reported
-            /// on stderr and retried; errors from requests go to the
-            /// handler's `handle_error`.
+            /// is called (Python's `serve_forever`), then ends the live
+            /// connections (idle ones at once, the others after the grace
+            /// period) and returns once every handler has returned and its
+            /// thread is joined: nothing of the server runs after it (the
+            /// [module docs](crate::server#shutting-down) say more). Errors
+            /// from `accept` are logged (`log`, at most once a second) and
+            /// retried; errors from requests go to the handler's
+            /// `handle_error`.
             ///
             /// ```
             #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
