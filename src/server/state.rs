@@ -196,15 +196,17 @@ impl State {
     /// waiting for its client's next request sees end of stream at once,
     /// and every connection's deadline becomes the end of the grace period.
     pub(crate) fn request_shutdown(&self) {
-        self.stop();
+        // The drain first: once the flag is up, the serving loop may ask
+        // the registry when the grace period ends.
         self.live.drain(Instant::now() + self.grace);
+        self.stop();
         self.waker.wake();
     }
 
     /// Stops the serving loop and cuts every live connection at once.
     pub(crate) fn request_shutdown_now(&self) {
-        self.stop();
         self.live.cut();
+        self.stop();
         self.waker.wake();
     }
 
