@@ -420,10 +420,10 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
     fn finish_shutdown(&self) {
         let state = &self.shared.state;
         let grace = state.grace;
-        // `None`: cut already (`shutdown_now`), or the flag was set some
-        // other way; then there is no grace left to give.
+        // `None`: cut already (`shutdown_now`); then there is no grace
+        // left to give.
         let grace_end = state.live.grace_end().unwrap_or_else(Instant::now);
-        if !state.wait_idle(grace_end) {
+        if !state.live.is_cut() && !state.wait_idle(grace_end) {
             let cut = state.live.cut();
             report(
                 Level::Warn,

@@ -100,16 +100,31 @@ impl Live {
 
     /// Shuts the read half of every connection and limits its deadline to
     /// `until` (an earlier drain's limit stays). Nothing after a cut.
+    #[cfg(test)]
     pub(crate) fn drain(&self, until: Instant) {
+        self.announce_drain(until);
+        self.drain_all();
+    }
+
+    /// The first half of a drain: from now on the grace period ends at
+    /// `until` (or an earlier drain's end), and connections that start are
+    /// drained at once. Nothing after a cut.
+    pub(crate) fn announce_drain(&self, until: Instant) {
         let mut inner = self.lock();
-        let until = match inner.phase {
-            Phase::Cut => return,
-            Phase::Draining(earlier) => earlier.min(until),
-            Phase::Open => until,
+        inner.phase = match inner.phase {
+            Phase::Cut => Phase::Cut,
+            Phase::Draining(earlier) => Phase::Draining(earlier.min(until)),
+            Phase::Open => Phase::Draining(until),
         };
-        inner.phase = Phase::Draining(until);
-        for entry in inner.conns.values() {
-            entry.drain(until);
+    }
+
+    /// The second half: drains every connection, as the phase says.
+    pub(crate) fn drain_all(&self) {
+        let inner = self.lock();
+        if let Phase::Draining(until) = inner.phase {
+            for entry in inner.conns.values() {
+                entry.drain(until);
+            }
         }
     }
 
@@ -130,6 +145,12 @@ impl Live {
             Phase::Draining(until) => Some(until),
             Phase::Open | Phase::Cut => None,
         }
+    }
+
+    /// Whether the connections are cut (`shutdown_now`, or the grace
+    /// period is over).
+    pub(crate) fn is_cut(&self) -> bool {
+        self.lock().phase == Phase::Cut
     }
 
     /// Serving again (after `serve_forever` returned).

@@ -196,10 +196,12 @@ impl State {
     /// waiting for its client's next request sees end of stream at once,
     /// and every connection's deadline becomes the end of the grace period.
     pub(crate) fn request_shutdown(&self) {
-        // The drain first: once the flag is up, the serving loop may ask
-        // the registry when the grace period ends.
-        self.live.drain(Instant::now() + self.grace);
+        // In this order: the grace end is known before the flag is up (the
+        // serving loop then asks for it), and the flag is up before any
+        // handler sees its end of stream (it may ask whether we stop).
+        self.live.announce_drain(Instant::now() + self.grace);
         self.stop();
+        self.live.drain_all();
         self.waker.wake();
     }
 
