@@ -22,6 +22,7 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 /// The tests here: the test harness names each test's thread after it
 /// (cut to 15 bytes), and starts them when it likes, so they are not
 /// counted.
+#[cfg(target_os = "linux")]
 const TESTS: [&str; 4] = [
     "idle_clients_end_at_once_and_every_thread_is_joined",
     "a_reply_in_progress_completes",
