@@ -94,9 +94,14 @@ fn run(now: bool) -> Run {
 
 fn main() {
     println!("## Shutdown with {CONNECTIONS} idle connections ({RUNS} runs each)\n");
-    println!("| call | median | worst | server threads left | threads before -> after | descriptors before -> after |");
+    println!(
+        "| call | median | worst | server threads left | threads before -> after | descriptors before -> after |"
+    );
     println!("|---|---|---|---|---|---|");
-    for (name, now) in [("`shutdown()` (graceful)", false), ("`shutdown_now()`", true)] {
+    for (name, now) in [
+        ("`shutdown()` (graceful)", false),
+        ("`shutdown_now()`", true),
+    ] {
         let mut runs: Vec<Run> = (0..RUNS).map(|_| run(now)).collect();
         runs.sort_by_key(|r| r.took);
         let (median, worst) = (&runs[RUNS / 2], &runs[RUNS - 1]);
