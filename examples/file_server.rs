@@ -17,7 +17,7 @@ use socketserver::files::{self, DEFAULT_MAX_UPLOAD, FileConfig};
 ///
 /// Clients list it, download files from it and upload into it, each file
 /// as md5-checked chunks of the seed's frame. Names are confined to DIR.
-/// Runs until killed. Try it with `cargo run --example file_client -- ls`.
+/// Runs until Ctrl-C, then prints the counters. Try it with `cargo run --example file_client -- ls`.
 ///
 /// Anyone who can reach HOST:PORT can read every file under DIR: keep the
 /// default loopback address unless that is what you want.
@@ -40,6 +40,7 @@ struct Cli {
 const DEFAULT_ADDR: &str = "127.0.0.1:9998";
 
 fn main() {
+    cli::logger::init();
     let cli: Cli = cli::parse_with_addr(DEFAULT_ADDR);
     if let Err(e) = run(cli) {
         eprintln!("file_server: {e}");
@@ -64,7 +65,10 @@ fn run(cli: Cli) -> io::Result<()> {
     if !local.ip().is_loopback() {
         eprintln!("warning: serving {root} to every host that can reach {local}");
     }
+    // Before saying where we listen: a Ctrl-C from then on stops us cleanly.
+    server.shutdown_handle().shutdown_on_ctrl_c()?;
     println!("serving {root}, listening on {local}");
     server.serve_forever();
+    println!("stopped: {}", server.stats());
     Ok(())
 }

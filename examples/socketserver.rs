@@ -30,7 +30,8 @@ use socketserver::{BaseRequestHandler, Connection, ThreadingTcpServer};
 ///
 /// A handler class of our own, Myhandler, on a ThreadingTcpServer: each
 /// connection's first message (up to 1024 bytes) is printed with the
-/// client's address, then the connection is closed. Runs until killed.
+/// client's address, then the connection is closed. Runs until Ctrl-C, then prints the
+/// counters.
 ///
 /// The seed has no client for it, and the greeting client would wait for a
 /// banner this server never sends. Try it with `cargo run --example
@@ -60,6 +61,7 @@ impl BaseRequestHandler for Myhandler {
 }
 
 fn main() {
+    cli::logger::init();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("socketserver: {e}");
@@ -71,7 +73,10 @@ fn run(cli: Cli) -> io::Result<()> {
     let addr = &cli.listen.addr;
     let server = ThreadingTcpServer::bind(&addr.addrs[..], Myhandler)
         .map_err(|e| addr.error("listen on", e))?;
+    // Before saying where we listen: a Ctrl-C from then on stops us cleanly.
+    server.shutdown_handle().shutdown_on_ctrl_c()?;
     println!("listening on {}", server.local_addr()?);
     server.serve_forever();
+    println!("stopped: {}", server.stats());
     Ok(())
 }

@@ -21,14 +21,16 @@
 //! | [`trace`] | see the wire: every read and write of a conversation as a sequence diagram, text or SVG, 粘包/分包 marked | 粘包与分包 |
 //! | [`tutorial`] | the course as chapters, one per seed section: what the seed shows, the Rust that does it, the pitfall, a snippet | all |
 //! | [`chaos`] | a proxy that re-cuts a stream into small delayed pieces, making 分包 certain | 粘包与分包 |
+//! | [`chat`] | a chat room: a writer thread and a bounded queue per client, so a client that stops reading never stalls the room | beyond the seed |
 //!
 //! The examples run each lesson (`cargo run --example tour` runs them all,
 //! narrated in Chinese or English with `--lang zh|en`, and draws each one's
 //! traffic with `--html FILE`): `tcp_server`, `tcp_client`, `udp_server`,
 //! `udp_client`, `socketserver` with `socketserver_client`,
 //! `sticky_packets`, `cmd_server`, `cmd_client`, `file_server`,
-//! `file_client`, `chaos_proxy`; each says what it does with `--help`.
-//! Read the [`tutorial`] for the course as chapters.
+//! `file_client`, `chat_server`, `chat_client`, `chaos_proxy`; each says
+//! what it does with `--help`. Read the [`tutorial`] for the course as
+//! chapters.
 //!
 //! # A first server
 //!
@@ -61,6 +63,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod chaos;
+pub mod chat;
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod command;

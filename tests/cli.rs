@@ -14,7 +14,7 @@ use common::{example, run_client, start_server};
 
 /// The examples on clap and the shared options. (cmd_server and
 /// cmd_client are converted in a later pass.)
-const CONVERTED: [&str; 12] = [
+const CONVERTED: [&str; 14] = [
     "tcp_server",
     "tcp_client",
     "udp_server",
@@ -27,6 +27,8 @@ const CONVERTED: [&str; 12] = [
     "soak",
     "tour",
     "chaos_proxy",
+    "chat_server",
+    "chat_client",
 ];
 
 /// Runs a command that must exit by itself; one that is still running

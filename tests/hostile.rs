@@ -556,6 +556,20 @@ fn a_flood_past_the_descriptor_limit_degrades_reports_little_and_recovers() {
 #[ignore = "run by a_flood_past_the_descriptor_limit_degrades_reports_little_and_recovers"]
 fn descriptor_flood_child() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    // The server's lines go through `log`: to stderr here, where the
+    // parent counts them.
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            eprintln!("{}: {}", record.target(), record.args());
+        }
+        fn flush(&self) {}
+    }
+    log::set_logger(&Stderr).unwrap();
+    log::set_max_level(log::LevelFilter::Info);
     // A soft limit under the hard one: bind must raise it.
     let lowered = Rlimit {
         current: Some(128),

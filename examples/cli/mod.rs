@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+pub mod logger;
+
 /// The seed's address: loopback, port 9999.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9999";
 

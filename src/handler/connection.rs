@@ -362,7 +362,9 @@ impl Write for Stream {
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    stream: Stream,
+    /// Shared with the server's registry of live connections, which shuts
+    /// it down on shutdown (no second descriptor, no system call).
+    stream: Arc<Stream>,
     id: u64,
     peer: Addr,
     server: ServerInfo,
@@ -381,7 +383,7 @@ impl Connection {
         write: Option<Duration>,
     ) -> Connection {
         Connection {
-            stream,
+            stream: Arc::new(stream),
             id,
             peer,
             server,
@@ -510,7 +512,7 @@ impl Connection {
     /// ```
     pub fn try_clone(&self) -> io::Result<Connection> {
         Ok(Connection {
-            stream: self.stream.try_clone()?,
+            stream: Arc::new(self.stream.try_clone()?),
             id: self.id,
             peer: self.peer.clone(),
             server: self.server.clone(),
@@ -546,6 +548,12 @@ impl Connection {
     /// ```
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The socket and the deadline, for the server's registry of live
+    /// connections (`server::live`), which ends them on shutdown.
+    pub(crate) fn parts(&self) -> (&Arc<Stream>, &Arc<Clock>) {
+        (&self.stream, &self.clock)
     }
 
     /// The client's address (Python's `self.client_address`).
@@ -608,7 +616,7 @@ pub const LINGER_BYTES: u64 = 1 << 20;
 
 impl Read for &Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let stream = &self.stream;
+        let stream: &Stream = &self.stream;
         self.clock
             .guard(stream, Dir::Read, || (&mut &*stream).read(buf))
     }
@@ -616,12 +624,12 @@ impl Read for &Connection {
 
 impl Write for &Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let stream = &self.stream;
+        let stream: &Stream = &self.stream;
         self.clock
             .guard(stream, Dir::Write, || (&mut &*stream).write(buf))
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let stream = &self.stream;
+        let stream: &Stream = &self.stream;
         self.clock
             .guard(stream, Dir::Write, || (&mut &*stream).write_vectored(bufs))
     }

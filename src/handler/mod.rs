@@ -142,17 +142,21 @@ pub fn normalize_timeout(e: io::Error) -> io::Error {
     }
 }
 
-/// What every `handle_error` does unless overridden: one line on stderr
-/// naming the client, like Python's.
+/// What every `handle_error` does unless overridden: one line naming the
+/// client, as Python's prints, through the `log` facade at `error` level
+/// (target `socketserver`), so the library writes nothing to stderr by
+/// itself. Install a logger to see these lines (the examples install one:
+/// `RUST_LOG=off` silences it), or override `handle_error` to keep, count
+/// or print them yourself.
 ///
 /// ```
 /// use socketserver::{Addr, HandlerError};
 /// let peer = Addr::Inet("127.0.0.1:5000".parse().unwrap());
-/// // Prints: socketserver: error processing request from 127.0.0.1:5000: handler panicked: oops
+/// // Logs: error processing request from 127.0.0.1:5000: handler panicked: oops
 /// socketserver::handler::default_handle_error(&peer, &HandlerError::Panic("oops".into()));
 /// ```
 pub fn default_handle_error(peer: &Addr, error: &HandlerError) {
-    eprintln!("socketserver: error processing request from {peer}: {error}");
+    log::error!(target: "socketserver", "error processing request from {peer}: {error}");
 }
 
 /// Handles one stream connection: Python's `BaseRequestHandler`.
@@ -248,7 +252,8 @@ pub trait BaseRequestHandler: Send + Sync + 'static {
         true
     }
 
-    /// Reports a failed request; by default one line on stderr.
+    /// Reports a failed request; by default one line through the `log`
+    /// facade ([`default_handle_error`]).
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         default_handle_error(peer, error);
     }

@@ -7,7 +7,14 @@
 //! the per-peer cap and `verify_request`, and hands the request to the
 //! executor; the request's ticket counts it out, and a panic is caught and
 //! reported on its thread. What the server itself has to say (a failing
-//! `accept`, a clamped cap) goes through [`report`].
+//! `accept`, a clamped cap, a refused peer, a grace period overrun) goes
+//! through [`report`], to the `log` facade.
+//!
+//! When the loop stops, `serve_forever` ends what it started: the live
+//! connections were drained when the shutdown was asked for
+//! ([`State::request_shutdown`]); it waits out the grace period for the
+//! requests still running, cuts the connections of those that are not done,
+//! and joins every thread it started before it returns.
 
 use std::any::Any;
 use std::fmt;
@@ -21,14 +28,15 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
 use std::time::{Duration, Instant};
 
+use log::Level;
 use threadpool::ThreadPool;
 
 use super::fd;
 use super::state::{State, Ticket, peer_key};
-use super::{Config, ServerInfo, Threading};
+use super::threads::Threads;
+use super::{CUT_WAIT, Config, ServerInfo, Threading};
 #[cfg(unix)]
 use crate::handler::Unix;
 use crate::handler::{
@@ -269,10 +277,23 @@ impl<H: BaseRequestHandler> Serve for Streams<H> {
         if let Some(deadline) = config.initial_deadline {
             conn.set_deadline(Instant::now() + deadline);
         }
-        self.0.setup(&mut conn)?;
-        let handled = self.0.handle(&mut conn);
-        let finished = self.0.finish(&mut conn);
-        handled.and(finished)
+        // Known to the server until the handler is done, so a shutdown can
+        // end it (dropped before `conn`, which closes the socket).
+        let (stream, clock) = conn.parts();
+        let clock = Arc::clone(clock);
+        let state = Arc::clone(&conn.server().state);
+        let _live = state.live.register(stream, &clock);
+        let handled = self.0.setup(&mut conn).and_then(|()| {
+            let handled = self.0.handle(&mut conn);
+            let finished = self.0.finish(&mut conn);
+            handled.and(finished)
+        });
+        // A connection cut at the end of the grace period failed, whatever
+        // its handler made of the errors it saw.
+        if clock.is_cut() {
+            return Err(super::deadline::cut());
+        }
+        handled
     }
 
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
@@ -335,8 +356,8 @@ enum Executor {
     Inline,
     /// A fixed pool of workers.
     Pool(ThreadPool),
-    /// A new thread for each request.
-    Spawn { stack_size: usize },
+    /// A new thread for each request, joined before `serve_forever` returns.
+    Spawn(Arc<Threads>),
 }
 
 impl Executor {
@@ -344,14 +365,20 @@ impl Executor {
         match self {
             Executor::Inline => job(),
             Executor::Pool(pool) => pool.execute(job),
-            Executor::Spawn { stack_size } => {
-                thread::Builder::new()
-                    .name("socketserver-conn".into())
-                    .stack_size(*stack_size)
-                    .spawn(job)?;
-            }
+            Executor::Spawn(threads) => threads.spawn(job)?,
         }
         Ok(())
+    }
+
+    /// Joins the threads that ran requests, waiting until `until` at most;
+    /// returns how many are still running.
+    fn join(&self, until: Instant) -> usize {
+        match self {
+            // Its workers live as long as the server; a request done is
+            // all there is to wait for.
+            Executor::Inline | Executor::Pool(_) => 0,
+            Executor::Spawn(threads) => threads.join_all(until),
+        }
     }
 }
 
@@ -403,10 +430,13 @@ pub(crate) struct Core<S, A> {
     shared: Arc<Shared<A>>,
     executor: Executor,
     max_active: usize,
+    /// Lines about peers refused over their cap, at most one a second.
+    refused: Mutex<Every>,
 }
 
 impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
-    pub(crate) fn new(source: S, handler: A, config: Config, state: State) -> io::Result<Self> {
+    pub(crate) fn new(source: S, handler: A, config: Config, mut state: State) -> io::Result<Self> {
+        state.grace = config.graceful.unwrap_or(super::DEFAULT_GRACE);
         let (executor, default_max) = match config.threading {
             Threading::Inline => (Executor::Inline, 1),
             Threading::Pool(0) => {
@@ -426,9 +456,7 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
                 workers,
             ),
             Threading::PerConnection => (
-                Executor::Spawn {
-                    stack_size: config.stack_size,
-                },
+                Executor::Spawn(Arc::new(Threads::new(config.stack_size))),
                 super::DEFAULT_MAX_CONNECTIONS,
             ),
         };
@@ -443,12 +471,15 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
         static NOTED: std::sync::Once = std::sync::Once::new();
         if max_active < asked {
             NOTED.call_once(|| {
-                report(format_args!(
-                    "serving at most {max_active} connections at once, not {asked}: \
+                report(
+                    Level::Info,
+                    format_args!(
+                        "serving at most {max_active} connections at once, not {asked}: \
                  the descriptor limit is {} ({} kept for other uses)",
-                    limit.unwrap_or(0),
-                    fd::FD_RESERVE,
-                ));
+                        limit.unwrap_or(0),
+                        fd::FD_RESERVE,
+                    ),
+                );
             });
         }
         Ok(Core {
@@ -460,6 +491,7 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
             }),
             executor,
             max_active,
+            refused: Mutex::new(Every::default()),
         })
     }
 
@@ -549,15 +581,45 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
                 }
             }
         }
-        if let Some(grace) = self.shared.config.graceful {
-            if !state.wait_idle(Instant::now() + grace) {
-                report(format_args!(
-                    "{} requests still running after the {grace:?} grace period",
-                    state.stats().active
-                ));
-            }
-        }
+        self.finish_shutdown();
         state.clear_shutdown();
+    }
+
+    /// After the loop: waits out the grace period, cuts what is left, and
+    /// joins every thread that ran a request.
+    fn finish_shutdown(&self) {
+        let state = &self.shared.state;
+        let grace = state.grace;
+        // `None`: cut already (`shutdown_now`); then there is no grace
+        // left to give.
+        let grace_end = state.live.grace_end().unwrap_or_else(Instant::now);
+        if !state.live.is_cut() && !state.wait_idle(grace_end) {
+            let cut = state.live.cut();
+            report(
+                Level::Warn,
+                format_args!(
+                    "{} requests still running after the {grace:?} grace period; \
+                     closing their {cut} connections",
+                    state.stats().active
+                ),
+            );
+        }
+        // Cut handlers see end of stream or an error at once; give them a
+        // moment to return, then join their threads.
+        let until = Instant::now() + CUT_WAIT;
+        let idle = state.wait_idle(until);
+        let running = self.executor.join(until);
+        if !idle || running > 0 {
+            report(
+                Level::Error,
+                format_args!(
+                    "{} requests still running {CUT_WAIT:?} after their connections were \
+                     closed; their threads are left running (a handler that loops without \
+                     I/O, or ignores every error, cannot be stopped from outside)",
+                    state.stats().active
+                ),
+            );
+        }
     }
 
     fn dispatch(&self, request: S::Request, peer: Addr) {
@@ -568,6 +630,16 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
         let key = cap.and_then(|_| peer_key(&peer));
         if let (Some(key), Some(max)) = (key, cap) {
             if !shared.state.has_room(key, max) {
+                let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(earlier) = refused.due(Instant::now()) {
+                    report(
+                        Level::Info,
+                        format_args!(
+                            "refused {peer}: over the per-peer cap of {max} \
+                             ({earlier} more refused since the last report)"
+                        ),
+                    );
+                }
                 return; // dropping the request closes its socket
             }
         }
@@ -587,10 +659,34 @@ impl<S: Source, A: Serve<Request = S::Request>> Core<S, A> {
     }
 }
 
-/// Says something about the server itself on stderr, one line with the
-/// crate's prefix: the one place to route such lines elsewhere (a logger).
-pub(crate) fn report(line: fmt::Arguments<'_>) {
-    eprintln!("socketserver: {line}");
+/// Says something about the server itself, through the `log` facade
+/// (target `socketserver`): the library writes nothing to stderr itself.
+/// The one place such lines go through.
+pub(crate) fn report(level: Level, line: fmt::Arguments<'_>) {
+    log::log!(target: "socketserver", level, "{line}");
+}
+
+/// At most one line per [`REPORT_EVERY`] about a repeated event, with a
+/// count of those that went unreported in between.
+#[derive(Debug, Default)]
+struct Every {
+    last: Option<Instant>,
+    unreported: u64,
+}
+
+impl Every {
+    /// `Some(unreported since the last line)` if a line is due now.
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|at| now.duration_since(at) < REPORT_EVERY)
+        {
+            self.unreported += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unreported))
+    }
 }
 
 /// The shortest and the longest pause after a failed `accept`.
@@ -627,9 +723,10 @@ impl Failures {
                 0 => String::new(),
                 n => format!(" ({n} more since the last report)"),
             };
-            report(format_args!(
-                "accept on {addr} failed: {e}{earlier}; retrying with backoff"
-            ));
+            report(
+                Level::Warn,
+                format_args!("accept on {addr} failed: {e}{earlier}; retrying with backoff"),
+            );
             self.last_report = Some(now);
         } else {
             self.unreported += 1;
@@ -647,9 +744,10 @@ impl Failures {
         self.pause = Duration::ZERO;
         if self.unreported > 0 && self.due(now) {
             let earlier = std::mem::take(&mut self.unreported);
-            report(format_args!(
-                "accept on {addr} works again, after {earlier} more failures"
-            ));
+            report(
+                Level::Info,
+                format_args!("accept on {addr} works again, after {earlier} more failures"),
+            );
             self.last_report = Some(now);
         }
     }
@@ -679,5 +777,16 @@ mod tests {
         // A second on, the next failure's line carries them.
         failures.failed(&addr, &e, start + Duration::from_millis(1000));
         assert_eq!(failures.unreported, 0);
+    }
+
+    #[test]
+    fn refused_peers_are_reported_at_most_once_a_second_with_a_count() {
+        let mut every = Every::default();
+        let start = Instant::now();
+        assert_eq!(every.due(start), Some(0));
+        for i in 1..=5 {
+            assert_eq!(every.due(start + Duration::from_millis(100) * i), None);
+        }
+        assert_eq!(every.due(start + Duration::from_secs(1)), Some(5));
     }
 }

@@ -8,9 +8,16 @@
 //! made only while a deadline is set and nearer than the server's own
 //! timeout), so no thread has to watch the connection, and a connection
 //! without a deadline pays one atomic load per call.
+//!
+//! The server can bring a connection's deadline nearer, never push it
+//! back: a shutdown's grace period is a limit ([`Clock::limit`]) that the
+//! handler's own `set_deadline` and `clear_deadline` cannot lift, and the
+//! end of the grace period cuts the connection ([`Clock::cut`]), after
+//! which every call fails at once with `ConnectionAborted`.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::handler::{Stream, is_timeout};
@@ -39,8 +46,15 @@ struct Half {
 #[derive(Debug)]
 pub(crate) struct Clock {
     base: Instant,
-    /// Nanoseconds from `base` to the deadline, plus one; 0: no deadline.
+    /// The deadline in force, the earlier of the two below: nanoseconds
+    /// from `base`, plus one; 0: no deadline. Read lock-free by every call.
     at: AtomicU64,
+    /// The handler's deadline and the server's limit, in the same
+    /// encoding. Writers take this lock, so `at` is always their minimum.
+    set: Mutex<(u64, u64)>,
+    /// The server closed the connection (its shutdown's grace period
+    /// ended): calls fail with `ConnectionAborted`, not `TimedOut`.
+    cut: AtomicBool,
     read: Half,
     write: Half,
 }
@@ -48,6 +62,22 @@ pub(crate) struct Clock {
 /// The error every call returns once the deadline has passed.
 pub(crate) fn passed() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "connection deadline passed")
+}
+
+/// The error every call returns once the server has cut the connection.
+pub(crate) fn cut() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "connection closed by the server's shutdown",
+    )
+}
+
+/// The earlier of two encoded deadlines (0: none).
+fn earlier(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (a, b) => a.min(b),
+    }
 }
 
 impl Clock {
@@ -59,13 +89,15 @@ impl Clock {
         Clock {
             base: Instant::now(),
             at: AtomicU64::new(0),
+            set: Mutex::new((0, 0)),
+            cut: AtomicBool::new(false),
             read: half(read),
             write: half(write),
         }
     }
 
-    pub(crate) fn set(&self, deadline: Option<Instant>) {
-        let at = match deadline {
+    fn encode(&self, deadline: Option<Instant>) -> u64 {
+        match deadline {
             None => 0,
             // An instant before the connection began has passed already.
             Some(at) => {
@@ -75,8 +107,46 @@ impl Clock {
                     .min(u64::MAX - 1)
                     + 1
             }
-        };
-        self.at.store(at, Ordering::Relaxed);
+        }
+    }
+
+    /// The handler's deadline (`Connection::set_deadline`): in force
+    /// unless the server's limit comes first.
+    pub(crate) fn set(&self, deadline: Option<Instant>) {
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        set.0 = self.encode(deadline);
+        self.at.store(earlier(set.0, set.1), Ordering::Relaxed);
+    }
+
+    /// The server's limit: from now on no deadline later than `at` is in
+    /// force, whatever the handler sets. An earlier limit stays.
+    pub(crate) fn limit(&self, at: Instant) {
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        set.1 = earlier(set.1, self.encode(Some(at)));
+        self.at.store(earlier(set.0, set.1), Ordering::Relaxed);
+    }
+
+    /// Ends every call through the connection: each fails at once with
+    /// [`cut`]'s error from now on.
+    pub(crate) fn cut(&self) {
+        self.cut.store(true, Ordering::Relaxed);
+        self.limit(self.base);
+    }
+
+    /// Whether [`cut`](Self::cut) was called.
+    pub(crate) fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
+    }
+
+    /// The error for a call made after the deadline in force: the
+    /// shutdown's when the server's limit is the one that passed.
+    fn expired(&self) -> io::Error {
+        let (handler, server) = *self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.is_cut() || earlier(handler, server) == server && server != 0 {
+            cut()
+        } else {
+            passed()
+        }
     }
 
     pub(crate) fn get(&self) -> Option<Instant> {
@@ -111,7 +181,7 @@ impl Clock {
         let left = deadline
             .checked_duration_since(Instant::now())
             .filter(|left| !left.is_zero())
-            .ok_or_else(passed)?;
+            .ok_or_else(|| self.expired())?;
         // The deadline governs this call only if it comes before the
         // server's own timeout would; otherwise that timeout stays.
         let governs = half.server.is_none_or(|server| left < server);
@@ -122,7 +192,7 @@ impl Clock {
             restore(stream, dir, half)?;
         }
         match call() {
-            Err(e) if governs && is_timeout(&e) => Err(passed()),
+            Err(e) if governs && is_timeout(&e) => Err(self.expired()),
             other => other,
         }
     }

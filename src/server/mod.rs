@@ -56,7 +56,8 @@
 //! | deadline on each new connection | none | [`Builder::initial_deadline`]; handlers: [`Connection::set_deadline`](crate::Connection::set_deadline) |
 //! | read timeout per connection | 5 minutes | [`Builder::read_timeout`] |
 //! | write timeout per connection | 1 minute | [`Builder::write_timeout`] |
-//! | grace period on shutdown | none: `serve_forever` returns at once | [`Builder::graceful_shutdown`] |
+//! | grace period on shutdown (idle connections end at once) | 5 s ([`DEFAULT_GRACE`]), then connections are closed | [`Builder::graceful_shutdown`] |
+//! | wait for handlers after their connections are closed | 1 s ([`CUT_WAIT`]), then left running, logged | fixed |
 //! | thread stack size | 512 KiB | [`Builder::stack_size`] |
 //! | UDP datagram size | 65,507 bytes, received whole | fixed |
 //! | Unix datagram size | 65,536 bytes, received whole; longer ones refused whole | fixed |
@@ -88,7 +89,7 @@
 //! Every connection is a descriptor. On Unix, `bind` raises the process's
 //! soft `RLIMIT_NOFILE` to its hard limit (as Go's runtime does at start),
 //! and clamps the connection cap to that limit less [`FD_RESERVE`], with a
-//! note on stderr the first time it does: a server never promises connections it
+//! note (through `log`) the first time it does: a server never promises connections it
 //! could not accept. Should `accept` still fail for want of descriptors
 //! (the handlers' own files, other servers in the process), the server
 //! says so at most once a second with a count of the failures in between,
@@ -101,23 +102,53 @@
 //!
 //! [`ShutdownHandle::shutdown`] sets a flag and wakes the serving thread by
 //! connecting to the server (or, for UDP, sending it an empty datagram), so
-//! `serve_forever` returns within milliseconds, without polling, from any
-//! thread, including a handler's own: Python's `shutdown()` waits for
-//! `serve_forever` to return, and so deadlocks when a handler calls it.
-//! A client still waiting in the listen queue at that moment is closed
-//! unserved, as Python's `server_close` does. Requests already running go
-//! on to their end on their own threads;
-//! with [`Builder::graceful_shutdown`], `serve_forever` waits for them
-//! (Python's `block_on_close`). A handler that answers many requests on
-//! one connection checks [`ServerInfo::is_shutdown`] between them, so the
-//! wait ends at a request boundary with every request it read answered.
+//! the loop stops at once, without polling, from any thread, including a
+//! handler's own: Python's `shutdown()` waits for `serve_forever` to
+//! return, and so deadlocks when a handler calls it. A client still waiting
+//! in the listen queue at that moment is closed unserved, as Python's
+//! `server_close` does.
+//!
+//! Then the live connections end, in the manner of Go's `Server.Shutdown`.
+//! The server keeps a registry of the sockets it is serving (shared with
+//! each [`Connection`](crate::Connection), so it costs no descriptor and
+//! no system call per read or write), and:
+//!
+//! 1. shuts the **read half** of every socket: a handler waiting for its
+//!    client's next request sees end of stream at once and returns, while
+//!    a reply being written goes on (a request whose bytes are still
+//!    arriving sees end of stream too);
+//! 2. lets requests under way run until the **grace period** ends
+//!    ([`Builder::graceful_shutdown`], default [`DEFAULT_GRACE`]): every
+//!    connection's deadline becomes the end of the grace period, which the
+//!    handler's own `set_deadline` or `clear_deadline` cannot lift;
+//! 3. at its end **closes** what is left: both halves shut, every call
+//!    through the connection fails with `ConnectionAborted`, and each such
+//!    request is reported to `handle_error` (a warning is logged);
+//! 4. **joins** every thread it started, so `serve_forever` returns only
+//!    when nothing of the server runs (Python's `block_on_close`, with a
+//!    deadline).
+//!
+//! [`ShutdownHandle::shutdown_now`] skips to step 3 (Go's `Server.Close`).
+//! With the `ctrlc` feature, `ShutdownHandle::shutdown_on_ctrl_c` turns
+//! Ctrl-C into `shutdown`, and a second Ctrl-C into `shutdown_now`.
+//!
+//! No thread can be stopped from outside. A handler that loops without any
+//! I/O, or ignores every error it gets, runs on after its connection is
+//! closed; `serve_forever` waits [`CUT_WAIT`] (1 s) for it, then logs an
+//! error, returns, and leaves that thread running (`Stats::active` still
+//! counts it). A handler that serves many requests on one connection can
+//! also check [`ServerInfo::is_shutdown`] between them. On a [`TcpServer`]
+//! (one request at a time, on the serving thread) the grace period is held
+//! by the connection's deadline alone: nothing else can interrupt it.
 
 mod bind;
 mod core;
 pub(crate) mod deadline;
 mod fd;
+mod live;
 mod state;
 mod tcp;
+mod threads;
 mod udp;
 #[cfg(unix)]
 mod unix;
@@ -149,6 +180,13 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// The write timeout of each connection, unless set.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a shutdown lets running requests finish, unless set with
+/// [`Builder::graceful_shutdown`].
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// How long `serve_forever` waits, after closing the connections left at
+/// the end of the grace period, for their handlers to return; a handler
+/// still running then is left to run on, and logged.
+pub const CUT_WAIT: Duration = Duration::from_secs(1);
 /// The stack reserved for each connection or worker thread, unless set:
 /// room for handlers that keep 64 KiB buffers on the stack, while a
 /// thousand idle threads stay a few MB resident.
@@ -277,17 +315,146 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// Asks `serve_forever` to return, and returns at once. A server asked
-    /// to stop before `serve_forever` starts returns from it at once; after
-    /// returning, `serve_forever` can be called again.
+    /// Asks `serve_forever` to return, gracefully, and returns at once
+    /// (Go's `Server.Shutdown`). The server stops accepting; every
+    /// connection whose handler is waiting for its client's next request
+    /// sees end of stream at once (its socket's read half is shut down)
+    /// while a reply being written goes on; requests still running may
+    /// finish until the grace period ([`Builder::graceful_shutdown`],
+    /// [`DEFAULT_GRACE`]) ends, and are then cut as by
+    /// [`shutdown_now`](Self::shutdown_now). `serve_forever` returns once
+    /// every handler has returned and its thread is joined.
+    ///
+    /// A server asked to stop before `serve_forever` starts returns from it
+    /// at once; after returning, `serve_forever` can be called again.
+    ///
+    /// ```
+    /// use std::io::{self, BufRead, BufReader, Write};
+    /// use std::time::{Duration, Instant};
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// // An echo server with a client that sends nothing: its handler
+    /// // waits in `read`, and the shutdown ends it at once.
+    /// let echo = |conn: &mut Connection| -> io::Result<()> {
+    ///     let mut lines = BufReader::new(conn.try_clone()?);
+    ///     let mut line = String::new();
+    ///     while lines.read_line(&mut line)? > 0 {
+    ///         conn.write_all(line.as_bytes())?;
+    ///         line.clear();
+    ///     }
+    ///     Ok(()) // end of stream: the client left, or the server stops
+    /// };
+    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", echo)?;
+    /// let _idle = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// let stop = server.shutdown_handle();
+    /// let started = Instant::now();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| server.serve_forever());
+    ///     while server.stats().active == 0 {
+    ///         std::thread::yield_now(); // until the idle client is served
+    ///     }
+    ///     stop.shutdown();
+    /// });
+    /// assert!(started.elapsed() < Duration::from_secs(5), "not the grace period");
+    /// assert_eq!((server.stats().active, server.stats().completed), (0, 1));
+    /// # Ok::<(), io::Error>(())
+    /// ```
     pub fn shutdown(&self) {
         self.state.request_shutdown();
+    }
+
+    /// Asks `serve_forever` to return at once, ending every connection
+    /// now (Go's `Server.Close`): each live socket is shut down both ways,
+    /// every read and write through its [`Connection`](crate::Connection)
+    /// fails with `ConnectionAborted` from then on, and each request cut
+    /// this way is reported to `handle_error`. `serve_forever` still joins
+    /// every handler's thread before it returns. Also ends a graceful
+    /// shutdown under way (a second Ctrl-C, say).
+    ///
+    /// ```
+    /// use std::io::{self, Read};
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// // A handler that ignores end of stream and reads on.
+    /// let stubborn = |conn: &mut Connection| -> io::Result<()> {
+    ///     loop {
+    ///         conn.read(&mut [0u8; 64])?; // fails once the connection is cut
+    ///     }
+    /// };
+    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", stubborn)?;
+    /// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// let stop = server.shutdown_handle();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| server.serve_forever());
+    ///     while server.stats().active == 0 {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     stop.shutdown_now();
+    /// });
+    /// assert_eq!((server.stats().active, server.stats().failed), (0, 1));
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    pub fn shutdown_now(&self) {
+        self.state.request_shutdown_now();
     }
 
     /// Whether a shutdown was asked for and `serve_forever` has not yet
     /// finished it.
     pub fn is_shutdown(&self) -> bool {
         self.state.is_shutdown()
+    }
+}
+
+/// Ctrl-C, with the `ctrlc` feature.
+#[cfg(feature = "ctrlc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ctrlc")))]
+impl ShutdownHandle {
+    /// Turns Ctrl-C (SIGINT), and SIGTERM on Unix, into a graceful
+    /// [`shutdown`](Self::shutdown) of this server; a second one shuts it
+    /// down now ([`shutdown_now`](Self::shutdown_now)). One line in a
+    /// server's `main` before `serve_forever`, which then returns, and
+    /// `main` with it, exit status 0.
+    ///
+    /// The signal is handled on a thread of the `ctrlc` crate's, not in a
+    /// signal handler, so the shutdown runs as from any other thread.
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", |_: &mut Connection| Ok(()))?;
+    /// server.shutdown_handle().shutdown_on_ctrl_c()?;
+    /// // What a user's Ctrl-C does: SIGINT to this process.
+    /// std::process::Command::new("kill")
+    ///     .args(["-INT", &std::process::id().to_string()])
+    ///     .status()?;
+    /// server.serve_forever(); // returns: the signal asked it to
+    /// println!("stopped: {}", server.stats());
+    /// # }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// If a handler for these signals was set already in this process
+    /// (once per process: one server's handle, or your own), or the
+    /// system refused to set one.
+    pub fn shutdown_on_ctrl_c(&self) -> std::io::Result<()> {
+        let handle = self.clone();
+        let signals = std::sync::atomic::AtomicUsize::new(0);
+        ctrlc::set_handler(move || {
+            if signals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                log::info!(target: "socketserver", "stopping: shutting down gracefully (again to stop now)");
+                handle.shutdown();
+            } else {
+                log::info!(target: "socketserver", "stopping now");
+                handle.shutdown_now();
+            }
+        })
+        .map_err(|e| match e {
+            ctrlc::Error::System(e) => e,
+            other => std::io::Error::other(other),
+        })
     }
 }
 
@@ -360,9 +527,12 @@ impl<H, S> Builder<H, S> {
         }
     }
 
-    /// On shutdown, `serve_forever` waits up to `deadline` for running
-    /// requests to finish before it returns (Python's `block_on_close`), so
-    /// every request already accepted gets its whole reply.
+    /// On shutdown, requests under way may run for up to `deadline` (the
+    /// grace period; [`DEFAULT_GRACE`] unless set) before their connections
+    /// are closed (Python's `block_on_close`, with a deadline), so a
+    /// request already read gets its whole reply; connections waiting for
+    /// a next request end at once. `Duration::ZERO` closes everything at
+    /// once. The [module docs](crate::server#shutting-down) say how.
     pub fn graceful_shutdown(mut self, deadline: Duration) -> Builder<H, S> {
         self.config.graceful = Some(deadline);
         self
@@ -389,8 +559,8 @@ impl<H, S: Threaded> Builder<H, S> {
 
     /// Caps the requests served at once (at least 1). At the cap the server
     /// stops accepting until one ends. On Unix, `bind` clamps the cap to the
-    /// descriptor limit less [`FD_RESERVE`], with a note on stderr (once
-    /// per process).
+    /// descriptor limit less [`FD_RESERVE`], with a note through `log`
+    /// (once per process).
     pub fn max_connections(mut self, max: usize) -> Builder<H, S> {
         self.config.max_connections = Some(max);
         self
@@ -642,10 +812,14 @@ macro_rules! server_type {
             }
 
             /// Serves requests until [`shutdown`](crate::ShutdownHandle::shutdown)
-            /// is called (Python's `serve_forever`), then returns, after the
-            /// grace period if one was set. Errors from `accept` are reported
-            /// on stderr and retried; errors from requests go to the
-            /// handler's `handle_error`.
+            /// is called (Python's `serve_forever`), then ends the live
+            /// connections (idle ones at once, the others after the grace
+            /// period) and returns once every handler has returned and its
+            /// thread is joined: nothing of the server runs after it (the
+            /// [module docs](crate::server#shutting-down) say more). Errors
+            /// from `accept` are logged (`log`, at most once a second) and
+            /// retried; errors from requests go to the handler's
+            /// `handle_error`.
             ///
             /// ```
             #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]

@@ -1,5 +1,6 @@
 //! What a server's threads share: counters, the connection gate, the
-//! shutdown flag and how to wake a blocked `accept`.
+//! shutdown flag, how to wake a blocked `accept`, and the live connections
+//! a shutdown ends ([`Live`]).
 //!
 //! One mutex guards the counters, and one condvar announces every change to
 //! them, so the accept loop can sleep until a slot frees up (backpressure)
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::live::Live;
 use crate::handler::Addr;
 
 /// A snapshot of a server's counters.
@@ -47,6 +49,31 @@ pub struct Stats {
     /// [`Builder::max_per_peer`](crate::server::Builder::max_per_peer)
     /// connections being served.
     pub refused_per_peer: u64,
+}
+
+/// One line for a summary, as the examples print when they stop.
+///
+/// ```
+/// let stats = socketserver::Stats { accepted: 3, completed: 2, failed: 1, ..Default::default() };
+/// assert_eq!(
+///     stats.to_string(),
+///     "3 requests: 2 completed, 1 failed, 0 active; 0 rejected, 0 refused over the per-peer cap"
+/// );
+/// ```
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} requests: {} completed, {} failed, {} active; \
+             {} rejected, {} refused over the per-peer cap",
+            self.accepted,
+            self.completed,
+            self.failed,
+            self.active,
+            self.rejected,
+            self.refused_per_peer
+        )
+    }
 }
 
 /// The key a connection counts under for the per-peer cap: its IP address,
@@ -139,6 +166,12 @@ pub(crate) struct State {
     shutdown: AtomicBool,
     counts: Mutex<Counts>,
     changed: Condvar,
+    /// The connections being served, for a shutdown to end.
+    pub(crate) live: Live,
+    /// How long a shutdown lets requests run on ([`Builder::graceful_shutdown`]).
+    ///
+    /// [`Builder::graceful_shutdown`]: crate::server::Builder::graceful_shutdown
+    pub(crate) grace: Duration,
 }
 
 impl State {
@@ -149,6 +182,8 @@ impl State {
             shutdown: AtomicBool::new(false),
             counts: Mutex::new(Counts::default()),
             changed: Condvar::new(),
+            live: Live::new(),
+            grace: super::DEFAULT_GRACE,
         }
     }
 
@@ -166,16 +201,36 @@ impl State {
         self.shutdown.load(Ordering::SeqCst)
     }
 
+    /// Stops the serving loop and drains the live connections: a handler
+    /// waiting for its client's next request sees end of stream at once,
+    /// and every connection's deadline becomes the end of the grace period.
     pub(crate) fn request_shutdown(&self) {
+        // In this order: the grace end is known before the flag is up (the
+        // serving loop then asks for it), and the flag is up before any
+        // handler sees its end of stream (it may ask whether we stop).
+        self.live.announce_drain(Instant::now() + self.grace);
+        self.stop();
+        self.live.drain_all();
+        self.waker.wake();
+    }
+
+    /// Stops the serving loop and cuts every live connection at once.
+    pub(crate) fn request_shutdown_now(&self) {
+        self.live.cut();
+        self.stop();
+        self.waker.wake();
+    }
+
+    fn stop(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         // Taking the lock orders this notify after any waiter's check of the
         // flag, so no waiter misses it.
         drop(self.lock());
         self.changed.notify_all();
-        self.waker.wake();
     }
 
     pub(crate) fn clear_shutdown(&self) {
+        self.live.reopen();
         self.shutdown.store(false, Ordering::SeqCst);
     }
 
