@@ -9,9 +9,10 @@
 //! client against it, checks what came back, and stops the server. The
 //! tour exits non-zero if any lesson did not go as the seed says. The
 //! sixth goes beyond the seed: files over the same frame; the seventh puts
-//! a chaos proxy in the middle to make 分包 certain.
+//! a chaos proxy in the middle to make 分包 certain; the eighth is a chat
+//! room, the program every socket course ends with.
 //!
-//! Every lesson records its conversation with `socketserver::trace`:
+//! Every lesson but the chat records its conversation with `socketserver::trace`:
 //! `--html FILE` writes them all as sequence diagrams on one page, and
 //! `--svg DIR` as one SVG file each (the README's `docs/sticky.svg` is one).
 
@@ -128,7 +129,7 @@ fn main() {
     let options = Options::parse();
     let lang = options.lang.unwrap_or_else(Lang::from_env);
     let t = lang.text();
-    let lessons: [Lesson; 7] = [
+    let lessons: [Lesson; 8] = [
         tcp_greeting,
         udp_greeting,
         own_handler,
@@ -136,6 +137,7 @@ fn main() {
         command_service,
         file_transfer,
         chaos_proxy,
+        chat_room,
     ];
     let mut tour = Tour {
         t,
@@ -517,6 +519,14 @@ fn transfer_in(tour: &mut Tour, root: &std::path::Path, local: &std::path::Path)
         matches!(again, Err(FileError::AlreadyExists(_))),
         "an overwrite",
     )
+}
+
+/// The chat room: `chat::demo` runs three clients against a real server
+/// and checks every line each one hears.
+fn chat_room(tour: &mut Tour) -> Outcome {
+    println!("   {}", tour.t.chat_intro);
+    socketserver::chat::demo(|line| println!("   {line}"))?;
+    Ok(())
 }
 
 fn chaos_proxy(tour: &mut Tour) -> Outcome {

@@ -174,7 +174,7 @@ fn the_tour_runs_every_lesson_and_all_go_as_they_should() {
     let mut tour = example("tour");
     tour.args(["--lang", "en"]);
     let out = run_client(tour);
-    assert!(out.contains("7 of 7 lessons went as they should"), "{out}");
+    assert!(out.contains("8 of 8 lessons went as they should"), "{out}");
     assert!(out.contains("resumed at byte 2097152"), "{out}");
     assert!(out.contains("你好,Sarah"));
     assert!(out.contains("\"helloworld\""));

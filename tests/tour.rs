@@ -49,7 +49,7 @@ fn parse(html: &str) -> roxmltree::Document<'_> {
 #[test]
 fn the_tour_in_english() {
     let (out, html) = tour("en");
-    assert!(out.contains("7 of 7 lessons went as they should"), "{out}");
+    assert!(out.contains("8 of 8 lessons went as they should"), "{out}");
     assert!(
         out.contains("● server read 10 B \"helloworld\" ← #1 #2 粘包"),
         "{out}"
@@ -95,7 +95,7 @@ fn the_tour_in_english() {
 #[test]
 fn the_tour_in_chinese() {
     let (out, html) = tour("zh");
-    assert!(out.contains("7 课中 7 课按预期完成"), "{out}");
+    assert!(out.contains("8 课中 8 课按预期完成"), "{out}");
     assert!(out.contains("一次 recv() 收到 \"helloworld\""), "{out}");
     assert!(
         out.contains("● 服务端 读 10 B \"helloworld\" ← #1 #2 粘包"),
@@ -125,7 +125,7 @@ fn the_tour_follows_lang() {
         .env_remove("LC_ALL")
         .env_remove("LC_MESSAGES");
     let out = run_client(command);
-    assert!(out.contains("7 课中 7 课按预期完成"), "{out}");
+    assert!(out.contains("8 课中 8 课按预期完成"), "{out}");
     let bad = example("tour").args(["--lang", "fr"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }

@@ -52,7 +52,7 @@ impl Lang {
 pub struct Text {
     /// The diagrams' words.
     pub labels: Labels,
-    pub titles: [&'static str; 7],
+    pub titles: [&'static str; 8],
     pub failed: &'static str,
     /// Said instead of a lesson (or part) that needs Unix.
     #[cfg_attr(unix, allow(dead_code))]
@@ -109,6 +109,7 @@ pub struct Text {
     pub files_note: &'static str,
 
     pub chaos_intro: &'static str,
+    pub chat_intro: &'static str,
     pub chaos_intro2: &'static str,
     pub chaos_seed: &'static str,
     pub chaos_seed_broke: &'static str,
@@ -131,6 +132,7 @@ pub static EN: Text = Text {
         "5. 模拟远程执行命令: the command service, in its safe mode",
         "6. beyond the seed: files over the frame, verified and resumed",
         "7. 分包 made certain: a chaos proxy between client and server",
+        "8. beyond the seed: a chat room, where a slow reader never stalls the others",
     ],
     failed: "FAILED",
     unix_only: "(skipped: the command service runs on Unix only)",
@@ -201,6 +203,7 @@ pub static EN: Text = Text {
     files_refused: "refused:",
     files_note: "Requests and chunk frames: each chunk is one frame; the receiver reads it in as many reads as it takes.",
 
+    chat_intro: "Three clients on one ThreadingTcpServer: the first line is a name, every later line reaches the others; each client has its own writer thread and a bounded queue.",
     chaos_intro: "On loopback a short message nearly always arrives in one recv(), so the seed's clients seem to work.",
     chaos_intro2: "A proxy that forwards every 2 bytes separately, 10 ms apart, shows what a real network may do:",
     chaos_seed: "The seed's greeting client, one recv() taken as one message, through the proxy heard:",
@@ -225,6 +228,7 @@ pub static ZH: Text = Text {
         "5. 模拟远程执行命令: 命令服务, 安全模式",
         "6. 教程之外: 用报头传文件, 校验并断点续传",
         "7. 让分包必然发生: 客户端与服务端之间的混沌代理",
+        "8. 教程之外: 聊天室, 读得慢的客户端不会拖住别人",
     ],
     failed: "失败",
     unix_only: "(跳过: 命令服务只能在 Unix 上运行)",
@@ -283,6 +287,7 @@ pub static ZH: Text = Text {
     files_refused: "拒绝:",
     files_note: "请求和数据块帧: 每块一帧; 接收方需要几次读就读几次。",
 
+    chat_intro: "一个 ThreadingTcpServer 上的三个客户端: 第一行是名字, 之后每一行都发给其他人; 每个客户端有自己的写线程和有上限的队列。",
     chaos_intro: "在回环地址上, 短消息几乎总是一次 recv() 就到齐, 所以教程的客户端看起来没问题。",
     chaos_intro2: "一个把每 2 字节单独转发、间隔 10 毫秒的代理, 展示真实网络可能发生的事:",
     chaos_seed: "教程的问候客户端 (把一次 recv() 当作一条消息) 经过代理收到:",
