@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::{example, run_client, start_server};
 
-/// The examples on the shared clap options. (cmd_server, cmd_client and
-/// the tour are converted in a later pass.)
-const CONVERTED: [&str; 10] = [
+/// The examples on the shared clap options. (The tour is converted in a
+/// later pass.)
+const CONVERTED: [&str; 12] = [
     "tcp_server",
     "tcp_client",
     "udp_server",
@@ -22,6 +22,8 @@ const CONVERTED: [&str; 10] = [
     "socketserver",
     "socketserver_client",
     "sticky_packets",
+    "cmd_server",
+    "cmd_client",
     "file_server",
     "file_client",
     "soak",
