@@ -23,6 +23,14 @@
 //!   only means `;` and `|` are not special, and `sh -c '...'` is just
 //!   another program. An allowlist of whole command lines
 //!   ([`CommandConfig::allow`]) is what narrows it.
+//! * **Anyone can hold its door.** The seed's server serves one client at
+//!   a time, so one connection that sends nothing locks everyone out.
+//!   Here each connection has a thread, a new one has
+//!   [`CommandConfig::first_request_timeout`] to deliver its whole first
+//!   request (and prove the token) and [`CommandConfig::idle_timeout`]
+//!   between requests, however slowly it drips bytes; one address may
+//!   hold [`CommandConfig::max_per_peer`] connections, all together
+//!   [`CommandConfig::max_clients`].
 //! * **Its commands escape.** Here every process a command starts
 //!   (background jobs, `nohup`, `setsid`, double forks) ends no later than
 //!   its reply (`contain`), at a wall-clock deadline whatever the client
