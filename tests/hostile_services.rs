@@ -360,8 +360,12 @@ fn a_download_taken_a_byte_at_a_time_ends_at_its_chunk_timeout() {
         }
         taken
     });
-    // Served until the handler gives up: `active` back to 0.
+    // Served (accepted, which may take a moment) until the handler gives
+    // up: `active` back to 0.
     let deadline = asked + PATIENCE;
+    while info.stats().accepted == 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
     while info.stats().active > 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }

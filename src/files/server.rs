@@ -276,6 +276,9 @@ impl FileHandler {
         // Its share is back before the client hears it is done, so that
         // its next upload finds it.
         drop(reservation);
+        // The last chunk may have used most of its time, and the file is
+        // in place now: the reply saying so gets a chunk's time of its own.
+        conn.set_deadline(Instant::now() + self.config.chunk_timeout);
         let done = Header::for_body(b"")
             .with("ok", true)
             .with("size", size)
