@@ -389,3 +389,34 @@ fn read_output(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_told_to_stop_before_it_ran_still_takes_what_the_pipe_holds() {
+        // The race a loaded machine plays: the command has exited and the
+        // drain period passed before its reader read anything.
+        let mut child = Command::new("echo")
+            .arg("hello")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        child.wait().unwrap();
+        rustix::io::ioctl_fionbio(&out, true).unwrap();
+        let (events, inbox) = mpsc::sync_channel(QUEUE);
+        let stop = AtomicBool::new(true);
+        drain(out, Pipe::Stdout, events, &stop);
+        let got: Vec<u8> = inbox
+            .try_iter()
+            .filter_map(|e| match e {
+                Event::Output(_, piece, _) => Some(piece),
+                Event::Closed => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(got, b"hello\n");
+    }
+}
