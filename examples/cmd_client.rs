@@ -35,7 +35,11 @@ mod unix {
     /// The seed's remote command client (section 模拟远程执行命令客户端).
     ///
     /// Type a command at the >>> prompt and see its output; `exit` or end
-    /// of input leaves. With a COMMAND after `--`, runs just that and exits
+    /// of input leaves. In our form each command goes on a connection of
+    /// its own, so the prompt may wait as long as you like (our server
+    /// closes a connection that sends nothing for a while: `cmd_server
+    /// --first-request-ms`, `--idle-ms`); in the seed's form all go on one,
+    /// as the seed's client does. With a COMMAND after `--`, runs just that and exits
     /// with its exit code: 124 if the server timed it out (as timeout(1)
     /// does), 128+N if a signal N ended it, 1 with a message if the server
     /// refused it or failed.
@@ -84,16 +88,24 @@ mod unix {
             Form::Framed => Protocol::Framed,
             Form::Seed => Protocol::Seed,
         };
-        let mut client =
-            Client::connect(&addr.addrs[..], protocol).map_err(|e| addr.error("connect to", e))?;
-        if let Some(token) = token(&cli)? {
-            client = client.with_token(token);
-        }
+        let token = token(&cli)?;
+        let connect = || -> Result<Client, CommandError> {
+            let client = Client::connect(&addr.addrs[..], protocol)
+                .map_err(|e| addr.error("connect to", e))?;
+            Ok(match &token {
+                Some(token) => client.with_token(token.clone()),
+                None => client,
+            })
+        };
         if !cli.command.is_empty() {
             let line = shlex::try_join(cli.command.iter().map(String::as_str))
                 .map_err(|e| CommandError::Server(e.to_string()))?;
-            return Ok(show(client.run(&line)?));
+            return Ok(show(connect()?.run(&line)?));
         }
+        // Connected at once, so a wrong address is an error before the
+        // prompt. The seed's server takes one connection per session (it
+        // runs an empty command for a connection that closes at once).
+        let mut session = Some(connect()?).filter(|_| protocol == Protocol::Seed);
         let stdin = io::stdin();
         let mut line = String::new();
         loop {
@@ -111,7 +123,15 @@ mod unix {
             if cmd == "exit" {
                 return Ok(0);
             }
-            match client.run(cmd) {
+            let mut client = match (protocol, session.take()) {
+                (Protocol::Seed, Some(client)) => client,
+                _ => connect()?,
+            };
+            let outcome = client.run(cmd);
+            if protocol == Protocol::Seed {
+                session = Some(client);
+            }
+            match outcome {
                 Ok(reply) => {
                     show(reply);
                 }
