@@ -9,9 +9,10 @@ mod cli;
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
-use socketserver::files::{self, DEFAULT_MAX_UPLOAD, FileConfig};
+use socketserver::files::{self, FileConfig};
 
 /// Serves one directory (a lesson beyond the seed).
 ///
@@ -33,8 +34,31 @@ struct Cli {
     #[arg(long)]
     read_only: bool,
     /// The largest upload, in bytes
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_UPLOAD)]
+    #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_MAX_UPLOAD)]
     max_upload: u64,
+    /// The most bytes all uploads in flight may declare together; past it
+    /// an upload is refused before its data
+    #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_UPLOAD_BUDGET)]
+    upload_budget: u64,
+    /// The free space every upload must leave on the disk (0: fill it)
+    #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_FREE_SPACE_FLOOR)]
+    free_space_floor: u64,
+    /// How long each 1 MiB of a transfer may take, either way, however its
+    /// bytes drip
+    #[arg(long = "chunk-timeout-ms", value_name = "MS", default_value = "60000", value_parser = cli::millis)]
+    chunk_timeout: Duration,
+    /// How long a new connection has to send its whole first request
+    #[arg(long = "first-request-ms", value_name = "MS", default_value = "10000", value_parser = cli::millis)]
+    first_request: Duration,
+    /// How long a connection may take to send its next request
+    #[arg(long = "idle-ms", value_name = "MS", default_value = "60000", value_parser = cli::millis)]
+    idle: Duration,
+    /// The most clients served at once (each a thread)
+    #[arg(long, value_name = "N", default_value_t = files::DEFAULT_MAX_CLIENTS)]
+    max_clients: usize,
+    /// The most clients served at once from one IP address; 0: no cap
+    #[arg(long, value_name = "N", default_value_t = files::DEFAULT_MAX_PER_PEER)]
+    max_per_peer: usize,
 }
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9998";
@@ -53,7 +77,14 @@ fn run(cli: Cli) -> io::Result<()> {
     let root = cli.root.display();
     let config = FileConfig::new(&cli.root)
         .read_only(cli.read_only)
-        .max_upload(cli.max_upload);
+        .max_upload(cli.max_upload)
+        .upload_budget(cli.upload_budget)
+        .free_space_floor(cli.free_space_floor)
+        .chunk_timeout(cli.chunk_timeout)
+        .first_request_timeout(cli.first_request)
+        .idle_timeout(cli.idle)
+        .max_clients(cli.max_clients)
+        .max_per_peer((cli.max_per_peer > 0).then_some(cli.max_per_peer));
     // Checked here so that an error from bind is about the address.
     match std::fs::metadata(&cli.root) {
         Ok(meta) if meta.is_dir() => {}

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::{example, run_client, start_server};
 
-/// The examples on clap and the shared options. (cmd_server and
-/// cmd_client are converted in a later pass.)
-const CONVERTED: [&str; 14] = [
+/// The examples on clap and the shared options: all of them.
+const CONVERTED: [&str; 16] = [
     "tcp_server",
     "tcp_client",
     "udp_server",
@@ -22,6 +21,8 @@ const CONVERTED: [&str; 14] = [
     "socketserver",
     "socketserver_client",
     "sticky_packets",
+    "cmd_server",
+    "cmd_client",
     "file_server",
     "file_client",
     "soak",

@@ -18,7 +18,6 @@ use socketserver::frame::FrameError;
 fn empty_small_binary_and_100_mib_files_go_both_ways_intact() {
     let dirs = Dirs::new("round-trip");
     let addr = serve(FileConfig::new(dirs.root()));
-    let mut client = FileClient::connect(addr).unwrap();
     let cases: [(&str, Vec<u8>); 5] = [
         ("empty", Vec::new()),
         ("small.txt", "你好,files\n".as_bytes().to_vec()),
@@ -26,6 +25,10 @@ fn empty_small_binary_and_100_mib_files_go_both_ways_intact() {
         ("one-chunk", pattern(CHUNK)),
         ("hundred-mib", pattern(100 << 20)),
     ];
+    // Connected once the data is made: a server gives a new connection
+    // 10 s to send its first request, and 100 MiB of pattern takes a
+    // while in a debug build on a loaded machine.
+    let mut client = FileClient::connect(addr).unwrap();
     for (name, bytes) in &cases {
         let source = dirs.local(name);
         fs::write(&source, bytes).unwrap();

@@ -531,7 +531,13 @@ fn threads_and_fds(pid: u32) -> (usize, usize) {
 fn a_crowd_of_stalled_and_lying_uploads_leaves_no_thread_or_descriptor_behind() {
     let dirs = Dirs::new("crowd-proc");
     let mut server = common::example("file_server");
-    server.arg("127.0.0.1:0").arg("--root").arg(dirs.root());
+    // One address plays the whole crowd: the per-peer cap is off.
+    server
+        .arg("127.0.0.1:0")
+        .arg("--root")
+        .arg(dirs.root())
+        .arg("--max-per-peer")
+        .arg("0");
     let server = common::start_server(server);
     let (addr, pid) = (server.addr, server.child.id());
     fs::write(dirs.local("f"), pattern(3 * CHUNK)).unwrap();

@@ -106,15 +106,21 @@ enum Event {
 /// other end. The pipe is non-blocking, so a read that finds it empty
 /// waits in `poll` (with a timeout) rather than in `read`: a busy pipe
 /// costs no extra system call.
+///
+/// Once `stop` is set, one more read takes what the pipe holds (all the
+/// main process wrote before it exited is there: a pipe holds 64 KiB, a
+/// read takes up to [`READ_SIZE`]), however late this thread runs, and
+/// then it stops, however fast what is left keeps writing.
 fn drain<P: Read + AsFd>(mut pipe: P, which: Pipe, events: SyncSender<Event>, stop: &AtomicBool) {
     let mut buf = vec![0u8; READ_SIZE];
     loop {
+        let stopping = stop.load(Ordering::SeqCst);
         let n = match pipe.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if stop.load(Ordering::SeqCst) {
+                if stopping {
                     return;
                 }
                 let mut fds = [rustix::event::PollFd::new(
@@ -132,8 +138,8 @@ fn drain<P: Read + AsFd>(mut pipe: P, which: Pipe, events: SyncSender<Event>, st
         };
         let piece = buf[..n].to_vec();
         let digest = md5::compute(&piece);
-        if events.send(Event::Output(which, piece, digest)).is_err() {
-            return; // reading has ended
+        if events.send(Event::Output(which, piece, digest)).is_err() || stopping {
+            return; // reading has ended, or this was the last read
         }
     }
     let _ = events.send(Event::Closed);
@@ -242,7 +248,7 @@ pub(crate) fn run(
                 hang_up();
             }
         });
-        let result = read_output(&mut child, config, shared, inbox, client_gone, output);
+        let result = read_output(&mut child, config, shared, stop, inbox, client_gone, output);
         drop(finished); // the watchdog stands down
         stop.store(true, Ordering::SeqCst);
         // Whatever happened, nothing the command started outlives it: the
@@ -269,12 +275,15 @@ pub(crate) fn run(
 
 /// The handler's side while the command runs: output to `output`, checks
 /// on the deadline, the cap and the client. Ends when the main process
-/// has exited and its pipes are closed or [`DRAIN`] has passed, or after a
-/// kill. Returns the main process's status if it was reaped.
+/// has exited and its pipes are closed, or [`DRAIN`] has passed and the
+/// readers have taken what the pipes held (within a [`TICK`], or
+/// [`KILL_GRACE`] at most), or after a kill. Returns the main process's
+/// status if it was reaped.
 fn read_output(
     child: &mut Child,
     config: &CommandConfig,
     shared: &Shared,
+    stop: &AtomicBool,
     inbox: mpsc::Receiver<Event>,
     client_gone: &dyn Fn() -> bool,
     output: OutputSink<'_>,
@@ -300,7 +309,15 @@ fn read_output(
             }
         }
         if let Some((status, at)) = exited {
-            if open_pipes == 0 || now >= at + DRAIN {
+            // Past the drain period the readers stop, each after one last
+            // read of what its pipe holds: output the main process wrote
+            // is not lost to a reader the scheduler ran late. Then (or
+            // [`KILL_GRACE`] later, if they are not even run by then) the
+            // reply goes.
+            if now >= at + DRAIN {
+                stop.store(true, Ordering::SeqCst);
+            }
+            if open_pipes == 0 || now >= at + DRAIN + KILL_GRACE {
                 if let Some(e) = failed {
                     return Err(CommandError::Io(e));
                 }
@@ -370,5 +387,36 @@ fn read_output(
             // Both readers are gone (a reader can only end by closing).
             Err(RecvTimeoutError::Disconnected) => open_pipes = 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_told_to_stop_before_it_ran_still_takes_what_the_pipe_holds() {
+        // The race a loaded machine plays: the command has exited and the
+        // drain period passed before its reader read anything.
+        let mut child = Command::new("echo")
+            .arg("hello")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        child.wait().unwrap();
+        rustix::io::ioctl_fionbio(&out, true).unwrap();
+        let (events, inbox) = mpsc::sync_channel(QUEUE);
+        let stop = AtomicBool::new(true);
+        drain(out, Pipe::Stdout, events, &stop);
+        let got: Vec<u8> = inbox
+            .try_iter()
+            .filter_map(|e| match e {
+                Event::Output(_, piece, _) => Some(piece),
+                Event::Closed => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(got, b"hello\n");
     }
 }

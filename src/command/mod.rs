@@ -23,6 +23,14 @@
 //!   only means `;` and `|` are not special, and `sh -c '...'` is just
 //!   another program. An allowlist of whole command lines
 //!   ([`CommandConfig::allow`]) is what narrows it.
+//! * **Anyone can hold its door.** The seed's server serves one client at
+//!   a time, so one connection that sends nothing locks everyone out.
+//!   Here each connection has a thread, a new one has
+//!   [`CommandConfig::first_request_timeout`] to deliver its whole first
+//!   request (and prove the token) and [`CommandConfig::idle_timeout`]
+//!   between requests, however slowly it drips bytes; one address may
+//!   hold [`CommandConfig::max_per_peer`] connections, all together
+//!   [`CommandConfig::max_clients`].
 //! * **Its commands escape.** Here every process a command starts
 //!   (background jobs, `nohup`, `setsid`, double forks) ends no later than
 //!   its reply (`contain`), at a wall-clock deadline whatever the client
@@ -163,6 +171,28 @@ pub struct CommandConfig {
     pub max_commands: usize,
     /// The longest request accepted, in bytes. Default 64 KiB.
     pub max_request: usize,
+    /// How long a new connection has to deliver its whole first request
+    /// (with a token, the one that answers the challenge), from the moment
+    /// its handler starts, however slowly its bytes drip. Past it the
+    /// connection gets a `timed out` error and is closed. Default 10 s.
+    pub first_request_timeout: Duration,
+    /// How long a connection may take, once a reply has gone, to deliver
+    /// its whole next request; and how long the rest of a reply (the seed
+    /// form's one frame, our form's end frame) may take to leave once its
+    /// command has ended. Default 60 s. While a command runs, its own
+    /// [`timeout`](Self::timeout) bounds the connection instead.
+    pub idle_timeout: Duration,
+    /// The most clients connected at once, over all addresses ([`bind`]
+    /// clamps it to the descriptor limit, see
+    /// [`Builder::max_connections`](crate::server::Builder::max_connections)).
+    /// Each is a thread (most of its stack never touched) and a
+    /// descriptor; an unauthenticated one holds them for at most
+    /// `first_request_timeout`. Default 512.
+    pub max_clients: usize,
+    /// The most clients connected at once from one IP address (an IPv6
+    /// /64); a connection over it is closed as soon as it is accepted.
+    /// `None` caps nothing. Default `Some(8)`.
+    pub max_per_peer: Option<usize>,
     /// The shared secret a client must prove it knows (HMAC-SHA256 over a
     /// per-connection nonce; the token itself never crosses the wire).
     /// Required to listen on an address other than loopback, unless
@@ -192,6 +222,10 @@ impl Default for CommandConfig {
             max_output: 16 << 20,
             max_commands: 8,
             max_request: 64 << 10,
+            first_request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_clients: 512,
+            max_per_peer: Some(8),
             token: None,
             insecure: false,
             subreaper: true,
@@ -216,6 +250,33 @@ impl CommandConfig {
     /// Sets the output cap, in bytes.
     pub fn max_output(mut self, bytes: usize) -> Self {
         self.max_output = bytes;
+        self
+    }
+
+    /// Sets how long a new connection has to deliver its first request
+    /// (a zero duration is taken as one millisecond).
+    pub fn first_request_timeout(mut self, timeout: Duration) -> Self {
+        self.first_request_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets how long a connection may wait between requests (a zero
+    /// duration is taken as one millisecond).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the most clients connected at once (at least one).
+    pub fn max_clients(mut self, max: usize) -> Self {
+        self.max_clients = max.max(1);
+        self
+    }
+
+    /// Sets the most clients connected at once from one address; `None`
+    /// turns the cap off.
+    pub fn max_per_peer(mut self, max: Option<usize>) -> Self {
+        self.max_per_peer = max.map(|m| m.max(1));
         self
     }
 
@@ -272,6 +333,13 @@ pub enum CommandError {
         /// The limit in force.
         max: usize,
     },
+    /// The client did not deliver a whole request in the time it had
+    /// ([`CommandConfig::first_request_timeout`] or
+    /// [`CommandConfig::idle_timeout`]); the connection closes.
+    TimedOut {
+        /// The time it had.
+        waited: Duration,
+    },
     /// The server answered with an error of its own.
     Server(String),
 }
@@ -313,6 +381,9 @@ impl fmt::Display for CommandError {
             }
             CommandError::Busy { max } => {
                 write!(f, "busy: {max} commands are running already, try again")
+            }
+            CommandError::TimedOut { waited } => {
+                write!(f, "timed out: no whole request within {waited:?}")
             }
             CommandError::Server(msg) => write!(f, "server error: {msg}"),
         }

@@ -5,6 +5,7 @@
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::allow::Allowlist;
 use super::exec::{self, Pipe};
@@ -12,11 +13,13 @@ use super::reply::{write_end, write_error, write_piece, write_seed};
 use super::request::{Request, detect, read_request};
 use super::{CommandConfig, CommandError, Protocol};
 use super::{auth, contain};
-use crate::handler::{BaseRequestHandler, Connection};
+use crate::handler::{BaseRequestHandler, Connection, is_timeout};
 use crate::server::ThreadingTcpServer;
 
-/// The most clients connected at once.
-const MAX_CLIENTS: usize = 64;
+/// How long an error reply may take to leave: the connection's deadline
+/// may have passed already (that may be the error), and a write after it
+/// would fail at once.
+const ERROR_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves the command protocol on any stream server.
 ///
@@ -107,13 +110,17 @@ impl CommandHandler {
     ) -> Result<(), CommandError> {
         let argv = exec::argv(&request.line, &self.config)?;
         let _slot = Slot::take(&self.running, self.config.max_commands)?;
+        // While it runs, the command's own timeout bounds the connection:
+        // output may take as long as the watchdog allows, no longer.
+        conn.set_deadline(Instant::now() + self.config.timeout + exec::HANG_UP);
         let stream = conn.stream();
         let gone = || stream.peer_closed();
         // The watchdog's last resort for a client that does not read.
         let hang_up = || {
             let _ = stream.shutdown(Shutdown::Both);
         };
-        let mut to_client = stream;
+        // Through the connection, not the socket: its deadline applies.
+        let mut to_client = conn;
         // Ours: each piece of output leaves as its own frame at once. The
         // seed's: one frame, so the whole output is gathered first.
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
@@ -137,21 +144,17 @@ impl CommandHandler {
                 format!("client left; killed {:?}", argv[0]),
             )));
         }
-        // Past its deadline, the reply's end gets what is left of the
-        // watchdog's grace, not the connection's whole write timeout.
-        let restore = if ending.timed_out {
-            let before = stream.as_tcp().and_then(|t| t.write_timeout().ok());
-            stream.set_write_timeout(Some(exec::HANG_UP))?;
-            before
+        // The rest of the reply: past the command's deadline, what is left
+        // of the watchdog's grace; else the time a connection may idle.
+        let rest = if ending.timed_out {
+            exec::HANG_UP
         } else {
-            None
+            self.config.idle_timeout
         };
+        conn.set_deadline(Instant::now() + rest);
         match protocol {
             Protocol::Framed => write_end(&mut to_client, &ending)?,
             Protocol::Seed => write_seed(&mut to_client, &stdout, &stderr)?,
-        }
-        if let Some(before) = restore {
-            stream.set_write_timeout(before)?;
         }
         Ok(())
     }
@@ -159,6 +162,10 @@ impl CommandHandler {
 
 impl BaseRequestHandler for CommandHandler {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        // The challenge, the form's first bytes and the whole first request
+        // (which proves the token) within one deadline, however they drip.
+        let mut waited = self.config.first_request_timeout;
+        conn.set_deadline(Instant::now() + waited);
         // A reply in our form is several frames (output, then the end), so
         // a small one is two small writes: with Nagle on, the second would
         // wait ~40 ms for the first one's delayed ACK.
@@ -175,11 +182,14 @@ impl BaseRequestHandler for CommandHandler {
             None => None,
         };
         let mut first = [0u8; 4];
-        let protocol = match conn.stream().peek(&mut first) {
+        let protocol = match peek(conn, &mut first) {
             Ok(0) => return Ok(()),
             Ok(n) => detect(&first[..n]),
             // Unix sockets cannot peek on stable Rust: ours is framed.
             Err(e) if e.kind() == io::ErrorKind::Unsupported => Protocol::Framed,
+            Err(e) if is_timeout(&e) => {
+                return Err(time_out(conn, Protocol::Framed, waited).into());
+            }
             Err(e) => return Err(e),
         };
         let mut challenge = nonce.as_ref();
@@ -193,6 +203,9 @@ impl BaseRequestHandler for CommandHandler {
                     }),
                     None => self.serve(conn, protocol, request),
                 },
+                Err(CommandError::Io(e)) if is_timeout(&e) => {
+                    return Err(time_out(conn, protocol, waited).into());
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = outcome {
@@ -201,14 +214,53 @@ impl BaseRequestHandler for CommandHandler {
                 }
                 // Tell the client what was wrong; then go on if the stream
                 // is still in step, or close.
+                conn.set_deadline(Instant::now() + ERROR_GRACE);
                 write_error(conn, protocol, &e)?;
                 if !e.keeps_connection() {
                     conn.linger_close();
                     return Err(e.into());
                 }
             }
+            // Between requests a connection may idle, not forever.
+            waited = self.config.idle_timeout;
+            conn.set_deadline(Instant::now() + waited);
         }
     }
+}
+
+/// Tells a client that took too long so (if it still reads), and returns
+/// the error for the server's log. Nothing more is read: no linger.
+fn time_out(conn: &mut Connection, protocol: Protocol, waited: Duration) -> CommandError {
+    let e = CommandError::TimedOut { waited };
+    conn.set_deadline(Instant::now() + ERROR_GRACE);
+    let _ = write_error(conn, protocol, &e);
+    e
+}
+
+/// Peeks at a connection's first bytes within its deadline. `peek` is a
+/// call on the socket itself, which knows nothing of the deadline, so the
+/// socket's read timeout is cut to the time left for it and put back.
+fn peek(conn: &Connection, buf: &mut [u8]) -> io::Result<usize> {
+    let Some(tcp) = conn.stream().as_tcp() else {
+        return Err(io::ErrorKind::Unsupported.into());
+    };
+    let Some(deadline) = conn.deadline() else {
+        return tcp.peek(buf);
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    let before = tcp.read_timeout()?;
+    let cut = before.is_none_or(|t| left < t);
+    if cut {
+        tcp.set_read_timeout(Some(left))?;
+    }
+    let peeked = tcp.peek(buf);
+    if cut {
+        tcp.set_read_timeout(before)?;
+    }
+    peeked
 }
 
 /// One of the `max_commands` slots, given back when dropped.
@@ -230,7 +282,12 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// Binds a threading command server.
+/// Binds a threading command server: a thread per connection, at most
+/// [`max_clients`](CommandConfig::max_clients) at once and
+/// [`max_per_peer`](CommandConfig::max_per_peer) from one address; each
+/// connection has [`first_request_timeout`](CommandConfig::first_request_timeout)
+/// to deliver its first request and
+/// [`idle_timeout`](CommandConfig::idle_timeout) between requests.
 ///
 /// # Errors
 ///
@@ -253,8 +310,10 @@ pub fn bind(
 ) -> io::Result<ThreadingTcpServer<CommandHandler>> {
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     check_exposure(&addrs, &config)?;
+    let (max_clients, max_per_peer) = (config.max_clients, config.max_per_peer);
     ThreadingTcpServer::builder(CommandHandler::new(config)?)
-        .max_connections(MAX_CLIENTS)
+        .max_connections(max_clients)
+        .max_per_peer(max_per_peer)
         .bind(&addrs[..])
 }
 

@@ -44,7 +44,12 @@
 //!   [`FileConfig::upload_budget`] or leave less free space than
 //!   [`FileConfig::free_space_floor`], and ended when a chunk takes over
 //!   [`FileConfig::chunk_timeout`] (a client that stalls or drips bytes
-//!   gives its share of the budget back); listings of at most [`MAX_LISTING`]
+//!   gives its share of the budget back; a download the client takes too
+//!   slowly ends the same way); a whole request within
+//!   [`FileConfig::first_request_timeout`] of the connection and
+//!   [`FileConfig::idle_timeout`] of the last reply; at most
+//!   [`FileConfig::max_clients`] clients, [`FileConfig::max_per_peer`]
+//!   from one address; listings of at most [`MAX_LISTING`]
 //!   entries and [`MAX_LISTING_BYTES`] (flagged when cut); names of at
 //!   most [`MAX_NAME`] bytes, components of at most 255, of characters
 //!   that show safely.
@@ -132,6 +137,18 @@ pub const DEFAULT_FREE_SPACE_FLOOR: u64 = 1 << 30;
 /// (at least 17 KiB/s).
 pub const DEFAULT_CHUNK_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a new connection has to deliver its first request, unless
+/// set: 10 s.
+pub const DEFAULT_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to deliver its next request, unless
+/// set: 60 s.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most clients [`bind`] serves at once, unless set: 512.
+pub const DEFAULT_MAX_CLIENTS: usize = 512;
+/// The most clients [`bind`] serves at once from one IP address, unless
+/// set: 8.
+pub const DEFAULT_MAX_PER_PEER: usize = 8;
+
 /// What a file server serves, and how much it accepts.
 ///
 /// ```
@@ -161,11 +178,27 @@ pub struct FileConfig {
     /// [`FileError::NoSpace`] before any of its data is accepted. Unix
     /// only; elsewhere not checked.
     pub free_space_floor: u64,
-    /// How long an upload may take over each [`CHUNK`] of its bytes,
-    /// however they drip: past it, the upload ends with a timeout and
-    /// gives its share of the budget back. The server's read timeout
-    /// still bounds each wait for a byte.
+    /// How long a transfer may take over each [`CHUNK`] of its bytes,
+    /// however they drip: an upload's arriving, a download's (or a
+    /// listing's) being taken by the client. Past it the transfer ends
+    /// with a timeout, and an upload gives its share of the budget back.
+    /// The server's read and write timeouts still bound each wait.
     pub chunk_timeout: Duration,
+    /// How long a new connection has to deliver its whole first request,
+    /// however slowly its bytes drip; past it, an error frame and the
+    /// close.
+    pub first_request_timeout: Duration,
+    /// How long a connection may take, after a reply, to deliver its whole
+    /// next request.
+    pub idle_timeout: Duration,
+    /// The most clients [`bind`] serves at once, over all addresses (each
+    /// a thread; clamped to the descriptor limit, see
+    /// [`Builder::max_connections`](crate::server::Builder::max_connections)).
+    pub max_clients: usize,
+    /// The most clients [`bind`] serves at once from one IP address (an
+    /// IPv6 /64); over it a connection is closed as soon as it is
+    /// accepted. `None` caps nothing.
+    pub max_per_peer: Option<usize>,
     /// Refuse every upload.
     pub read_only: bool,
 }
@@ -179,6 +212,10 @@ impl FileConfig {
             upload_budget: DEFAULT_UPLOAD_BUDGET,
             free_space_floor: DEFAULT_FREE_SPACE_FLOOR,
             chunk_timeout: DEFAULT_CHUNK_TIMEOUT,
+            first_request_timeout: DEFAULT_FIRST_REQUEST_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            max_per_peer: Some(DEFAULT_MAX_PER_PEER),
             read_only: false,
         }
     }
@@ -201,10 +238,37 @@ impl FileConfig {
         self
     }
 
-    /// Sets how long an upload may take over each [`CHUNK`] (a zero
+    /// Sets how long a transfer may take over each [`CHUNK`] (a zero
     /// duration is taken as one millisecond).
     pub fn chunk_timeout(mut self, timeout: Duration) -> FileConfig {
         self.chunk_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets how long a new connection has to deliver its first request (a
+    /// zero duration is taken as one millisecond).
+    pub fn first_request_timeout(mut self, timeout: Duration) -> FileConfig {
+        self.first_request_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets how long a connection may wait between requests (a zero
+    /// duration is taken as one millisecond).
+    pub fn idle_timeout(mut self, timeout: Duration) -> FileConfig {
+        self.idle_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the most clients served at once (at least one).
+    pub fn max_clients(mut self, max: usize) -> FileConfig {
+        self.max_clients = max.max(1);
+        self
+    }
+
+    /// Sets the most clients served at once from one address; `None`
+    /// turns the cap off.
+    pub fn max_per_peer(mut self, max: Option<usize>) -> FileConfig {
+        self.max_per_peer = max.map(|m| m.max(1));
         self
     }
 

@@ -1,119 +1,119 @@
-//! Uploads keep pace: each mebibyte must arrive within
+//! Transfers keep pace: each mebibyte must cross within
 //! [`FileConfig::chunk_timeout`](super::FileConfig::chunk_timeout) of the
-//! one before, however its bytes drip.
+//! one before, however its bytes drip, in either direction.
 //!
-//! An upload holds its share of the upload budget until it ends. The
-//! socket's read timeout bounds only the wait for the *next byte*, so a
-//! client sending a byte a minute would hold its share (and a thread)
-//! forever. [`Paced`] gives every [`CHUNK`] of bytes a deadline and, before
-//! a read that could pass it, cuts the socket's timeout to the time left:
-//! at most about one extra system call a second, none while bytes flow
-//! faster than that, and no thread to watch the clock.
+//! An upload holds its share of the upload budget, and any transfer a
+//! thread, until it ends. The socket's timeouts bound only the wait for
+//! the *next byte* (or the next bit of room), so a client sending a byte a
+//! minute, or reading one, would hold them forever. [`Paced`] moves the
+//! connection's deadline ([`Connection::set_deadline`]) every [`CHUNK`]
+//! bytes, so no thread watches the clock. While it is nearer than the
+//! server's own timeout, each read or write costs one more system call
+//! (the connection cuts the socket's timeout to the time left).
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use super::CHUNK;
-use crate::handler::{Connection, Stream};
+use crate::handler::{Connection, is_timeout};
 
-/// How late a read may end past its deadline, to spare system calls.
-const SLACK: Duration = Duration::from_secs(1);
+/// Which way the bytes go, for the error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Way {
+    /// The client sends (an upload).
+    Upload,
+    /// The client takes (a download or a listing).
+    Download,
+}
 
-/// A connection read under a deadline per [`CHUNK`] bytes; puts the
-/// socket's own read timeout back when dropped.
+/// A connection read or written under a deadline per [`CHUNK`] bytes. The
+/// connection keeps the last deadline when this is dropped: the handler
+/// sets the next one.
 pub(crate) struct Paced<'c> {
-    conn: &'c mut Connection,
+    conn: &'c Connection,
     per_chunk: Duration,
-    deadline: Instant,
-    /// Bytes read since the deadline was last moved.
+    way: Way,
+    /// Bytes moved since the deadline was last moved.
     since: usize,
-    /// The server's per-read timeout, which still holds.
-    original: Option<Duration>,
-    /// The timeout now on the socket.
-    current: Option<Duration>,
 }
 
 impl<'c> Paced<'c> {
-    pub(crate) fn new(conn: &'c mut Connection, per_chunk: Duration) -> io::Result<Paced<'c>> {
-        let original = match conn.stream() {
-            Stream::Tcp(s) => s.read_timeout()?,
-            #[cfg(unix)]
-            Stream::Unix(s) => s.read_timeout()?,
-        };
-        Ok(Paced {
+    /// Starts the first chunk's deadline now.
+    pub(crate) fn new(conn: &'c Connection, per_chunk: Duration, way: Way) -> Paced<'c> {
+        conn.set_deadline(Instant::now() + per_chunk);
+        Paced {
             conn,
             per_chunk,
-            deadline: Instant::now() + per_chunk,
+            way,
             since: 0,
-            original,
-            current: original,
-        })
-    }
-
-    /// Whether the socket's timeout is shorter than the server's own.
-    fn cut_short(&self) -> bool {
-        match (self.current, self.original) {
-            (Some(current), Some(original)) => current < original,
-            (Some(_), None) => true,
-            (None, _) => false,
         }
     }
 
-    /// The timeout the next read needs: the time left, or the server's
-    /// own if that is shorter.
-    fn wanted(&self, left: Duration) -> Duration {
-        self.original.map_or(left, |t| t.min(left))
+    fn moved(&mut self, n: usize) {
+        self.since += n;
+        if self.since >= CHUNK {
+            self.since %= CHUNK;
+            self.conn.set_deadline(Instant::now() + self.per_chunk);
+        }
+    }
+
+    /// Says which transfer fell behind, when the deadline is what failed.
+    fn explain(&self, e: io::Error) -> io::Error {
+        let passed = self.conn.deadline().is_some_and(|at| Instant::now() >= at);
+        if !(passed && is_timeout(&e)) {
+            return e;
+        }
+        let (what, done) = match self.way {
+            Way::Upload => ("upload", "sent"),
+            Way::Download => ("download", "taken"),
+        };
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the {what} fell behind: {CHUNK} bytes not {done} within {:?}",
+                self.per_chunk
+            ),
+        )
     }
 }
 
 impl Read for Paced<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "the upload fell behind: {CHUNK} bytes not sent within {:?}",
-                        self.per_chunk
-                    ),
-                ));
+        let mut conn = self.conn;
+        match conn.read(buf) {
+            Ok(n) => {
+                self.moved(n);
+                Ok(n)
             }
-            let wanted = self.wanted(left);
-            // Only when the socket would wait over a second too long.
-            if self.current.is_none_or(|t| t > wanted + SLACK) {
-                self.conn.stream().set_read_timeout(Some(wanted))?;
-                self.current = Some(wanted);
-            }
-            match self.conn.read(buf) {
-                Ok(n) => {
-                    self.since += n;
-                    if self.since >= CHUNK {
-                        self.since -= CHUNK;
-                        self.deadline = Instant::now() + self.per_chunk;
-                    }
-                    return Ok(n);
-                }
-                // A timeout cut shorter than the server's own, for a
-                // deadline since passed or moved: the loop tells which.
-                Err(e) if is_timeout(&e) && self.cut_short() => self.current = None,
-                Err(e) => return Err(e),
-            }
+            Err(e) => Err(self.explain(e)),
         }
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-impl Drop for Paced<'_> {
-    fn drop(&mut self) {
-        if self.current != self.original {
-            let _ = self.conn.stream().set_read_timeout(self.original);
+impl Write for Paced<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut conn = self.conn;
+        match conn.write(buf) {
+            Ok(n) => {
+                self.moved(n);
+                Ok(n)
+            }
+            Err(e) => Err(self.explain(e)),
         }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut conn = self.conn;
+        match conn.write_vectored(bufs) {
+            Ok(n) => {
+                self.moved(n);
+                Ok(n)
+            }
+            Err(e) => Err(self.explain(e)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

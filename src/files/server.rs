@@ -7,22 +7,25 @@ use std::io;
 use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::name::Root;
-use super::pace::Paced;
+use super::pace::{Paced, Way};
 use super::temp::{TempFile, remove_stale};
 use super::{
     CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, digest_prefix, encode_listing, field,
     number, receive_chunks, send_chunks,
 };
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
-use crate::handler::{BaseRequestHandler, Connection};
+use crate::handler::{BaseRequestHandler, Connection, is_timeout};
 use crate::server::ThreadingTcpServer;
 
-/// The most clients connected at once, from [`bind`].
-const MAX_CLIENTS: usize = 64;
+/// How long an error frame may take to leave: the connection's deadline
+/// may have passed already (that may be the error), and a write after it
+/// would fail at once.
+const ERROR_GRACE: Duration = Duration::from_secs(1);
 
 /// The largest request body: requests are a header and no body.
 const MAX_REQUEST_BODY: u64 = 0;
@@ -160,7 +163,9 @@ impl FileHandler {
                 let header = Header::for_body(&body)
                     .with("ok", true)
                     .with("truncated", more || cut);
-                Ok(write_frame_parts(conn, &header, &[&body])?)
+                // Up to 8 MiB: taken at the pace of a download.
+                let mut paced = Paced::new(conn, self.config.chunk_timeout, Way::Download);
+                Ok(write_frame_parts(&mut paced, &header, &[&body])?)
             }
             Some("get") => {
                 let offset = number(request, "offset")?;
@@ -189,8 +194,11 @@ impl FileHandler {
             .with("size", size)
             .with("offset", offset)
             .with("chunk", CHUNK as u64);
-        write_frame_parts(conn, &status, &[])?;
-        send_chunks(conn, &mut file, size - offset, digest, &mut |_| {})?;
+        // However slowly the client reads, a download holds its thread for
+        // at most `chunk_timeout` per chunk.
+        let mut paced = Paced::new(conn, self.config.chunk_timeout, Way::Download);
+        write_frame_parts(&mut paced, &status, &[])?;
+        send_chunks(&mut paced, &mut file, size - offset, digest, &mut |_| {})?;
         Ok(())
     }
 
@@ -250,15 +258,14 @@ impl FileHandler {
         let dest = self.root.new_file(name, overwrite)?;
         let mut reservation = self.reserve(&dest, size)?;
         let mut temp = TempFile::beside(&dest)?;
-        write_frame_parts(conn, &Header::for_body(b"").with("ok", true), &[])?;
         // However slowly it drips, an upload holds its share of the
         // budget for at most `chunk_timeout` per chunk.
-        let mut paced = Paced::new(conn, self.config.chunk_timeout)?;
+        let mut paced = Paced::new(conn, self.config.chunk_timeout, Way::Upload);
+        write_frame_parts(&mut paced, &Header::for_body(b"").with("ok", true), &[])?;
         let (announced, actual) =
             receive_chunks(&mut paced, &mut temp.file, size, Digest::new(), &mut |n| {
                 reservation.written(n)
             })?;
-        drop(paced);
         if announced != actual {
             return Err(FileError::DigestMismatch {
                 expected: announced,
@@ -269,6 +276,9 @@ impl FileHandler {
         // Its share is back before the client hears it is done, so that
         // its next upload finds it.
         drop(reservation);
+        // The last chunk may have used most of its time, and the file is
+        // in place now: the reply saying so gets a chunk's time of its own.
+        conn.set_deadline(Instant::now() + self.config.chunk_timeout);
         let done = Header::for_body(b"")
             .with("ok", true)
             .with("size", size)
@@ -279,6 +289,9 @@ impl FileHandler {
 
 impl BaseRequestHandler for FileHandler {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        // The whole first request within one deadline, however it drips.
+        let mut waited = self.config.first_request_timeout;
+        conn.set_deadline(Instant::now() + waited);
         // Status frames are small and follow each other: send each at once.
         if let Some(tcp) = conn.stream().as_tcp() {
             tcp.set_nodelay(true)?;
@@ -291,17 +304,22 @@ impl BaseRequestHandler for FileHandler {
             let request = match read_frame_into(conn, &limits, &mut body) {
                 Ok(Some(request)) => request,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(refuse_frame(conn, e)),
+                Err(e) => return Err(refuse_frame(conn, e, waited)),
             };
+            // A transfer moves the deadline as its chunks cross.
             if let Err(e) = self.serve(conn, &request) {
                 // Tell the client why; when the stream is out of step,
                 // close so that the reply survives what it still sends.
+                conn.set_deadline(Instant::now() + ERROR_GRACE);
                 let sent = write_frame_parts(conn, &e.to_wire(), &[]);
                 if !e.keeps_connection() || sent.is_err() {
                     conn.linger_close();
                     return Err(io::Error::other(e));
                 }
             }
+            // Between requests a connection may idle, not forever.
+            waited = self.config.idle_timeout;
+            conn.set_deadline(Instant::now() + waited);
         }
         Ok(())
     }
@@ -310,16 +328,23 @@ impl BaseRequestHandler for FileHandler {
 /// Answers a request that could not be read: an error frame saying why,
 /// sent before the close, as for any other error. After a malformed
 /// frame the stream is out of step, so the close lingers (the reply
-/// survives what the client still sends); after a timeout nothing is
-/// coming, and after a broken connection the frame is simply lost.
-fn refuse_frame(conn: &mut Connection, e: FrameError) -> io::Error {
-    let timed_out = matches!(
-        &e,
-        FrameError::Io(io) if matches!(io.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
-    );
+/// survives what the client still sends); after a timeout (the request
+/// did not come whole within `waited`) nothing is coming, and after a
+/// broken connection the frame is simply lost.
+fn refuse_frame(conn: &mut Connection, e: FrameError, waited: Duration) -> io::Error {
+    let timed_out = matches!(&e, FrameError::Io(io) if is_timeout(io));
     let broken = matches!(&e, FrameError::Io(_)) && !timed_out;
-    let e = FileError::from(e);
+    let e = if timed_out {
+        FileError::Io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("timed out: no whole request within {waited:?}"),
+        ))
+    } else {
+        FileError::from(e)
+    };
     if !broken {
+        // The deadline may be what passed: the frame gets a moment of its own.
+        conn.set_deadline(Instant::now() + ERROR_GRACE);
         let _ = write_frame_parts(conn, &e.to_wire(), &[]);
         if !timed_out {
             conn.linger_close();
@@ -328,8 +353,9 @@ fn refuse_frame(conn: &mut Connection, e: FrameError) -> io::Error {
     io::Error::other(e)
 }
 
-/// Binds a threading file server (thread per connection, at most 64
-/// clients at once) serving `config.root`.
+/// Binds a threading file server serving `config.root`: a thread per
+/// connection, at most [`max_clients`](FileConfig::max_clients) at once and
+/// [`max_per_peer`](FileConfig::max_per_peer) from one address.
 ///
 /// Reading and writing files needs no token the way running commands
 /// does, but anyone who can reach the address can read everything in the
@@ -343,7 +369,9 @@ pub fn bind(
     addr: impl ToSocketAddrs,
     config: FileConfig,
 ) -> io::Result<ThreadingTcpServer<FileHandler>> {
+    let (max_clients, max_per_peer) = (config.max_clients, config.max_per_peer);
     ThreadingTcpServer::builder(FileHandler::new(config)?)
-        .max_connections(MAX_CLIENTS)
+        .max_connections(max_clients)
+        .max_per_peer(max_per_peer)
         .bind(addr)
 }
