@@ -2,6 +2,7 @@
 //! either form, checks them, runs them, and replies; and [`bind`], which
 //! refuses to expose it unsafely.
 
+use std::cell::Cell;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,12 +110,36 @@ impl CommandHandler {
         request: Request,
     ) -> Result<(), CommandError> {
         let argv = exec::argv(&request.line, &self.config)?;
-        let _slot = Slot::take(&self.running, self.config.max_commands)?;
+        let slot = Slot::take(&self.running, self.config.max_commands)?;
         // While it runs, the command's own timeout bounds the connection:
         // output may take as long as the watchdog allows, no longer.
         conn.set_deadline(Instant::now() + self.config.timeout + exec::HANG_UP);
         let stream = conn.stream();
-        let gone = || stream.peer_closed();
+        // End of stream does not mean the client has gone: `nc -N` and
+        // `shutdown(SHUT_WR)` send it once the request is out, and still
+        // read the reply. Only a write can tell the two apart (a client
+        // that closed its socket answers with a reset), so past end of
+        // stream our form sends an empty stdout frame, which clients
+        // ignore, at most every PROBE; the next probe after a reset fails
+        // and the command is killed. The seed's form has no such frame: a
+        // command of a half-closed seed client runs to its end or timeout.
+        let end_of_stream = Cell::new(false);
+        let last_probe = Cell::new(None::<Instant>);
+        let gone = || {
+            if !end_of_stream.get() {
+                if !stream.peer_closed() {
+                    return false;
+                }
+                end_of_stream.set(true);
+            }
+            if protocol != Protocol::Framed
+                || last_probe.get().is_some_and(|at| at.elapsed() < PROBE)
+            {
+                return false;
+            }
+            last_probe.set(Some(Instant::now()));
+            write_piece(&mut &*conn, Pipe::Stdout, b"", md5::compute(b"")).is_err()
+        };
         // The watchdog's last resort for a client that does not read.
         let hang_up = || {
             let _ = stream.shutdown(Shutdown::Both);
@@ -138,6 +163,9 @@ impl CommandHandler {
                 Ok(())
             },
         )?;
+        // Every process of the command is gone: its slot is free for the
+        // next one, whether or not this client reads its reply.
+        drop(slot);
         if ending.cancelled {
             return Err(CommandError::Io(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
@@ -262,6 +290,10 @@ fn peek(conn: &Connection, buf: &mut [u8]) -> io::Result<usize> {
     }
     peeked
 }
+
+/// How often a command whose client sent end of stream is checked for a
+/// reset by an empty frame (our form only).
+const PROBE: Duration = Duration::from_millis(250);
 
 /// One of the `max_commands` slots, given back when dropped.
 struct Slot<'a>(&'a AtomicUsize);
