@@ -1,6 +1,7 @@
 //! A red team's evidence against the command service (issue 12): each
-//! finding is a test that fails today, committed `#[ignore]`d with its
-//! number so CI stays green; the rest pin down what held. Run the findings
+//! finding is a test, committed `#[ignore]`d with its number while it
+//! still fails so CI stays green, and un-ignored with its fix (findings 1,
+//! 2 and 6 are fixed); the rest pin down what held. Run the open findings
 //! with `cargo test --test command_attacks -- --ignored --nocapture`.
 //!
 //! Every escaping `sleep` has arguments of its own (`sleep 51.1`), so the
@@ -166,7 +167,6 @@ const TRACELESS: [(&str, &str, &str); 4] = [
 ];
 
 #[test]
-#[ignore = "finding 1: env -i + setsid(-f) + closed pipes escapes containment (issue 12 item 1)"]
 fn finding_1_traceless_escapes_outlive_the_reply() {
     let mut server = example("cmd_server");
     server.args(["127.0.0.1:0", "--timeout-ms", "3000"]);
@@ -194,8 +194,11 @@ fn finding_1_traceless_escapes_outlive_the_reply() {
 
 // ---------------------------------------------------------------- finding 2
 
+/// Escapees that die on their own (or are killed) while the server is
+/// their parent must be reaped, or they stay zombies of the server for
+/// good: one killed by the test after the reply, and one that exits by
+/// itself while its command still runs.
 #[test]
-#[ignore = "finding 2: adopted orphans the server cannot attribute are never reaped: zombies pile up"]
 fn finding_2_unattributed_orphans_become_zombies_of_the_server() {
     let mut server = example("cmd_server");
     server.args(["127.0.0.1:0", "--timeout-ms", "3000"]);
@@ -210,14 +213,19 @@ fn finding_2_unattributed_orphans_become_zombies_of_the_server() {
     let escaped = pids(&["sleep", "52.1"]);
     // However it got out, once it dies it is the server's to reap.
     end(&escaped);
+    let reply = client
+        .run("sh -c 'env -i setsid -f sleep 0.01 </dev/null >/dev/null 2>&1; sleep 0.5'")
+        .unwrap();
+    assert_eq!(reply.exit, Some(0));
     thread::sleep(Duration::from_millis(300));
-    // Another command, and time: still nobody waits for it.
+    // Another command, and time: somebody must have waited for them.
     assert_eq!(client.run("true").unwrap().exit, Some(0));
     let zombies: Vec<_> = children(pid)
         .into_iter()
         .filter(|(_, state)| *state == 'Z')
         .collect();
-    println!("escaped {escaped:?}, killed; zombies under the server: {zombies:?}");
+    println!("escaped {escaped:?}; zombies under the server: {zombies:?}");
+    assert!(escaped.is_empty(), "escaped: {escaped:?}");
     assert!(zombies.is_empty(), "zombies under the server: {zombies:?}");
 }
 

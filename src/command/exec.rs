@@ -197,6 +197,8 @@ pub(crate) fn run(
     // No deadline past what an `Instant` can hold (`Duration::MAX`): the
     // command runs until it ends, and is still contained then.
     let deadline = Instant::now().checked_add(config.timeout);
+    // Held until the tree is made: no sweep sees the child unclaimed.
+    let mut claims = contain::claims();
     let mut child = spawn(program, args, &marker)?;
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
         let _ = child.kill();
@@ -213,13 +215,16 @@ pub(crate) fn run(
         rustix::io::ioctl_fionbio(&out, true).and_then(|()| rustix::io::ioctl_fionbio(&err, true));
     let shared = Shared {
         tree: Mutex::new(Tree::new(
+            &mut claims,
             child.id() as i32,
             &marker,
             pipes,
             config.subreaper && cfg!(target_os = "linux"),
+            config.kill_unclaimed_orphans,
         )),
         timed_out: AtomicBool::new(false),
     };
+    drop(claims);
     if let Err(e) = nonblocking {
         shared.kill();
         let _ = child.wait();
