@@ -473,6 +473,36 @@ fn held_allowlist_bypass_shapes_are_refused() {
     assert_eq!(client.run(&long).unwrap().stdout.len(), 60_001);
 }
 
+/// Killing unclaimed orphans must not reach the embedding program's own
+/// children (in its process group): one still running is not signalled,
+/// and one that exited keeps its status for the program's own `wait`.
+#[test]
+fn held_the_embedding_programs_own_children_are_never_touched() {
+    let (addr, _server) = serve(CommandConfig::default());
+    let mut running = std::process::Command::new("sleep")
+        .arg("58.1")
+        .spawn()
+        .unwrap();
+    let mut exited = std::process::Command::new("true").spawn().unwrap();
+    let line = "sh -c 'env -i setsid -f sleep 58.2 </dev/null >/dev/null 2>&1; sleep 0.3'";
+    assert_eq!(framed(addr).run(line).unwrap().exit, Some(0));
+    thread::sleep(Duration::from_millis(300));
+    let escaped = pids(&["sleep", "58.2"]);
+    end(&escaped);
+    let still = running.try_wait().unwrap();
+    let _ = running.kill();
+    let _ = running.wait();
+    assert!(escaped.is_empty(), "escaped: {escaped:?}");
+    assert!(
+        still.is_none(),
+        "the program's own child was killed: {still:?}"
+    );
+    assert!(
+        exited.wait().unwrap().success(),
+        "the program's own child's status was taken"
+    );
+}
+
 /// HMAC-SHA256(token, nonce) in hex, as a client would answer.
 fn answer(token: &str, nonce_hex: &str) -> String {
     use hmac::{Hmac, Mac};
