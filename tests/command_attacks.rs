@@ -1,6 +1,7 @@
 //! A red team's evidence against the command service (issue 12): each
-//! finding is a test that fails today, committed `#[ignore]`d with its
-//! number so CI stays green; the rest pin down what held. Run the findings
+//! finding is a test, committed `#[ignore]`d with its number while it
+//! still fails so CI stays green, and un-ignored with its fix (findings 1,
+//! 2 and 6 are fixed); the rest pin down what held. Run the open findings
 //! with `cargo test --test command_attacks -- --ignored --nocapture`.
 //!
 //! Every escaping `sleep` has arguments of its own (`sleep 51.1`), so the
@@ -166,7 +167,6 @@ const TRACELESS: [(&str, &str, &str); 4] = [
 ];
 
 #[test]
-#[ignore = "finding 1: env -i + setsid(-f) + closed pipes escapes containment (issue 12 item 1)"]
 fn finding_1_traceless_escapes_outlive_the_reply() {
     let mut server = example("cmd_server");
     server.args(["127.0.0.1:0", "--timeout-ms", "3000"]);
@@ -194,8 +194,11 @@ fn finding_1_traceless_escapes_outlive_the_reply() {
 
 // ---------------------------------------------------------------- finding 2
 
+/// Escapees that die on their own (or are killed) while the server is
+/// their parent must be reaped, or they stay zombies of the server for
+/// good: one killed by the test after the reply, and one that exits by
+/// itself while its command still runs.
 #[test]
-#[ignore = "finding 2: adopted orphans the server cannot attribute are never reaped: zombies pile up"]
 fn finding_2_unattributed_orphans_become_zombies_of_the_server() {
     let mut server = example("cmd_server");
     server.args(["127.0.0.1:0", "--timeout-ms", "3000"]);
@@ -210,14 +213,19 @@ fn finding_2_unattributed_orphans_become_zombies_of_the_server() {
     let escaped = pids(&["sleep", "52.1"]);
     // However it got out, once it dies it is the server's to reap.
     end(&escaped);
+    let reply = client
+        .run("sh -c 'env -i setsid -f sleep 0.01 </dev/null >/dev/null 2>&1; sleep 0.5'")
+        .unwrap();
+    assert_eq!(reply.exit, Some(0));
     thread::sleep(Duration::from_millis(300));
-    // Another command, and time: still nobody waits for it.
+    // Another command, and time: somebody must have waited for them.
     assert_eq!(client.run("true").unwrap().exit, Some(0));
     let zombies: Vec<_> = children(pid)
         .into_iter()
         .filter(|(_, state)| *state == 'Z')
         .collect();
-    println!("escaped {escaped:?}, killed; zombies under the server: {zombies:?}");
+    println!("escaped {escaped:?}; zombies under the server: {zombies:?}");
+    assert!(escaped.is_empty(), "escaped: {escaped:?}");
     assert!(zombies.is_empty(), "zombies under the server: {zombies:?}");
 }
 
@@ -308,7 +316,6 @@ fn finding_5_idle_connections_from_one_address_do_not_lock_out_the_rest() {
 // ---------------------------------------------------------------- finding 6
 
 #[test]
-#[ignore = "finding 6: timeout(Duration::MAX) panics after spawn (Instant + MAX overflows): no reply, child not contained"]
 fn finding_6_a_timeout_of_duration_max_runs_the_command() {
     let (addr, _server) = serve(CommandConfig::default().timeout(Duration::MAX));
     let reply = framed(addr).run("sh -c 'sleep 56.1 & echo x'");
@@ -461,6 +468,36 @@ fn held_allowlist_bypass_shapes_are_refused() {
     // A long line is still one argument list.
     let long = format!("echo {}", "A".repeat(60_000));
     assert_eq!(client.run(&long).unwrap().stdout.len(), 60_001);
+}
+
+/// Killing unclaimed orphans must not reach the embedding program's own
+/// children (in its process group): one still running is not signalled,
+/// and one that exited keeps its status for the program's own `wait`.
+#[test]
+fn held_the_embedding_programs_own_children_are_never_touched() {
+    let (addr, _server) = serve(CommandConfig::default());
+    let mut running = std::process::Command::new("sleep")
+        .arg("58.1")
+        .spawn()
+        .unwrap();
+    let mut exited = std::process::Command::new("true").spawn().unwrap();
+    let line = "sh -c 'env -i setsid -f sleep 58.2 </dev/null >/dev/null 2>&1; sleep 0.3'";
+    assert_eq!(framed(addr).run(line).unwrap().exit, Some(0));
+    thread::sleep(Duration::from_millis(300));
+    let escaped = pids(&["sleep", "58.2"]);
+    end(&escaped);
+    let still = running.try_wait().unwrap();
+    let _ = running.kill();
+    let _ = running.wait();
+    assert!(escaped.is_empty(), "escaped: {escaped:?}");
+    assert!(
+        still.is_none(),
+        "the program's own child was killed: {still:?}"
+    );
+    assert!(
+        exited.wait().unwrap().success(),
+        "the program's own child's status was taken"
+    );
 }
 
 /// HMAC-SHA256(token, nonce) in hex, as a client would answer.

@@ -13,14 +13,22 @@
 //! below it while its parent lived, or is still in its process group, or
 //! carries this command's marker in its environment (inherited from the
 //! command, unique per command), or holds one of this command's output
-//! pipes; and everything below such a process counts too. Nothing else is ever signalled or reaped: a process that
-//! clears its environment, closes the command's pipes and leaves its parent
-//! between two scans (100 ms apart) is not recognized, and is left alone
-//! (README, Limits). Every kill goes through a pidfd opened and checked
+//! pipes; and everything below such a process counts too. Every running
+//! command's claim is kept in one registry ([`RUNNING`]), so that a child of
+//! the server that *no* running command claims, and that is not a command's
+//! own main process, can be told for what it is: an escapee that cleared
+//! its environment, closed the pipes and left group and parent between two
+//! scans. [`sweep`] kills it and everything below it, at every command's end
+//! and in every scan while commands run (`CommandConfig::
+//! kill_unclaimed_orphans`), and reaps every zombie child that no command's
+//! thread waits on. Children in the server's own process group (what
+//! `std::process::Command` makes by default) are the embedding program's
+//! and are never touched. Every kill goes through a pidfd opened and checked
 //! against the process's start time, so a reused pid is never hit.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
@@ -30,6 +38,42 @@ pub(crate) const MARKER_ENV: &str = "SOCKETSERVER_COMMAND";
 /// How long containment goes on killing before it gives up (a process in
 /// uninterruptible sleep can outlast SIGKILL for a while).
 const GIVE_UP: Duration = Duration::from_secs(5);
+
+/// What one running command claims, as every other command's [`sweep`]
+/// must see it.
+#[derive(Debug)]
+struct Claim {
+    /// Its main process and that one's start time: its own thread waits
+    /// on it, so nobody else may reap it.
+    main: (i32, u64),
+    marker: Vec<u8>,
+    pipes: Vec<String>,
+    /// Every process seen as the command's: pid and start time.
+    known: HashMap<i32, u64>,
+}
+
+/// The running commands' claims, by command. A command is entered while
+/// this lock is held from before its spawn ([`claims`]) to its
+/// [`Tree::new`], and a sweep holds it from before it looks at `/proc`, so
+/// no sweep sees a main process that is not yet claimed.
+static RUNNING: Mutex<Claims> = Mutex::new(Claims {
+    next: 0,
+    by_id: Vec::new(),
+});
+
+/// The registry's contents (a `Vec`: a handful of commands at most).
+#[derive(Debug)]
+pub(crate) struct Claims {
+    next: u64,
+    by_id: Vec<(u64, Claim)>,
+}
+
+/// Takes the registry; hold it across a command's spawn and its
+/// [`Tree::new`].
+pub(crate) fn claims() -> MutexGuard<'static, Claims> {
+    // A poisoned registry only means a sweep panicked; its contents hold.
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// One process as `/proc/PID/stat` shows it.
 #[derive(Debug, Clone, Copy)]
@@ -125,9 +169,24 @@ pub(crate) fn become_subreaper() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether `pid` carries one of `markers` in its environment or holds one
+/// of `pipes` open: a trace of the command that set or made them.
+fn has_trace<'a>(pid: i32, mut markers: impl Iterator<Item = &'a [u8]>, pipes: &[&str]) -> bool {
+    let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let marked = markers.any(|m| environ.split_inclusive(|b| *b == 0).any(|var| var == m));
+    marked
+        || fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.filter_map(Result::ok).any(|fd| {
+                fs::read_link(fd.path()).is_ok_and(|l| pipes.iter().any(|p| l.as_os_str() == *p))
+            })
+        })
+}
+
 /// One command's processes, as far as they can be told apart.
 #[derive(Debug)]
 pub(crate) struct Tree {
+    /// Its entry in [`RUNNING`].
+    id: u64,
     me: i32,
     main: i32,
     main_start: u64,
@@ -139,37 +198,60 @@ pub(crate) struct Tree {
     known: HashMap<i32, u64>,
     /// Search only below this process (it is a subreaper).
     below_me: bool,
+    /// Kill the server's unclaimed orphans in every scan and at the end.
+    sweep: bool,
     /// Processes still found after the main process was reaped: killed.
     pub(crate) stragglers: HashSet<i32>,
 }
 
 impl Tree {
-    pub(crate) fn new(main: i32, marker: &str, pipes: Vec<String>, below_me: bool) -> Tree {
+    /// The tree of the command whose main process is `main`, entered in
+    /// `claims`, which must have been held since before `main` was spawned.
+    pub(crate) fn new(
+        claims: &mut Claims,
+        main: i32,
+        marker: &str,
+        pipes: Vec<String>,
+        below_me: bool,
+        sweep: bool,
+    ) -> Tree {
         let main_start = stat(main).map_or(0, |p| p.start);
+        let marker = format!("{MARKER_ENV}={marker}\0").into_bytes();
+        let known = HashMap::from([(main, main_start)]);
+        let id = claims.next;
+        claims.next += 1;
+        claims.by_id.push((
+            id,
+            Claim {
+                main: (main, main_start),
+                marker: marker.clone(),
+                pipes: pipes.clone(),
+                known: known.clone(),
+            },
+        ));
         Tree {
+            id,
             me: rustix::process::getpid().as_raw_nonzero().get(),
             main,
             main_start,
-            marker: format!("{MARKER_ENV}={marker}\0").into_bytes(),
+            marker,
             pipes,
-            known: HashMap::from([(main, main_start)]),
+            known,
             below_me,
+            sweep: sweep && below_me,
             stragglers: HashSet::new(),
         }
     }
 
     fn carries_marker(&self, pid: i32) -> bool {
-        let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let marked = environ
-            .split_inclusive(|b| *b == 0)
-            .any(|var| var == self.marker.as_slice());
-        marked
-            || fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-                fds.filter_map(Result::ok).any(|fd| {
-                    fs::read_link(fd.path())
-                        .is_ok_and(|l| self.pipes.iter().any(|p| l.as_os_str() == p.as_str()))
-                })
-            })
+        let pipes: Vec<&str> = self.pipes.iter().map(String::as_str).collect();
+        has_trace(pid, std::iter::once(self.marker.as_slice()), &pipes)
+    }
+
+    /// Takes this command out of the registry: what is left of it is no
+    /// longer claimed by anyone.
+    fn release(&self) {
+        claims().by_id.retain(|(id, _)| *id != self.id);
     }
 
     /// Finds the command's processes now, remembering each one seen.
@@ -224,12 +306,19 @@ impl Tree {
         for (pid, p) in &found {
             self.known.insert(*pid, p.start);
         }
+        if let Some((_, claim)) = claims().by_id.iter_mut().find(|(id, _)| *id == self.id) {
+            claim.known.clone_from(&self.known);
+        }
         found
     }
 
-    /// Remembers who is below the command now (called while it runs).
+    /// Remembers who is below the command now (called while it runs), and
+    /// kills the server's unclaimed orphans if told to.
     pub(crate) fn watch(&mut self) {
         self.scan();
+        if self.sweep {
+            sweep_once();
+        }
     }
 
     /// Sends SIGKILL to every process of the command still alive, and
@@ -275,12 +364,107 @@ impl Tree {
         loop {
             let left = self.kill_all(main_reaped);
             if left == 0 || Instant::now() >= until {
+                if main_reaped {
+                    self.release();
+                    if self.sweep {
+                        sweep();
+                    }
+                }
                 return left;
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(10));
         }
     }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Kills every unclaimed orphan of the server and everything below it,
+/// and reaps every zombie child no command's thread waits on, until none
+/// is left or [`GIVE_UP`] passes. Returns how many were still there.
+pub(crate) fn sweep() -> usize {
+    let until = Instant::now() + GIVE_UP;
+    let mut pause = Duration::from_micros(100);
+    loop {
+        let left = sweep_once();
+        if left == 0 || Instant::now() >= until {
+            return left;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// One pass of [`sweep`]: how many unclaimed orphans were alive (and sent
+/// SIGKILL, with everything below them).
+///
+/// A child of the server is left alone when it is in the server's own
+/// process group (the embedding program's, as `std::process::Command`
+/// makes them), when it is a running command's main process (its thread
+/// reaps it), or when a running command claims it. A zombie otherwise is
+/// reaped; anything else is an escapee.
+fn sweep_once() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{WaitOptions, getpgrp, getpid, waitpid};
+        // Held from before the look at /proc: no main process can be
+        // spawned and not yet claimed while this pass decides.
+        let running = claims();
+        let me = getpid().as_raw_nonzero().get();
+        let own_group = getpgrp().as_raw_nonzero().get();
+        let procs = subtree(me).unwrap_or_else(snapshot);
+        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+        for (&pid, p) in &procs {
+            children.entry(p.ppid).or_default().push(pid);
+        }
+        let claims: Vec<&Claim> = running.by_id.iter().map(|(_, c)| c).collect();
+        let pipes: Vec<&str> = claims
+            .iter()
+            .flat_map(|c| c.pipes.iter().map(String::as_str))
+            .collect();
+        let mut left = 0;
+        for &pid in children.get(&me).into_iter().flatten() {
+            let p = procs[&pid];
+            if p.pgrp == own_group || claims.iter().any(|c| c.main == (pid, p.start)) {
+                continue;
+            }
+            if p.zombie {
+                // Dead, and nobody else waits for it: reap it, or it
+                // stays a zombie of the server for good.
+                if let Some(id) = Pid::from_raw(pid) {
+                    let _ = waitpid(Some(id), WaitOptions::NOHANG);
+                }
+                continue;
+            }
+            let claimed = claims
+                .iter()
+                .any(|c| c.known.get(&pid) == Some(&p.start) || p.pgrp == c.main.0)
+                || has_trace(pid, claims.iter().map(|c| c.marker.as_slice()), &pipes);
+            if claimed {
+                continue;
+            }
+            left += 1;
+            // Everything below it too, at once: killing only the top
+            // would leave its children to fork on until the next pass.
+            let mut todo = vec![pid];
+            while let Some(pid) = todo.pop() {
+                if let Some(p) = procs.get(&pid) {
+                    if !p.zombie {
+                        signal(pid, p.start);
+                    }
+                }
+                todo.extend(children.get(&pid).into_iter().flatten().copied());
+            }
+        }
+        left
+    }
+    #[cfg(not(target_os = "linux"))]
+    0
 }
 
 /// SIGKILL to exactly the process `pid` that started at `start`: through a

@@ -200,6 +200,11 @@ pub(crate) fn run(
 ) -> Result<Ending, CommandError> {
     let (program, args) = argv.split_first().ok_or(CommandError::Empty)?;
     let marker = contain::new_marker();
+    // No deadline past what an `Instant` can hold (`Duration::MAX`): the
+    // command runs until it ends, and is still contained then.
+    let deadline = Instant::now().checked_add(config.timeout);
+    // Held until the tree is made: no sweep sees the child unclaimed.
+    let mut claims = contain::claims();
     let mut child = spawn(program, args, &marker)?;
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
         let _ = child.kill();
@@ -216,19 +221,21 @@ pub(crate) fn run(
         rustix::io::ioctl_fionbio(&out, true).and_then(|()| rustix::io::ioctl_fionbio(&err, true));
     let shared = Shared {
         tree: Mutex::new(Tree::new(
+            &mut claims,
             child.id() as i32,
             &marker,
             pipes,
             config.subreaper && cfg!(target_os = "linux"),
+            config.kill_unclaimed_orphans,
         )),
         timed_out: AtomicBool::new(false),
     };
+    drop(claims);
     if let Err(e) = nonblocking {
         shared.kill();
         let _ = child.wait();
         return Err(CommandError::Io(e.into()));
     }
-    let deadline = Instant::now() + config.timeout;
     let stop = AtomicBool::new(false);
     let (events, inbox) = mpsc::sync_channel(QUEUE);
     let (finished, watchdog_inbox) = mpsc::channel::<()>();
@@ -238,6 +245,10 @@ pub(crate) fn run(
         scope.spawn(move || drain(out, Pipe::Stdout, out_events, stop));
         scope.spawn(move || drain(err, Pipe::Stderr, events, stop));
         scope.spawn(move || {
+            let Some(deadline) = deadline else {
+                let _ = watchdog_inbox.recv(); // no deadline: wait for the end
+                return;
+            };
             let wait = deadline.saturating_duration_since(Instant::now());
             if watchdog_inbox.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
                 return; // finished in time

@@ -206,11 +206,28 @@ pub struct CommandConfig {
     /// is made, so a command's processes that leave their parent
     /// (`setsid`, double forks) are adopted by the server and can be
     /// found and killed. Process-wide and lasting: orphans of the
-    /// embedding program's own children are adopted too, and the handler
-    /// reaps only those it attributes to a command. Default on; off, a
+    /// embedding program's own children are adopted too (read
+    /// [`kill_unclaimed_orphans`](CommandConfig::kill_unclaimed_orphans)
+    /// for what happens to them). Default on; off, a
     /// command's escaped processes are still found by their marker, but
     /// not those that also cleared their environment and pipes.
     pub subreaper: bool,
+    /// With [`subreaper`](CommandConfig::subreaper) on (Linux), kill every
+    /// process the server adopted that no running command claims and that
+    /// is not a command's own main process, with everything below it, at
+    /// every command's end and in every scan (100 ms) while commands run;
+    /// and reap every such zombie. That is what catches a process that
+    /// clears its environment, closes the command's pipes and leaves its
+    /// group and parent between two scans (`env -i setsid -f ...`). It
+    /// applies to orphans of the embedding program's own children too,
+    /// which the subreaper adopts, and to any child of the program outside
+    /// the program's own process group (one it spawned with a group or
+    /// session of its own): turn this off if the program runs such
+    /// children beside a command server. Children in the program's own
+    /// group are never touched. Default on; off, only processes
+    /// attributed to a command are killed and reaped (the old behaviour),
+    /// and a traceless escapee lives on, a zombie once it dies.
+    pub kill_unclaimed_orphans: bool,
 }
 
 impl Default for CommandConfig {
@@ -229,6 +246,7 @@ impl Default for CommandConfig {
             token: None,
             insecure: false,
             subreaper: true,
+            kill_unclaimed_orphans: true,
         }
     }
 }
