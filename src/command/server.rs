@@ -113,7 +113,7 @@ impl CommandHandler {
         let slot = Slot::take(&self.running, self.config.max_commands)?;
         // While it runs, the command's own timeout bounds the connection:
         // output may take as long as the watchdog allows, no longer.
-        conn.set_deadline(Instant::now() + self.config.timeout + exec::HANG_UP);
+        conn.set_deadline_in(self.config.timeout.saturating_add(exec::HANG_UP));
         let stream = conn.stream();
         // End of stream does not mean the client has gone: `nc -N` and
         // `shutdown(SHUT_WR)` send it once the request is out, and still
@@ -179,7 +179,7 @@ impl CommandHandler {
         } else {
             self.config.idle_timeout
         };
-        conn.set_deadline(Instant::now() + rest);
+        conn.set_deadline_in(rest);
         match protocol {
             Protocol::Framed => write_end(&mut to_client, &ending)?,
             Protocol::Seed => write_seed(&mut to_client, &stdout, &stderr)?,
@@ -193,7 +193,7 @@ impl BaseRequestHandler for CommandHandler {
         // The challenge, the form's first bytes and the whole first request
         // (which proves the token) within one deadline, however they drip.
         let mut waited = self.config.first_request_timeout;
-        conn.set_deadline(Instant::now() + waited);
+        conn.set_deadline_in(waited);
         // A reply in our form is several frames (output, then the end), so
         // a small one is two small writes: with Nagle on, the second would
         // wait ~40 ms for the first one's delayed ACK.
@@ -242,7 +242,7 @@ impl BaseRequestHandler for CommandHandler {
                 }
                 // Tell the client what was wrong; then go on if the stream
                 // is still in step, or close.
-                conn.set_deadline(Instant::now() + ERROR_GRACE);
+                conn.set_deadline_in(ERROR_GRACE);
                 write_error(conn, protocol, &e)?;
                 if !e.keeps_connection() {
                     conn.linger_close();
@@ -251,7 +251,7 @@ impl BaseRequestHandler for CommandHandler {
             }
             // Between requests a connection may idle, not forever.
             waited = self.config.idle_timeout;
-            conn.set_deadline(Instant::now() + waited);
+            conn.set_deadline_in(waited);
         }
     }
 }
@@ -260,7 +260,7 @@ impl BaseRequestHandler for CommandHandler {
 /// the error for the server's log. Nothing more is read: no linger.
 fn time_out(conn: &mut Connection, protocol: Protocol, waited: Duration) -> CommandError {
     let e = CommandError::TimedOut { waited };
-    conn.set_deadline(Instant::now() + ERROR_GRACE);
+    conn.set_deadline_in(ERROR_GRACE);
     let _ = write_error(conn, protocol, &e);
     e
 }

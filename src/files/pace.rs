@@ -40,7 +40,7 @@ pub(crate) struct Paced<'c> {
 impl<'c> Paced<'c> {
     /// Starts the first chunk's deadline now.
     pub(crate) fn new(conn: &'c Connection, per_chunk: Duration, way: Way) -> Paced<'c> {
-        conn.set_deadline(Instant::now() + per_chunk);
+        conn.set_deadline_in(per_chunk);
         Paced {
             conn,
             per_chunk,
@@ -53,7 +53,7 @@ impl<'c> Paced<'c> {
         self.since += n;
         if self.since >= CHUNK {
             self.since %= CHUNK;
-            self.conn.set_deadline(Instant::now() + self.per_chunk);
+            self.conn.set_deadline_in(self.per_chunk);
         }
     }
 

@@ -7,7 +7,7 @@ use std::io;
 use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -278,7 +278,7 @@ impl FileHandler {
         drop(reservation);
         // The last chunk may have used most of its time, and the file is
         // in place now: the reply saying so gets a chunk's time of its own.
-        conn.set_deadline(Instant::now() + self.config.chunk_timeout);
+        conn.set_deadline_in(self.config.chunk_timeout);
         let done = Header::for_body(b"")
             .with("ok", true)
             .with("size", size)
@@ -291,7 +291,7 @@ impl BaseRequestHandler for FileHandler {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
         // The whole first request within one deadline, however it drips.
         let mut waited = self.config.first_request_timeout;
-        conn.set_deadline(Instant::now() + waited);
+        conn.set_deadline_in(waited);
         // Status frames are small and follow each other: send each at once.
         if let Some(tcp) = conn.stream().as_tcp() {
             tcp.set_nodelay(true)?;
@@ -310,7 +310,7 @@ impl BaseRequestHandler for FileHandler {
             if let Err(e) = self.serve(conn, &request) {
                 // Tell the client why; when the stream is out of step,
                 // close so that the reply survives what it still sends.
-                conn.set_deadline(Instant::now() + ERROR_GRACE);
+                conn.set_deadline_in(ERROR_GRACE);
                 let sent = write_frame_parts(conn, &e.to_wire(), &[]);
                 if !e.keeps_connection() || sent.is_err() {
                     conn.linger_close();
@@ -319,7 +319,7 @@ impl BaseRequestHandler for FileHandler {
             }
             // Between requests a connection may idle, not forever.
             waited = self.config.idle_timeout;
-            conn.set_deadline(Instant::now() + waited);
+            conn.set_deadline_in(waited);
         }
         Ok(())
     }
@@ -344,7 +344,7 @@ fn refuse_frame(conn: &mut Connection, e: FrameError, waited: Duration) -> io::E
     };
     if !broken {
         // The deadline may be what passed: the frame gets a moment of its own.
-        conn.set_deadline(Instant::now() + ERROR_GRACE);
+        conn.set_deadline_in(ERROR_GRACE);
         let _ = write_frame_parts(conn, &e.to_wire(), &[]);
         if !timed_out {
             conn.linger_close();

@@ -460,6 +460,29 @@ impl Connection {
         self.clock.set(None);
     }
 
+    /// Sets the deadline `time` from now, as a timeout for many calls
+    /// together. A `time` too long for an [`Instant`] to hold (a
+    /// configured `Duration::MAX`, say) means no deadline, never a panic.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+    ///     conn.set_deadline_in(Duration::from_secs(10));
+    ///     assert!(conn.deadline().is_some());
+    ///     conn.set_deadline_in(Duration::MAX); // "forever"
+    ///     assert_eq!(conn.deadline(), None);
+    ///     Ok(())
+    /// })?;
+    /// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// server.handle_request()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_deadline_in(&self, time: Duration) {
+        self.clock.set(Instant::now().checked_add(time));
+    }
+
     /// The deadline, if one is set (to within a nanosecond).
     ///
     /// ```

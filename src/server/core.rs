@@ -275,7 +275,7 @@ impl<H: BaseRequestHandler> Serve for Streams<H> {
             config.write_timeout,
         );
         if let Some(deadline) = config.initial_deadline {
-            conn.set_deadline(Instant::now() + deadline);
+            conn.set_deadline_in(deadline);
         }
         // Known to the server until the handler is done, so a shutdown can
         // end it (dropped before `conn`, which closes the socket).

@@ -208,7 +208,12 @@ impl State {
         // In this order: the grace end is known before the flag is up (the
         // serving loop then asks for it), and the flag is up before any
         // handler sees its end of stream (it may ask whether we stop).
-        self.live.announce_drain(Instant::now() + self.grace);
+        // A grace too long for an `Instant` (`Duration::MAX`) is a century.
+        let now = Instant::now();
+        let end = now
+            .checked_add(self.grace)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        self.live.announce_drain(end);
         self.stop();
         self.live.drain_all();
         self.waker.wake();
