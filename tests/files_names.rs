@@ -7,14 +7,16 @@
 mod common;
 
 use std::fs;
+#[cfg(unix)]
 use std::io::Write;
+#[cfg(unix)]
 use std::thread;
 
-use common::files::{
-    Dirs, chunk_frame, end_frame, kind, names_in, none, pattern, serve, stalled_upload,
-    temp_uploads,
-};
+use common::files::{Dirs, none, pattern, serve, temp_uploads};
+#[cfg(unix)]
+use common::files::{chunk_frame, end_frame, kind, names_in, stalled_upload};
 use socketserver::files::{self, CHUNK, FileClient, FileConfig, FileError, MAX_NAME};
+#[cfg(unix)]
 use socketserver::frame::read_frame;
 
 #[test]
