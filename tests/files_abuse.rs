@@ -14,7 +14,8 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 
 use common::files::{
-    Dirs, ask, chunk_frame, end_frame, kind, none, pattern, serve, stalled_upload, temp_uploads,
+    Dirs, ask, chunk_frame, end_frame, kind, none, one_temp_upload_of, pattern,
+    put_once_budget_frees, serve, stalled_upload, temp_uploads,
 };
 use socketserver::files::{self, CHUNK, FileClient, FileConfig, FileError, MAX_NAME};
 use socketserver::frame::{Header, read_frame, write_frame_parts};
@@ -71,14 +72,7 @@ fn a_live_upload_of_another_server_on_the_same_root_is_not_stale() {
     let chunk = pattern(CHUNK);
     write_frame_parts(&mut raw, &Header::for_body(&chunk), &[&chunk]).unwrap();
     // The chunk is on disk once the temporary file has grown to it.
-    let mut temp = Vec::new();
-    for _ in 0..1_000 {
-        temp = temp_uploads(&dirs.root());
-        if temp.len() == 1 && fs::metadata(&temp[0]).unwrap().len() == CHUNK as u64 {
-            break;
-        }
-        thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let temp = one_temp_upload_of(&dirs.root(), CHUNK as u64);
     assert_eq!(temp.len(), 1, "the upload is in a temporary file");
     // A second server starting on the same root leaves it alone.
     let second = files::FileHandler::new(FileConfig::new(dirs.root())).unwrap();
@@ -223,14 +217,7 @@ fn the_upload_budget_is_enforced_before_any_data_is_accepted() {
     client.put(&dirs.local("one"), "one", false, none).unwrap();
     // The hog gives up; its share comes back.
     drop(hog);
-    let mut put = Err(FileError::ReadOnly);
-    for _ in 0..1_000 {
-        put = client.put(&dirs.local("two"), "two", false, none);
-        if !matches!(put, Err(FileError::OverBudget { .. })) {
-            break;
-        }
-        thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let put = put_once_budget_frees(|| client.put(&dirs.local("two"), "two", false, none));
     assert!(put.is_ok(), "{put:?}");
     assert_eq!(dirs.served(), ["one", "two"]);
     // A budget below one upload refuses it too.
@@ -409,16 +396,11 @@ fn an_upload_that_lies_about_its_bytes_keeps_nothing_and_frees_its_budget() {
         // Nothing kept, and the whole budget is back: a 2 MiB upload goes
         // (once the server has let go of the liar's connection).
         fs::write(dirs.local("two"), pattern(2 * CHUNK)).unwrap();
-        let mut put = Err(FileError::ReadOnly);
-        for _ in 0..1_000 {
-            put = FileClient::connect(addr)
+        let put = put_once_budget_frees(|| {
+            FileClient::connect(addr)
                 .unwrap()
-                .put(&dirs.local("two"), "honest", true, none);
-            if !matches!(put, Err(FileError::OverBudget { .. })) {
-                break;
-            }
-            thread::sleep(std::time::Duration::from_millis(10));
-        }
+                .put(&dirs.local("two"), "honest", true, none)
+        });
         assert!(put.is_ok(), "{what}: {put:?}");
         assert_eq!(dirs.served(), ["honest"], "{what}");
     }
@@ -652,16 +634,11 @@ fn an_upload_that_stalls_or_drips_gives_its_budget_back_at_its_chunk_timeout() {
         .unwrap_or("");
     assert!(why.contains("fell behind"), "{why}");
     // Their budget is back: the legitimate upload goes.
-    let mut put = Err(FileError::ReadOnly);
-    for _ in 0..1_000 {
-        put = FileClient::connect(addr)
+    let put = put_once_budget_frees(|| {
+        FileClient::connect(addr)
             .unwrap()
-            .put(&dirs.local("two"), "legit", false, none);
-        if !matches!(put, Err(FileError::OverBudget { .. })) {
-            break;
-        }
-        thread::sleep(std::time::Duration::from_millis(10));
-    }
+            .put(&dirs.local("two"), "legit", false, none)
+    });
     assert!(put.is_ok(), "{put:?}");
     eprintln!(
         "chunk timeout {per_chunk:?}: stalled upload cut at {staller_cut:?}, dripping one \

@@ -9,12 +9,10 @@ mod common;
 use std::fs;
 #[cfg(unix)]
 use std::io::Write;
-#[cfg(unix)]
-use std::thread;
 
 use common::files::{Dirs, none, pattern, serve, temp_uploads};
 #[cfg(unix)]
-use common::files::{chunk_frame, end_frame, kind, names_in, stalled_upload};
+use common::files::{chunk_frame, end_frame, kind, names_in, one_temp_upload_of, stalled_upload};
 use socketserver::files::{self, CHUNK, FileClient, FileConfig, FileError, MAX_NAME};
 #[cfg(unix)]
 use socketserver::frame::read_frame;
@@ -298,14 +296,7 @@ fn a_directory_swapped_for_a_symlink_mid_upload_is_not_followed() {
     let one = pattern(CHUNK);
     let mut raw = stalled_upload(addr, "sub/f", 2 * CHUNK as u64);
     raw.write_all(&chunk_frame(&one)).unwrap();
-    let mut temp = Vec::new();
-    for _ in 0..1_000 {
-        temp = temp_uploads(&dirs.root());
-        if temp.len() == 1 && fs::metadata(&temp[0]).unwrap().len() == CHUNK as u64 {
-            break;
-        }
-        thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let temp = one_temp_upload_of(&dirs.root(), CHUNK as u64);
     assert_eq!(temp.len(), 1);
     let temp_name = temp[0].file_name().unwrap().to_owned();
     // A local user with write access to the root swaps `sub` for a link

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::thread;
 
-use socketserver::files::{self, FileConfig};
+use socketserver::files::{self, FileConfig, FileError};
 use socketserver::frame::{Header, read_frame, write_frame_parts};
 
 /// A fresh directory with `root/` (served) and `local/` (the client's),
@@ -130,4 +130,36 @@ pub fn names_in(dir: &std::path::Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Waits, within 10 s, for exactly one temporary upload under `root` that
+/// has grown to `size` bytes (the server wrote what it was sent), and
+/// returns the temporary uploads found last.
+pub fn one_temp_upload_of(root: &Path, size: u64) -> Vec<PathBuf> {
+    let mut temp = Vec::new();
+    for _ in 0..1_000 {
+        temp = temp_uploads(root);
+        if temp.len() == 1 && fs::metadata(&temp[0]).is_ok_and(|m| m.len() == size) {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    temp
+}
+
+/// Tries `put` until it is not refused as over the budget (the server
+/// gives an ended upload's share back once it has let go of it), within
+/// 10 s, and returns the last outcome.
+pub fn put_once_budget_frees<T>(
+    mut put: impl FnMut() -> Result<T, FileError>,
+) -> Result<T, FileError> {
+    let mut outcome = put();
+    for _ in 0..1_000 {
+        if !matches!(outcome, Err(FileError::OverBudget { .. })) {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+        outcome = put();
+    }
+    outcome
 }
