@@ -12,9 +12,9 @@
 //! a chaos proxy in the middle to make 分包 certain; the eighth is a chat
 //! room, the program every socket course ends with.
 //!
-//! Every lesson but the chat records its conversation with `socketserver::trace`:
+//! Every lesson records its conversation with `socketserver::trace`:
 //! `--html FILE` writes them all as sequence diagrams on one page, and
-//! `--svg DIR` as one SVG file each (the README's `docs/sticky.svg` is one).
+//! `--svg DIR` as one SVG file each (the README's `docs/wire/sticky.svg` is one).
 
 mod tour_lang;
 
@@ -521,11 +521,27 @@ fn transfer_in(tour: &mut Tour, root: &std::path::Path, local: &std::path::Path)
     )
 }
 
-/// The chat room: `chat::demo` runs three clients against a real server
-/// and checks every line each one hears.
+/// The chat room: `chat::demo_via` runs three clients against a real
+/// server, through a recording relay, and checks every line each one hears.
 fn chat_room(tour: &mut Tour) -> Outcome {
-    println!("   {}", tour.t.chat_intro);
-    socketserver::chat::demo(|line| println!("   {line}"))?;
+    let t = tour.t;
+    println!("   {}", t.chat_intro);
+    let mut relay = None;
+    let outcome = socketserver::chat::demo_via(
+        |server| {
+            let proxy = recording_relay(server)?;
+            let addr = proxy.local_addr();
+            relay = Some(proxy);
+            Ok(addr)
+        },
+        |line| println!("   {line}"),
+    );
+    let relay = relay.ok_or("the chat never started")?;
+    // Alice joins first: the relay's first conversation is hers.
+    let trace = first_trace(&relay);
+    relay.shutdown();
+    outcome?;
+    tour.draw("chat", &format!("{} {}", t.chat_note, t.by_relay), trace?);
     Ok(())
 }
 

@@ -63,7 +63,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -93,6 +93,7 @@ pub const GRACE: Duration = Duration::from_millis(500);
 /// One client in the room: its name, its queue, its socket (to drop it).
 struct Member {
     name: String,
+    /// Lines for it, each ending in `\n` (one write each).
     queue: SyncSender<Arc<str>>,
     socket: Arc<Stream>,
 }
@@ -125,6 +126,10 @@ pub fn bind(addr: impl ToSocketAddrs) -> io::Result<ThreadingTcpServer<Room>> {
         .max_per_peer(Some(MAX_PER_PEER))
         .read_timeout(Some(IDLE_TIME))
         .graceful_shutdown(GRACE)
+        // Lines to a client that is not talking follow each other: without
+        // this the second waits for the ACK of the first, which the
+        // client's TCP may delay up to 40 ms (Nagle's algorithm).
+        .nodelay(true)
         .bind(addr)
 }
 
@@ -137,7 +142,7 @@ impl Room {
     /// behind (and telling the rest, which may drop more).
     fn broadcast(&self, from: Option<u64>, line: &str) {
         let mut members = self.lock();
-        let mut pending = vec![(from, Arc::<str>::from(line))];
+        let mut pending = vec![(from, Arc::<str>::from(format!("{line}\n")))];
         while let Some((from, line)) = pending.pop() {
             let mut behind = Vec::new();
             for (&id, member) in members.iter() {
@@ -156,7 +161,7 @@ impl Room {
                     log::info!(target: "socketserver::chat", "{} dropped: {QUEUE} lines behind", member.name);
                     pending.push((
                         None,
-                        format!("* {} was dropped: too far behind", member.name).into(),
+                        format!("* {} was dropped: too far behind\n", member.name).into(),
                     ));
                 }
             }
@@ -214,7 +219,10 @@ impl Room {
                     Err(_) => format!("{name} is taken"),
                 }
             };
-            writeln!(out, "* {problem}; your name?")?;
+            // One write per line, as everywhere in the room: a line in two
+            // writes is two packets, or, with Nagle on, a second part that
+            // waits for the first's ACK.
+            out.write_all(format!("* {problem}; your name?\n").as_bytes())?;
         }
     }
 }
@@ -246,7 +254,7 @@ impl BaseRequestHandler for Room {
         } else {
             others.join(", ")
         };
-        let _ = queue.try_send(format!("* hello {name}; here: {here}. /quit leaves").into());
+        let _ = queue.try_send(format!("* hello {name}; here: {here}. /quit leaves\n").into());
         self.broadcast(Some(id), &format!("* {name} joined"));
         log::info!(target: "socketserver::chat", "{name} joined from {}", conn.peer_addr());
         // Every way out leaves the room, then lets the writer finish.
@@ -255,7 +263,7 @@ impl BaseRequestHandler for Room {
         // "left" line for every other member.
         let stopping = conn.server().is_shutdown();
         if stopping {
-            let _ = queue.try_send("* the server is stopping".into());
+            let _ = queue.try_send("* the server is stopping\n".into());
         }
         if self.leave(id) && !stopping {
             self.broadcast(Some(id), &format!("* {name} left"));
@@ -281,16 +289,13 @@ impl Room {
     }
 }
 
-/// The writer thread: the member's queue to its socket, until the queue
-/// closes or the socket fails (the client left, or was dropped).
+/// The writer thread: the member's queue (lines with their `\n`, each
+/// one write) to its socket, until the queue closes or the socket fails
+/// (the client left, or was dropped).
 fn write_lines(socket: &Stream, outbox: Receiver<Arc<str>>) {
     for line in outbox {
         let mut out = socket;
-        if out
-            .write_all(line.as_bytes())
-            .and_then(|()| out.write_all(b"\n"))
-            .is_err()
-        {
+        if out.write_all(line.as_bytes()).is_err() {
             break;
         }
     }
@@ -338,9 +343,43 @@ fn read_line(lines: &mut impl BufRead) -> io::Result<Option<String>> {
 /// # Errors
 ///
 /// If a socket fails, or a client hears something else than it should.
-pub fn demo(mut say: impl FnMut(&str)) -> io::Result<()> {
+pub fn demo(say: impl FnMut(&str)) -> io::Result<()> {
+    demo_via(Ok, say)
+}
+
+/// [`demo`], with the clients connecting where `route` says: it gets the
+/// server's address and returns the one to connect to, such as a
+/// recording relay's (the tour draws the first client's conversation so).
+///
+/// ```
+/// use socketserver::chaos::{Chaos, Proxy};
+///
+/// let mut relay = None;
+/// socketserver::chat::demo_via(
+///     |server| {
+///         let proxy = Proxy::start("127.0.0.1:0", server, Chaos::new().trace(true))?;
+///         let addr = proxy.local_addr();
+///         relay = Some(proxy);
+///         Ok(addr)
+///     },
+///     |_| {},
+/// )?;
+/// let relay = relay.expect("route was called");
+/// assert_eq!(relay.traces().len(), 3); // alice, bob and carol
+/// relay.shutdown();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`demo`], and whatever `route` returns (the server is then never
+/// served).
+pub fn demo_via(
+    route: impl FnOnce(SocketAddr) -> io::Result<SocketAddr>,
+    mut say: impl FnMut(&str),
+) -> io::Result<()> {
     let server = bind("127.0.0.1:0")?;
-    let addr = server.local_addr()?;
+    let addr = route(server.local_addr()?)?;
     let stop = server.shutdown_handle();
     thread::scope(|s| {
         let serving = s.spawn(|| server.serve_forever());
@@ -380,7 +419,7 @@ struct Client {
 
 impl Client {
     fn join(
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         name: &'static str,
         say: &mut impl FnMut(&str),
     ) -> io::Result<Client> {
@@ -398,7 +437,7 @@ impl Client {
     }
 
     fn send(&mut self, line: &str) -> io::Result<()> {
-        writeln!(self.socket, "{line}")
+        self.socket.write_all(format!("{line}\n").as_bytes())
     }
 
     /// Reads the next line, which must start with `start`.

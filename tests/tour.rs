@@ -69,7 +69,7 @@ fn the_tour_in_english() {
         .filter(|n| n.tag_name().name() == "h2")
         .filter_map(|n| n.text())
         .collect();
-    for lesson in ["1. ", "2. ", "3. ", "4. ", "5. ", "6. ", "7. "] {
+    for lesson in ["1. ", "2. ", "3. ", "4. ", "5. ", "6. ", "7. ", "8. "] {
         assert!(
             headings.iter().any(|h| h.starts_with(lesson)),
             "{lesson}: {headings:?}"
@@ -80,7 +80,7 @@ fn the_tour_in_english() {
         .filter(|n| n.tag_name().name() == "svg")
         .count();
     assert_eq!(
-        svgs, 9,
+        svgs, 10,
         "one per lesson, two for the sticky and chaos lessons"
     );
     let has_class = |class: &str| {

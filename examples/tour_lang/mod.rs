@@ -110,6 +110,7 @@ pub struct Text {
 
     pub chaos_intro: &'static str,
     pub chat_intro: &'static str,
+    pub chat_note: &'static str,
     pub chaos_intro2: &'static str,
     pub chaos_seed: &'static str,
     pub chaos_seed_broke: &'static str,
@@ -204,6 +205,7 @@ pub static EN: Text = Text {
     files_note: "Requests and chunk frames: each chunk is one frame; the receiver reads it in as many reads as it takes.",
 
     chat_intro: "Three clients on one ThreadingTcpServer: the first line is a name, every later line reaches the others; each client has its own writer thread and a bounded queue.",
+    chat_note: "Alice's conversation, the first of three: after her name, the server writes to her whenever someone else joins, talks or leaves, not only in reply. Each line is one write and leaves at once (TCP_NODELAY): without it, a small write waits for the ACK of the one before.",
     chaos_intro: "On loopback a short message nearly always arrives in one recv(), so the seed's clients seem to work.",
     chaos_intro2: "A proxy that forwards every 2 bytes separately, 10 ms apart, shows what a real network may do:",
     chaos_seed: "The seed's greeting client, one recv() taken as one message, through the proxy heard:",
@@ -288,6 +290,7 @@ pub static ZH: Text = Text {
     files_note: "请求和数据块帧: 每块一帧; 接收方需要几次读就读几次。",
 
     chat_intro: "一个 ThreadingTcpServer 上的三个客户端: 第一行是名字, 之后每一行都发给其他人; 每个客户端有自己的写线程和有上限的队列。",
+    chat_note: "alice 的对话 (三个中的第一个): 给出名字之后, 每当别人加入、说话或离开, 服务端就写给她, 而不只是回复她。每一行一次写, 立即发出 (TCP_NODELAY): 否则一次小的写要等前一次的 ACK。",
     chaos_intro: "在回环地址上, 短消息几乎总是一次 recv() 就到齐, 所以教程的客户端看起来没问题。",
     chaos_intro2: "一个把每 2 字节单独转发、间隔 10 毫秒的代理, 展示真实网络可能发生的事:",
     chaos_seed: "教程的问候客户端 (把一次 recv() 当作一条消息) 经过代理收到:",
