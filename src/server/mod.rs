@@ -409,7 +409,8 @@ impl ShutdownHandle {
 #[cfg(feature = "ctrlc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ctrlc")))]
 impl ShutdownHandle {
-    /// Turns Ctrl-C (SIGINT), and SIGTERM on Unix, into a graceful
+    /// Turns Ctrl-C (SIGINT), and SIGTERM and SIGHUP on Unix (Ctrl-Break on
+    /// Windows: the `ctrlc` crate's `termination` feature), into a graceful
     /// [`shutdown`](Self::shutdown) of this server; a second one shuts it
     /// down now ([`shutdown_now`](Self::shutdown_now)). One line in a
     /// server's `main` before `serve_forever`, which then returns, and
