@@ -6,9 +6,12 @@
 //! reading: write to it directly and, once its socket's buffers are full,
 //! the writing thread blocks, and with it everyone whose line it was
 //! passing on. So each client has its own writer thread fed by a bounded
-//! queue ([`QUEUE`] lines): a broadcast only puts a line in each queue, never
-//! waits, and a client whose queue is full is dropped (its socket shut,
-//! the room told) instead of holding the room up.
+//! queue ([`QUEUE`] lines): a broadcast puts a line in each queue. A full
+//! queue makes the sender wait while that client's writer is still
+//! writing (so one client's burst is slowed to the room's pace, not
+//! allowed to overflow everyone's queue), and a client that has written
+//! nothing for [`BEHIND_TIME`] with its queue full is dropped (its socket
+//! shut, the room told) instead of holding the room up any longer.
 //!
 //! # Protocol
 //!
@@ -34,7 +37,7 @@
 //! | a name | 1 to [`MAX_NAME`] bytes, no control characters, not taken, not starting with `*` or `/` |
 //! | time to give a name | [`NAME_TIME`] |
 //! | a line | [`MAX_LINE`] bytes; a longer one ends the connection; control characters are dropped |
-//! | lines queued for one client | [`QUEUE`]; past it the client is dropped |
+//! | lines queued for one client | [`QUEUE`]; past it the sender waits, and the client is dropped once it has written nothing for [`BEHIND_TIME`] |
 //! | clients | [`MAX_CLIENTS`] at once, [`MAX_PER_PEER`] from one IP address |
 //! | idle time | [`IDLE_TIME`] between lines |
 //! | grace period on shutdown | [`GRACE`] |
@@ -90,12 +93,43 @@ pub const MAX_PER_PEER: usize = 16;
 /// How long a shutdown waits for lines being written.
 pub const GRACE: Duration = Duration::from_millis(500);
 
+/// How long a client whose queue is full may write nothing before it is
+/// dropped. Meanwhile the sender waits: a burst from one client is slowed
+/// to the pace of the slowest reader, not allowed to empty the room.
+pub const BEHIND_TIME: Duration = Duration::from_millis(250);
+
 /// One client in the room: its name, its queue, its socket (to drop it).
 struct Member {
     name: String,
     /// Lines for it, each ending in `\n` (one write each).
     queue: SyncSender<Arc<str>>,
     socket: Arc<Stream>,
+    /// Lines its writer has written so far: whether it is moving at all.
+    written: Arc<AtomicU64>,
+}
+
+impl Member {
+    /// Puts `line` in the member's queue; if it is full, waits while the
+    /// member's writer is still writing, and gives up (false: too far
+    /// behind) once it has written nothing for [`BEHIND_TIME`].
+    fn offer(&self, line: &Arc<str>) -> bool {
+        let mut seen = self.written.load(Ordering::Relaxed);
+        let mut since = Instant::now();
+        loop {
+            match self.queue.try_send(Arc::clone(line)) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return true,
+                Err(TrySendError::Full(_)) => {}
+            }
+            let now = self.written.load(Ordering::Relaxed);
+            if now != seen {
+                (seen, since) = (now, Instant::now());
+            } else if since.elapsed() >= BEHIND_TIME {
+                return false;
+            }
+            // `SyncSender` has no send with a timeout on stable Rust.
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 /// The chat room, a [`BaseRequestHandler`]: serve it on a
@@ -149,16 +183,19 @@ impl Room {
                 if Some(id) == from {
                     continue;
                 }
-                match member.queue.try_send(Arc::clone(&line)) {
-                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-                    Err(TrySendError::Full(_)) => behind.push(id),
+                if !member.offer(&line) {
+                    behind.push(id);
                 }
             }
             for id in behind {
                 if let Some(member) = members.remove(&id) {
                     // Wakes its writer (blocked writing) and its reader.
                     let _ = member.socket.shutdown(Shutdown::Both);
-                    log::info!(target: "socketserver::chat", "{} dropped: {QUEUE} lines behind", member.name);
+                    log::info!(
+                        target: "socketserver::chat",
+                        "{} dropped: {QUEUE} lines behind, none written for {BEHIND_TIME:?}",
+                        member.name
+                    );
                     pending.push((
                         None,
                         format!("* {} was dropped: too far behind\n", member.name).into(),
@@ -193,6 +230,7 @@ impl Room {
         lines: &mut impl BufRead,
         queue: &SyncSender<Arc<str>>,
         socket: &Arc<Stream>,
+        written: &Arc<AtomicU64>,
     ) -> io::Result<Option<(u64, String, Vec<String>)>> {
         let mut out = conn;
         conn.set_deadline(Instant::now() + NAME_TIME);
@@ -210,6 +248,7 @@ impl Room {
                     name: name.clone(),
                     queue: queue.clone(),
                     socket: Arc::clone(socket),
+                    written: Arc::clone(written),
                 };
                 match self.join(member) {
                     Ok((id, others)) => {
@@ -235,12 +274,14 @@ impl BaseRequestHandler for Room {
         let mut lines = BufReader::new(conn);
         let socket = Arc::new(conn.stream().try_clone()?);
         let (queue, outbox) = mpsc::sync_channel(QUEUE);
-        let Some((id, name, others)) = self.enter(conn, &mut lines, &queue, &socket)? else {
+        let written = Arc::new(AtomicU64::new(0));
+        let Some((id, name, others)) = self.enter(conn, &mut lines, &queue, &socket, &written)?
+        else {
             return Ok(()); // gone before giving a name
         };
         let writer = thread::Builder::new().name("chat-writer".into()).spawn({
             let socket = Arc::clone(&socket);
-            move || write_lines(&socket, outbox)
+            move || write_lines(&socket, outbox, &written)
         });
         let writer = match writer {
             Ok(writer) => writer,
@@ -292,12 +333,13 @@ impl Room {
 /// The writer thread: the member's queue (lines with their `\n`, each
 /// one write) to its socket, until the queue closes or the socket fails
 /// (the client left, or was dropped).
-fn write_lines(socket: &Stream, outbox: Receiver<Arc<str>>) {
+fn write_lines(socket: &Stream, outbox: Receiver<Arc<str>>, written: &AtomicU64) {
     for line in outbox {
         let mut out = socket;
         if out.write_all(line.as_bytes()).is_err() {
             break;
         }
+        written.fetch_add(1, Ordering::Relaxed);
     }
 }
 

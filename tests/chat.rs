@@ -162,6 +162,40 @@ fn a_client_that_never_reads_is_dropped_and_stalls_no_one() {
     assert_eq!(server.stats().active, 0);
 }
 
+/// A burst from one client (many more lines at once than a queue holds)
+/// reaches a client that reads, if slowly (a small receive buffer): the
+/// sender is slowed to the reader's pace, and no one is dropped.
+#[test]
+fn a_burst_from_one_client_drops_no_one_who_reads() {
+    let server = chat::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    thread::scope(|s| {
+        let serving = s.spawn(|| server.serve_forever());
+        let mut alice = Client::join(addr, "alice");
+        let mut bob = Client::join(addr, "bob");
+        rustix::net::sockopt::set_socket_recv_buffer_size(&bob.socket, 4096).unwrap();
+        assert_eq!(alice.next(), "* bob joined");
+        let lines = 16 * chat::QUEUE;
+        let pad = "y".repeat(100);
+        let hearing = s.spawn(move || {
+            for i in 0..lines {
+                assert_eq!(bob.next(), format!("alice: {i} {pad}"));
+            }
+            bob
+        });
+        let pad = "y".repeat(100);
+        let burst: String = (0..lines).map(|i| format!("{i} {pad}\n")).collect();
+        alice.socket.write_all(burst.as_bytes()).unwrap();
+        let mut bob = hearing.join().unwrap();
+        bob.send("all here");
+        assert_eq!(alice.next(), "bob: all here");
+        stop.shutdown();
+        serving.join().unwrap();
+    });
+    assert_eq!(server.stats().failed, 0);
+}
+
 /// On shutdown every client is told, its stream ends, and the server is
 /// done within a second.
 #[test]
