@@ -165,6 +165,7 @@ fn a_client_that_never_reads_is_dropped_and_stalls_no_one() {
 /// A burst from one client (many more lines at once than a queue holds)
 /// reaches a client that reads, if slowly (a small receive buffer): the
 /// sender is slowed to the reader's pace, and no one is dropped.
+#[cfg(unix)]
 #[test]
 fn a_burst_from_one_client_drops_no_one_who_reads() {
     let server = chat::bind("127.0.0.1:0").unwrap();
