@@ -1,8 +1,7 @@
 //! A red team's evidence against the command service (issue 12): each
 //! finding is a test, committed `#[ignore]`d with its number while it
-//! still fails so CI stays green, and un-ignored with its fix (findings 1,
-//! 2 and 6 are fixed); the rest pin down what held. Run the open findings
-//! with `cargo test --test command_attacks -- --ignored --nocapture`.
+//! still failed so CI stayed green, and un-ignored with its fix (all six
+//! are fixed now); the rest pin down what held.
 //!
 //! Every escaping `sleep` has arguments of its own (`sleep 51.1`), so the
 //! tests count exactly what they started, and end what escaped by pid
