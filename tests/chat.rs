@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socketserver::chat;
+use socketserver::{Stats, ThreadingTcpServer, chat};
 
 struct Client {
     socket: TcpStream,
@@ -44,14 +44,28 @@ impl Client {
     }
 }
 
-/// Every client hears every other's lines, and joins and leaves.
-#[test]
-fn three_clients_hear_each_other() {
+/// Serves a chat room on 127.0.0.1 port 0 while `body` runs with its
+/// address and server, then shuts it down with what `body` returned (its
+/// clients) still connected, waits for `serve_forever`, and returns the
+/// counters.
+fn in_room<T>(body: impl FnOnce(SocketAddr, &ThreadingTcpServer<chat::Room>) -> T) -> Stats {
     let server = chat::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr().unwrap();
     let stop = server.shutdown_handle();
     thread::scope(|s| {
         let serving = s.spawn(|| server.serve_forever());
+        let connected = body(addr, &server);
+        stop.shutdown();
+        serving.join().unwrap();
+        drop(connected);
+    });
+    server.stats()
+}
+
+/// Every client hears every other's lines, and joins and leaves.
+#[test]
+fn three_clients_hear_each_other() {
+    let stats = in_room(|addr, _| {
         let mut alice = Client::join(addr, "alice");
         let mut bob = Client::join(addr, "bob");
         assert_eq!(alice.next(), "* bob joined");
@@ -93,10 +107,9 @@ fn three_clients_hear_each_other() {
         assert_eq!(alice.next(), "* carol left");
         assert_eq!(bob.next(), "* carol left");
         assert!(carol.lines.next().is_none(), "carol's connection ends");
-        stop.shutdown();
-        serving.join().unwrap();
+        (alice, bob, carol)
     });
-    assert_eq!(server.stats().active, 0);
+    assert_eq!(stats.active, 0);
 }
 
 /// A client that never reads (a small receive buffer, full) is dropped
@@ -104,11 +117,7 @@ fn three_clients_hear_each_other() {
 #[cfg(unix)]
 #[test]
 fn a_client_that_never_reads_is_dropped_and_stalls_no_one() {
-    let server = chat::bind("127.0.0.1:0").unwrap();
-    let addr = server.local_addr().unwrap();
-    let stop = server.shutdown_handle();
-    thread::scope(|s| {
-        let serving = s.spawn(|| server.serve_forever());
+    let stats = in_room(|addr, server| {
         let stalled = Client::join(addr, "stalled");
         rustix::net::sockopt::set_socket_recv_buffer_size(&stalled.socket, 4096).unwrap();
         let mut alice = Client::join(addr, "alice");
@@ -156,10 +165,9 @@ fn a_client_that_never_reads_is_dropped_and_stalls_no_one() {
         }
         assert_eq!(server.stats().completed, 1);
         drop(stalled);
-        stop.shutdown();
-        serving.join().unwrap();
+        (alice, bob)
     });
-    assert_eq!(server.stats().active, 0);
+    assert_eq!(stats.active, 0);
 }
 
 /// A burst from one client (many more lines at once than a queue holds)
@@ -168,18 +176,14 @@ fn a_client_that_never_reads_is_dropped_and_stalls_no_one() {
 #[cfg(unix)]
 #[test]
 fn a_burst_from_one_client_drops_no_one_who_reads() {
-    let server = chat::bind("127.0.0.1:0").unwrap();
-    let addr = server.local_addr().unwrap();
-    let stop = server.shutdown_handle();
-    thread::scope(|s| {
-        let serving = s.spawn(|| server.serve_forever());
+    let stats = in_room(|addr, _| {
         let mut alice = Client::join(addr, "alice");
         let mut bob = Client::join(addr, "bob");
         rustix::net::sockopt::set_socket_recv_buffer_size(&bob.socket, 4096).unwrap();
         assert_eq!(alice.next(), "* bob joined");
         let lines = 16 * chat::QUEUE;
         let pad = "y".repeat(100);
-        let hearing = s.spawn(move || {
+        let hearing = thread::spawn(move || {
             for i in 0..lines {
                 assert_eq!(bob.next(), format!("alice: {i} {pad}"));
             }
@@ -191,10 +195,9 @@ fn a_burst_from_one_client_drops_no_one_who_reads() {
         let mut bob = hearing.join().unwrap();
         bob.send("all here");
         assert_eq!(alice.next(), "bob: all here");
-        stop.shutdown();
-        serving.join().unwrap();
+        (alice, bob)
     });
-    assert_eq!(server.stats().failed, 0);
+    assert_eq!(stats.failed, 0);
 }
 
 /// On shutdown every client is told, its stream ends, and the server is
