@@ -29,8 +29,8 @@ mod unix {
     use std::path::PathBuf;
     use std::time::Duration;
 
-    use clap::Parser;
-    use socketserver::command::{self, CommandConfig};
+    use clap::{Parser, ValueEnum};
+    use socketserver::command::{self, CommandConfig, Containment};
 
     use crate::cli;
 
@@ -38,7 +38,8 @@ mod unix {
     ///
     /// Runs each command a client sends and replies with its output in a
     /// frame. Speaks the seed's raw requests and our framed ones on the
-    /// same port. Runs until killed.
+    /// same port. Runs until Ctrl-C or SIGTERM, which stop every running
+    /// command too.
     ///
     /// Without --allow, anyone who may connect runs any program as you
     /// (`sh -c` is just another program): remote code execution by design,
@@ -98,9 +99,23 @@ mod unix {
         /// The most clients connected at once from one IP address; 0: no cap
         #[arg(long, value_name = "N", default_value_t = CommandConfig::default().max_per_peer.unwrap_or(0))]
         max_per_peer: usize,
+        /// How every process a command starts is made to end with it:
+        /// `namespace`, a PID namespace per command that the kernel ends as
+        /// a whole (Linux); `scan`, looking for them in /proc; `auto`, a
+        /// namespace where the system allows one
+        #[arg(long, value_enum, default_value_t = Contain::Auto)]
+        containment: Contain,
+    }
+
+    #[derive(ValueEnum, Clone, Copy, Debug)]
+    enum Contain {
+        Auto,
+        Namespace,
+        Scan,
     }
 
     pub fn main() {
+        cli::logger::init();
         let cli = Cli::parse();
         if let Err(e) = run(cli) {
             eprintln!("cmd_server: {e}");
@@ -117,7 +132,12 @@ mod unix {
             .first_request_timeout(cli.first_request)
             .idle_timeout(cli.idle)
             .max_clients(cli.max_clients)
-            .max_per_peer((cli.max_per_peer > 0).then_some(cli.max_per_peer));
+            .max_per_peer((cli.max_per_peer > 0).then_some(cli.max_per_peer))
+            .containment(match cli.containment {
+                Contain::Auto => Containment::Auto,
+                Contain::Namespace => Containment::Namespace,
+                Contain::Scan => Containment::Scan,
+            });
         config.max_commands = cli.max_commands;
         config.insecure = cli.insecure;
         let allow: Vec<&str> = cli
@@ -144,8 +164,12 @@ mod unix {
         }
         let server =
             command::bind(&addr.addrs[..], config).map_err(|e| addr.error("listen on", e))?;
+        // Before saying where we listen: a Ctrl-C (or SIGTERM) from then on
+        // stops us cleanly, and every running command with us.
+        server.shutdown_handle().shutdown_on_ctrl_c()?;
         println!("端口正在监听。。。 listening on {}", server.local_addr()?);
         server.serve_forever();
+        println!("stopped: {}", server.stats());
         Ok(())
     }
 

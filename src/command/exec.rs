@@ -13,8 +13,8 @@
 //! the pipes; then [`contain::Tree::end_all`] kills and reaps the rest.
 
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::allow::Allowlist;
 use super::contain::{self, Tree};
+use super::sandbox::{self, Plan};
 use super::{CommandConfig, CommandError};
 
 /// The environment variable the example server reads its token from; never
@@ -147,38 +148,88 @@ fn drain<P: Read + AsFd>(mut pipe: P, which: Pipe, events: SyncSender<Event>, st
 
 /// What the handler and the watchdog share about one command.
 struct Shared {
-    tree: Mutex<Tree>,
+    watch: Watch,
     /// Set by the watchdog when it killed the command at its deadline.
     timed_out: AtomicBool,
 }
 
+/// How the command's processes are held together.
+enum Watch {
+    /// In a PID namespace ([`sandbox`]): the relay's pidfd. Killing the
+    /// relay ends the namespace, and the kernel every process in it.
+    Kernel(OwnedFd),
+    /// Found by looking ([`contain`]).
+    Scan(Mutex<Tree>),
+}
+
 impl Shared {
     fn kill(&self) {
-        // A poisoned lock only means a scan panicked; the tree is still
-        // the best knowledge there is.
-        let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
-        tree.kill_all(false);
+        match &self.watch {
+            Watch::Kernel(relay) => sandbox::kill(relay),
+            Watch::Scan(tree) => {
+                lock(tree).kill_all(false);
+            }
+        }
+    }
+
+    /// Remembers who is below the command now (the scan only).
+    fn watch(&self) {
+        if let Watch::Scan(tree) = &self.watch {
+            lock(tree).watch();
+        }
+    }
+
+    /// Once the main process is reaped: ends what is left, and says how
+    /// many processes that was. In a namespace, nothing is left: the
+    /// relay ends only after the kernel has ended the rest, or, killed,
+    /// takes the namespace with it.
+    fn end(&self) -> usize {
+        match &self.watch {
+            Watch::Kernel(_) => 0,
+            Watch::Scan(tree) => {
+                let mut tree = lock(tree);
+                tree.end_all(true);
+                tree.stragglers.len()
+            }
+        }
     }
 }
 
-/// Spawns the command: its own process group, stdin from /dev/null, the
-/// marker set and the token removed.
-fn spawn(program: &str, args: &[String], marker: &str) -> Result<Child, CommandError> {
-    Command::new(program)
+/// A poisoned lock only means a scan panicked; the tree is still the best
+/// knowledge there is.
+fn lock(tree: &Mutex<Tree>) -> std::sync::MutexGuard<'_, Tree> {
+    tree.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Spawns the command with stdin from /dev/null and the token removed:
+/// in a PID namespace of its own if `plan` says so ([`sandbox`]), else in
+/// a session of its own with `marker` set, for the scan ([`contain`]).
+fn spawn(
+    program: &str,
+    args: &[String],
+    plan: Option<&Plan>,
+    marker: Option<&str>,
+) -> Result<Child, CommandError> {
+    let mut command = Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .env_remove(TOKEN_ENV)
-        .env(contain::MARKER_ENV, marker)
-        .spawn()
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound
-            | io::ErrorKind::PermissionDenied
-            | io::ErrorKind::InvalidInput => CommandError::UnknownProgram(program.to_owned()),
-            _ => CommandError::Io(e),
-        })
+        .env_remove(TOKEN_ENV);
+    if let Some(marker) = marker {
+        command.env(contain::MARKER_ENV, marker);
+    }
+    match plan {
+        Some(plan) => sandbox::prepare(&mut command, plan, false),
+        None => sandbox::prepare_plain(&mut command),
+    }
+    command.spawn().map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput => {
+            CommandError::UnknownProgram(program.to_owned())
+        }
+        _ => CommandError::Io(e),
+    })
 }
 
 /// Runs `argv` under `config`'s timeout and output cap, handing each piece
@@ -194,18 +245,20 @@ fn spawn(program: &str, args: &[String], marker: &str) -> Result<Child, CommandE
 pub(crate) fn run(
     argv: &[String],
     config: &CommandConfig,
+    plan: Option<&Plan>,
     client_gone: &dyn Fn() -> bool,
     hang_up: &(dyn Fn() + Sync),
     output: OutputSink<'_>,
 ) -> Result<Ending, CommandError> {
     let (program, args) = argv.split_first().ok_or(CommandError::Empty)?;
-    let marker = contain::new_marker();
     // No deadline past what an `Instant` can hold (`Duration::MAX`): the
     // command runs until it ends, and is still contained then.
     let deadline = Instant::now().checked_add(config.timeout);
-    // Held until the tree is made: no sweep sees the child unclaimed.
-    let mut claims = contain::claims();
-    let mut child = spawn(program, args, &marker)?;
+    let marker = plan.is_none().then(contain::new_marker);
+    // For the scan, held until the tree is made: no sweep sees the child
+    // unclaimed.
+    let mut claims = plan.is_none().then(contain::claims);
+    let mut child = spawn(program, args, plan, marker.as_deref())?;
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
         let _ = child.kill();
         let _ = child.wait();
@@ -213,24 +266,39 @@ pub(crate) fn run(
             "the child's pipes are missing",
         )));
     };
-    let pipes = [out.as_raw_fd(), err.as_raw_fd()]
-        .into_iter()
-        .filter_map(contain::fd_link)
-        .collect();
+    let watch = match (&mut claims, &marker) {
+        (Some(claims), Some(marker)) => {
+            let pipes = [out.as_raw_fd(), err.as_raw_fd()]
+                .into_iter()
+                .filter_map(contain::fd_link)
+                .collect();
+            Ok(Watch::Scan(Mutex::new(Tree::new(
+                claims,
+                child.id() as i32,
+                marker,
+                pipes,
+                config.subreaper && cfg!(target_os = "linux"),
+                config.kill_unclaimed_orphans,
+            ))))
+        }
+        // Not reaped yet, so the pid is still the relay's.
+        _ => sandbox::handle(&child).map(Watch::Kernel),
+    };
+    drop(claims);
+    let watch = match watch {
+        Ok(watch) => watch,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(CommandError::Io(e));
+        }
+    };
     let nonblocking =
         rustix::io::ioctl_fionbio(&out, true).and_then(|()| rustix::io::ioctl_fionbio(&err, true));
     let shared = Shared {
-        tree: Mutex::new(Tree::new(
-            &mut claims,
-            child.id() as i32,
-            &marker,
-            pipes,
-            config.subreaper && cfg!(target_os = "linux"),
-            config.kill_unclaimed_orphans,
-        )),
+        watch,
         timed_out: AtomicBool::new(false),
     };
-    drop(claims);
     if let Err(e) = nonblocking {
         shared.kill();
         let _ = child.wait();
@@ -271,10 +339,7 @@ pub(crate) fn run(
                 child.wait()
             }
         };
-        let mut tree = shared.tree.lock().unwrap_or_else(|e| e.into_inner());
-        tree.end_all(true);
-        let stragglers = tree.stragglers.len();
-        drop(tree);
+        let stragglers = shared.end();
         let (_, mut ending) = result?;
         let status = status?;
         ending.exit = status.code();
@@ -352,11 +417,7 @@ fn read_output(
             }
             if now >= next_scan && exited.is_none() {
                 next_scan = now + SCAN;
-                shared
-                    .tree
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .watch();
+                shared.watch();
             }
         }
         if open_pipes == 0 {

@@ -93,6 +93,7 @@ mod contain;
 mod exec;
 mod reply;
 mod request;
+mod sandbox;
 mod server;
 
 use std::fmt;
@@ -228,6 +229,45 @@ pub struct CommandConfig {
     /// attributed to a command are killed and reaped (the old behaviour),
     /// and a traceless escapee lives on, a zombie once it dies.
     pub kill_unclaimed_orphans: bool,
+    /// How a command's processes are made to end with it: a PID namespace
+    /// of its own, which the kernel ends as a whole, where the system
+    /// allows one; else the scan ([`subreaper`](Self::subreaper),
+    /// [`kill_unclaimed_orphans`](Self::kill_unclaimed_orphans)). Default
+    /// [`Containment::Auto`].
+    pub containment: Containment,
+}
+
+/// How a command server makes every process a command starts end when the
+/// command ends. [`CommandHandler::containment`] says which is in force.
+///
+/// ```
+/// use socketserver::command::{CommandConfig, CommandHandler, Containment};
+///
+/// let handler = CommandHandler::new(CommandConfig::default())?;
+/// // Never `Auto`: what the system allowed.
+/// assert_ne!(handler.containment(), Containment::Auto);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Containment {
+    /// A PID namespace where the system allows one, else the scan.
+    #[default]
+    Auto,
+    /// Each command in a PID namespace of its own (Linux; in a user
+    /// namespace too where the server is not privileged): when the
+    /// command's main process ends, the kernel ends every process in the
+    /// namespace, however it left its parent, group or session, and none
+    /// can leave the namespace. If the server dies, SIGKILL included, its
+    /// commands' namespaces end with it. [`CommandHandler::new`] fails
+    /// where the system allows no such namespace.
+    Namespace,
+    /// Each command in a session of its own, its processes found by
+    /// looking in `/proc` and killed at its end (see
+    /// [`CommandConfig::subreaper`]). What leaves no trace between two
+    /// looks can escape; what outlives a server killed with SIGKILL is not
+    /// ended. Where `/proc` is missing, only the process group holds.
+    Scan,
 }
 
 impl Default for CommandConfig {
@@ -247,6 +287,7 @@ impl Default for CommandConfig {
             insecure: false,
             subreaper: true,
             kill_unclaimed_orphans: true,
+            containment: Containment::Auto,
         }
     }
 }
@@ -301,6 +342,12 @@ impl CommandConfig {
     /// Requires clients to prove they know this token.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Chooses how commands are contained (see [`Containment`]).
+    pub fn containment(mut self, containment: Containment) -> Self {
+        self.containment = containment;
         self
     }
 
@@ -360,6 +407,9 @@ pub enum CommandError {
     },
     /// The server answered with an error of its own.
     Server(String),
+    /// The server is shutting down: the command was killed (with every
+    /// process it started) and the connection closes.
+    ShuttingDown,
 }
 
 impl CommandError {
@@ -404,6 +454,9 @@ impl fmt::Display for CommandError {
                 write!(f, "timed out: no whole request within {waited:?}")
             }
             CommandError::Server(msg) => write!(f, "server error: {msg}"),
+            CommandError::ShuttingDown => {
+                f.write_str("the server is shutting down: the command was stopped")
+            }
         }
     }
 }

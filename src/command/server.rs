@@ -12,7 +12,8 @@ use super::allow::Allowlist;
 use super::exec::{self, Pipe};
 use super::reply::{write_end, write_error, write_piece, write_seed};
 use super::request::{Request, detect, read_request};
-use super::{CommandConfig, CommandError, Protocol};
+use super::sandbox::{self, Plan};
+use super::{CommandConfig, CommandError, Containment, Protocol};
 use super::{auth, contain};
 use crate::handler::{BaseRequestHandler, Connection, is_timeout};
 use crate::server::ThreadingTcpServer;
@@ -38,6 +39,8 @@ const ERROR_GRACE: Duration = Duration::from_secs(1);
 pub struct CommandHandler {
     config: CommandConfig,
     running: AtomicUsize,
+    /// How commands run in PID namespaces; `None`: the scan.
+    sandbox: Option<Plan>,
 }
 
 impl CommandHandler {
@@ -65,13 +68,43 @@ impl CommandHandler {
         if config.token.as_deref() == Some("") {
             return Err(invalid("an empty token would let anyone in".into()));
         }
-        if config.subreaper {
-            contain::become_subreaper()?;
+        let sandbox = match config.containment {
+            Containment::Scan => None,
+            wanted => match sandbox::probe() {
+                Ok(plan) => Some(plan),
+                Err(why) if wanted == Containment::Namespace => {
+                    return Err(io::Error::new(io::ErrorKind::Unsupported, why));
+                }
+                Err(why) => {
+                    log::warn!(target: "socketserver", "commands are contained by the scan only: {why}");
+                    None
+                }
+            },
+        };
+        match &sandbox {
+            Some(plan) => log::info!(
+                target: "socketserver",
+                "commands run in PID namespaces{}: every process a command starts ends with it",
+                if plan.user_namespace() { " (in user namespaces)" } else { "" }
+            ),
+            // The scan needs the orphans adopted; a namespace adopts its own.
+            None if config.subreaper => contain::become_subreaper()?,
+            None => {}
         }
         Ok(CommandHandler {
             config,
             running: AtomicUsize::new(0),
+            sandbox,
         })
+    }
+
+    /// How this handler's commands are contained: [`Containment::Namespace`]
+    /// or [`Containment::Scan`], as the system allowed.
+    pub fn containment(&self) -> Containment {
+        match self.sandbox {
+            Some(_) => Containment::Namespace,
+            None => Containment::Scan,
+        }
     }
 
     /// How many commands are running now.
@@ -126,6 +159,11 @@ impl CommandHandler {
         let end_of_stream = Cell::new(false);
         let last_probe = Cell::new(None::<Instant>);
         let gone = || {
+            // A server shutting down ends its commands at once: none
+            // outlives it, and the grace period is not spent waiting.
+            if conn.server().is_shutdown() {
+                return true;
+            }
             if !end_of_stream.get() {
                 if !stream.peer_closed() {
                     return false;
@@ -152,6 +190,7 @@ impl CommandHandler {
         let ending = exec::run(
             &argv,
             &self.config,
+            self.sandbox.as_ref(),
             &gone,
             &hang_up,
             &mut |pipe, piece, md5| {
@@ -166,6 +205,11 @@ impl CommandHandler {
         // Every process of the command is gone: its slot is free for the
         // next one, whether or not this client reads its reply.
         drop(slot);
+        if ending.cancelled && conn.server().is_shutdown() {
+            conn.set_deadline_in(ERROR_GRACE);
+            let _ = write_error(&mut to_client, protocol, &CommandError::ShuttingDown);
+            return Err(CommandError::ShuttingDown);
+        }
         if ending.cancelled {
             return Err(CommandError::Io(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
