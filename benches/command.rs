@@ -33,7 +33,7 @@ mod unix {
     use std::time::{Duration, Instant};
 
     use crate::common::ChildServer;
-    use socketserver::command::{self, Client, CommandConfig, Protocol};
+    use socketserver::command::{self, Client, CommandConfig, Containment, Protocol};
 
     const MIB: f64 = 1024.0 * 1024.0;
     const BIG: usize = 50_000_000;
@@ -45,13 +45,18 @@ mod unix {
             .filter(|a| a != "--bench")
             .collect();
         if args.first().map(String::as_str) == Some("serve-child") {
-            return serve_child();
+            return serve_child(args.get(1).map(String::as_str));
         }
         println!("# command service benchmark\n");
-        let ours = ours();
+        let scan = ours("scan");
+        let ours = ours("namespace");
         let seed = python("cmd_server.py");
+        echo_rate(&ours, &scan, &seed);
+        if args.iter().any(|a| a == "echo") {
+            return; // `cargo bench --bench command -- echo`: that table only
+        }
+        drop(scan);
         let mended = python("cmd_server_communicate.py");
-        echo_rate(&ours, &seed);
         large_output(&ours, &seed, &mended);
         client_receive(&ours);
         println!(
@@ -62,17 +67,24 @@ mod unix {
     }
 
     /// Our server's side of [`ours`].
-    fn serve_child() {
-        let config = CommandConfig::default().max_output(64 << 20);
+    fn serve_child(containment: Option<&str>) {
+        let containment = match containment {
+            Some("scan") => Containment::Scan,
+            _ => Containment::Namespace,
+        };
+        let config = CommandConfig::default()
+            .max_output(64 << 20)
+            .containment(containment);
         let server = command::bind("127.0.0.1:0", config).unwrap();
         println!("LISTENING {}", server.local_addr().unwrap().port());
         server.serve_forever();
     }
 
-    /// Our server, in this benchmark's own child process.
-    fn ours() -> ChildServer {
+    /// Our server, in this benchmark's own child process, its commands
+    /// contained as `containment` says (`namespace` or `scan`).
+    fn ours(containment: &str) -> ChildServer {
         let mut me = Command::new(std::env::current_exe().unwrap());
-        me.arg("serve-child");
+        me.args(["serve-child", containment]);
         ChildServer::start(me)
     }
 
@@ -89,7 +101,7 @@ mod unix {
     }
 
     /// Commands per second for `echo hello`, one client, one connection.
-    fn echo_rate(ours: &ChildServer, seed: &ChildServer) {
+    fn echo_rate(ours: &ChildServer, scan: &ChildServer, seed: &ChildServer) {
         let rate = |addr, protocol, window: Duration| {
             let mut client = Client::connect(addr, protocol).unwrap();
             let started = Instant::now();
@@ -100,14 +112,44 @@ mod unix {
             }
             n as f64 / started.elapsed().as_secs_f64()
         };
-        let our = rate(ours.addr, Protocol::Framed, Duration::from_secs(3));
+        // The floor: what spawning `echo hello` with its output piped and
+        // waiting for it costs here, with nothing else around it.
+        let bare = |window: Duration| {
+            let started = Instant::now();
+            let mut n = 0;
+            while started.elapsed() < window {
+                let out = Command::new("echo").arg("hello").output().unwrap();
+                assert_eq!(out.stdout, b"hello\n");
+                n += 1;
+            }
+            n as f64 / started.elapsed().as_secs_f64()
+        };
+        // Round by round, so drift and order do not pass for a difference;
+        // the median of five one-second rounds each.
+        let (mut ns, mut sc, mut spawn) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..5 {
+            ns.push(rate(ours.addr, Protocol::Framed, Duration::from_secs(1)));
+            sc.push(rate(scan.addr, Protocol::Framed, Duration::from_secs(1)));
+            spawn.push(bare(Duration::from_secs(1)));
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (ns, sc, spawn) = (median(&mut ns), median(&mut sc), median(&mut spawn));
         let theirs = rate(seed.addr, Protocol::Seed, Duration::from_secs(3));
         println!("## `echo hello`, one client\n");
         println!("| server | commands/s |");
         println!("|---|---|");
-        println!("| ours | {our:.0} |");
+        println!("| ours, each command in a PID namespace (the default) | {ns:.0} |");
+        println!("| ours, contained by the scan | {sc:.0} |");
+        println!("| bare spawn of `echo hello`, piped, from this process | {spawn:.0} |");
         println!("| the seed's | {theirs:.1} |");
-        println!("\nOurs is **{:.0}x** the seed's.\n", our / theirs);
+        println!(
+            "\nOurs is **{:.0}x** the seed's, and {:.2}x a bare spawn.\n",
+            ns / theirs,
+            ns / spawn
+        );
     }
 
     /// One large output end to end: spawn, output, transfer, md5 check.

@@ -391,3 +391,4 @@ fn init_loop(command: libc::pid_t, to_relay: libc::c_int) -> ! {
         }
     }
 }
+
