@@ -1,5 +1,10 @@
-//! Containment: finding, and ending, every process one command started.
+//! Containment by looking: finding, and ending, every process one command
+//! started, where no PID namespace can be had ([`sandbox`](super::sandbox)
+//! is the kernel's way, and the default where the system allows it).
 //!
+//! Each command starts a session of its own, so none of its processes can
+//! join the server's process group: the kernel refuses `setpgid` into a
+//! group of another session.
 //! A process group is not a box: `setsid`, `nohup ... &` and double forks
 //! leave it, and a background job whose parent exits is adopted elsewhere.
 //! On Linux the server can be a *child subreaper* (`PR_SET_CHILD_SUBREAPER`,
@@ -22,8 +27,8 @@
 //! and in every scan while commands run (`CommandConfig::
 //! kill_unclaimed_orphans`), and reaps every zombie child that no command's
 //! thread waits on. Children in the server's own process group (what
-//! `std::process::Command` makes by default) are the embedding program's
-//! and are never touched. Every kill goes through a pidfd opened and checked
+//! `std::process::Command` makes by default) can only be the embedding
+//! program's, and are never touched. Every kill goes through a pidfd opened and checked
 //! against the process's start time, so a reused pid is never hit.
 
 use std::collections::{HashMap, HashSet};

@@ -32,10 +32,14 @@
 //!   hold [`CommandConfig::max_per_peer`] connections, all together
 //!   [`CommandConfig::max_clients`].
 //! * **Its commands escape.** Here every process a command starts
-//!   (background jobs, `nohup`, `setsid`, double forks) ends no later than
-//!   its reply (`contain`), at a wall-clock deadline whatever the client
-//!   does, and nothing of the server's (threads, descriptors, a slot under
-//!   the cap) outlives the command.
+//!   (background jobs, `nohup`, `setsid`, double forks, a process that
+//!   joins another group) ends when the command ends, at a wall-clock
+//!   deadline whatever the client does, and when the server stops or dies.
+//!   On Linux the kernel guarantees it: each command runs in a PID
+//!   namespace of its own (`sandbox`), which ends as a whole; elsewhere a
+//!   scan of `/proc` finds and kills them (`contain`). See [`Containment`].
+//!   Nothing of the server's (threads, descriptors, a slot under the cap)
+//!   outlives the command.
 //!
 //! # The two request forms, on one port
 //!
@@ -203,8 +207,9 @@ pub struct CommandConfig {
     /// Listen on a non-loopback address without a token: anyone who can
     /// reach the port can run commands.
     pub insecure: bool,
-    /// Make the whole process a child subreaper (Linux) when the handler
-    /// is made, so a command's processes that leave their parent
+    /// For the scan ([`Containment::Scan`], or `Auto` where no namespace
+    /// can be had): make the whole process a child subreaper (Linux) when
+    /// the handler is made, so a command's processes that leave their parent
     /// (`setsid`, double forks) are adopted by the server and can be
     /// found and killed. Process-wide and lasting: orphans of the
     /// embedding program's own children are adopted too (read
@@ -213,7 +218,8 @@ pub struct CommandConfig {
     /// command's escaped processes are still found by their marker, but
     /// not those that also cleared their environment and pipes.
     pub subreaper: bool,
-    /// With [`subreaper`](CommandConfig::subreaper) on (Linux), kill every
+    /// For the scan, with [`subreaper`](CommandConfig::subreaper) on
+    /// (Linux): kill every
     /// process the server adopted that no running command claims and that
     /// is not a command's own main process, with everything below it, at
     /// every command's end and in every scan (100 ms) while commands run;

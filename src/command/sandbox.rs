@@ -391,4 +391,3 @@ fn init_loop(command: libc::pid_t, to_relay: libc::c_int) -> ! {
         }
     }
 }
-
