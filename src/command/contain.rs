@@ -261,6 +261,11 @@ impl Tree {
 
     /// Finds the command's processes now, remembering each one seen.
     fn scan(&mut self) -> Vec<(i32, Proc)> {
+        // Held from before the look at /proc, as a sweep holds it: another
+        // command's process between its fork and its exec still holds a
+        // copy of this command's pipes, and must not be taken for this
+        // command's (its spawn holds the registry until it is claimed).
+        let mut registry = claims();
         let procs = match self.below_me {
             true => subtree(self.me).unwrap_or_else(snapshot),
             false => snapshot(),
@@ -311,7 +316,7 @@ impl Tree {
         for (pid, p) in &found {
             self.known.insert(*pid, p.start);
         }
-        if let Some((_, claim)) = claims().by_id.iter_mut().find(|(id, _)| *id == self.id) {
+        if let Some((_, claim)) = registry.by_id.iter_mut().find(|(id, _)| *id == self.id) {
             claim.known.clone_from(&self.known);
         }
         found
