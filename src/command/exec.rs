@@ -3,18 +3,24 @@
 //! enforce the timeout and the output cap, and end every process it
 //! started before the reply goes.
 //!
-//! The child gets its own process group, the marker [`contain`] looks for,
-//! and an environment without the server's token. Three kinds of thread
-//! serve one command, all scoped to it: two pipe readers (each hashes what
-//! it reads, so md5 work runs beside the command and the sending) and a
-//! watchdog that kills the command at its deadline even while the handler
-//! is blocked writing to a client that does not read. Reading ends once the
-//! main process has exited and [`DRAIN`] has passed, whoever still holds
-//! the pipes; then [`contain::Tree::end_all`] kills and reaps the rest.
+//! The child runs in a PID namespace of its own ([`sandbox`]), or, where
+//! the system allows none, in a session of its own with the marker
+//! [`contain`] looks for; either way with an environment without the
+//! server's token. Two threads serve one command, both scoped to it: a
+//! pipe reader (it hashes what it reads, so md5 work runs beside the
+//! command and the sending) and a watchdog that kills the command at its
+//! deadline even while the handler is blocked writing to a client that
+//! does not read. Reading ends once the main process has exited and
+//! [`DRAIN`] has passed, whoever still holds the pipes (in a namespace,
+//! nobody: the kernel has ended them all); then the scan's
+//! [`contain::Tree::end_all`] kills and reaps the rest.
 
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,8 +48,10 @@ const KILL_GRACE: Duration = Duration::from_secs(1);
 /// Past the deadline by this much, a handler still blocked writing output
 /// to its client hangs up on it: the client is not reading.
 pub(crate) const HANG_UP: Duration = Duration::from_secs(1);
-/// The most a reader takes from its pipe at once.
+/// The most a reader takes from a pipe at once.
 const READ_SIZE: usize = 256 << 10;
+/// What it takes at first, until a read fills that.
+const FIRST_READ: usize = 16 << 10;
 /// How many pieces of output may wait to be sent: with the pipes' own
 /// buffers, what bounds a command's memory while its client reads slowly.
 const QUEUE: usize = 8;
@@ -102,48 +110,68 @@ enum Event {
     Closed,
 }
 
-/// Reads one pipe to its end, hashing each piece and passing it on; or
-/// stops within one [`TICK`] of `stop`, whoever still holds the pipe's
-/// other end. The pipe is non-blocking, so a read that finds it empty
-/// waits in `poll` (with a timeout) rather than in `read`: a busy pipe
-/// costs no extra system call.
+/// Reads both pipes to their ends, hashing each piece and passing it on;
+/// or stops within one [`TICK`] of `stop`, whoever still holds the pipes'
+/// other ends. One thread for both: the pipes are non-blocking, each pass
+/// reads every open pipe once, and only a pass that found nothing waits,
+/// in `poll` on all of them (with a timeout), so a busy pipe costs no
+/// extra system call and an idle one no thread.
 ///
-/// Once `stop` is set, one more read takes what the pipe holds (all the
+/// Once `stop` is set, one more pass takes what the pipes hold (all the
 /// main process wrote before it exited is there: a pipe holds 64 KiB, a
 /// read takes up to [`READ_SIZE`]), however late this thread runs, and
 /// then it stops, however fast what is left keeps writing.
-fn drain<P: Read + AsFd>(mut pipe: P, which: Pipe, events: SyncSender<Event>, stop: &AtomicBool) {
-    let mut buf = vec![0u8; READ_SIZE];
-    loop {
+fn drain(mut open: Vec<(File, Pipe)>, events: SyncSender<Event>, stop: &AtomicBool) {
+    // Small at first: most commands write a few lines, and a large buffer
+    // is a fresh mapping to fault in and unmap per command. A read that
+    // fills it means a busy pipe, and the buffer grows.
+    let mut buf = vec![0u8; FIRST_READ];
+    while !open.is_empty() {
         let stopping = stop.load(Ordering::SeqCst);
-        let n = match pipe.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if stopping {
-                    return;
+        let mut idle = true;
+        let mut i = 0;
+        while i < open.len() {
+            let (pipe, which) = &mut open[i];
+            match pipe.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    idle = false;
+                    let piece = buf[..n].to_vec();
+                    let digest = md5::compute(&piece);
+                    if events.send(Event::Output(*which, piece, digest)).is_err() {
+                        return; // reading has ended
+                    }
+                    if n == buf.len() && buf.len() < READ_SIZE {
+                        buf.resize(READ_SIZE, 0);
+                    }
                 }
-                let mut fds = [rustix::event::PollFd::new(
-                    &pipe,
-                    rustix::event::PollFlags::IN,
-                )];
-                let tick = rustix::event::Timespec {
-                    tv_sec: 0,
-                    tv_nsec: TICK.as_nanos() as _,
-                };
-                let _ = rustix::event::poll(&mut fds, Some(&tick));
-                continue;
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // End of stream, or a pipe that cannot be read.
+                _ => {
+                    open.swap_remove(i);
+                    if events.send(Event::Closed).is_err() {
+                        return;
+                    }
+                    continue;
+                }
             }
-            Err(_) => break,
-        };
-        let piece = buf[..n].to_vec();
-        let digest = md5::compute(&piece);
-        if events.send(Event::Output(which, piece, digest)).is_err() || stopping {
-            return; // reading has ended, or this was the last read
+            i += 1;
+        }
+        if stopping {
+            return; // that was the last pass
+        }
+        if idle && !open.is_empty() {
+            let mut fds: Vec<_> = open
+                .iter()
+                .map(|(pipe, _)| rustix::event::PollFd::new(pipe, rustix::event::PollFlags::IN))
+                .collect();
+            let tick = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: TICK.as_nanos() as _,
+            };
+            let _ = rustix::event::poll(&mut fds, Some(&tick));
         }
     }
-    let _ = events.send(Event::Closed);
 }
 
 /// What the handler and the watchdog share about one command.
@@ -179,6 +207,26 @@ impl Shared {
         }
     }
 
+    /// Waits up to `at_most` for the main process to end, where there is a
+    /// pidfd to wait on (a namespace's relay); `false` where there is none.
+    fn wait_exit(&self, at_most: Duration) -> bool {
+        match &self.watch {
+            Watch::Kernel(relay) => {
+                let mut fds = [rustix::event::PollFd::new(
+                    relay,
+                    rustix::event::PollFlags::IN,
+                )];
+                let timeout = rustix::event::Timespec {
+                    tv_sec: at_most.as_secs() as _,
+                    tv_nsec: at_most.subsec_nanos() as _,
+                };
+                let _ = rustix::event::poll(&mut fds, Some(&timeout));
+                true
+            }
+            Watch::Scan(_) => false,
+        }
+    }
+
     /// Once the main process is reaped: ends what is left, and says how
     /// many processes that was. In a namespace, nothing is left: the
     /// relay ends only after the kernel has ended the rest, or, killed,
@@ -210,8 +258,12 @@ fn spawn(
     plan: Option<&Plan>,
     marker: Option<&str>,
 ) -> Result<Child, CommandError> {
-    let mut command = Command::new(program);
+    // Found here, once, rather than by `execvp` in the child, which tries
+    // every directory of PATH with an `execve` of its own.
+    let path = resolve(program).ok_or_else(|| CommandError::UnknownProgram(program.to_owned()))?;
+    let mut command = Command::new(path);
     command
+        .arg0(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -230,6 +282,22 @@ fn spawn(
         }
         _ => CommandError::Io(e),
     })
+}
+
+/// Where `execvp` would find `program`: as given if it names a path,
+/// else the first executable file of that name in the server's PATH.
+fn resolve(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// Runs `argv` under `config`'s timeout and output cap, handing each piece
@@ -309,9 +377,11 @@ pub(crate) fn run(
     let (finished, watchdog_inbox) = mpsc::channel::<()>();
     thread::scope(|scope| {
         let (stop, shared) = (&stop, &shared);
-        let out_events = events.clone();
-        scope.spawn(move || drain(out, Pipe::Stdout, out_events, stop));
-        scope.spawn(move || drain(err, Pipe::Stderr, events, stop));
+        let pipes = vec![
+            (File::from(OwnedFd::from(out)), Pipe::Stdout),
+            (File::from(OwnedFd::from(err)), Pipe::Stderr),
+        ];
+        scope.spawn(move || drain(pipes, events, stop));
         scope.spawn(move || {
             let Some(deadline) = deadline else {
                 let _ = watchdog_inbox.recv(); // no deadline: wait for the end
@@ -422,10 +492,14 @@ fn read_output(
         }
         if open_pipes == 0 {
             // The output is all in; the child is exiting, or has closed
-            // its pipes and runs on. Poll gently, quickly at first: most
-            // are gone within microseconds.
-            thread::sleep(reap_backoff);
-            reap_backoff = (reap_backoff * 2).min(Duration::from_millis(5));
+            // its pipes and runs on. A relay's pidfd says when it has
+            // ended; else poll gently, quickly at first: most are gone
+            // within microseconds.
+            let wait = next_tick.saturating_duration_since(now);
+            if !shared.wait_exit(wait.min(Duration::from_millis(5))) {
+                thread::sleep(reap_backoff);
+                reap_backoff = (reap_backoff * 2).min(Duration::from_millis(5));
+            }
             continue;
         }
         let wait = next_tick
@@ -480,7 +554,11 @@ mod tests {
         rustix::io::ioctl_fionbio(&out, true).unwrap();
         let (events, inbox) = mpsc::sync_channel(QUEUE);
         let stop = AtomicBool::new(true);
-        drain(out, Pipe::Stdout, events, &stop);
+        drain(
+            vec![(File::from(OwnedFd::from(out)), Pipe::Stdout)],
+            events,
+            &stop,
+        );
         let got: Vec<u8> = inbox
             .try_iter()
             .filter_map(|e| match e {
