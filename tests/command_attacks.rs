@@ -499,15 +499,28 @@ fn held_the_embedding_programs_own_children_are_never_touched() {
     );
 }
 
-/// HMAC-SHA256(token, nonce) in hex, as a client would answer.
-fn answer(token: &str, nonce_hex: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let nonce: Vec<u8> = (0..nonce_hex.len())
+/// Bytes from hex.
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&nonce_hex[i..i + 2], 16).unwrap())
-        .collect();
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A request's tag, as a client of protocol 2 makes it: HMAC-SHA256 over
+/// a label, both nonces, the request's number and its bytes, in hex.
+fn tag(token: &str, server_nonce: &[u8], client_nonce: &[u8], n: u64, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()).unwrap();
-    mac.update(&nonce);
+    for part in [
+        &b"socketserver command v2 client\0"[..],
+        server_nonce,
+        client_nonce,
+        &n.to_be_bytes(),
+        body,
+    ] {
+        mac.update(part);
+    }
     mac.finalize()
         .into_bytes()
         .iter()
@@ -515,9 +528,22 @@ fn answer(token: &str, nonce_hex: &str) -> String {
         .collect()
 }
 
-fn challenge(stream: &mut TcpStream) -> String {
+fn challenge(stream: &mut TcpStream) -> Vec<u8> {
     let frame = read_frame(stream).unwrap().unwrap();
-    frame.header.extra["nonce"].as_str().unwrap().to_owned()
+    unhex(frame.header.extra["nonce"].as_str().unwrap())
+}
+
+/// The first request of protocol 2, answered for `token`.
+fn first_request(stream: &mut TcpStream, server_nonce: &[u8], token: &str, line: &str) {
+    let client_nonce = [0x33u8; 32];
+    let header = Header::for_body(line.as_bytes())
+        .with("proto", 2)
+        .with("cnonce", "33".repeat(32))
+        .with(
+            "auth",
+            tag(token, server_nonce, &client_nonce, 0, line.as_bytes()),
+        );
+    send_framed(stream, header, line);
 }
 
 #[test]
@@ -527,12 +553,10 @@ fn held_a_replayed_answer_is_refused_after_its_penalty() {
     first
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let good = answer("s3cret", &challenge(&mut first));
-    send_framed(
-        &mut first,
-        Header::for_body(b"echo ok").with("auth", good.clone()),
-        "echo ok",
-    );
+    let nonce = challenge(&mut first);
+    first_request(&mut first, &nonce, "s3cret", "echo ok");
+    let proof = read_frame(&mut first).unwrap().unwrap();
+    assert!(proof.header.extra.contains_key("proof"));
     assert_eq!(read_reply(&mut first).unwrap().0, b"ok\n");
 
     // The same answer on a new connection (a new nonce): refused, slowly.
@@ -542,11 +566,7 @@ fn held_a_replayed_answer_is_refused_after_its_penalty() {
         .unwrap();
     let _ = challenge(&mut replay);
     let started = Instant::now();
-    send_framed(
-        &mut replay,
-        Header::for_body(b"id").with("auth", good),
-        "id",
-    );
+    first_request(&mut replay, &nonce, "s3cret", "echo ok");
     let (_, header) = read_reply(&mut replay).unwrap();
     let took = started.elapsed();
     assert!(

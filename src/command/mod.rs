@@ -99,6 +99,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+pub use auth::PROTOCOL;
 pub use client::{Client, Protocol};
 pub use exec::TOKEN_ENV;
 pub use reply::Reply;
@@ -115,13 +116,17 @@ use crate::frame::FrameError;
 pub fn fuzz_request(data: &[u8]) {
     let protocol = request::detect(data);
     let config = CommandConfig::default().allow(["echo *", "ls", "uname -a"]);
+    let mut session = auth::Session::new("token", [0u8; 32], [1u8; 32]);
     let mut input = data;
     for _ in 0..16 {
         match request::read_request(&mut input, protocol, 4096) {
             Ok(Some(req)) => {
-                let _ = exec::argv(&req.line, &config);
                 if let Some(answer) = &req.auth {
-                    let _ = auth::verify("token", &[0u8; 32], answer);
+                    let _ = answer.client_nonce.as_deref().map(auth::nonce_from_hex);
+                    let _ = session.check(&req.body, &answer.tag);
+                }
+                if let Ok(line) = request::line(req.body) {
+                    let _ = exec::argv(&line, &config);
                 }
             }
             Ok(None) => break,
@@ -169,6 +174,12 @@ pub struct CommandConfig {
     /// The most commands running at once, over all clients; past it a
     /// request is answered with a "busy" error. Default 8.
     pub max_commands: usize,
+    /// The most commands running at once for one IP address (an IPv6
+    /// /64), so that one address cannot take every slot; past it a request
+    /// is answered with a "busy" error. `None` (the default): half of
+    /// [`max_commands`](Self::max_commands), at least one.
+    /// `Some(usize::MAX)` caps nothing but `max_commands`.
+    pub max_commands_per_peer: Option<usize>,
     /// The longest request accepted, in bytes. Default 64 KiB.
     pub max_request: usize,
     /// How long a new connection has to deliver its whole first request
@@ -238,6 +249,7 @@ impl Default for CommandConfig {
             timeout: Duration::from_secs(10),
             max_output: 16 << 20,
             max_commands: 8,
+            max_commands_per_peer: None,
             max_request: 64 << 10,
             first_request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -298,6 +310,28 @@ impl CommandConfig {
         self
     }
 
+    /// Sets the most commands one address may run at once (at least one;
+    /// see [`CommandConfig::max_commands_per_peer`]).
+    ///
+    /// ```
+    /// use socketserver::command::CommandConfig;
+    /// let config = CommandConfig::default();
+    /// assert_eq!(config.commands_per_peer(), 4); // half of 8
+    /// assert_eq!(config.max_commands_per_peer(6).commands_per_peer(), 6);
+    /// ```
+    pub fn max_commands_per_peer(mut self, max: usize) -> Self {
+        self.max_commands_per_peer = Some(max.max(1));
+        self
+    }
+
+    /// The per-address command cap in force: the one set, or half of
+    /// [`max_commands`](Self::max_commands) (at least one).
+    pub fn commands_per_peer(&self) -> usize {
+        self.max_commands_per_peer
+            .unwrap_or(self.max_commands / 2)
+            .max(1)
+    }
+
     /// Requires clients to prove they know this token.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
@@ -351,6 +385,27 @@ pub enum CommandError {
         /// The limit in force.
         max: usize,
     },
+    /// This client's address runs
+    /// [`CommandConfig::max_commands_per_peer`] commands already.
+    PeerBusy {
+        /// The limit in force.
+        max: usize,
+    },
+    /// The request looks like HTTP (a request line, a `Host:` or other
+    /// header line, CR LF line ends): a web page made a browser send it.
+    /// Refused before anything runs; the connection closes.
+    LooksLikeHttp,
+    /// The two sides speak different versions of the authentication
+    /// protocol ([`PROTOCOL`]).
+    ProtocolVersion {
+        /// The version this side speaks.
+        ours: u32,
+        /// The version the peer speaks (1: before mutual authentication).
+        theirs: u32,
+    },
+    /// The server did not prove it holds the token: an impostor, or a
+    /// relay that changed the request. Its reply is not read.
+    ServerUnproven,
     /// The client did not deliver a whole request in the time it had
     /// ([`CommandConfig::first_request_timeout`] or
     /// [`CommandConfig::idle_timeout`]); the connection closes.
@@ -374,6 +429,7 @@ impl CommandError {
                 | CommandError::UnknownProgram(_)
                 | CommandError::NotAllowed(_)
                 | CommandError::Busy { .. }
+                | CommandError::PeerBusy { .. }
                 | CommandError::Server(_)
         )
     }
@@ -403,6 +459,24 @@ impl fmt::Display for CommandError {
             CommandError::TimedOut { waited } => {
                 write!(f, "timed out: no whole request within {waited:?}")
             }
+            CommandError::PeerBusy { max } => write!(
+                f,
+                "busy: {max} commands from your address are running already (the most \
+                 one address may run at once), try again"
+            ),
+            CommandError::LooksLikeHttp => f.write_str(
+                "this is a command server, not an HTTP server: refused (a web page may have \
+                 sent this through a browser)",
+            ),
+            CommandError::ProtocolVersion { ours, theirs } => write!(
+                f,
+                "command protocol version {theirs} is not spoken here: this side speaks \
+                 version {ours} (mutual, request-bound authentication); upgrade the older side"
+            ),
+            CommandError::ServerUnproven => f.write_str(
+                "the server did not prove it holds the token (an impostor, or a relay that \
+                 changed the request): not trusted",
+            ),
             CommandError::Server(msg) => write!(f, "server error: {msg}"),
         }
     }
