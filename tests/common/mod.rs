@@ -304,3 +304,32 @@ pub fn run_client(mut command: Command) -> String {
     );
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
+
+/// A TCP connection from `source` (a loopback address such as 127.0.0.2,
+/// to be another peer; port chosen by the system) to `to`.
+#[cfg(unix)]
+pub fn connect_from(
+    source: std::net::IpAddr,
+    to: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    let family = match source {
+        std::net::IpAddr::V4(_) => AddressFamily::INET,
+        std::net::IpAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = socket(family, SocketType::STREAM, None)?;
+    bind(&fd, &std::net::SocketAddr::new(source, 0))?;
+    connect(&fd, &to)?;
+    Ok(std::net::TcpStream::from(fd))
+}
+
+/// A figure in KiB from `/proc/PID/status` (`VmRSS` now, `VmHWM` the peak).
+#[cfg(target_os = "linux")]
+pub fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("a figure in kB")
+}
