@@ -42,7 +42,12 @@ use sha2::Sha256;
 use super::CommandError;
 use crate::frame::{FrameLimits, Header, read_frame_with, write_frame_parts};
 
-/// The authentication protocol this side speaks.
+/// The version of the command service's authentication this side speaks:
+/// 2, mutual and bound to each request (1 answered the nonce alone).
+///
+/// ```
+/// assert_eq!(socketserver::command::PROTOCOL, 2);
+/// ```
 pub const PROTOCOL: u32 = 2;
 /// How long a wrong answer waits before the connection closes.
 pub(crate) const PENALTY: Duration = Duration::from_secs(1);

@@ -17,8 +17,12 @@
 //!   reply into one buffer.
 //! * **It runs anything for anyone.** Here the server binds loopback unless
 //!   told otherwise, and any other address needs a token
-//!   ([`CommandConfig::token`]), proved without crossing the wire
-//!   (`auth`). Without an allowlist the service is still remote code
+//!   ([`CommandConfig::token`]), proved without crossing the wire, by the
+//!   client for every request and by the server in return (`auth`).
+//!   A request that looks like HTTP is refused before anything runs: a web
+//!   page can make a browser send one to any port on the machine, and
+//!   with the seed's `shell=True` `GET /;touch$IFS/tmp/x; HTTP/1.1` is a
+//!   command (`request`). Without an allowlist the service is still remote code
 //!   execution as the server's user for anyone who may connect: "no shell"
 //!   only means `;` and `|` are not special, and `sh -c '...'` is just
 //!   another program. An allowlist of whole command lines
@@ -29,8 +33,12 @@
 //!   [`CommandConfig::first_request_timeout`] to deliver its whole first
 //!   request (and prove the token) and [`CommandConfig::idle_timeout`]
 //!   between requests, however slowly it drips bytes; one address may
-//!   hold [`CommandConfig::max_per_peer`] connections, all together
-//!   [`CommandConfig::max_clients`].
+//!   hold [`CommandConfig::max_per_peer`] connections and run
+//!   [`CommandConfig::max_commands_per_peer`] commands (half the slots),
+//!   all together [`CommandConfig::max_clients`]. Before a client has
+//!   proved the token, its request header is read into one fixed shape of
+//!   at most [`MAX_REQUEST_HEADER`] bytes: it costs the server at most
+//!   about twice what it sent.
 //! * **Its commands escape.** Here every process a command starts
 //!   (background jobs, `nohup`, `setsid`, double forks) ends no later than
 //!   its reply (`contain`), at a wall-clock deadline whatever the client
@@ -61,13 +69,16 @@
 //! few pieces at once however large the output, and the client sees output
 //! while the command still runs. A seed reply keeps the seed's rule: one
 //! frame whose body is stderr if there is any, else stdout, else `ok`,
-//! under exactly the seed's three header keys.
+//! under exactly the seed's three header keys. Its header needs the body's
+//! length and md5 first, so the output is gathered: at most
+//! [`SEED_WINDOW`] in memory, the rest in an unlinked temporary file.
 //!
 //! With a token, the server opens every connection with a challenge frame
-//! (`auth`); the seed's client, which cannot answer it, prints its note
-//! and gets an `unauthorized` error for its first command, then the
-//! connection closes. Without a token nothing is sent first, so the seed's
-//! client works unchanged.
+//! and answers the first request with a proof frame (`auth`, protocol
+//! version [`PROTOCOL`]); the seed's client, which cannot answer, prints
+//! the challenge's note and gets an `unauthorized` error for its first
+//! command, then the connection closes. Without a token nothing is sent
+//! first, so the seed's client works unchanged.
 //!
 //! # Example
 //!
@@ -102,7 +113,8 @@ use std::time::Duration;
 pub use auth::PROTOCOL;
 pub use client::{Client, Protocol};
 pub use exec::TOKEN_ENV;
-pub use reply::Reply;
+pub use reply::{Reply, SEED_WINDOW};
+pub use request::MAX_HEADER as MAX_REQUEST_HEADER;
 pub use server::{CommandHandler, bind};
 
 use crate::frame::FrameError;
@@ -204,8 +216,10 @@ pub struct CommandConfig {
     /// /64); a connection over it is closed as soon as it is accepted.
     /// `None` caps nothing. Default `Some(8)`.
     pub max_per_peer: Option<usize>,
-    /// The shared secret a client must prove it knows (HMAC-SHA256 over a
-    /// per-connection nonce; the token itself never crosses the wire).
+    /// The shared secret a client must prove it knows, and the server
+    /// proves in return (HMAC-SHA256 over both sides' nonces and each
+    /// request, protocol version [`PROTOCOL`]; the token itself never
+    /// crosses the wire).
     /// Required to listen on an address other than loopback, unless
     /// `insecure` is set; with a token, the seed's unframed requests
     /// (which cannot answer the challenge) are refused. Must not be empty.

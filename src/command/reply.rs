@@ -90,7 +90,11 @@ pub(crate) fn write_end(w: &mut impl Write, ending: &Ending) -> io::Result<()> {
 
 /// How much of a seed-form reply's output is held in memory, both pipes
 /// together; the rest waits in an unlinked temporary file.
-pub(crate) const SEED_WINDOW: usize = 1 << 20;
+///
+/// ```
+/// assert_eq!(socketserver::command::SEED_WINDOW, 1 << 20);
+/// ```
+pub const SEED_WINDOW: usize = 1 << 20;
 
 /// A seed-form reply in the making. The seed's frame carries the body's
 /// length and md5 before the body, so nothing of it can leave before the

@@ -37,8 +37,13 @@ use serde::Deserialize;
 use super::{CommandError, Protocol};
 use crate::frame::{FrameError, FramePart, VERSION};
 
-/// The longest request header accepted, in bytes: ours is under 300.
-pub(crate) const MAX_HEADER: usize = 1024;
+/// The longest command request header accepted, in bytes (ours are under
+/// 300); a longer one is refused from its length prefix, unread.
+///
+/// ```
+/// assert_eq!(socketserver::command::MAX_REQUEST_HEADER, 1024);
+/// ```
+pub const MAX_HEADER: usize = 1024;
 
 /// One command, as a client sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
