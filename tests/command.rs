@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{example, peer, python3, run_client, start_server};
+use common::{children, example, figures, peer, python3, run_client, start_server};
 use socketserver::command::{self, Client, CommandConfig, CommandError, Protocol};
 use socketserver::frame;
 
@@ -563,28 +563,6 @@ fn a_framed_reply_streams_output_frames_then_an_end_frame() {
     assert_eq!(end.header.extra["exit"], 0);
     assert_eq!(end.header.extra["timed_out"], false);
     assert!(end.body.is_empty());
-}
-
-/// Threads and open descriptors of process `pid`, from `/proc`.
-fn figures(pid: u32) -> (usize, usize) {
-    let count = |dir: &str| {
-        std::fs::read_dir(format!("/proc/{pid}/{dir}"))
-            .unwrap()
-            .count()
-    };
-    (count("task"), count("fd"))
-}
-
-/// Processes (zombies too) whose parent is `pid`.
-fn children(pid: u32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter(|stat| {
-            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
-            rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
-        })
-        .count()
 }
 
 /// Commands that try to outlive their reply, each leaving a `sleep` with

@@ -13,35 +13,14 @@ mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{example, start_server};
-use socketserver::ThreadingTcpServer;
-use socketserver::command::{self, Client, CommandConfig, CommandError, CommandHandler, Protocol};
+use common::{connect_from, example, figures, serve_commands as serve, start_server, within};
+use socketserver::command::{Client, CommandConfig, CommandError, Protocol};
 use socketserver::frame::{Frame, Header, read_frame, write_frame_with};
 
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-
-/// A TCP connection from `source` (port chosen by the system) to `to`.
-fn connect_from(source: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
-    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
-    bind(&fd, &SocketAddr::new(source, 0))?;
-    connect(&fd, &to)?;
-    Ok(TcpStream::from(fd))
-}
-
-/// A command server in this process, serving on a thread; the handle
-/// stays here so a test can ask how many commands are running.
-fn serve(config: CommandConfig) -> (SocketAddr, Arc<ThreadingTcpServer<CommandHandler>>) {
-    let server = Arc::new(command::bind("127.0.0.1:0", config).unwrap());
-    let addr = server.local_addr().unwrap();
-    let serving = Arc::clone(&server);
-    thread::spawn(move || serving.serve_forever());
-    (addr, server)
-}
 
 /// The pids of processes (zombies too) whose command line is exactly `argv`.
 fn pids(argv: &[&str]) -> Vec<i32> {
@@ -81,30 +60,6 @@ fn children(parent: u32) -> Vec<(i32, char)> {
             (rest.next()? == parent.to_string()).then_some((pid, state))
         })
         .collect()
-}
-
-/// Threads and open descriptors of process `pid`.
-fn figures(pid: u32) -> (usize, usize) {
-    let count = |dir: &str| {
-        std::fs::read_dir(format!("/proc/{pid}/{dir}"))
-            .unwrap()
-            .count()
-    };
-    (count("task"), count("fd"))
-}
-
-/// Polls `condition` for up to `within`; whether it came true.
-fn within(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Sends one framed request, as our client would, without reading.
@@ -587,4 +542,35 @@ fn held_a_replayed_answer_is_refused_after_its_penalty() {
     let _ = challenge(&mut seed);
     let refusal = read_frame(&mut seed).unwrap().unwrap();
     assert!(String::from_utf8_lossy(&refusal.body).contains("unauthorized"));
+}
+
+#[test]
+fn held_an_old_client_is_told_the_protocol_version() {
+    use hmac::{Hmac, Mac};
+    let (addr, _server) = serve(CommandConfig::default().token("s3cret"));
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Version 1's answer: HMAC(token, nonce), nothing else.
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(&challenge(&mut stream));
+    let answer: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    send_framed(
+        &mut stream,
+        Header::for_body(b"echo hi").with("auth", answer),
+        "echo hi",
+    );
+    let (_, refusal) = read_reply(&mut stream).unwrap();
+    let message = refusal.extra["error"].as_str().unwrap();
+    println!("an old client is told: {message}");
+    assert!(
+        message.contains("version 1") && message.contains("version 2"),
+        "{message}"
+    );
 }

@@ -11,62 +11,19 @@ mod common;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect_from, example, start_server, status_kib};
-use socketserver::ThreadingTcpServer;
-use socketserver::command::{self, Client, CommandConfig, CommandError, CommandHandler, Protocol};
+use common::{
+    children, connect_from, example, figures, serve_commands as serve, start_server, status_kib,
+    within,
+};
+use socketserver::command::{self, Client, CommandConfig, CommandError, Protocol};
 use socketserver::frame::{self, FrameLimits, Header, read_frame, read_frame_with};
 
 fn source(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
-}
-
-/// A command server in this process, serving on a thread.
-fn serve(config: CommandConfig) -> (SocketAddr, Arc<ThreadingTcpServer<CommandHandler>>) {
-    let server = Arc::new(command::bind("127.0.0.1:0", config).unwrap());
-    let addr = server.local_addr().unwrap();
-    let serving = Arc::clone(&server);
-    thread::spawn(move || serving.serve_forever());
-    (addr, server)
-}
-
-/// Polls `condition` for up to `within`; whether it came true.
-fn within(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Threads and open descriptors of process `pid`.
-fn figures(pid: u32) -> (usize, usize) {
-    let count = |dir: &str| {
-        std::fs::read_dir(format!("/proc/{pid}/{dir}"))
-            .unwrap()
-            .count()
-    };
-    (count("task"), count("fd"))
-}
-
-/// Processes whose parent is `pid`.
-fn children(pid: u32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter(|stat| {
-            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
-            rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
-        })
-        .count()
 }
 
 // ------------------------------------------------ log lines, for item 1
@@ -367,13 +324,6 @@ struct Relayed {
     body: Vec<u8>,
 }
 
-fn hex_to_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 /// A fake server between an honest client and the real server: it passes
 /// the real challenge on, takes the client's first request, and hands it
 /// to `play` with its connection to the real server.
@@ -402,6 +352,28 @@ fn relay(
         );
     });
     (addr, handle)
+}
+
+/// An honest client with the token runs `line` through `server`.
+fn run_honestly(
+    server: SocketAddr,
+    token: &str,
+    line: &str,
+) -> Result<socketserver::command::Reply, CommandError> {
+    Client::connect(server, Protocol::Framed)
+        .unwrap()
+        .with_token(token)
+        .run(line)
+}
+
+/// Reads the real server's answer to a request it must refuse.
+fn assert_unauthorized(upstream: &mut TcpStream, what: &str) {
+    let refusal = reply_end(upstream).unwrap();
+    let error = refusal.extra.get("error").and_then(|e| e.as_str());
+    assert!(
+        error.is_some_and(|e| e.starts_with("unauthorized")),
+        "the real server ran {what}: {refusal:?}"
+    );
 }
 
 /// Reads frames until an end or error frame; returns its header.
@@ -435,14 +407,7 @@ fn a_relaying_fake_server_is_refused_both_ways() {
             ..got.header.clone()
         };
         frame::write_frame_with(upstream, &header, swapped.as_bytes()).unwrap();
-        let refusal = reply_end(upstream).unwrap();
-        assert!(
-            refusal.extra["error"]
-                .as_str()
-                .unwrap()
-                .starts_with("unauthorized"),
-            "the real server ran the swapped command: {refusal:?}"
-        );
+        assert_unauthorized(upstream, "the swapped command");
         // To the victim: a made-up proof, then output of its choosing.
         let fake_proof = Header::for_body(b"").with("proof", "00".repeat(32));
         frame::write_frame_with(victim, &fake_proof, b"").unwrap();
@@ -453,10 +418,7 @@ fn a_relaying_fake_server_is_refused_both_ways() {
         );
         let _ = got.body;
     });
-    let honest = Client::connect(fake, Protocol::Framed)
-        .unwrap()
-        .with_token(TOKEN)
-        .run("echo honest");
+    let honest = run_honestly(fake, TOKEN, "echo honest");
     done.join().unwrap();
     println!("swapped command: the real server refused it; the client got {honest:?}");
     assert!(
@@ -480,14 +442,7 @@ fn a_relaying_fake_server_is_refused_both_ways() {
         let header =
             Header::for_body(added.as_bytes()).with("auth", got.header.extra["auth"].clone());
         frame::write_frame_with(upstream, &header, added.as_bytes()).unwrap();
-        let refusal = reply_end(upstream).unwrap();
-        assert!(
-            refusal.extra["error"]
-                .as_str()
-                .unwrap()
-                .starts_with("unauthorized"),
-            "the added command was not refused: {refusal:?}"
-        );
+        assert_unauthorized(upstream, "the added command");
         let mut rest = Vec::new();
         assert_eq!(
             upstream.read_to_end(&mut rest).unwrap_or(0),
@@ -495,10 +450,7 @@ fn a_relaying_fake_server_is_refused_both_ways() {
             "then closed"
         );
     });
-    let proxied = Client::connect(fake, Protocol::Framed)
-        .unwrap()
-        .with_token(TOKEN)
-        .run("true");
+    let proxied = run_honestly(fake, TOKEN, "true");
     done.join().unwrap();
     println!("pure relay: the client got {proxied:?}; the relay's own command was refused");
     assert_eq!(
@@ -524,46 +476,12 @@ fn a_relaying_fake_server_is_refused_both_ways() {
             .unwrap();
         let _ = frame::write_frame_with(&mut stream, &Header::for_body(b"").with("end", true), b"");
     });
-    let fooled = Client::connect(fake, Protocol::Framed)
-        .unwrap()
-        .with_token(TOKEN)
-        .run("echo secret-work");
+    let fooled = run_honestly(fake, TOKEN, "echo secret-work");
     impostor.join().unwrap();
     println!("impostor without the token: the client got {fooled:?}");
     assert!(
         matches!(fooled, Err(CommandError::ServerUnproven)),
         "{fooled:?}"
-    );
-}
-
-#[test]
-fn an_old_client_is_told_the_protocol_version() {
-    use hmac::{Hmac, Mac};
-    let (addr, _server) = serve(CommandConfig::default().token("s3cret"));
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let challenge = read_frame(&mut stream).unwrap().unwrap();
-    assert_eq!(challenge.header.extra["proto"], 2);
-    // Version 1's answer: HMAC(token, nonce), nothing else.
-    let nonce = hex_to_bytes(challenge.header.extra["nonce"].as_str().unwrap());
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
-    mac.update(&nonce);
-    let answer: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let header = Header::for_body(b"echo hi").with("auth", answer);
-    frame::write_frame_with(&mut stream, &header, b"echo hi").unwrap();
-    let refusal = reply_end(&mut stream).unwrap();
-    let message = refusal.extra["error"].as_str().unwrap();
-    println!("an old client is told: {message}");
-    assert!(
-        message.contains("version 1") && message.contains("version 2"),
-        "{message}"
     );
 }
 

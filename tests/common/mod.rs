@@ -333,3 +333,55 @@ pub fn status_kib(pid: u32, key: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .expect("a figure in kB")
 }
+
+/// Polls `condition` for up to `within`; whether it came true.
+pub fn within(within: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Threads and open descriptors of process `pid`, from `/proc`.
+pub fn figures(pid: u32) -> (usize, usize) {
+    let count = |dir: &str| {
+        std::fs::read_dir(format!("/proc/{pid}/{dir}"))
+            .unwrap()
+            .count()
+    };
+    (count("task"), count("fd"))
+}
+
+/// Processes (zombies too) whose parent is `pid`.
+pub fn children(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
+            rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
+        })
+        .count()
+}
+
+/// A command server in this process on 127.0.0.1, port 0, serving on a
+/// thread; the handle stays with the test, to ask how many commands run.
+#[cfg(unix)]
+pub fn serve_commands(
+    config: socketserver::command::CommandConfig,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<socketserver::ThreadingTcpServer<socketserver::command::CommandHandler>>,
+) {
+    let server = std::sync::Arc::new(socketserver::command::bind("127.0.0.1:0", config).unwrap());
+    let addr = server.local_addr().unwrap();
+    let serving = std::sync::Arc::clone(&server);
+    std::thread::spawn(move || serving.serve_forever());
+    (addr, server)
+}
