@@ -53,8 +53,11 @@ mod unix {
         /// exit status, no token)
         #[arg(long, value_enum, default_value = "framed")]
         protocol: Form,
-        /// Prove the server's token (the first line of FILE); it is never
-        /// sent. Also read from SOCKETSERVER_TOKEN
+        /// Prove the server's token (the first line of FILE), the
+        /// preferred way to give it; it is never sent. Each request carries
+        /// its own proof (command protocol 2), and the server must prove
+        /// the token too, or nothing it sends is trusted. Also read from
+        /// SOCKETSERVER_TOKEN
         #[arg(long, value_name = "FILE", conflicts_with = "token")]
         token_file: Option<PathBuf>,
         /// The same, on the command line: WARNING, any local user can read

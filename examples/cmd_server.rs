@@ -6,6 +6,10 @@
 //! cargo run --example cmd_server -- --allow "uname -a,df -h,ls"
 //! cargo run --example cmd_server -- 0.0.0.0:9999 --token-file ~/.cmd_token
 //! ```
+//!
+//! Give a token with `--token-file` (`--token` shows it to every local user
+//! in `ps`; `SOCKETSERVER_TOKEN` is taken out of the environment and the
+//! process made non-dumpable, see `from_environment`).
 
 // The command service is Unix only (process groups, a subreaper), and so
 // is this example.
@@ -38,8 +42,9 @@ mod unix {
     ///
     /// Runs each command a client sends and replies with its output in a
     /// frame. Speaks the seed's raw requests and our framed ones on the
-    /// same port. Runs until Ctrl-C or SIGTERM, which stop every running
-    /// command too.
+    /// same port; refuses (and logs once per address) anything that looks
+    /// like HTTP, which a web page can make a browser send. Runs until
+    /// Ctrl-C or SIGTERM, which stop every running command too.
     ///
     /// Without --allow, anyone who may connect runs any program as you
     /// (`sh -c` is just another program): remote code execution by design,
@@ -58,10 +63,15 @@ mod unix {
         /// anything); a program given as a path only if listed so
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         allow: Vec<String>,
-        /// Require clients to prove this token (the first line of FILE);
-        /// needed to listen beyond loopback; refuses the seed's raw
-        /// requests, which cannot. Also read from the SOCKETSERVER_TOKEN
-        /// variable, never passed to commands
+        /// Require clients to prove this token (the first line of FILE),
+        /// the preferred way to give it; needed to listen beyond loopback;
+        /// refuses the seed's raw requests, which cannot. Clients must
+        /// speak command protocol 2: each request is bound to its proof,
+        /// and the server proves the token too. Also read from the
+        /// SOCKETSERVER_TOKEN variable: then removed from this process's
+        /// environment, never passed to commands, and the process made
+        /// non-dumpable (Linux) so that commands cannot read its original
+        /// environment in /proc
         #[arg(long, value_name = "FILE", conflicts_with = "token")]
         token_file: Option<PathBuf>,
         /// The same, on the command line: WARNING, any local user can read
@@ -86,6 +96,10 @@ mod unix {
         /// Run at most N commands at once
         #[arg(long, value_name = "N", default_value_t = CommandConfig::default().max_commands)]
         max_commands: usize,
+        /// Run at most N commands at once for one IP address [default:
+        /// half of --max-commands, at least 1]
+        #[arg(long, value_name = "N")]
+        max_commands_per_peer: Option<usize>,
         /// How long a new connection has to send its whole first request
         /// (with a token, the answer to the challenge), however it drips
         #[arg(long = "first-request-ms", value_name = "MS", default_value = "10000", value_parser = cli::millis)]
@@ -139,6 +153,9 @@ mod unix {
                 Contain::Scan => Containment::Scan,
             });
         config.max_commands = cli.max_commands;
+        if let Some(n) = cli.max_commands_per_peer {
+            config = config.max_commands_per_peer(n);
+        }
         config.insecure = cli.insecure;
         let allow: Vec<&str> = cli
             .allow
@@ -186,11 +203,36 @@ mod unix {
             eprintln!("warning: --token is visible to every local user; prefer --token-file");
             Some(token.clone())
         } else {
-            std::env::var(command::TOKEN_ENV).ok()
+            from_environment()?
         };
         match token {
             Some(t) if t.is_empty() => Err(invalid("the token is empty".into())),
             other => Ok(other),
         }
+    }
+
+    /// The token from SOCKETSERVER_TOKEN, taken out of reach of commands:
+    /// removed from the environment (so nothing this process starts
+    /// inherits it), and, since the C library leaves the original
+    /// environment block in place (still shown in /proc/PID/environ), the
+    /// process made non-dumpable: its /proc files are then root's, and a
+    /// command running as the same user can read neither its environment
+    /// nor its memory. Also no core dumps, which would hold the token.
+    fn from_environment() -> io::Result<Option<String>> {
+        let Some(token) = std::env::var_os(command::TOKEN_ENV) else {
+            return Ok(None);
+        };
+        // SAFETY: no other thread exists yet (main has started none, nor
+        // has argument parsing), so nothing reads the environment while it
+        // changes.
+        unsafe { std::env::remove_var(command::TOKEN_ENV) };
+        #[cfg(target_os = "linux")]
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+        token.into_string().map(Some).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not UTF-8", command::TOKEN_ENV),
+            )
+        })
     }
 }

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{example, peer, python3, run_client, start_server};
+use common::{children, example, figures, peer, python3, run_client, start_server};
 use socketserver::command::{self, Client, CommandConfig, CommandError, Protocol};
 use socketserver::frame;
 
@@ -324,7 +324,9 @@ fn records_the_answer(nonce: [u8; 32]) -> (SocketAddr, thread::JoinHandle<Vec<u8
     let handle = thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
         let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-        let header = frame::Header::for_body(b"").with("nonce", hex);
+        let header = frame::Header::for_body(b"")
+            .with("nonce", hex)
+            .with("proto", command::PROTOCOL);
         frame::write_frame_with(&mut stream, &header, b"").unwrap();
         let request = frame::read_frame(&mut stream).unwrap().unwrap();
         let mut wire = Vec::new();
@@ -335,23 +337,51 @@ fn records_the_answer(nonce: [u8; 32]) -> (SocketAddr, thread::JoinHandle<Vec<u8
 }
 
 #[test]
-fn the_token_never_crosses_the_wire_only_an_hmac_of_the_nonce() {
+fn the_token_never_crosses_the_wire_only_an_hmac_of_both_nonces_and_the_request() {
     use hmac::{Hmac, Mac};
     let nonce = [0x5a; 32];
     let (addr, recorded) = records_the_answer(nonce);
-    let _ = framed(addr).with_token("s3cret-token").run("echo hi");
+    // The fake server cannot prove the token: the client refuses it.
+    let refused = framed(addr).with_token("s3cret-token").run("echo hi");
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::ServerUnproven) | Err(CommandError::Io(_))
+        ),
+        "{refused:?}"
+    );
     let wire = recorded.join().unwrap();
+    let request = frame::read_frame(&mut &wire[..]).unwrap().unwrap();
     let text = String::from_utf8_lossy(&wire);
     assert!(!text.contains("s3cret-token"), "{text}");
+    let extra = &request.header.extra;
+    assert_eq!(extra["proto"], 2);
+    let cnonce: Vec<u8> = {
+        let hex = extra["cnonce"].as_str().unwrap();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    assert_eq!(cnonce.len(), 32);
+    assert_ne!(cnonce, nonce, "the client's own nonce");
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret-token").unwrap();
-    mac.update(&nonce);
+    for part in [
+        &b"socketserver command v2 client\0"[..],
+        &nonce,
+        &cnonce,
+        &0u64.to_be_bytes(),
+        b"echo hi",
+    ] {
+        mac.update(part);
+    }
     let expected: String = mac
         .finalize()
         .into_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    assert!(text.contains(&format!("\"auth\":\"{expected}\"")), "{text}");
+    assert_eq!(extra["auth"], expected.as_str());
 }
 
 #[test]
@@ -533,28 +563,6 @@ fn a_framed_reply_streams_output_frames_then_an_end_frame() {
     assert_eq!(end.header.extra["exit"], 0);
     assert_eq!(end.header.extra["timed_out"], false);
     assert!(end.body.is_empty());
-}
-
-/// Threads and open descriptors of process `pid`, from `/proc`.
-fn figures(pid: u32) -> (usize, usize) {
-    let count = |dir: &str| {
-        std::fs::read_dir(format!("/proc/{pid}/{dir}"))
-            .unwrap()
-            .count()
-    };
-    (count("task"), count("fd"))
-}
-
-/// Processes (zombies too) whose parent is `pid`.
-fn children(pid: u32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter(|stat| {
-            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
-            rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
-        })
-        .count()
 }
 
 /// Commands that try to outlive their reply, each leaving a `sleep` with

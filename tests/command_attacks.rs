@@ -13,35 +13,14 @@ mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{example, start_server};
-use socketserver::ThreadingTcpServer;
-use socketserver::command::{self, Client, CommandConfig, CommandError, CommandHandler, Protocol};
+use common::{connect_from, example, figures, serve_commands as serve, start_server, within};
+use socketserver::command::{Client, CommandConfig, CommandError, Protocol};
 use socketserver::frame::{Frame, Header, read_frame, write_frame_with};
 
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-
-/// A TCP connection from `source` (port chosen by the system) to `to`.
-fn connect_from(source: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
-    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
-    bind(&fd, &SocketAddr::new(source, 0))?;
-    connect(&fd, &to)?;
-    Ok(TcpStream::from(fd))
-}
-
-/// A command server in this process, serving on a thread; the handle
-/// stays here so a test can ask how many commands are running.
-fn serve(config: CommandConfig) -> (SocketAddr, Arc<ThreadingTcpServer<CommandHandler>>) {
-    let server = Arc::new(command::bind("127.0.0.1:0", config).unwrap());
-    let addr = server.local_addr().unwrap();
-    let serving = Arc::clone(&server);
-    thread::spawn(move || serving.serve_forever());
-    (addr, server)
-}
 
 /// The pids of processes (zombies too) whose command line is exactly `argv`.
 fn pids(argv: &[&str]) -> Vec<i32> {
@@ -81,30 +60,6 @@ fn children(parent: u32) -> Vec<(i32, char)> {
             (rest.next()? == parent.to_string()).then_some((pid, state))
         })
         .collect()
-}
-
-/// Threads and open descriptors of process `pid`.
-fn figures(pid: u32) -> (usize, usize) {
-    let count = |dir: &str| {
-        std::fs::read_dir(format!("/proc/{pid}/{dir}"))
-            .unwrap()
-            .count()
-    };
-    (count("task"), count("fd"))
-}
-
-/// Polls `condition` for up to `within`; whether it came true.
-fn within(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Sends one framed request, as our client would, without reading.
@@ -499,15 +454,28 @@ fn held_the_embedding_programs_own_children_are_never_touched() {
     );
 }
 
-/// HMAC-SHA256(token, nonce) in hex, as a client would answer.
-fn answer(token: &str, nonce_hex: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let nonce: Vec<u8> = (0..nonce_hex.len())
+/// Bytes from hex.
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&nonce_hex[i..i + 2], 16).unwrap())
-        .collect();
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A request's tag, as a client of protocol 2 makes it: HMAC-SHA256 over
+/// a label, both nonces, the request's number and its bytes, in hex.
+fn tag(token: &str, server_nonce: &[u8], client_nonce: &[u8], n: u64, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()).unwrap();
-    mac.update(&nonce);
+    for part in [
+        &b"socketserver command v2 client\0"[..],
+        server_nonce,
+        client_nonce,
+        &n.to_be_bytes(),
+        body,
+    ] {
+        mac.update(part);
+    }
     mac.finalize()
         .into_bytes()
         .iter()
@@ -515,9 +483,22 @@ fn answer(token: &str, nonce_hex: &str) -> String {
         .collect()
 }
 
-fn challenge(stream: &mut TcpStream) -> String {
+fn challenge(stream: &mut TcpStream) -> Vec<u8> {
     let frame = read_frame(stream).unwrap().unwrap();
-    frame.header.extra["nonce"].as_str().unwrap().to_owned()
+    unhex(frame.header.extra["nonce"].as_str().unwrap())
+}
+
+/// The first request of protocol 2, answered for `token`.
+fn first_request(stream: &mut TcpStream, server_nonce: &[u8], token: &str, line: &str) {
+    let client_nonce = [0x33u8; 32];
+    let header = Header::for_body(line.as_bytes())
+        .with("proto", 2)
+        .with("cnonce", "33".repeat(32))
+        .with(
+            "auth",
+            tag(token, server_nonce, &client_nonce, 0, line.as_bytes()),
+        );
+    send_framed(stream, header, line);
 }
 
 #[test]
@@ -527,12 +508,10 @@ fn held_a_replayed_answer_is_refused_after_its_penalty() {
     first
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let good = answer("s3cret", &challenge(&mut first));
-    send_framed(
-        &mut first,
-        Header::for_body(b"echo ok").with("auth", good.clone()),
-        "echo ok",
-    );
+    let nonce = challenge(&mut first);
+    first_request(&mut first, &nonce, "s3cret", "echo ok");
+    let proof = read_frame(&mut first).unwrap().unwrap();
+    assert!(proof.header.extra.contains_key("proof"));
     assert_eq!(read_reply(&mut first).unwrap().0, b"ok\n");
 
     // The same answer on a new connection (a new nonce): refused, slowly.
@@ -542,11 +521,7 @@ fn held_a_replayed_answer_is_refused_after_its_penalty() {
         .unwrap();
     let _ = challenge(&mut replay);
     let started = Instant::now();
-    send_framed(
-        &mut replay,
-        Header::for_body(b"id").with("auth", good),
-        "id",
-    );
+    first_request(&mut replay, &nonce, "s3cret", "echo ok");
     let (_, header) = read_reply(&mut replay).unwrap();
     let took = started.elapsed();
     assert!(
@@ -567,4 +542,35 @@ fn held_a_replayed_answer_is_refused_after_its_penalty() {
     let _ = challenge(&mut seed);
     let refusal = read_frame(&mut seed).unwrap().unwrap();
     assert!(String::from_utf8_lossy(&refusal.body).contains("unauthorized"));
+}
+
+#[test]
+fn held_an_old_client_is_told_the_protocol_version() {
+    use hmac::{Hmac, Mac};
+    let (addr, _server) = serve(CommandConfig::default().token("s3cret"));
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Version 1's answer: HMAC(token, nonce), nothing else.
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(&challenge(&mut stream));
+    let answer: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    send_framed(
+        &mut stream,
+        Header::for_body(b"echo hi").with("auth", answer),
+        "echo hi",
+    );
+    let (_, refusal) = read_reply(&mut stream).unwrap();
+    let message = refusal.extra["error"].as_str().unwrap();
+    println!("an old client is told: {message}");
+    assert!(
+        message.contains("version 1") && message.contains("version 2"),
+        "{message}"
+    );
 }

@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use super::{CommandError, Reply, auth};
+use super::auth::{self, PROTOCOL, Session};
+use super::{CommandError, Reply};
 use crate::frame::{Header, write_frame_with};
 
 /// Which request form a client speaks.
@@ -48,8 +49,9 @@ pub struct Client {
     stream: TcpStream,
     protocol: Protocol,
     token: Option<String>,
-    /// The challenge is answered (or there is no token).
-    answered: bool,
+    /// Both nonces, once the challenge is answered: every request's tag
+    /// is made from them.
+    session: Option<Session>,
     max_reply: u64,
 }
 
@@ -64,14 +66,17 @@ impl Client {
             stream: TcpStream::connect(addr)?,
             protocol,
             token: None,
-            answered: false,
+            session: None,
             max_reply: DEFAULT_MAX_REPLY,
         })
     }
 
-    /// Proves this token to the server: the first request answers the
-    /// server's challenge with HMAC-SHA256(token, nonce). The token itself
-    /// is never sent. Framed form only.
+    /// Proves this token to the server, and makes the server prove it too:
+    /// every request carries an HMAC-SHA256 over both sides' nonces, its
+    /// number and its own bytes, and the server answers the first with a
+    /// proof of its own, checked before any output is read (protocol
+    /// version [`PROTOCOL`]). The token itself is never sent. Framed form
+    /// only.
     pub fn with_token(mut self, token: impl Into<String>) -> Client {
         self.token = Some(token.into());
         self
@@ -91,38 +96,71 @@ impl Client {
     ///
     /// [`CommandError::Server`] for an error the server reported (unknown
     /// program, not allowed, ...); [`CommandError::Unauthorized`] if the
-    /// server wants a token this client does not have; I/O and frame
-    /// errors if the server went away, sent no challenge within 5 s while
-    /// this client has a token, or sent something that is not a reply.
+    /// server wants a token this client does not have;
+    /// [`CommandError::ServerUnproven`] if this client has a token and the
+    /// server cannot prove it holds it too;
+    /// [`CommandError::ProtocolVersion`] for a server of the older
+    /// protocol; I/O and frame errors if the server went away, sent no
+    /// challenge within 5 s while this client has a token, or sent
+    /// something that is not a reply.
     pub fn run(&mut self, line: &str) -> Result<Reply, CommandError> {
+        let body = line.as_bytes();
         match self.protocol {
             Protocol::Framed => {
-                let mut header = Header::for_body(line.as_bytes());
-                if let (Some(token), false) = (&self.token, self.answered) {
-                    header = header.with("auth", self.answer(token)?);
-                    self.answered = true;
+                let mut header = Header::for_body(body);
+                let mut first = false;
+                if let Some(token) = &self.token {
+                    if self.session.is_none() {
+                        let server = self.challenge()?;
+                        let client = auth::nonce()?;
+                        header = header
+                            .with("proto", PROTOCOL)
+                            .with("cnonce", auth::hex(&client));
+                        self.session = Some(Session::new(token, server, client));
+                        first = true;
+                    }
                 }
-                write_frame_with(&mut self.stream, &header, line.as_bytes())?;
+                if let Some(session) = &mut self.session {
+                    header = header.with("auth", session.tag(body));
+                }
+                write_frame_with(&mut self.stream, &header, body)?;
+                if let (true, Some(session)) = (first, &self.session) {
+                    self.stream.set_read_timeout(Some(CHALLENGE_WAIT))?;
+                    let proved = auth::read_proof(&mut &self.stream, session, body);
+                    self.stream.set_read_timeout(None)?;
+                    proved.map_err(|e| no_answer(e, "no proof from the server"))?;
+                }
             }
-            Protocol::Seed => self.stream.write_all(line.as_bytes())?,
+            Protocol::Seed => self.stream.write_all(body)?,
         }
         Reply::read(&mut self.stream, self.protocol, self.max_reply)
     }
 
-    /// Reads the challenge the server opened the connection with, and
-    /// answers it.
-    fn answer(&self, token: &str) -> Result<String, CommandError> {
+    /// Reads the challenge the server opened the connection with.
+    fn challenge(&self) -> Result<auth::Nonce, CommandError> {
         self.stream.set_read_timeout(Some(CHALLENGE_WAIT))?;
-        let nonce = auth::read_challenge(&mut &self.stream).map_err(|e| match e {
-            CommandError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                CommandError::Io(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no challenge from the server: it has no token, or is not a command server",
-                ))
-            }
-            other => other,
+        let nonce = auth::read_challenge(&mut &self.stream).map_err(|e| {
+            no_answer(
+                e,
+                "no challenge from the server: it has no token, or is not a command server",
+            )
         });
         self.stream.set_read_timeout(None)?;
-        Ok(auth::answer(token, &nonce?))
+        nonce
+    }
+}
+
+/// A read that timed out waiting for the server, said as what it means.
+fn no_answer(e: CommandError, what: &str) -> CommandError {
+    match e {
+        CommandError::Io(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            CommandError::Io(io::Error::new(io::ErrorKind::TimedOut, what.to_owned()))
+        }
+        other => other,
     }
 }

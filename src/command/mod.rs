@@ -17,8 +17,12 @@
 //!   reply into one buffer.
 //! * **It runs anything for anyone.** Here the server binds loopback unless
 //!   told otherwise, and any other address needs a token
-//!   ([`CommandConfig::token`]), proved without crossing the wire
-//!   (`auth`). Without an allowlist the service is still remote code
+//!   ([`CommandConfig::token`]), proved without crossing the wire, by the
+//!   client for every request and by the server in return (`auth`).
+//!   A request that looks like HTTP is refused before anything runs: a web
+//!   page can make a browser send one to any port on the machine, and
+//!   with the seed's `shell=True` `GET /;touch$IFS/tmp/x; HTTP/1.1` is a
+//!   command (`request`). Without an allowlist the service is still remote code
 //!   execution as the server's user for anyone who may connect: "no shell"
 //!   only means `;` and `|` are not special, and `sh -c '...'` is just
 //!   another program. An allowlist of whole command lines
@@ -29,8 +33,12 @@
 //!   [`CommandConfig::first_request_timeout`] to deliver its whole first
 //!   request (and prove the token) and [`CommandConfig::idle_timeout`]
 //!   between requests, however slowly it drips bytes; one address may
-//!   hold [`CommandConfig::max_per_peer`] connections, all together
-//!   [`CommandConfig::max_clients`].
+//!   hold [`CommandConfig::max_per_peer`] connections and run
+//!   [`CommandConfig::max_commands_per_peer`] commands (half the slots),
+//!   all together [`CommandConfig::max_clients`]. Before a client has
+//!   proved the token, its request header is read into one fixed shape of
+//!   at most [`MAX_REQUEST_HEADER`] bytes: it costs the server at most
+//!   about twice what it sent.
 //! * **Its commands escape.** Here every process a command starts
 //!   (background jobs, `nohup`, `setsid`, double forks, a process that
 //!   joins another group) ends when the command ends, at a wall-clock
@@ -65,13 +73,16 @@
 //! few pieces at once however large the output, and the client sees output
 //! while the command still runs. A seed reply keeps the seed's rule: one
 //! frame whose body is stderr if there is any, else stdout, else `ok`,
-//! under exactly the seed's three header keys.
+//! under exactly the seed's three header keys. Its header needs the body's
+//! length and md5 first, so the output is gathered: at most
+//! [`SEED_WINDOW`] in memory, the rest in an unlinked temporary file.
 //!
 //! With a token, the server opens every connection with a challenge frame
-//! (`auth`); the seed's client, which cannot answer it, prints its note
-//! and gets an `unauthorized` error for its first command, then the
-//! connection closes. Without a token nothing is sent first, so the seed's
-//! client works unchanged.
+//! and answers the first request with a proof frame (`auth`, protocol
+//! version [`PROTOCOL`]); the seed's client, which cannot answer, prints
+//! the challenge's note and gets an `unauthorized` error for its first
+//! command, then the connection closes. Without a token nothing is sent
+//! first, so the seed's client works unchanged.
 //!
 //! # Example
 //!
@@ -104,9 +115,11 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+pub use auth::PROTOCOL;
 pub use client::{Client, Protocol};
 pub use exec::TOKEN_ENV;
-pub use reply::Reply;
+pub use reply::{Reply, SEED_WINDOW};
+pub use request::MAX_HEADER as MAX_REQUEST_HEADER;
 pub use server::{CommandHandler, bind};
 
 use crate::frame::FrameError;
@@ -120,13 +133,17 @@ use crate::frame::FrameError;
 pub fn fuzz_request(data: &[u8]) {
     let protocol = request::detect(data);
     let config = CommandConfig::default().allow(["echo *", "ls", "uname -a"]);
+    let mut session = auth::Session::new("token", [0u8; 32], [1u8; 32]);
     let mut input = data;
     for _ in 0..16 {
         match request::read_request(&mut input, protocol, 4096) {
             Ok(Some(req)) => {
-                let _ = exec::argv(&req.line, &config);
                 if let Some(answer) = &req.auth {
-                    let _ = auth::verify("token", &[0u8; 32], answer);
+                    let _ = answer.client_nonce.as_deref().map(auth::nonce_from_hex);
+                    let _ = session.check(&req.body, &answer.tag);
+                }
+                if let Ok(line) = request::line(req.body) {
+                    let _ = exec::argv(&line, &config);
                 }
             }
             Ok(None) => break,
@@ -174,6 +191,12 @@ pub struct CommandConfig {
     /// The most commands running at once, over all clients; past it a
     /// request is answered with a "busy" error. Default 8.
     pub max_commands: usize,
+    /// The most commands running at once for one IP address (an IPv6
+    /// /64), so that one address cannot take every slot; past it a request
+    /// is answered with a "busy" error. `None` (the default): half of
+    /// [`max_commands`](Self::max_commands), at least one.
+    /// `Some(usize::MAX)` caps nothing but `max_commands`.
+    pub max_commands_per_peer: Option<usize>,
     /// The longest request accepted, in bytes. Default 64 KiB.
     pub max_request: usize,
     /// How long a new connection has to deliver its whole first request
@@ -198,11 +221,17 @@ pub struct CommandConfig {
     /// /64); a connection over it is closed as soon as it is accepted.
     /// `None` caps nothing. Default `Some(8)`.
     pub max_per_peer: Option<usize>,
-    /// The shared secret a client must prove it knows (HMAC-SHA256 over a
-    /// per-connection nonce; the token itself never crosses the wire).
+    /// The shared secret a client must prove it knows, and the server
+    /// proves in return (HMAC-SHA256 over both sides' nonces and each
+    /// request, protocol version [`PROTOCOL`]; the token itself never
+    /// crosses the wire).
     /// Required to listen on an address other than loopback, unless
     /// `insecure` is set; with a token, the seed's unframed requests
     /// (which cannot answer the challenge) are refused. Must not be empty.
+    /// On Linux, a handler with a token makes the process non-dumpable
+    /// (`PR_SET_DUMPABLE` 0: no core dumps, and its `/proc` files become
+    /// root's), so that a command running as the same user cannot read the
+    /// token from the server's memory or environment.
     pub token: Option<String>,
     /// Listen on a non-loopback address without a token: anyone who can
     /// reach the port can run commands.
@@ -284,6 +313,7 @@ impl Default for CommandConfig {
             timeout: Duration::from_secs(10),
             max_output: 16 << 20,
             max_commands: 8,
+            max_commands_per_peer: None,
             max_request: 64 << 10,
             first_request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -345,6 +375,28 @@ impl CommandConfig {
         self
     }
 
+    /// Sets the most commands one address may run at once (at least one;
+    /// see [`CommandConfig::max_commands_per_peer`]).
+    ///
+    /// ```
+    /// use socketserver::command::CommandConfig;
+    /// let config = CommandConfig::default();
+    /// assert_eq!(config.commands_per_peer(), 4); // half of 8
+    /// assert_eq!(config.max_commands_per_peer(6).commands_per_peer(), 6);
+    /// ```
+    pub fn max_commands_per_peer(mut self, max: usize) -> Self {
+        self.max_commands_per_peer = Some(max.max(1));
+        self
+    }
+
+    /// The per-address command cap in force: the one set, or half of
+    /// [`max_commands`](Self::max_commands) (at least one).
+    pub fn commands_per_peer(&self) -> usize {
+        self.max_commands_per_peer
+            .unwrap_or(self.max_commands / 2)
+            .max(1)
+    }
+
     /// Requires clients to prove they know this token.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
@@ -404,6 +456,27 @@ pub enum CommandError {
         /// The limit in force.
         max: usize,
     },
+    /// This client's address runs
+    /// [`CommandConfig::max_commands_per_peer`] commands already.
+    PeerBusy {
+        /// The limit in force.
+        max: usize,
+    },
+    /// The request looks like HTTP (a request line, a `Host:` or other
+    /// header line, CR LF line ends): a web page made a browser send it.
+    /// Refused before anything runs; the connection closes.
+    LooksLikeHttp,
+    /// The two sides speak different versions of the authentication
+    /// protocol ([`PROTOCOL`]).
+    ProtocolVersion {
+        /// The version this side speaks.
+        ours: u32,
+        /// The version the peer speaks (1: before mutual authentication).
+        theirs: u32,
+    },
+    /// The server did not prove it holds the token: an impostor, or a
+    /// relay that changed the request. Its reply is not read.
+    ServerUnproven,
     /// The client did not deliver a whole request in the time it had
     /// ([`CommandConfig::first_request_timeout`] or
     /// [`CommandConfig::idle_timeout`]); the connection closes.
@@ -430,6 +503,7 @@ impl CommandError {
                 | CommandError::UnknownProgram(_)
                 | CommandError::NotAllowed(_)
                 | CommandError::Busy { .. }
+                | CommandError::PeerBusy { .. }
                 | CommandError::Server(_)
         )
     }
@@ -459,6 +533,24 @@ impl fmt::Display for CommandError {
             CommandError::TimedOut { waited } => {
                 write!(f, "timed out: no whole request within {waited:?}")
             }
+            CommandError::PeerBusy { max } => write!(
+                f,
+                "busy: {max} commands from your address are running already (the most \
+                 one address may run at once), try again"
+            ),
+            CommandError::LooksLikeHttp => f.write_str(
+                "this is a command server, not an HTTP server: refused (a web page may have \
+                 sent this through a browser)",
+            ),
+            CommandError::ProtocolVersion { ours, theirs } => write!(
+                f,
+                "command protocol version {theirs} is not spoken here: this side speaks \
+                 version {ours} (mutual, request-bound authentication); upgrade the older side"
+            ),
+            CommandError::ServerUnproven => f.write_str(
+                "the server did not prove it holds the token (an impostor, or a relay that \
+                 changed the request): not trusted",
+            ),
             CommandError::Server(msg) => write!(f, "server error: {msg}"),
             CommandError::ShuttingDown => {
                 f.write_str("the server is shutting down: the command was stopped")

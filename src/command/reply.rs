@@ -15,13 +15,15 @@
 //! ```
 //!
 //! The seed's form is one frame whose body is stderr if there was any, else
-//! stdout, else `ok`: the whole output has to be gathered first. Its header
+//! stdout, else `ok`: the whole output has to be gathered first, in memory
+//! up to a window and past it in a temporary file ([`SeedSpool`]). Its header
 //! is exactly the seed's three keys (`ver`, `md5`, `lenth`), because the
 //! seed's client prints the whole header: the same transcript against our
 //! server as against the seed's. How the command ended is not in it; that
 //! is what our form is for.
 
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use serde_json::Value;
 
@@ -30,7 +32,7 @@ use super::exec::{Ending, Pipe};
 use super::{CommandError, Protocol};
 use crate::frame::{
     FrameLimits, Header, read_body_append, read_body_to, read_frame_with, read_header,
-    write_frame_parts,
+    write_frame_from, write_frame_parts,
 };
 
 /// What the client gets back for one command.
@@ -86,17 +88,109 @@ pub(crate) fn write_end(w: &mut impl Write, ending: &Ending) -> io::Result<()> {
     )
 }
 
-/// Sends a whole reply in the seed's form: stderr if any, else stdout,
-/// else `ok`, under the seed's three header keys and no others.
-pub(crate) fn write_seed(w: &mut impl Write, stdout: &[u8], stderr: &[u8]) -> io::Result<()> {
-    let body: &[u8] = if !stderr.is_empty() {
-        stderr
-    } else if !stdout.is_empty() {
-        stdout
-    } else {
-        b"ok"
-    };
-    write_frame_parts(w, &Header::for_body(body), &[body])
+/// How much of a seed-form reply's output is held in memory, both pipes
+/// together; the rest waits in an unlinked temporary file.
+///
+/// ```
+/// assert_eq!(socketserver::command::SEED_WINDOW, 1 << 20);
+/// ```
+pub const SEED_WINDOW: usize = 1 << 20;
+
+/// A seed-form reply in the making. The seed's frame carries the body's
+/// length and md5 before the body, so nothing of it can leave before the
+/// command has ended; and a client that never reads would then hold the
+/// whole output in the server's memory for as long as the reply may take
+/// to leave. So each pipe's output is hashed as it comes, the first
+/// [`SEED_WINDOW`] bytes (both pipes together) are kept in memory, and the
+/// rest is spooled to a temporary file that has no name (`O_TMPFILE` on
+/// Linux; elsewhere created and unlinked at once), which the reply then
+/// streams from in 64 KiB steps.
+#[derive(Debug, Default)]
+pub(crate) struct SeedSpool {
+    pipes: [Spooled; 2],
+    held: usize,
+}
+
+#[derive(Default)]
+struct Spooled {
+    memory: Vec<u8>,
+    file: Option<File>,
+    len: u64,
+    md5: md5::Context,
+}
+
+impl std::fmt::Debug for Spooled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spooled")
+            .field("memory", &self.memory.len())
+            .field("file", &self.file)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl SeedSpool {
+    /// Keeps one piece of output.
+    pub(crate) fn push(&mut self, pipe: Pipe, piece: &[u8]) -> io::Result<()> {
+        let spooled = &mut self.pipes[pipe as usize];
+        spooled.md5.consume(piece);
+        spooled.len += piece.len() as u64;
+        if spooled.file.is_none() && self.held + piece.len() <= SEED_WINDOW {
+            spooled.memory.extend_from_slice(piece);
+            self.held += piece.len();
+            return Ok(());
+        }
+        let file = match &mut spooled.file {
+            Some(file) => file,
+            None => spooled.file.insert(spool_file()?),
+        };
+        file.write_all(piece)
+    }
+
+    /// Sends the reply: stderr if any, else stdout, else `ok`, under the
+    /// seed's three header keys and no others.
+    pub(crate) fn write_to(self, w: &mut impl Write) -> io::Result<()> {
+        let [stdout, stderr] = self.pipes;
+        let body = if stderr.len > 0 { stderr } else { stdout };
+        if body.len == 0 {
+            return write_frame_parts(w, &Header::for_body(b"ok"), &[b"ok"]);
+        }
+        let header = Header::new(body.len, body.md5.finalize());
+        match body.file {
+            Some(mut file) => {
+                file.seek(SeekFrom::Start(0))?;
+                write_frame_from(w, &header, &mut body.memory.chain(file))
+            }
+            None => write_frame_parts(w, &header, &[&body.memory]),
+        }
+    }
+}
+
+/// A temporary file with no name, readable only by this user.
+fn spool_file() -> io::Result<File> {
+    let dir = std::env::temp_dir();
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
+        if let Ok(fd) = rustix::fs::open(&dir, flags, Mode::RUSR | Mode::WUSR) {
+            return Ok(File::from(fd));
+        }
+        // A file system without O_TMPFILE: the portable way.
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = [0u8; 16];
+    getrandom::fill(&mut name).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
+    let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!(".socketserver-spool-{name}"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
 }
 
 /// Sends an error in the form the client asked in: for the seed's client,

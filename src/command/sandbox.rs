@@ -289,11 +289,23 @@ fn enter(plan: &Plan, probe: bool) -> io::Result<()> {
     // The relay.
     die_with_parent(plan.server)?;
     if let Some((uid, ulen, gid, glen)) = &plan.user {
-        // SAFETY: a plain system call; this process has one thread.
-        check(unsafe { libc::unshare(libc::CLONE_NEWUSER) })?;
-        write_file(c"/proc/self/setgroups", b"deny")?;
-        write_file(c"/proc/self/uid_map", &uid[..*ulen])?;
-        write_file(c"/proc/self/gid_map", &gid[..*glen])?;
+        // SAFETY: plain system calls; this process has one thread.
+        unsafe {
+            check(libc::unshare(libc::CLONE_NEWUSER))?;
+            // A server holding a token is not dumpable, and a process that
+            // is not may not write its own maps: dumpable just for that
+            // (no command exists yet to look), then as before, so that the
+            // relay and the init, copies of the server's memory, stay out
+            // of the commands' reach.
+            let dumpable = libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0);
+            check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0))?;
+            write_file(c"/proc/self/setgroups", b"deny")?;
+            write_file(c"/proc/self/uid_map", &uid[..*ulen])?;
+            write_file(c"/proc/self/gid_map", &gid[..*glen])?;
+            if dumpable >= 0 {
+                check(libc::prctl(libc::PR_SET_DUMPABLE, dumpable, 0, 0, 0))?;
+            }
+        }
     }
     // The init tells the relay how the command ended through this pipe;
     // and finds the relay gone if its end has no reader.

@@ -3,20 +3,23 @@
 //! refuses to expose it unsafely.
 
 use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::allow::Allowlist;
+use super::auth::{Nonce, PROTOCOL, Session};
 use super::exec::{self, Pipe};
-use super::reply::{write_end, write_error, write_piece, write_seed};
-use super::request::{Request, detect, read_request};
+use super::reply::{SeedSpool, write_end, write_error, write_piece};
+use super::request::{Request, detect, line, read_request};
 use super::sandbox::{self, Plan};
 use super::{CommandConfig, CommandError, Containment, Protocol};
 use super::{auth, contain};
-use crate::handler::{BaseRequestHandler, Connection, is_timeout};
-use crate::server::ThreadingTcpServer;
+use crate::handler::{Addr, BaseRequestHandler, Connection, is_timeout};
+use crate::server::{ThreadingTcpServer, peer_key};
 
 /// How long an error reply may take to leave: the connection's deadline
 /// may have passed already (that may be the error), and a write after it
@@ -38,10 +41,16 @@ const ERROR_GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct CommandHandler {
     config: CommandConfig,
-    running: AtomicUsize,
+    slots: Slots,
+    /// Addresses already logged for sending HTTP: one line per peer.
+    warned: Mutex<HashSet<IpAddr>>,
     /// How commands run in PID namespaces; `None`: the scan.
     sandbox: Option<Plan>,
 }
+
+/// How many addresses are remembered as logged for sending HTTP; past it
+/// the memory starts over (and an address may be logged again).
+const MAX_WARNED: usize = 4096;
 
 impl CommandHandler {
     /// A handler with this configuration. With
@@ -81,6 +90,12 @@ impl CommandHandler {
                 }
             },
         };
+        // The token is in this process's memory: a command running as the
+        // same user must not read it there (/proc/PID/mem, environ).
+        #[cfg(target_os = "linux")]
+        if config.token.is_some() {
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+        }
         match &sandbox {
             Some(plan) => log::info!(
                 target: "socketserver",
@@ -93,7 +108,8 @@ impl CommandHandler {
         }
         Ok(CommandHandler {
             config,
-            running: AtomicUsize::new(0),
+            slots: Slots::default(),
+            warned: Mutex::new(HashSet::new()),
             sandbox,
         })
     }
@@ -109,41 +125,91 @@ impl CommandHandler {
 
     /// How many commands are running now.
     pub fn running(&self) -> usize {
-        self.running.load(Ordering::SeqCst)
+        self.slots.running.load(Ordering::SeqCst)
     }
 
-    /// Checks a connection's first request against its challenge: the
-    /// rest of the connection is trusted once it passes.
-    fn authenticate(
+    /// Checks a request's answer, when there is a token, and returns its
+    /// command line. The first request of a connection opens its session
+    /// (both nonces) and is answered with the server's proof; every later
+    /// one must carry its own tag (see [`auth`]).
+    fn admit(
         &self,
+        conn: &Connection,
         protocol: Protocol,
-        request: &Request,
-        nonce: &[u8],
-    ) -> Result<(), CommandError> {
-        let Some(token) = &self.config.token else {
-            return Ok(());
+        request: Request,
+        challenge: Option<&Nonce>,
+        session: &mut Option<Session>,
+    ) -> Result<String, CommandError> {
+        let (Some(token), Some(server_nonce)) = (&self.config.token, challenge) else {
+            return line(request.body);
         };
-        match request.auth.as_deref() {
-            Some(answer) if protocol == Protocol::Framed => {
-                if auth::verify(token, nonce, answer) {
-                    return Ok(());
-                }
-                // A wrong answer: make guessing slow.
-                std::thread::sleep(auth::PENALTY);
-                Err(CommandError::Unauthorized)
+        let answer = match request.auth {
+            Some(answer) if protocol == Protocol::Framed => answer,
+            _ => return Err(CommandError::Unauthorized),
+        };
+        if let Some(session) = session {
+            if !session.check(&request.body, &answer.tag) {
+                return Err(CommandError::Unauthorized);
             }
-            _ => Err(CommandError::Unauthorized),
+            return line(request.body);
         }
+        if answer.proto != Some(PROTOCOL) {
+            return Err(CommandError::ProtocolVersion {
+                ours: PROTOCOL,
+                theirs: answer.proto.unwrap_or(1),
+            });
+        }
+        let client_nonce = answer
+            .client_nonce
+            .as_deref()
+            .and_then(auth::nonce_from_hex);
+        let mut opened = client_nonce.map(|c| Session::new(token, *server_nonce, c));
+        if !opened
+            .as_mut()
+            .is_some_and(|s| s.check(&request.body, &answer.tag))
+        {
+            // A wrong answer: make guessing slow.
+            std::thread::sleep(auth::PENALTY);
+            return Err(CommandError::Unauthorized);
+        }
+        if let Some(s) = &opened {
+            auth::write_proof(&mut &*conn, s.proof(&request.body))?;
+        }
+        *session = opened;
+        line(request.body)
+    }
+
+    /// Logs an HTTP request, once per address (as Redis does).
+    fn warn_http(&self, peer: &Addr) {
+        if let Some(key) = peer_key(peer) {
+            let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+            if warned.len() >= MAX_WARNED {
+                warned.clear();
+            }
+            if !warned.insert(key) {
+                return;
+            }
+        }
+        log::warn!(
+            target: "socketserver",
+            "Possible SECURITY ATTACK detected: {peer} sent an HTTP request to the command \
+             server. A web page can make a browser do that; it was refused before anything \
+             ran, and the connection closed. (Logged once per address.)"
+        );
     }
 
     fn serve(
         &self,
         conn: &Connection,
         protocol: Protocol,
-        request: Request,
+        line: String,
     ) -> Result<(), CommandError> {
-        let argv = exec::argv(&request.line, &self.config)?;
-        let slot = Slot::take(&self.running, self.config.max_commands)?;
+        let argv = exec::argv(&line, &self.config)?;
+        let slot = self.slots.take(
+            peer_key(conn.peer_addr()),
+            self.config.max_commands,
+            self.config.commands_per_peer(),
+        )?;
         // While it runs, the command's own timeout bounds the connection:
         // output may take as long as the watchdog allows, no longer.
         conn.set_deadline_in(self.config.timeout.saturating_add(exec::HANG_UP));
@@ -185,21 +251,18 @@ impl CommandHandler {
         // Through the connection, not the socket: its deadline applies.
         let mut to_client = conn;
         // Ours: each piece of output leaves as its own frame at once. The
-        // seed's: one frame, so the whole output is gathered first.
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        // seed's: one frame, so the output is gathered first, in memory up
+        // to a window and past it in a temporary file.
+        let mut spool = SeedSpool::default();
         let ending = exec::run(
             &argv,
             &self.config,
             self.sandbox.as_ref(),
             &gone,
             &hang_up,
-            &mut |pipe, piece, md5| {
-                match (protocol, pipe) {
-                    (Protocol::Framed, _) => return write_piece(&mut to_client, pipe, piece, md5),
-                    (Protocol::Seed, Pipe::Stdout) => stdout.extend_from_slice(piece),
-                    (Protocol::Seed, Pipe::Stderr) => stderr.extend_from_slice(piece),
-                }
-                Ok(())
+            &mut |pipe, piece, md5| match protocol {
+                Protocol::Framed => write_piece(&mut to_client, pipe, piece, md5),
+                Protocol::Seed => spool.push(pipe, piece),
             },
         )?;
         // Every process of the command is gone: its slot is free for the
@@ -226,7 +289,7 @@ impl CommandHandler {
         conn.set_deadline_in(rest);
         match protocol {
             Protocol::Framed => write_end(&mut to_client, &ending)?,
-            Protocol::Seed => write_seed(&mut to_client, &stdout, &stderr)?,
+            Protocol::Seed => spool.write_to(&mut to_client)?,
         }
         Ok(())
     }
@@ -264,19 +327,19 @@ impl BaseRequestHandler for CommandHandler {
             }
             Err(e) => return Err(e),
         };
-        let mut challenge = nonce.as_ref();
+        let mut session = None;
         loop {
             let outcome = match read_request(conn, protocol, self.config.max_request) {
                 Ok(None) => return Ok(()),
-                Ok(Some(request)) => match challenge {
-                    Some(nonce) => self.authenticate(protocol, &request, nonce).and_then(|()| {
-                        challenge = None;
-                        self.serve(conn, protocol, request)
-                    }),
-                    None => self.serve(conn, protocol, request),
-                },
+                Ok(Some(request)) => self
+                    .admit(conn, protocol, request, nonce.as_ref(), &mut session)
+                    .and_then(|line| self.serve(conn, protocol, line)),
                 Err(CommandError::Io(e)) if is_timeout(&e) => {
                     return Err(time_out(conn, protocol, waited).into());
+                }
+                Err(CommandError::LooksLikeHttp) => {
+                    self.warn_http(conn.peer_addr());
+                    Err(CommandError::LooksLikeHttp)
                 }
                 Err(e) => Err(e),
             };
@@ -339,22 +402,61 @@ fn peek(conn: &Connection, buf: &mut [u8]) -> io::Result<usize> {
 /// reset by an empty frame (our form only).
 const PROBE: Duration = Duration::from_millis(250);
 
-/// One of the `max_commands` slots, given back when dropped.
-struct Slot<'a>(&'a AtomicUsize);
+/// The command slots: how many run, over all and per address.
+#[derive(Debug, Default)]
+struct Slots {
+    running: AtomicUsize,
+    per_peer: Mutex<HashMap<IpAddr, usize>>,
+}
 
-impl<'a> Slot<'a> {
-    fn take(running: &'a AtomicUsize, max: usize) -> Result<Slot<'a>, CommandError> {
-        if running.fetch_add(1, Ordering::SeqCst) >= max {
-            running.fetch_sub(1, Ordering::SeqCst);
+impl Slots {
+    fn peers(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // A poisoned map only means a panic between two plain updates.
+        self.per_peer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes one of `max` slots, if `peer` holds fewer than `per_peer`.
+    fn take(
+        &self,
+        peer: Option<IpAddr>,
+        max: usize,
+        per_peer: usize,
+    ) -> Result<Slot<'_>, CommandError> {
+        let mut peers = self.peers();
+        if let Some(key) = peer {
+            if peers.get(&key).is_some_and(|&n| n >= per_peer) {
+                return Err(CommandError::PeerBusy { max: per_peer });
+            }
+        }
+        if self.running.fetch_add(1, Ordering::SeqCst) >= max {
+            self.running.fetch_sub(1, Ordering::SeqCst);
             return Err(CommandError::Busy { max });
         }
-        Ok(Slot(running))
+        if let Some(key) = peer {
+            *peers.entry(key).or_insert(0) += 1;
+        }
+        Ok(Slot { slots: self, peer })
     }
+}
+
+/// One of the `max_commands` slots, given back when dropped.
+struct Slot<'a> {
+    slots: &'a Slots,
+    peer: Option<IpAddr>,
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if let Some(key) = self.peer {
+            let mut peers = self.slots.peers();
+            if let Some(n) = peers.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    peers.remove(&key);
+                }
+            }
+        }
+        self.slots.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -414,15 +516,35 @@ mod tests {
 
     #[test]
     fn slots_run_out_and_come_back() {
-        let running = AtomicUsize::new(0);
-        let a = Slot::take(&running, 2).unwrap();
-        let _b = Slot::take(&running, 2).unwrap();
+        let slots = Slots::default();
+        let a = slots.take(None, 2, 2).unwrap();
+        let _b = slots.take(None, 2, 2).unwrap();
         assert!(matches!(
-            Slot::take(&running, 2),
+            slots.take(None, 2, 2),
             Err(CommandError::Busy { max: 2 })
         ));
         drop(a);
-        assert!(Slot::take(&running, 2).is_ok());
+        assert!(slots.take(None, 2, 2).is_ok());
+    }
+
+    #[test]
+    fn one_address_holds_at_most_its_share() {
+        let slots = Slots::default();
+        let (one, two) = ("127.0.0.2".parse().ok(), "127.0.0.3".parse().ok());
+        let held: Vec<_> = (0..4).map(|_| slots.take(one, 8, 4).unwrap()).collect();
+        assert!(matches!(
+            slots.take(one, 8, 4),
+            Err(CommandError::PeerBusy { max: 4 })
+        ));
+        let other = slots.take(two, 8, 4).unwrap();
+        assert_eq!(slots.running.load(Ordering::SeqCst), 5);
+        drop(held);
+        drop(other);
+        assert!(
+            slots.peers().is_empty(),
+            "nothing kept of a peer with no slot"
+        );
+        assert!(slots.take(one, 8, 4).is_ok());
     }
 
     #[test]

@@ -163,6 +163,7 @@ use std::time::Duration;
 pub use bind::DEFAULT_BACKLOG;
 pub use fd::FD_RESERVE;
 pub use state::Stats;
+pub(crate) use state::peer_key;
 pub use tcp::{TcpServer, ThreadingTcpServer};
 pub use udp::{ThreadingUdpServer, UdpServer};
 #[cfg(unix)]

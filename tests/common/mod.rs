@@ -304,3 +304,84 @@ pub fn run_client(mut command: Command) -> String {
     );
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
+
+/// A TCP connection from `source` (a loopback address such as 127.0.0.2,
+/// to be another peer; port chosen by the system) to `to`.
+#[cfg(unix)]
+pub fn connect_from(
+    source: std::net::IpAddr,
+    to: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    let family = match source {
+        std::net::IpAddr::V4(_) => AddressFamily::INET,
+        std::net::IpAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = socket(family, SocketType::STREAM, None)?;
+    bind(&fd, &std::net::SocketAddr::new(source, 0))?;
+    connect(&fd, &to)?;
+    Ok(std::net::TcpStream::from(fd))
+}
+
+/// A figure in KiB from `/proc/PID/status` (`VmRSS` now, `VmHWM` the peak).
+#[cfg(target_os = "linux")]
+pub fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("a figure in kB")
+}
+
+/// Polls `condition` for up to `within`; whether it came true.
+pub fn within(within: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Threads and open descriptors of process `pid`, from `/proc`.
+pub fn figures(pid: u32) -> (usize, usize) {
+    let count = |dir: &str| {
+        std::fs::read_dir(format!("/proc/{pid}/{dir}"))
+            .unwrap()
+            .count()
+    };
+    (count("task"), count("fd"))
+}
+
+/// Processes (zombies too) whose parent is `pid`.
+pub fn children(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
+            rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
+        })
+        .count()
+}
+
+/// A command server in this process on 127.0.0.1, port 0, serving on a
+/// thread; the handle stays with the test, to ask how many commands run.
+#[cfg(unix)]
+pub fn serve_commands(
+    config: socketserver::command::CommandConfig,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<socketserver::ThreadingTcpServer<socketserver::command::CommandHandler>>,
+) {
+    let server = std::sync::Arc::new(socketserver::command::bind("127.0.0.1:0", config).unwrap());
+    let addr = server.local_addr().unwrap();
+    let serving = std::sync::Arc::clone(&server);
+    std::thread::spawn(move || serving.serve_forever());
+    (addr, server)
+}
