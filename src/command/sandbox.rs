@@ -162,7 +162,10 @@ pub(crate) fn kill(relay: &OwnedFd) {
 /// says (see the module docs). `probe` ends the command's process before
 /// `exec`, with status 0.
 pub(crate) fn prepare(command: &mut Command, plan: &Plan, probe: bool) {
-    let plan = plan.clone();
+    let mut plan = plan.clone();
+    // This process's pid now, not at the probe: a program may have forked
+    // since.
+    plan.server = std::process::id() as libc::pid_t;
     // SAFETY: `enter` makes only async-signal-safe system calls, on data
     // prepared before the fork, and allocates nothing.
     unsafe {
