@@ -128,6 +128,35 @@ impl Direction {
         self.framing = Framing::Off;
     }
 
+    /// Whether `offset` is where a frame's part begins: its length, its
+    /// header or its body. A reader that stops there read the parts of one
+    /// message apart, on purpose (the seed's reader asks for exactly 4
+    /// bytes, then exactly the header): that is not 分包.
+    pub(super) fn is_part_boundary(&self, offset: u64) -> bool {
+        self.parts.iter().any(|&(start, end, part)| match part {
+            Part::Length => start == offset,
+            Part::Header => start == offset || end == offset,
+            Part::Body => false,
+        })
+    }
+
+    /// The frames' byte ranges: each from its length to the next frame's
+    /// length (or the last part found).
+    pub(super) fn frames(&self) -> Vec<std::ops::Range<u64>> {
+        let starts: Vec<u64> = self
+            .parts
+            .iter()
+            .filter(|&&(_, _, part)| part == Part::Length)
+            .map(|&(start, _, _)| start)
+            .collect();
+        let last = self.parts.last().map_or(0, |&(_, end, _)| end);
+        starts
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| start..starts.get(i + 1).copied().unwrap_or(last))
+            .collect()
+    }
+
     /// The parts within `range`, merged per run, with their byte counts.
     pub(super) fn parts_in(&self, range: std::ops::Range<u64>) -> Vec<(Part, u64)> {
         let mut out: Vec<(Part, u64)> = Vec::new();

@@ -172,8 +172,15 @@ pub struct Arrow {
     pub number: usize,
     /// Indices in [`Trace::events`] of the reads holding any of its bytes.
     pub reads: Vec<usize>,
-    /// 分包: its bytes arrived in more than one read.
+    /// 分包: the network cut it, so its bytes arrived in more than one
+    /// read, and (when it is a frame's) a read ended inside a frame's
+    /// part. A frame whose length, header and body were read apart, each
+    /// whole, as the seed's reader asks for them, is one message read in
+    /// its parts: not 分包.
     pub split: bool,
+    /// How many pieces the network cut it into: 1 when it is not
+    /// [`split`](Self::split), however many reads took its frame's parts.
+    pub pieces: usize,
     /// The frame parts it carried, with their byte counts, in order.
     pub parts: Vec<(Part, u64)>,
 }
@@ -377,10 +384,15 @@ impl Trace {
                 .filter(|(_, r)| r.op == Op::Read && r.from() == w.side && overlaps(r, w))
                 .map(|(j, _)| j)
                 .collect();
+            let direction = &inner.directions[index(w.side)];
+            let pieces = 1 + cuts(events, w.side, w.range())
+                .filter(|&at| !direction.is_part_boundary(at))
+                .count();
             arrows.push(Arrow {
                 write: i,
                 number,
-                split: reads.len() > 1,
+                split: pieces > 1,
+                pieces,
                 reads,
                 parts: inner.directions[index(w.side)].parts_in(w.range()),
             });
@@ -423,6 +435,59 @@ impl Trace {
             .collect()
     }
 
+    /// The messages read so far, both ways, counted whole and split by
+    /// the network. A message is a frame where the stream is framed (so a
+    /// frame read as length, header and body, each whole, is one message,
+    /// whole), else a write. Only messages read to their last byte count.
+    ///
+    /// ```
+    /// use socketserver::trace::{Messages, Op, Side, Trace};
+    /// let trace = Trace::new("two frames");
+    /// let mut wire = Vec::new();
+    /// let mut writer = trace.wrap(&mut wire, Side::Client);
+    /// socketserver::frame::write_frame(&mut writer, b"hello")?;
+    /// socketserver::frame::write_frame(&mut writer, b"world")?;
+    /// let header = wire.len() / 2 - 4 - 5;
+    /// // The first frame read as the seed reads it: length, header, body.
+    /// let (length, rest) = wire.split_at(4);
+    /// let (head, rest) = rest.split_at(header);
+    /// let (body, second) = rest.split_at(5);
+    /// for part in [length, head, body] {
+    ///     trace.record(Side::Server, Op::Read, part);
+    /// }
+    /// // The second cut by the network in the middle of its header.
+    /// let (a, b) = second.split_at(10);
+    /// trace.record(Side::Server, Op::Read, a);
+    /// trace.record(Side::Server, Op::Read, b);
+    /// assert_eq!(trace.messages(), Messages { whole: 1, split: 1 });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn messages(&self) -> Messages {
+        let inner = self.lock();
+        let mut count = Messages::default();
+        for from in [Side::Client, Side::Server] {
+            let direction = &inner.directions[index(from)];
+            let messages: Vec<std::ops::Range<u64>> = if direction.parts.is_empty() {
+                inner
+                    .events
+                    .iter()
+                    .filter(|w| w.op == Op::Write && w.side == from && w.len > 0)
+                    .map(Event::range)
+                    .collect()
+            } else {
+                direction.frames()
+            };
+            for range in messages.into_iter().filter(|m| m.end <= direction.read) {
+                if cuts(&inner.events, from, range).any(|at| !direction.is_part_boundary(at)) {
+                    count.split += 1;
+                } else {
+                    count.whole += 1;
+                }
+            }
+        }
+        count
+    }
+
     /// The terminal sequence diagram: two lifelines, an arrow for each
     /// write, each read marked on its reader's lifeline with the writes it
     /// holds; 粘包 and 分包 named where they happen.
@@ -454,6 +519,32 @@ impl Trace {
     pub fn text_in(&self, labels: &Labels) -> String {
         text::render(self, labels)
     }
+}
+
+/// The offsets strictly inside `range` where a read of the stream from
+/// `from` began or ended, each once, in order.
+fn cuts(events: &[Event], from: Side, range: std::ops::Range<u64>) -> impl Iterator<Item = u64> {
+    let mut at: Vec<u64> = events
+        .iter()
+        .filter(|r| r.op == Op::Read && r.from() == from)
+        .flat_map(|r| [r.offset, r.offset + r.len as u64])
+        .filter(|&o| range.start < o && o < range.end)
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    at.into_iter()
+}
+
+/// A conversation's messages, counted: whole, or split by the network.
+/// See [`Trace::messages`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Messages {
+    /// Messages that arrived whole: in one read, or (a frame) in reads
+    /// that each took whole parts of it.
+    pub whole: usize,
+    /// Messages the network cut (分包): some read ended inside one of its
+    /// parts, and the reader had to put it back together.
+    pub split: usize,
 }
 
 fn overlaps(a: &Event, b: &Event) -> bool {
