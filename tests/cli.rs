@@ -166,7 +166,7 @@ fn a_client_given_a_flag_it_does_not_know_connects_nowhere() {
 fn the_tour_and_the_chaos_proxy_refuse_what_they_do_not_know() {
     usage_error("tour", &["--bogus"]);
     usage_error("tour", &["--lang", "fr"]);
-    usage_error("tour", &["--html"]); // no FILE
+    usage_error("tour", &["--html", "a.html", "b.html"]); // one FILE at most (none: target/tour.html)
     usage_error("tour", &["sticky"]); // no lessons by name
     let (listen, upstream) = (free_port(), free_port().to_string());
     let listen_text = listen.to_string();

@@ -88,6 +88,8 @@ fn the_tour_in_english() {
             .any(|n| n.attribute("class") == Some(class))
     };
     assert!(has_class("sticky") && has_class("split") && has_class("part-header"));
+    // The framed lesson: small frames read in their parts, not 分包.
+    assert!(has_class("in-parts") && has_class("summary"));
 }
 
 /// The same tour in Chinese: every narration line changes language, the
@@ -111,6 +113,16 @@ fn the_tour_in_chinese() {
     ] {
         assert!(!out.contains(english), "{english} in: {out}");
     }
+    // Every line the tour writes is Chinese: narration, the diagram's rows,
+    // the servers' and the proxy's lines, exit codes as numbers.
+    let has_chinese = |line: &str| line.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    let english: Vec<&str> = out
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !has_chinese(line))
+        .collect();
+    assert!(english.is_empty(), "lines without Chinese: {english:#?}");
+    assert!(!out.contains("Some("), "{out}");
+    assert!(out.contains("退出码 0"), "{out}");
     let doc = parse(&html);
     assert_eq!(doc.root_element().attribute("lang"), Some("zh"));
 }
@@ -120,12 +132,23 @@ fn the_tour_in_chinese() {
 #[test]
 fn the_tour_follows_lang() {
     let mut command = example("tour");
+    // `--svg` without a directory writes under target/, never into the
+    // work tree the README's reader runs it in.
     command
+        .arg("--svg")
         .env("LANG", "zh_CN.UTF-8")
         .env_remove("LC_ALL")
         .env_remove("LC_MESSAGES");
     let out = run_client(command);
     assert!(out.contains("8 课中 8 课按预期完成"), "{out}");
+    let target = std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("wire");
+    assert!(out.contains(&target.display().to_string()), "{out}");
+    assert!(target.join("sticky-framed.svg").is_file());
     let bad = example("tour").args(["--lang", "fr"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
