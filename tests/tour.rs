@@ -195,7 +195,10 @@ fn the_readmes_give_the_same_commands() {
     };
     let (en, zh) = (commands("README.md"), commands("README.zh-CN.md"));
     assert!(!zh.is_empty());
-    assert_eq!(en, zh, "README.md and README.zh-CN.md give different commands");
+    assert_eq!(
+        en, zh,
+        "README.md and README.zh-CN.md give different commands"
+    );
     // The two first commands, the ones everyone runs.
     assert_eq!(
         en[..2],
@@ -225,12 +228,18 @@ fn the_readmes_quick_start_is_the_example() {
 fn the_readmes_and_docs_hold_together() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let size = read("README.md").len();
-    assert!(size <= 20_000, "README.md is {size} bytes: move detail to docs/");
+    assert!(
+        size <= 20_000,
+        "README.md is {size} bytes: move detail to docs/"
+    );
     let mut files = vec!["README.md".to_string(), "README.zh-CN.md".to_string()];
     for entry in std::fs::read_dir(root.join("docs")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "md") {
-            files.push(format!("docs/{}", path.file_name().unwrap().to_str().unwrap()));
+            files.push(format!(
+                "docs/{}",
+                path.file_name().unwrap().to_str().unwrap()
+            ));
         }
     }
     for file in &files {
