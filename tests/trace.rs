@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use socketserver::frame;
-use socketserver::trace::{Labels, Messages, Op, Part, Side, Trace, html};
+use socketserver::trace::{Labels, MAX_EVENTS, MAX_PARTS, Messages, Op, Part, Side, Trace, html};
 
 fn pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -157,6 +157,34 @@ fn frame_parts_are_not_split_but_a_cut_body_is() {
     let zh = trace.text_in(&Labels::ZH);
     assert!(zh.contains("一条消息, 3 部分"), "{zh}");
     assert!(zh.contains("消息: 1 条完整, 1 条被网络切开 (分包)"), "{zh}");
+}
+
+/// A long framed conversation keeps bounded memory: past `MAX_PARTS`
+/// parts the frames are still recognised, to stay in step, but not kept,
+/// and the diagrams still draw, quickly.
+#[test]
+fn a_long_framed_conversation_keeps_bounded_parts() {
+    let trace = Trace::new("long");
+    let frames = 30_000; // 90,000 parts, over MAX_PARTS
+    let mut wire = Vec::new();
+    for _ in 0..frames {
+        wire.clear();
+        frame::write_frame(&mut trace.wrap(&mut wire, Side::Client), b"x").unwrap();
+        trace.record(Side::Server, Op::Read, &wire);
+    }
+    assert_eq!(trace.dropped(), 2 * frames - MAX_EVENTS as u64);
+    let started = Instant::now();
+    let messages = trace.messages();
+    let text = trace.text();
+    let svg = html::svg(&trace);
+    let took = started.elapsed();
+    println!("{messages:?} in {took:?}");
+    // Only the frames whose parts were kept are counted, each whole.
+    assert_eq!(messages.split, 0);
+    assert!(messages.whole <= MAX_PARTS / 3 + 1, "{messages:?}");
+    assert!(messages.whole >= MAX_PARTS / 3 - 1, "{messages:?}");
+    assert!(text.contains("later calls not kept") && svg.contains("more calls"));
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 /// The page asks for a font with Chinese in it before `sans-serif`, in its

@@ -64,6 +64,11 @@ pub const PREVIEW: usize = 24;
 /// long transfer cannot grow a trace without bound.
 pub const MAX_EVENTS: usize = 4096;
 
+/// How many frame parts (lengths, headers, body pieces) a trace keeps for
+/// each direction; later ones are recognised, to stay in step, but not
+/// kept, so a long framed conversation holds bounded memory.
+pub const MAX_PARTS: usize = 65_536;
+
 /// One end of a conversation: its lifeline in the diagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -371,6 +376,7 @@ impl Trace {
     pub fn arrows(&self) -> Vec<Arrow> {
         let inner = self.lock();
         let events = &inner.events;
+        let cuts = [Side::Client, Side::Server].map(|from| Cuts::new(&inner, from));
         let mut number = 0;
         let mut arrows = Vec::new();
         for (i, w) in events.iter().enumerate() {
@@ -384,10 +390,7 @@ impl Trace {
                 .filter(|(_, r)| r.op == Op::Read && r.from() == w.side && overlaps(r, w))
                 .map(|(j, _)| j)
                 .collect();
-            let direction = &inner.directions[index(w.side)];
-            let pieces = 1 + cuts(events, w.side, w.range())
-                .filter(|&at| !direction.is_part_boundary(at))
-                .count();
+            let pieces = 1 + cuts[index(w.side)].inside(w.range());
             arrows.push(Arrow {
                 write: i,
                 number,
@@ -467,6 +470,7 @@ impl Trace {
         let mut count = Messages::default();
         for from in [Side::Client, Side::Server] {
             let direction = &inner.directions[index(from)];
+            let cuts = Cuts::new(&inner, from);
             let messages: Vec<std::ops::Range<u64>> = if direction.parts.is_empty() {
                 inner
                     .events
@@ -478,7 +482,7 @@ impl Trace {
                 direction.frames()
             };
             for range in messages.into_iter().filter(|m| m.end <= direction.read) {
-                if cuts(&inner.events, from, range).any(|at| !direction.is_part_boundary(at)) {
+                if cuts.inside(range) > 0 {
                     count.split += 1;
                 } else {
                     count.whole += 1;
@@ -521,18 +525,31 @@ impl Trace {
     }
 }
 
-/// The offsets strictly inside `range` where a read of the stream from
-/// `from` began or ended, each once, in order.
-fn cuts(events: &[Event], from: Side, range: std::ops::Range<u64>) -> impl Iterator<Item = u64> {
-    let mut at: Vec<u64> = events
-        .iter()
-        .filter(|r| r.op == Op::Read && r.from() == from)
-        .flat_map(|r| [r.offset, r.offset + r.len as u64])
-        .filter(|&o| range.start < o && o < range.end)
-        .collect();
-    at.sort_unstable();
-    at.dedup();
-    at.into_iter()
+/// Where the reads of one direction's stream cut it, other than where a
+/// frame's parts begin: the cuts the network made (分包).
+struct Cuts(Vec<u64>);
+
+impl Cuts {
+    fn new(inner: &Inner, from: Side) -> Cuts {
+        let parts = inner.directions[index(from)].boundaries();
+        let mut at: Vec<u64> = inner
+            .events
+            .iter()
+            .filter(|r| r.op == Op::Read && r.from() == from)
+            .flat_map(|r| [r.offset, r.offset + r.len as u64])
+            .filter(|o| parts.binary_search(o).is_err())
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        Cuts(at)
+    }
+
+    /// How many cuts fall strictly inside `range`.
+    fn inside(&self, range: std::ops::Range<u64>) -> usize {
+        let first = self.0.partition_point(|&o| o <= range.start);
+        let end = self.0.partition_point(|&o| o < range.end);
+        end.saturating_sub(first)
+    }
 }
 
 /// A conversation's messages, counted: whole, or split by the network.
