@@ -74,8 +74,7 @@ struct Options {
         verbatim_doc_comment
     )]
     lang: Option<Lang>,
-    /// Write every lesson's sequence diagram to one HTML page
-    /// (FILE left out: target/tour.html)
+    /// Write every lesson's diagram to one HTML page (no FILE: target/tour.html)
     /// 把每一课的时序图写进一个 HTML 页面 (不给 FILE: target/tour.html)
     #[arg(
         long,
@@ -85,7 +84,7 @@ struct Options {
         verbatim_doc_comment
     )]
     html: Option<String>,
-    /// Write each diagram as DIR/NAME.svg (DIR left out: target/wire)
+    /// Write each diagram as DIR/NAME.svg (no DIR: target/wire)
     /// 把每张图写成 DIR/NAME.svg (不给 DIR: target/wire)
     #[arg(
         long,

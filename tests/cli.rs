@@ -198,8 +198,9 @@ fn the_tours_help_is_in_both_languages_and_runs_no_lesson() {
     });
     for option in [
         "--lang <zh|en>",
-        "--html <FILE>",
-        "--svg <DIR>",
+        "--html [<FILE>]",
+        "--svg [<DIR>]",
+        "target/tour.html",
         "--version",
     ] {
         assert!(help.contains(option), "{option}: {help}");

@@ -169,7 +169,9 @@ impl Direction {
         let mut out: Vec<(Part, u64)> = Vec::new();
         // Parts are found in stream order and do not overlap: skip those
         // that end before the range, stop at the first past it.
-        let first = self.parts.partition_point(|&(_, end, _)| end <= range.start);
+        let first = self
+            .parts
+            .partition_point(|&(_, end, _)| end <= range.start);
         for &(start, end, part) in &self.parts[first..] {
             if start >= range.end {
                 break;
