@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --example tour                          # narrated in your $LANG: zh* is Chinese
-//! cargo run --example tour -- --lang zh --html tour.html   # in Chinese, with every diagram
+//! cargo run --example tour -- --lang zh --html   # in Chinese, every diagram in target/tour.html
 //! ```
 //!
 //! Each lesson starts its own server on 127.0.0.1 port 0, runs the seed's
@@ -13,8 +13,10 @@
 //! room, the program every socket course ends with.
 //!
 //! Every lesson records its conversation with `socketserver::trace`:
-//! `--html FILE` writes them all as sequence diagrams on one page, and
-//! `--svg DIR` as one SVG file each (the README's `docs/wire/sticky.svg` is one).
+//! `--html [FILE]` writes them all as sequence diagrams on one page
+//! (`target/tour.html` when no FILE is given), and `--svg [DIR]` as one SVG
+//! file each (`target/wire/` by default; the README's `docs/wire/sticky.svg`
+//! is one, written with `--svg docs/wire`).
 
 mod tour_lang;
 
@@ -72,13 +74,25 @@ struct Options {
         verbatim_doc_comment
     )]
     lang: Option<Lang>,
-    /// Write every lesson's sequence diagram to one HTML page
-    /// 把每一课的时序图写进一个 HTML 页面
-    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
+    /// Write every lesson's diagram to one HTML page (no FILE: target/tour.html)
+    /// 把每一课的时序图写进一个 HTML 页面 (不给 FILE: target/tour.html)
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "",
+        verbatim_doc_comment
+    )]
     html: Option<String>,
-    /// Write each diagram as DIR/NAME.svg
-    /// 把每张图写成 DIR/NAME.svg
-    #[arg(long, value_name = "DIR", verbatim_doc_comment)]
+    /// Write each diagram as DIR/NAME.svg (no DIR: target/wire)
+    /// 把每张图写成 DIR/NAME.svg (不给 DIR: target/wire)
+    #[arg(
+        long,
+        value_name = "DIR",
+        num_args = 0..=1,
+        default_missing_value = "",
+        verbatim_doc_comment
+    )]
     svg: Option<String>,
 }
 
@@ -167,8 +181,34 @@ fn main() {
     }
 }
 
+/// Where `--html` and `--svg` write when given no path: `name` in the
+/// build's target directory, so following the README leaves the work tree
+/// as it was. The tour runs from `target/debug/examples/`; `target/` is
+/// three levels up (wherever `CARGO_TARGET_DIR` put it).
+fn in_target(name: &str) -> String {
+    let target = std::env::current_exe().ok().and_then(|exe| {
+        let examples = exe.parent()?;
+        (examples.file_name()? == "examples").then_some(())?;
+        Some(examples.parent()?.parent()?.to_path_buf())
+    });
+    target
+        .unwrap_or_else(|| "target".into())
+        .join(name)
+        .display()
+        .to_string()
+}
+
 fn write_diagrams(tour: &Tour, options: &Options, lang: Lang) -> io::Result<()> {
-    if let Some(file) = &options.html {
+    let or_target = |given: &Option<String>, name: &str| {
+        given.as_ref().map(|path| {
+            if path.is_empty() {
+                in_target(name)
+            } else {
+                path.clone()
+            }
+        })
+    };
+    if let Some(file) = &or_target(&options.html, "tour.html") {
         let sections: Vec<html::Section> = tour
             .diagrams
             .iter()
@@ -182,7 +222,7 @@ fn write_diagrams(tour: &Tour, options: &Options, lang: Lang) -> io::Result<()> 
         std::fs::write(file, page)?;
         println!("{}", (tour.t.wrote_html)(file, sections.len()));
     }
-    if let Some(dir) = &options.svg {
+    if let Some(dir) = &or_target(&options.svg, "wire") {
         std::fs::create_dir_all(dir)?;
         for diagram in &tour.diagrams {
             let path = std::path::Path::new(dir).join(format!("{}.svg", diagram.name));
@@ -200,7 +240,7 @@ fn tcp_greeting(tour: &mut Tour) -> Outcome {
     println!("   {}", t.tcp_watch);
     let greeter = Greeter::new()
         .delay(DELAY)
-        .log(|line| println!("   server | {line}"));
+        .log(move |line| println!("   {} | {line}", t.server_tag));
     // Graceful: serve_forever waits for both conversations to close.
     let server = ThreadingTcpServer::builder(greeter)
         .graceful_shutdown(Duration::from_secs(5))
@@ -224,7 +264,7 @@ fn tcp_greeting(tour: &mut Tour) -> Outcome {
     let mut transcripts = Vec::new();
     for (who, client) in clients {
         let transcript = client.join().map_err(|_| "a client panicked")??;
-        println!("   client {who} | {}", transcript.join(" / "));
+        println!("   {} {who} | {}", t.client_tag, transcript.join(" / "));
         transcripts.push(transcript);
     }
     let took = started.elapsed();
@@ -247,7 +287,15 @@ fn tcp_greeting(tour: &mut Tour) -> Outcome {
 fn udp_greeting(tour: &mut Tour) -> Outcome {
     let t = tour.t;
     println!("   {}", t.udp_intro);
-    let greeter = Greeter::new().log(|line| println!("   server | {line}"));
+    // The seed's log line stays as the seed wrote it; only our note on
+    // it, that this was a datagram, is said in the tour's language.
+    let greeter = Greeter::new().log(move |line| {
+        println!(
+            "   {} | {}",
+            t.server_tag,
+            line.replace("(a datagram)", t.datagram)
+        )
+    });
     let server = UdpServer::bind("127.0.0.1:0", greeter)?;
     let addr = server.local_addr()?;
     let stop = server.shutdown_handle();
@@ -260,12 +308,12 @@ fn udp_greeting(tour: &mut Tour) -> Outcome {
         trace.record(Side::Client, Op::Write, name.as_bytes());
         match reply {
             Some(line) => {
-                println!("   client | {line}");
+                println!("   {} | {line}", t.client_tag);
                 trace.record(Side::Server, Op::Read, name.as_bytes());
                 trace.record(Side::Server, Op::Write, line.as_bytes());
                 trace.record(Side::Client, Op::Read, line.as_bytes());
             }
-            None => println!("   client | {}", t.udp_lost),
+            None => println!("   {} | {}", t.client_tag, t.udp_lost),
         }
     }
     tour.draw("udp", t.udp_note, trace);
@@ -283,6 +331,8 @@ fn udp_greeting(tour: &mut Tour) -> Outcome {
 /// The seed's `Myhandler`: the only code a socketserver user writes.
 struct Myhandler {
     heard: Mutex<mpsc::Sender<String>>,
+    /// Who prints, in the tour's language: the handler.
+    tag: &'static str,
 }
 
 impl BaseRequestHandler for Myhandler {
@@ -291,7 +341,8 @@ impl BaseRequestHandler for Myhandler {
         let n = conn.read(&mut res)?;
         if n > 0 {
             let msg = String::from_utf8_lossy(&res[..n]).into_owned();
-            println!("   handler | client:{} msg:{msg:?}", conn.peer_addr());
+            // The seed's Myhandler prints `client:... msg:...`, as here.
+            println!("   {} | client:{} msg:{msg:?}", self.tag, conn.peer_addr());
             let _ = self.heard.lock().map(|tx| tx.send(msg));
         }
         Ok(())
@@ -304,6 +355,7 @@ fn own_handler(tour: &mut Tour) -> Outcome {
     let (tx, heard) = mpsc::channel();
     let server = ThreadingTcpServer::builder(Myhandler {
         heard: Mutex::new(tx),
+        tag: t.handler_tag,
     })
     .pool(4)
     .bind("127.0.0.1:0")?;
@@ -412,10 +464,13 @@ fn command_service(tour: &mut Tour) -> Outcome {
     let mut client = Client::connect(relay.local_addr(), Protocol::Framed)?;
     let show = |line: &str, reply: &command::Reply| {
         println!(
-            "   >>>{line}\n      stdout {:?}  stderr {:?}  exit {:?}{}",
-            String::from_utf8_lossy(&reply.stdout),
-            String::from_utf8_lossy(&reply.stderr),
-            reply.exit,
+            "   {}{}",
+            (t.cmd_reply)(
+                line,
+                &String::from_utf8_lossy(&reply.stdout),
+                &String::from_utf8_lossy(&reply.stderr),
+                reply.exit,
+            ),
             if reply.timed_out { t.cmd_killed } else { "" }
         );
     };
@@ -484,7 +539,7 @@ fn transfer_in(tour: &mut Tour, root: &std::path::Path, local: &std::path::Path)
     let up = client.put(&local.join("lesson.bin"), "lesson.bin", false, |_, _| {})?;
     println!("   {}", (t.files_put)(up.size, &up.digest));
     for entry in client.ls("")? {
-        println!("   ls: {} ({} bytes)", entry.name, entry.size);
+        println!("   {}", (t.files_ls)(&entry.name, entry.size));
     }
     // A download cut after two chunks leaves them, verified, in DEST.part.
     let dest = local.join("copy.bin");
@@ -534,7 +589,7 @@ fn chat_room(tour: &mut Tour) -> Outcome {
             relay = Some(proxy);
             Ok(addr)
         },
-        |line| println!("   {line}"),
+        |line| println!("   {}", (t.chat_line)(line)),
     );
     let relay = relay.ok_or("the chat never started")?;
     // Alice joins first: the relay's first conversation is hers.
@@ -553,19 +608,22 @@ fn chaos_proxy(tour: &mut Tour) -> Outcome {
     let addr = server.local_addr()?;
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever());
+    // The proxy's own log lines are the library's, in English: the tour
+    // says what it set up and what it did in its own words instead.
     let chaos = Chaos::new()
         .segment(2)
         .delay(Duration::from_millis(10))
-        .trace(true)
-        .log(|line| println!("   proxy | {line}"));
+        .trace(true);
+    println!("   {}", (t.proxy_start)(2, 10));
     let proxy = Proxy::start("127.0.0.1:0", addr, chaos)?;
     let heard = chaos::one_recv_client(proxy.local_addr(), &greet::SEED_NAMES)?;
     println!("   {}", t.chaos_seed);
     for message in &heard {
-        println!("   client | recv() → {message:?}");
+        println!("   {} | recv() → {message:?}", t.client_tag);
     }
     let trace = first_trace(&proxy)?;
-    proxy.shutdown();
+    let report = proxy.shutdown();
+    println!("   {}", (t.proxy_done)(report.bytes, report.pieces));
     stop.shutdown();
     serving.join().map_err(|_| "the server panicked")?;
     println!("   {}", t.chaos_seed_broke);
@@ -592,14 +650,13 @@ fn chaos_framed(tour: &mut Tour) -> Outcome {
     let addr = server.local_addr()?;
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever());
-    let chaos = Chaos::new()
-        .segment(3)
-        .trace(true)
-        .log(|line| println!("   proxy | {line}"));
+    let chaos = Chaos::new().segment(3).trace(true);
+    println!("   {}", (t.proxy_start)(3, 0));
     let proxy = Proxy::start("127.0.0.1:0", addr, chaos)?;
     let reply = Client::connect(proxy.local_addr(), Protocol::Framed)?.run("echo 你好")?;
     let framed = first_trace(&proxy)?;
     let report = proxy.shutdown();
+    println!("   {}", (t.proxy_done)(report.bytes, report.pieces));
     stop.shutdown();
     serving.join().map_err(|_| "the server panicked")?;
     println!(

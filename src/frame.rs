@@ -73,7 +73,33 @@ use std::fmt;
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+
+/// The JSON crate that [`Header::extra`] is made of, re-exported so a
+/// program fills and reads a header's extra keys with the very version this
+/// crate uses, and adds no dependency of its own for it: `json!` builds a
+/// nested value, and anything [`Value`] converts from goes in as it is.
+///
+/// ```
+/// use socketserver::frame::serde_json::json;
+/// use socketserver::frame::{Header, Map, Value, read_frame, write_frame_with};
+///
+/// let body = b"{}";
+/// let header = Header::for_body(body)
+///     .with("op", "get")
+///     .with("keys", json!(["a", "b"]));
+/// let mut wire = Vec::new();
+/// write_frame_with(&mut wire, &header, body)?;
+///
+/// let frame = read_frame(&mut &wire[..])?.expect("a frame");
+/// let extra: &Map<String, Value> = &frame.header.extra;
+/// assert_eq!(extra["op"], "get");
+/// assert_eq!(extra["keys"][1], "b");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use serde_json;
+/// The types of [`Header::extra`]: a JSON object ([`Map`]) of JSON values
+/// ([`Value`]), from the re-exported [`serde_json`].
+pub use serde_json::{Map, Value};
 
 /// The only header version the seed defines, and the one we write.
 pub const VERSION: &str = "1";

@@ -88,6 +88,8 @@ fn the_tour_in_english() {
             .any(|n| n.attribute("class") == Some(class))
     };
     assert!(has_class("sticky") && has_class("split") && has_class("part-header"));
+    // The framed lesson: small frames read in their parts, not 分包.
+    assert!(has_class("in-parts") && has_class("summary"));
 }
 
 /// The same tour in Chinese: every narration line changes language, the
@@ -111,6 +113,16 @@ fn the_tour_in_chinese() {
     ] {
         assert!(!out.contains(english), "{english} in: {out}");
     }
+    // Every line the tour writes is Chinese: narration, the diagram's rows,
+    // the servers' and the proxy's lines, exit codes as numbers.
+    let has_chinese = |line: &str| line.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    let english: Vec<&str> = out
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !has_chinese(line))
+        .collect();
+    assert!(english.is_empty(), "lines without Chinese: {english:#?}");
+    assert!(!out.contains("Some("), "{out}");
+    assert!(out.contains("退出码 0"), "{out}");
     let doc = parse(&html);
     assert_eq!(doc.root_element().attribute("lang"), Some("zh"));
 }
@@ -120,47 +132,140 @@ fn the_tour_in_chinese() {
 #[test]
 fn the_tour_follows_lang() {
     let mut command = example("tour");
+    // `--svg` without a directory writes under target/, never into the
+    // work tree the README's reader runs it in.
     command
+        .arg("--svg")
         .env("LANG", "zh_CN.UTF-8")
         .env_remove("LC_ALL")
         .env_remove("LC_MESSAGES");
     let out = run_client(command);
     assert!(out.contains("8 课中 8 课按预期完成"), "{out}");
+    let target = std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("wire");
+    assert!(out.contains(&target.display().to_string()), "{out}");
+    assert!(target.join("sticky-framed.svg").is_file());
     let bad = example("tour").args(["--lang", "fr"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
 
-/// The commands in README.md and README.zh-CN.md are the same, in order.
+/// The text of a file at the crate's root.
+fn read(file: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// The lines of every fenced block in `text` opened with `fence` (```sh).
+fn blocks<'a>(text: &'a str, fence: &str) -> Vec<Vec<&'a str>> {
+    let mut blocks = Vec::new();
+    // Inside a block: its lines when it is of the kind asked for.
+    let mut inside: Option<Option<Vec<&str>>> = None;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            match inside.take() {
+                Some(Some(block)) => blocks.push(block),
+                Some(None) => {}
+                None => inside = Some((line == fence).then(Vec::new)),
+            }
+            continue;
+        }
+        if let Some(Some(block)) = inside.as_mut() {
+            block.push(line);
+        }
+    }
+    blocks
+}
+
+/// The commands in README.md and README.zh-CN.md are the same, in order:
+/// the Chinese README mirrors the English one.
 #[test]
 fn the_readmes_give_the_same_commands() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let commands = |file: &str| -> Vec<String> {
-        let text = std::fs::read_to_string(root.join(file)).unwrap();
-        let mut commands = Vec::new();
-        let mut in_sh = false;
-        for line in text.lines() {
-            if line.starts_with("```") {
-                in_sh = line == "```sh";
-                continue;
-            }
-            if in_sh {
-                // A command is what comes before its comment.
-                let command = line.split(" #").next().unwrap_or("").trim();
-                if !command.is_empty() {
-                    commands.push(command.to_string());
-                }
-            }
-        }
-        commands
+        blocks(&read(file), "```sh")
+            .concat()
+            .iter()
+            // A command is what comes before its comment.
+            .map(|line| line.split(" #").next().unwrap_or("").trim().to_string())
+            .filter(|command| !command.is_empty())
+            .collect()
     };
     let (en, zh) = (commands("README.md"), commands("README.zh-CN.md"));
     assert!(!zh.is_empty());
-    for command in &zh {
-        assert!(
-            en.contains(command),
-            "{command} is in README.zh-CN.md but not README.md"
-        );
+    assert_eq!(
+        en, zh,
+        "README.md and README.zh-CN.md give different commands"
+    );
+    // The two first commands, the ones everyone runs.
+    assert_eq!(
+        en[..2],
+        ["cargo run --example tour", "cargo test"].map(String::from)
+    );
+}
+
+/// Both READMEs' quick start is `examples/quickstart.rs`, which the tests
+/// build and run (tests/ctrl_c.rs), so the README's code cannot rot.
+#[test]
+fn the_readmes_quick_start_is_the_example() {
+    let example = read("examples/quickstart.rs");
+    let (_, code) = example
+        .split_once("// README: from here to the end of the file is the README's code block.\n")
+        .expect("the marker in examples/quickstart.rs");
+    for file in ["README.md", "README.zh-CN.md"] {
+        let text = read(file);
+        let rust = blocks(&text, "```rust");
+        assert_eq!(rust.len(), 1, "{file}: one Rust block");
+        assert_eq!(rust[0].join("\n").trim(), code.trim(), "{file}");
     }
-    // The two first commands, the ones everyone runs, are the same.
-    assert_eq!(en[..2], zh[..2]);
+}
+
+/// The README stays a course and a quick start (20 KB at most), its
+/// examples and links lead somewhere, and so do the docs pages'.
+#[test]
+fn the_readmes_and_docs_hold_together() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let size = read("README.md").len();
+    assert!(
+        size <= 20_000,
+        "README.md is {size} bytes: move detail to docs/"
+    );
+    let mut files = vec!["README.md".to_string(), "README.zh-CN.md".to_string()];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(format!(
+                "docs/{}",
+                path.file_name().unwrap().to_str().unwrap()
+            ));
+        }
+    }
+    for file in &files {
+        let text = read(file);
+        let dir = root.join(file).parent().unwrap().to_path_buf();
+        // Every `--example NAME` is an example.
+        for (i, flag) in text.match_indices("--example ") {
+            let name: String = text[i + flag.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != "X" && name != "NAME" {
+                assert!(
+                    root.join("examples").join(format!("{name}.rs")).is_file(),
+                    "{file}: --example {name}"
+                );
+            }
+        }
+        // Every relative link is a file.
+        for (i, _) in text.match_indices("](") {
+            let target: String = text[i + 2..].chars().take_while(|&c| c != ')').collect();
+            let target = target.split('#').next().unwrap();
+            if target.is_empty() || target.contains("://") {
+                continue;
+            }
+            assert!(dir.join(target).exists(), "{file}: link to {target}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use socketserver::frame;
-use socketserver::trace::{Op, Part, Side, Trace, html};
+use socketserver::trace::{Labels, MAX_EVENTS, MAX_PARTS, Messages, Op, Part, Side, Trace, html};
 
 fn pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -106,6 +106,110 @@ fn frames_show_three_parts() {
     );
 }
 
+/// A frame read as the seed reads it (length, header, body, each whole)
+/// is one message in its parts, not 分包; a frame whose body the network
+/// cut is 分包, and the summary counts the two apart.
+#[test]
+fn frame_parts_are_not_split_but_a_cut_body_is() {
+    let trace = Trace::new("two frames");
+    let mut wire = Vec::new();
+    let mut writer = trace.wrap(&mut wire, Side::Server);
+    frame::write_frame(&mut writer, b"hello").unwrap();
+    frame::write_frame(&mut writer, &[b'x'; 1000]).unwrap();
+    drop(writer);
+    let header = wire.iter().position(|&b| b == b'}').unwrap() + 1 - 4;
+    let first = 4 + header + 5;
+    let mut at = 0;
+    // The first frame in its three parts, the second with its body cut
+    // in the middle twice.
+    let second_body = first + 4 + (wire.len() - first - 4 - 1000);
+    for end in [
+        4,
+        4 + header,
+        first,
+        first + 4,
+        second_body,
+        second_body + 300,
+        second_body + 700,
+        wire.len(),
+    ] {
+        trace.record(Side::Client, Op::Read, &wire[at..end]);
+        at = end;
+    }
+    let arrows = trace.arrows();
+    assert_eq!(
+        (arrows[0].split, arrows[0].pieces, arrows[0].reads.len()),
+        (false, 1, 3)
+    );
+    assert_eq!(
+        (arrows[1].split, arrows[1].pieces, arrows[1].reads.len()),
+        (true, 3, 5)
+    );
+    assert_eq!(trace.messages(), Messages { whole: 1, split: 1 });
+    let text = trace.text();
+    println!("{text}");
+    assert!(text.contains("1 message, 3 parts"), "{text}");
+    assert!(text.contains("分包: 3 pieces"), "{text}");
+    assert!(
+        text.contains("messages: 1 whole, 1 split by the network (分包)"),
+        "{text}"
+    );
+    let zh = trace.text_in(&Labels::ZH);
+    assert!(zh.contains("一条消息, 3 部分"), "{zh}");
+    assert!(zh.contains("消息: 1 条完整, 1 条被网络切开 (分包)"), "{zh}");
+}
+
+/// A long framed conversation keeps bounded memory: past `MAX_PARTS`
+/// parts the frames are still recognised, to stay in step, but not kept,
+/// and the diagrams still draw, quickly.
+#[test]
+fn a_long_framed_conversation_keeps_bounded_parts() {
+    let trace = Trace::new("long");
+    let frames = 30_000; // 90,000 parts, over MAX_PARTS
+    let mut wire = Vec::new();
+    for _ in 0..frames {
+        wire.clear();
+        frame::write_frame(&mut trace.wrap(&mut wire, Side::Client), b"x").unwrap();
+        trace.record(Side::Server, Op::Read, &wire);
+    }
+    assert_eq!(trace.dropped(), 2 * frames - MAX_EVENTS as u64);
+    let started = Instant::now();
+    let messages = trace.messages();
+    let text = trace.text();
+    let svg = html::svg(&trace);
+    let took = started.elapsed();
+    println!("{messages:?} in {took:?}");
+    // Only the frames whose parts were kept are counted, each whole.
+    assert_eq!(messages.split, 0);
+    assert!(messages.whole <= MAX_PARTS / 3 + 1, "{messages:?}");
+    assert!(messages.whole >= MAX_PARTS / 3 - 1, "{messages:?}");
+    assert!(text.contains("later calls not kept") && svg.contains("more calls"));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// The page asks for a font with Chinese in it before `sans-serif`, in its
+/// CSS and in every diagram.
+#[test]
+fn page_asks_for_cjk_fonts() {
+    let trace = Trace::new("粘包");
+    trace.record(Side::Client, Op::Write, b"hi");
+    let page = html::page("粘包", "zh", &[html::Section::new(&trace, "")]);
+    for font in [
+        "Noto Sans CJK SC",
+        "Source Han Sans SC",
+        "PingFang SC",
+        "Microsoft YaHei",
+        "WenQuanYi Micro Hei",
+    ] {
+        assert!(page.contains(font), "{font}");
+    }
+    let svg = html::svg(&trace);
+    assert!(
+        svg.contains("font-family=\"monospace, 'Noto Sans CJK SC'"),
+        "{svg}"
+    );
+}
+
 /// Raw text that starts like anything but a frame is not taken for one.
 #[test]
 fn raw_text_is_not_framed() {
@@ -164,7 +268,10 @@ fn page_is_well_formed_and_self_contained() {
     assert_eq!(class_count(&svgs[0], "arrow"), 2);
     assert_eq!(class_count(&svgs[0], "sticky"), 1);
     assert_eq!(class_count(&svgs[1], "arrow"), 2);
-    assert_eq!(class_count(&svgs[1], "split"), 1);
+    // Read as length, then header and body: one message in its parts.
+    assert_eq!(class_count(&svgs[1], "split"), 0);
+    assert_eq!(class_count(&svgs[1], "in-parts"), 1);
+    assert_eq!(class_count(&svgs[1], "summary"), 1);
     for part in ["part-len", "part-header", "part-body"] {
         assert!(class_count(&svgs[1], part) >= 1, "{part}");
     }

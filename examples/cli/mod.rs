@@ -18,7 +18,22 @@ use std::time::Duration;
 
 use clap::Parser;
 
-pub mod logger;
+/// The examples' logger: `env_logger`.
+///
+/// The library writes nothing to stderr by itself; it speaks through the
+/// `log` facade (a failing `accept`, a peer refused, a grace period
+/// overrun, a handler's error, Ctrl-C), and a program decides where that
+/// goes. The examples send it to stderr with `env_logger`, at the level
+/// `RUST_LOG` names (`off`, `error`, `warn`, `info`, `debug`, `trace`, or
+/// per target: `RUST_LOG=socketserver=warn`), `info` when it is not set,
+/// so learners see the lines.
+pub mod logger {
+    /// Installs the logger (once; later calls do nothing).
+    pub fn init() {
+        let env = env_logger::Env::default().default_filter_or("info");
+        let _ = env_logger::Builder::from_env(env).try_init();
+    }
+}
 
 /// The seed's address: loopback, port 9999.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9999";

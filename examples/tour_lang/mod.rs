@@ -62,6 +62,12 @@ pub struct Text {
     pub wrote_html: fn(&str, usize) -> String,
     pub wrote_svg: fn(&str, usize) -> String,
     pub by_relay: &'static str,
+    /// Who says a line: the tags before `|`.
+    pub server_tag: &'static str,
+    pub client_tag: &'static str,
+    pub handler_tag: &'static str,
+    /// A server log line about a datagram says so: `(a datagram)`.
+    pub datagram: &'static str,
 
     pub tcp_intro: fn(Duration) -> String,
     pub tcp_watch: &'static str,
@@ -92,6 +98,10 @@ pub struct Text {
     pub cmd_intro: &'static str,
     #[cfg_attr(not(unix), allow(dead_code))]
     pub cmd_intro2: &'static str,
+    /// One command and its reply: the command line, stdout, stderr, the
+    /// exit code (none when a signal or the timeout ended it).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub cmd_reply: fn(&str, &str, &str, Option<i32>) -> String,
     #[cfg_attr(not(unix), allow(dead_code))]
     pub cmd_killed: &'static str,
     #[cfg_attr(not(unix), allow(dead_code))]
@@ -106,11 +116,19 @@ pub struct Text {
     pub files_put: fn(u64, &str) -> String,
     pub files_get: fn(u64, &str) -> String,
     pub files_refused: &'static str,
+    pub files_ls: fn(&str, u64) -> String,
     pub files_note: &'static str,
 
     pub chaos_intro: &'static str,
     pub chat_intro: &'static str,
     pub chat_note: &'static str,
+    /// A line of the chat demo (the library's, in English) in this language.
+    pub chat_line: fn(&str) -> String,
+    /// The proxy's set-up: the largest piece in bytes, the delay before
+    /// each piece in ms.
+    pub proxy_start: fn(usize, u64) -> String,
+    /// What the proxy did: bytes and pieces, client to server then back.
+    pub proxy_done: fn([u64; 2], [u64; 2]) -> String,
     pub chaos_intro2: &'static str,
     pub chaos_seed: &'static str,
     pub chaos_seed_broke: &'static str,
@@ -142,6 +160,10 @@ pub static EN: Text = Text {
     wrote_html: |file, n| format!("Wrote {n} sequence diagrams to {file}: open it in a browser."),
     wrote_svg: |dir, n| format!("Wrote {n} SVG diagrams to {dir}/."),
     by_relay: "Recorded by a relay on the path: each read it made from one side is drawn as that side's write, each piece it passed on as the other side's read.",
+    server_tag: "server",
+    client_tag: "client",
+    handler_tag: "handler",
+    datagram: "(a datagram)",
 
     tcp_intro: |delay| {
         format!(
@@ -182,10 +204,17 @@ pub static EN: Text = Text {
     },
     sticky_see: "Every call, as it happened (smaller message: 200,000 bytes, reads of at most 64 KiB):",
     sticky_before_note: "Two writes, one read: 粘包. One write of 200,000 bytes, several reads: 分包. Nothing in the bytes says where a message ends.",
-    sticky_after_note: "The same messages as frames. The reader asks for exactly 4 bytes (orange), then exactly the header (blue), then exactly the body (green): however the bytes arrive, it gets back the messages sent.",
+    sticky_after_note: "The same messages as frames. The reader asks for exactly 4 bytes (orange), then exactly the header (blue), then exactly the body (green): a frame read so is one message in its three parts, not 分包. The large one is still cut by the network inside its body (分包), and the reader puts it back whole: the summary under the diagram counts the messages that arrived whole and those the network split apart.",
 
     cmd_intro: "The seed's server runs any shell line for anyone. Ours binds loopback, runs programs",
     cmd_intro2: "without a shell, and kills what runs too long (here: 500 ms).",
+    cmd_reply: |line, stdout, stderr, exit| {
+        let exit = match exit {
+            Some(code) => format!("exit {code}"),
+            None => "no exit code".to_string(),
+        };
+        format!(">>>{line}\n      stdout {stdout:?}  stderr {stderr:?}  {exit}")
+    },
     cmd_killed: "  (timed out: killed)",
     cmd_no_shell: "      (no shell: `;` is just an argument to echo)",
     cmd_seed_form: |reply| {
@@ -202,10 +231,26 @@ pub static EN: Text = Text {
         )
     },
     files_refused: "refused:",
+    files_ls: |name, size| format!("ls: {name} ({} bytes)", thousands(size)),
     files_note: "Requests and chunk frames: each chunk is one frame; the receiver reads it in as many reads as it takes.",
 
     chat_intro: "Three clients on one ThreadingTcpServer: the first line is a name, every later line reaches the others; each client has its own writer thread and a bounded queue.",
     chat_note: "Alice's conversation, the first of three: after her name, the server writes to her whenever someone else joins, talks or leaves, not only in reply. Each line is one write and leaves at once (TCP_NODELAY): without it, a small write waits for the ACK of the one before.",
+    chat_line: |line| line.to_string(),
+    proxy_start: |segment, delay| {
+        let mut line =
+            format!("proxy | re-cuts both directions into pieces of at most {segment} B");
+        if delay > 0 {
+            line.push_str(&format!(", {delay} ms before each piece"));
+        }
+        line
+    },
+    proxy_done: |bytes, pieces| {
+        format!(
+            "proxy | client→server {} B in {} pieces, server→client {} B in {} pieces",
+            bytes[0], pieces[0], bytes[1], pieces[1]
+        )
+    },
     chaos_intro: "On loopback a short message nearly always arrives in one recv(), so the seed's clients seem to work.",
     chaos_intro2: "A proxy that forwards every 2 bytes separately, 10 ms apart, shows what a real network may do:",
     chaos_seed: "The seed's greeting client, one recv() taken as one message, through the proxy heard:",
@@ -239,6 +284,10 @@ pub static ZH: Text = Text {
     wrote_html: |file, n| format!("已把 {n} 张时序图写入 {file}: 用浏览器打开。"),
     wrote_svg: |dir, n| format!("已把 {n} 张 SVG 图写入 {dir}/。"),
     by_relay: "由路径上的中继记录: 它从一端的每次读取画作该端的一次写, 它转发的每一片画作另一端的一次读。",
+    server_tag: "服务端",
+    client_tag: "客户端",
+    handler_tag: "处理类",
+    datagram: "(一个数据报)",
 
     tcp_intro: |delay| format!("服务端为每个客户端开一个线程, 每次回复前等待 {delay:?}"),
     tcp_watch: "(即教程里的 time.sleep(1), 缩短了)。看两个客户端同时被服务:",
@@ -271,10 +320,17 @@ pub static ZH: Text = Text {
     },
     sticky_see: "每一次调用的实际情况 (消息改小为 200,000 字节, 每次最多读 64 KiB):",
     sticky_before_note: "两次写, 一次读: 粘包。一次写 200,000 字节, 多次读: 分包。字节里没有任何东西标出消息在哪里结束。",
-    sticky_after_note: "同样的消息加上报头。接收方先恰好读 4 字节 (橙色), 再恰好读报头 (蓝色), 再恰好读数据 (绿色): 不管字节怎样到达, 读回的都是发出的消息。",
+    sticky_after_note: "同样的消息加上报头。接收方先恰好读 4 字节 (橙色), 再恰好读报头 (蓝色), 再恰好读数据 (绿色): 这样读的一帧是分三部分读的一条消息, 不是分包。大消息的数据部分仍被网络切开 (分包), 接收方把它拼回完整的一条: 图下的汇总把完整到达的消息和被网络切开的消息分开计数。",
 
     cmd_intro: "教程的服务端替任何人执行任何 shell 命令。我们的只绑定回环地址, 不经 shell 运行程序,",
     cmd_intro2: "并杀掉运行太久的命令 (这里: 500 毫秒)。",
+    cmd_reply: |line, stdout, stderr, exit| {
+        let exit = match exit {
+            Some(code) => format!("退出码 {code}"),
+            None => "没有退出码".to_string(),
+        };
+        format!("客户端 >>>{line}\n      标准输出 {stdout:?}  标准错误 {stderr:?}  {exit}")
+    },
     cmd_killed: "  (超时: 已杀掉)",
     cmd_no_shell: "      (没有 shell: `;` 只是 echo 的一个参数)",
     cmd_seed_form: |reply| format!("教程客户端的原始请求发到同一端口, 得到教程式的回复: {reply:?}"),
@@ -287,18 +343,70 @@ pub static ZH: Text = Text {
         format!("get lesson.bin, 之前下载到 2 块时中断: 从第 {from} 字节续传, 摘要 {digest}")
     },
     files_refused: "拒绝:",
+    files_ls: |name, size| format!("ls: {name} ({} 字节)", thousands(size)),
     files_note: "请求和数据块帧: 每块一帧; 接收方需要几次读就读几次。",
 
     chat_intro: "一个 ThreadingTcpServer 上的三个客户端: 第一行是名字, 之后每一行都发给其他人; 每个客户端有自己的写线程和有上限的队列。",
     chat_note: "alice 的对话 (三个中的第一个): 给出名字之后, 每当别人加入、说话或离开, 服务端就写给她, 而不只是回复她。每一行一次写, 立即发出 (TCP_NODELAY): 否则一次小的写要等前一次的 ACK。",
+    chat_line: chat_line_zh,
+    proxy_start: |segment, delay| {
+        let mut line = format!("代理 | 把两个方向的字节流重新切成最多 {segment} 字节的小片");
+        if delay > 0 {
+            line.push_str(&format!(", 每片之前等 {delay} 毫秒"));
+        }
+        line
+    },
+    proxy_done: |bytes, pieces| {
+        format!(
+            "代理 | 客户端→服务端 {} 字节分 {} 片, 服务端→客户端 {} 字节分 {} 片",
+            bytes[0], pieces[0], bytes[1], pieces[1]
+        )
+    },
     chaos_intro: "在回环地址上, 短消息几乎总是一次 recv() 就到齐, 所以教程的客户端看起来没问题。",
     chaos_intro2: "一个把每 2 字节单独转发、间隔 10 毫秒的代理, 展示真实网络可能发生的事:",
     chaos_seed: "教程的问候客户端 (把一次 recv() 当作一条消息) 经过代理收到:",
     chaos_seed_broke: "坏了: 消息被切成碎片到达; 服务端也把一次 recv() 当作一个名字, 于是问候的是名字的碎片。",
     chaos_framed: "我们带报头的命令客户端, 经过同样的代理, 每次 3 字节:",
     chaos_framed_ok: |stdout, pieces| {
-        format!("echo 你好 → stdout {stdout:?}, 完整且校验了 md5, 尽管它被分成 {pieces} 片到达。")
+        format!("echo 你好 → 标准输出 {stdout:?}, 完整且校验了 md5, 尽管它被分成 {pieces} 片到达。")
     },
     chaos_seed_note: "经过混沌代理 (每片 2 字节, 间隔 10 毫秒): 每次写都分成多次读到达, 处处分包; 教程的客户端把每一片当成一条消息。",
     chaos_framed_note: "带报头的命令服务经过 3 字节一片的代理: 同样分包, 报头读取方毫不在意。",
 };
+
+/// A number for people: `3146728` as `3,146,728`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The chat demo's lines are the library's, in English; the chat room's
+/// own words (`* welcome! your name?`) are what the server sends, and stay.
+fn chat_line_zh(line: &str) -> String {
+    if let Some(stats) = line.strip_prefix("the server stopped: ") {
+        // The server's counters, as `Stats` prints them, in Chinese.
+        let mut stats = stats.to_string();
+        for (en, zh) in [
+            (" refused over the per-peer cap", " 个因单地址上限被拒"),
+            (" requests:", " 个请求:"),
+            (" completed", " 个完成"),
+            (" failed", " 个失败"),
+            (" active", " 个进行中"),
+            (" rejected", " 个被拒绝"),
+        ] {
+            stats = stats.replace(en, zh);
+        }
+        return format!("服务端已停止: {stats}");
+    }
+    if let Some((who, heard)) = line.split_once(" hears: ") {
+        return format!("{who} 收到: {heard}");
+    }
+    format!("聊天室 | {line}")
+}

@@ -129,8 +129,9 @@
 //!    deadline).
 //!
 //! [`ShutdownHandle::shutdown_now`] skips to step 3 (Go's `Server.Close`).
-//! With the `ctrlc` feature, `ShutdownHandle::shutdown_on_ctrl_c` turns
-//! Ctrl-C into `shutdown`, and a second Ctrl-C into `shutdown_now`.
+//! With the `ctrlc` feature (on by default),
+//! `ShutdownHandle::shutdown_on_ctrl_c` turns Ctrl-C into `shutdown`, and a
+//! second Ctrl-C into `shutdown_now`.
 //!
 //! No thread can be stopped from outside. A handler that loops without any
 //! I/O, or ignores every error it gets, runs on after its connection is
@@ -406,7 +407,7 @@ impl ShutdownHandle {
     }
 }
 
-/// Ctrl-C, with the `ctrlc` feature.
+/// Ctrl-C, with the `ctrlc` feature (on by default).
 #[cfg(feature = "ctrlc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ctrlc")))]
 impl ShutdownHandle {

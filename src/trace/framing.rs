@@ -2,7 +2,7 @@
 //! written, so a diagram can show the length, the header and the body
 //! apart without the trace keeping the bytes.
 
-use super::Part;
+use super::{MAX_PARTS, Part};
 
 /// The largest JSON header the frame recogniser accepts, as
 /// [`crate::frame::FrameLimits`] does by default: beyond it, a direction is
@@ -59,11 +59,10 @@ impl Direction {
                         let len = i32::from_le_bytes([got[0], got[1], got[2], got[3]]);
                         match usize::try_from(len) {
                             Ok(want) if (2..=MAX_HEADER).contains(&want) => {
-                                self.parts.push((
-                                    at + take as u64 - 4,
-                                    at + take as u64,
-                                    Part::Length,
-                                ));
+                                keep(
+                                    &mut self.parts,
+                                    (at + take as u64 - 4, at + take as u64, Part::Length),
+                                );
                                 self.framing = Framing::Header {
                                     want,
                                     got: Vec::new(),
@@ -85,7 +84,7 @@ impl Direction {
                         let start = end - *want as u64;
                         match body_len(got) {
                             Some(left) => {
-                                self.parts.push((start, end, Part::Header));
+                                keep(&mut self.parts, (start, end, Part::Header));
                                 self.framing = if left == 0 {
                                     Framing::Length(Vec::new())
                                 } else {
@@ -98,7 +97,7 @@ impl Direction {
                 }
                 Framing::Body { left } => {
                     let take = (*left).min(bytes.len() as u64);
-                    self.parts.push((at, at + take, Part::Body));
+                    keep(&mut self.parts, (at, at + take, Part::Body));
                     *left -= take;
                     if *left == 0 {
                         self.framing = Framing::Length(Vec::new());
@@ -128,10 +127,55 @@ impl Direction {
         self.framing = Framing::Off;
     }
 
+    /// Where a frame's parts begin (its length, its header, its body), in
+    /// order. A reader that stops there read the parts of one message
+    /// apart, on purpose (the seed's reader asks for exactly 4 bytes, then
+    /// exactly the header): that is not 分包.
+    pub(super) fn boundaries(&self) -> Vec<u64> {
+        let mut at: Vec<u64> = self
+            .parts
+            .iter()
+            .flat_map(|&(start, end, part)| match part {
+                Part::Length => [Some(start), None],
+                Part::Header => [Some(start), Some(end)],
+                Part::Body => [None, None],
+            })
+            .flatten()
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        at
+    }
+
+    /// The frames' byte ranges: each from its length to the next frame's
+    /// length (or the last part found).
+    pub(super) fn frames(&self) -> Vec<std::ops::Range<u64>> {
+        let starts: Vec<u64> = self
+            .parts
+            .iter()
+            .filter(|&&(_, _, part)| part == Part::Length)
+            .map(|&(start, _, _)| start)
+            .collect();
+        let last = self.parts.last().map_or(0, |&(_, end, _)| end);
+        starts
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| start..starts.get(i + 1).copied().unwrap_or(last))
+            .collect()
+    }
+
     /// The parts within `range`, merged per run, with their byte counts.
     pub(super) fn parts_in(&self, range: std::ops::Range<u64>) -> Vec<(Part, u64)> {
         let mut out: Vec<(Part, u64)> = Vec::new();
-        for &(start, end, part) in &self.parts {
+        // Parts are found in stream order and do not overlap: skip those
+        // that end before the range, stop at the first past it.
+        let first = self
+            .parts
+            .partition_point(|&(_, end, _)| end <= range.start);
+        for &(start, end, part) in &self.parts[first..] {
+            if start >= range.end {
+                break;
+            }
             let (s, e) = (start.max(range.start), end.min(range.end));
             if s >= e {
                 continue;
@@ -142,6 +186,15 @@ impl Direction {
             }
         }
         out
+    }
+}
+
+/// Keeps a part found, up to [`MAX_PARTS`]: a long conversation goes on
+/// being recognised (to stay in step), but its later parts are not kept,
+/// as its later calls are not.
+fn keep(parts: &mut Vec<(u64, u64, Part)>, part: (u64, u64, Part)) {
+    if parts.len() < MAX_PARTS {
+        parts.push(part);
     }
 }
 

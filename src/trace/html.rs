@@ -52,6 +52,13 @@ pub fn colour(part: Option<Part>) -> &'static str {
 
 const STICKY: &str = "#c0392b";
 const SPLIT: &str = "#8e44ad";
+/// A frame read in its parts, each whole: one message, not 分包.
+const PARTS: &str = "#2e7d32";
+
+/// Fonts with Chinese in them, tried in order before the generic family:
+/// a machine without any CJK font draws every 粘包 and 分包 as empty boxes,
+/// and `sans-serif` alone does not ask for one.
+const CJK_FONTS: &str = "'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'Source Han Sans CN', 'PingFang SC', 'Microsoft YaHei', 'WenQuanYi Micro Hei', 'WenQuanYi Zen Hei', sans-serif";
 
 /// A call's preview, quoted, cut to [`PREVIEW_CHARS`] characters.
 fn preview(event: &Event) -> String {
@@ -161,13 +168,14 @@ pub fn svg_in(trace: &Trace, labels: &Labels) -> String {
     let reads = trace.reads();
     let shown = events.len().min(MAX_ROWS);
     let more = events.len() - shown + trace.dropped() as usize;
-    let height = TOP + shown * ROW + if more > 0 { 40 } else { 20 };
+    // Room under the rows for the "more calls" line and the summary.
+    let height = TOP + shown * ROW + if more > 0 { 60 } else { 40 };
     let row_y = |i: usize| TOP + i * ROW + ROW / 2;
 
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="trace" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="monospace" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="trace" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="monospace, {CJK_FONTS}" font-size="12">"#
     );
     let _ = write!(
         out,
@@ -279,8 +287,18 @@ pub fn svg_in(trace: &Trace, labels: &Labels) -> String {
                 decorate(&mut out, event.side, after, |out, x| {
                     let mut w = parts_bar(out, x, y + 4, &arrow.parts);
                     if arrow.split {
-                        let text = format!("分包 ×{}", arrow.reads.len());
+                        let text = format!("分包 ×{}", arrow.pieces);
                         w += 4.0 + badge(out, x + w + 4.0, y + 4, &text, SPLIT, "split");
+                    } else if arrow.reads.len() > 1 {
+                        // A frame read in its parts, each whole: one
+                        // message, not 分包.
+                        let text = format!(
+                            "{} {} {}",
+                            labels.one_message,
+                            arrow.reads.len(),
+                            labels.parts_word
+                        );
+                        w += 4.0 + badge(out, x + w + 4.0, y + 4, &text, PARTS, "in-parts");
                     }
                     w
                 });
@@ -339,6 +357,17 @@ pub fn svg_in(trace: &Trace, labels: &Labels) -> String {
             labels.not_drawn
         );
     }
+    let messages = trace.messages();
+    let _ = write!(
+        out,
+        r##"<text class="summary" x="20" y="{}" fill="#333">{}: {} {}, {} {}</text>"##,
+        height - 12,
+        labels.messages,
+        messages.whole,
+        labels.whole,
+        messages.split,
+        labels.split_by_network
+    );
     out.push_str("</svg>");
     out
 }
@@ -395,7 +424,7 @@ pub fn page(title: &str, lang: &str, sections: &[Section<'_>]) -> String {
 <meta charset="utf-8"/>
 <title>{}</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em auto; max-width: 1340px; color: #222; }}
+body {{ font-family: {CJK_FONTS}; margin: 2em auto; max-width: 1340px; color: #222; }}
 section {{ margin-bottom: 2.5em; }}
 p.note {{ max-width: 60em; line-height: 1.5; }}
 svg.trace {{ border: 1px solid #ddd; max-width: 100%; height: auto; }}

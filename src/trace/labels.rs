@@ -32,6 +32,19 @@ pub struct Labels {
     pub writes: &'static str,
     /// See `writes`.
     pub reads: &'static str,
+    /// A frame read in its parts, each whole: "1 message," before the
+    /// count of its reads.
+    pub one_message: &'static str,
+    /// After that count: "parts".
+    pub parts_word: &'static str,
+    /// The pieces the network cut a write into (after 分包's count).
+    pub pieces: &'static str,
+    /// The summary's messages: "messages".
+    pub messages: &'static str,
+    /// Messages that arrived whole (after their count).
+    pub whole: &'static str,
+    /// Messages the network cut (after their count).
+    pub split_by_network: &'static str,
     /// Calls recorded beyond [`MAX_EVENTS`](super::MAX_EVENTS).
     pub not_kept: &'static str,
     /// Calls beyond the rows a diagram draws.
@@ -55,9 +68,15 @@ impl Labels {
         split: "分包 one write, several reads",
         writes: "writes",
         reads: "reads",
+        one_message: "1 message,",
+        parts_word: "parts",
+        pieces: "pieces",
+        messages: "messages",
+        whole: "whole",
+        split_by_network: "split by the network (分包)",
         not_kept: "later calls not kept",
         not_drawn: "more calls, not drawn",
-        how_to_read: "Each row is one call, in the order the calls were made. An arrow leaves the writer's lifeline at its write and ends at every read that returned any of its bytes: arrows that fan out are 分包 (one write, several reads), arrows that meet are 粘包 (one read, several writes). Colours show the seed's frame: the 4-byte length, the JSON header, the body; grey bytes are not framed. Hover over a read for the frame parts it returned.",
+        how_to_read: "Each row is one call, in the order the calls were made. An arrow leaves the writer's lifeline at its write and ends at every read that returned any of its bytes: arrows that fan out are 分包 (one write, several reads), arrows that meet are 粘包 (one read, several writes). Colours show the seed's frame: the 4-byte length, the JSON header, the body; grey bytes are not framed. A frame whose reader takes its length, header and body apart, each whole, is one message read in its parts, not 分包; 分包 is a read that ends inside a part. Hover over a read for the frame parts it returned.",
     };
 
     /// Chinese.
@@ -74,9 +93,15 @@ impl Labels {
         split: "分包 一次写分多次读",
         writes: "次写",
         reads: "次读",
+        one_message: "一条消息,",
+        parts_word: "部分",
+        pieces: "片",
+        messages: "消息",
+        whole: "条完整",
+        split_by_network: "条被网络切开 (分包)",
         not_kept: "次之后的调用未保存",
         not_drawn: "次调用未画出",
-        how_to_read: "每一行是一次调用, 按调用的先后排列。箭头从写方生命线上的那次写出发, 指向收到它任何字节的每一次读: 箭头散开是分包 (一次写, 多次读), 箭头汇聚是粘包 (一次读, 多次写)。颜色标出教程的报头: 4 字节长度、JSON 报头、数据; 灰色是没有报头的字节。鼠标停在一次读上, 可以看到它读到的报头部分。",
+        how_to_read: "每一行是一次调用, 按调用的先后排列。箭头从写方生命线上的那次写出发, 指向收到它任何字节的每一次读: 箭头散开是分包 (一次写, 多次读), 箭头汇聚是粘包 (一次读, 多次写)。颜色标出教程的报头: 4 字节长度、JSON 报头、数据; 灰色是没有报头的字节。接收方把一帧的长度、报头、数据分开读、每部分都完整, 这是分部分读的一条消息, 不是分包; 分包是一次读在某部分的中间结束。鼠标停在一次读上, 可以看到它读到的报头部分。",
     };
 
     /// The labels for a language code: `zh*` is Chinese, anything else

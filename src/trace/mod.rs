@@ -64,6 +64,11 @@ pub const PREVIEW: usize = 24;
 /// long transfer cannot grow a trace without bound.
 pub const MAX_EVENTS: usize = 4096;
 
+/// How many frame parts (lengths, headers, body pieces) a trace keeps for
+/// each direction; later ones are recognised, to stay in step, but not
+/// kept, so a long framed conversation holds bounded memory.
+pub const MAX_PARTS: usize = 65_536;
+
 /// One end of a conversation: its lifeline in the diagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -172,8 +177,15 @@ pub struct Arrow {
     pub number: usize,
     /// Indices in [`Trace::events`] of the reads holding any of its bytes.
     pub reads: Vec<usize>,
-    /// 分包: its bytes arrived in more than one read.
+    /// 分包: the network cut it, so its bytes arrived in more than one
+    /// read, and (when it is a frame's) a read ended inside a frame's
+    /// part. A frame whose length, header and body were read apart, each
+    /// whole, as the seed's reader asks for them, is one message read in
+    /// its parts: not 分包.
     pub split: bool,
+    /// How many pieces the network cut it into: 1 when it is not
+    /// [`split`](Self::split), however many reads took its frame's parts.
+    pub pieces: usize,
     /// The frame parts it carried, with their byte counts, in order.
     pub parts: Vec<(Part, u64)>,
 }
@@ -364,6 +376,7 @@ impl Trace {
     pub fn arrows(&self) -> Vec<Arrow> {
         let inner = self.lock();
         let events = &inner.events;
+        let cuts = [Side::Client, Side::Server].map(|from| Cuts::new(&inner, from));
         let mut number = 0;
         let mut arrows = Vec::new();
         for (i, w) in events.iter().enumerate() {
@@ -377,10 +390,12 @@ impl Trace {
                 .filter(|(_, r)| r.op == Op::Read && r.from() == w.side && overlaps(r, w))
                 .map(|(j, _)| j)
                 .collect();
+            let pieces = 1 + cuts[index(w.side)].inside(w.range());
             arrows.push(Arrow {
                 write: i,
                 number,
-                split: reads.len() > 1,
+                split: pieces > 1,
+                pieces,
                 reads,
                 parts: inner.directions[index(w.side)].parts_in(w.range()),
             });
@@ -423,6 +438,60 @@ impl Trace {
             .collect()
     }
 
+    /// The messages read so far, both ways, counted whole and split by
+    /// the network. A message is a frame where the stream is framed (so a
+    /// frame read as length, header and body, each whole, is one message,
+    /// whole), else a write. Only messages read to their last byte count.
+    ///
+    /// ```
+    /// use socketserver::trace::{Messages, Op, Side, Trace};
+    /// let trace = Trace::new("two frames");
+    /// let mut wire = Vec::new();
+    /// let mut writer = trace.wrap(&mut wire, Side::Client);
+    /// socketserver::frame::write_frame(&mut writer, b"hello")?;
+    /// socketserver::frame::write_frame(&mut writer, b"world")?;
+    /// let header = wire.len() / 2 - 4 - 5;
+    /// // The first frame read as the seed reads it: length, header, body.
+    /// let (length, rest) = wire.split_at(4);
+    /// let (head, rest) = rest.split_at(header);
+    /// let (body, second) = rest.split_at(5);
+    /// for part in [length, head, body] {
+    ///     trace.record(Side::Server, Op::Read, part);
+    /// }
+    /// // The second cut by the network in the middle of its header.
+    /// let (a, b) = second.split_at(10);
+    /// trace.record(Side::Server, Op::Read, a);
+    /// trace.record(Side::Server, Op::Read, b);
+    /// assert_eq!(trace.messages(), Messages { whole: 1, split: 1 });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn messages(&self) -> Messages {
+        let inner = self.lock();
+        let mut count = Messages::default();
+        for from in [Side::Client, Side::Server] {
+            let direction = &inner.directions[index(from)];
+            let cuts = Cuts::new(&inner, from);
+            let messages: Vec<std::ops::Range<u64>> = if direction.parts.is_empty() {
+                inner
+                    .events
+                    .iter()
+                    .filter(|w| w.op == Op::Write && w.side == from && w.len > 0)
+                    .map(Event::range)
+                    .collect()
+            } else {
+                direction.frames()
+            };
+            for range in messages.into_iter().filter(|m| m.end <= direction.read) {
+                if cuts.inside(range) > 0 {
+                    count.split += 1;
+                } else {
+                    count.whole += 1;
+                }
+            }
+        }
+        count
+    }
+
     /// The terminal sequence diagram: two lifelines, an arrow for each
     /// write, each read marked on its reader's lifeline with the writes it
     /// holds; 粘包 and 分包 named where they happen.
@@ -454,6 +523,45 @@ impl Trace {
     pub fn text_in(&self, labels: &Labels) -> String {
         text::render(self, labels)
     }
+}
+
+/// Where the reads of one direction's stream cut it, other than where a
+/// frame's parts begin: the cuts the network made (分包).
+struct Cuts(Vec<u64>);
+
+impl Cuts {
+    fn new(inner: &Inner, from: Side) -> Cuts {
+        let parts = inner.directions[index(from)].boundaries();
+        let mut at: Vec<u64> = inner
+            .events
+            .iter()
+            .filter(|r| r.op == Op::Read && r.from() == from)
+            .flat_map(|r| [r.offset, r.offset + r.len as u64])
+            .filter(|o| parts.binary_search(o).is_err())
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        Cuts(at)
+    }
+
+    /// How many cuts fall strictly inside `range`.
+    fn inside(&self, range: std::ops::Range<u64>) -> usize {
+        let first = self.0.partition_point(|&o| o <= range.start);
+        let end = self.0.partition_point(|&o| o < range.end);
+        end.saturating_sub(first)
+    }
+}
+
+/// A conversation's messages, counted: whole, or split by the network.
+/// See [`Trace::messages`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Messages {
+    /// Messages that arrived whole: in one read, or (a frame) in reads
+    /// that each took whole parts of it.
+    pub whole: usize,
+    /// Messages the network cut (分包): some read ended inside one of its
+    /// parts, and the reader had to put it back together.
+    pub split: usize,
 }
 
 fn overlaps(a: &Event, b: &Event) -> bool {

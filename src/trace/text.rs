@@ -105,6 +105,12 @@ pub(super) fn render(trace: &Trace, labels: &Labels) -> String {
         labels.sticky,
         labels.split,
     );
+    let messages = trace.messages();
+    let _ = write!(
+        out,
+        "; {}: {} {}, {} {}",
+        labels.messages, messages.whole, labels.whole, messages.split, labels.split_by_network
+    );
     let dropped = trace.dropped();
     if dropped > 0 {
         let _ = write!(out, "; {dropped} {}", labels.not_kept);
@@ -113,7 +119,13 @@ pub(super) fn render(trace: &Trace, labels: &Labels) -> String {
 }
 
 fn write_row(event: &Event, arrow: &Arrow, labels: &Labels) -> String {
-    let label = format!(" #{} {} B {} ", arrow.number, event.len, preview(event));
+    let label = format!(
+        " #{} {} {} B {} ",
+        arrow.number,
+        labels.write,
+        event.len,
+        preview(event)
+    );
     let label = fit(&label, GAP - 6);
     let line = "─".repeat(GAP - width(&label) - 1);
     let gap = match event.side {
@@ -122,7 +134,15 @@ fn write_row(event: &Event, arrow: &Arrow, labels: &Labels) -> String {
     };
     let mut notes = parts_label(&arrow.parts, labels);
     if arrow.split {
-        let _ = write!(notes, " 分包: {} {}", arrow.reads.len(), labels.reads);
+        let _ = write!(notes, " 分包: {} {}", arrow.pieces, labels.pieces);
+    } else if arrow.reads.len() > 1 {
+        let _ = write!(
+            notes,
+            " {} {} {}",
+            labels.one_message,
+            arrow.reads.len(),
+            labels.parts_word
+        );
     }
     format!("│{gap}│ {notes}")
 }
