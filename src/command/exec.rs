@@ -280,7 +280,9 @@ fn spawn(
         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput => {
             CommandError::UnknownProgram(program.to_owned())
         }
-        _ => CommandError::Io(e),
+        // EAGAIN from fork (a process limit) is no socket timeout.
+        // Told to the client, whose connection goes on.
+        _ => CommandError::Server(format!("cannot start {program}: {e}")),
     })
 }
 
@@ -381,8 +383,10 @@ pub(crate) fn run(
             (File::from(OwnedFd::from(out)), Pipe::Stdout),
             (File::from(OwnedFd::from(err)), Pipe::Stderr),
         ];
-        scope.spawn(move || drain(pipes, events, stop));
-        scope.spawn(move || {
+        // The watchdog first: no command runs without its deadline. A
+        // thread that cannot start (a task limit the command itself may
+        // have filled) fails the command, never leaves it unwatched.
+        let watchdog = thread::Builder::new().spawn_scoped(scope, move || {
             let Some(deadline) = deadline else {
                 let _ = watchdog_inbox.recv(); // no deadline: wait for the end
                 return;
@@ -397,6 +401,19 @@ pub(crate) fn run(
                 hang_up();
             }
         });
+        let reader = match watchdog {
+            Ok(_) => thread::Builder::new().spawn_scoped(scope, move || drain(pipes, events, stop)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = reader {
+            drop(finished);
+            shared.kill();
+            let _ = child.wait();
+            shared.end();
+            return Err(CommandError::Server(format!(
+                "cannot watch the command: no thread ({e})"
+            )));
+        }
         let result = read_output(&mut child, config, shared, stop, inbox, client_gone, output);
         drop(finished); // the watchdog stands down
         stop.store(true, Ordering::SeqCst);

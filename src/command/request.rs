@@ -101,13 +101,17 @@ pub(crate) fn detect(first: &[u8]) -> Protocol {
 }
 
 /// Whether raw bytes look like an HTTP request (or any CR LF protocol
-/// alike): a line that ends in `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`; a
+/// alike): a line whose last word is an HTTP version (`HTTP/1.1`,
+/// `HTTP/3`, any digits); a first line that starts as a request line does
+/// (an HTTP method, a space, then a target: `/...`, `*`, or `...://...`),
+/// which catches a request line whose version comes in a later write; a
 /// `Host:` line, or a header line (`Name: value`) after the first; or a
 /// CR LF line ending at all, which no command typed at a prompt has.
 ///
 /// ```text
 /// GET /;touch$IFS/tmp/x; HTTP/1.1\r\n     refused: the request line
 /// Host: 127.0.0.1:9999\r\n                refused: a header line
+/// GET /;touch$IFS/tmp/x;                  refused: a request line's start
 /// echo a: b                               a command
 /// ```
 pub(crate) fn looks_like_http(bytes: &[u8]) -> bool {
@@ -116,17 +120,39 @@ pub(crate) fn looks_like_http(bytes: &[u8]) -> bool {
     }
     bytes.split(|&b| b == b'\n').enumerate().any(|(i, line)| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let upper = line.to_ascii_uppercase();
-        let request_line = [
-            b" HTTP/1.0".as_slice(),
-            b" HTTP/1.1",
-            b" HTTP/2",
-            b" HTTP/2.0",
-        ]
-        .iter()
-        .any(|end| upper.ends_with(end));
-        request_line || upper.starts_with(b"HOST:") || (i > 0 && is_header_line(line))
+        let version = line
+            .split(u8::is_ascii_whitespace)
+            .rfind(|word| !word.is_empty())
+            .is_some_and(is_http_version);
+        version
+            || (i == 0 && starts_a_request_line(line))
+            || line.to_ascii_uppercase().starts_with(b"HOST:")
+            || (i > 0 && is_header_line(line))
     })
+}
+
+/// `HTTP/` and a version of digits and dots, in any case.
+fn is_http_version(word: &[u8]) -> bool {
+    word.len() > 5
+        && word[..5].eq_ignore_ascii_case(b"HTTP/")
+        && word[5].is_ascii_digit()
+        && word[5..].iter().all(|b| b.is_ascii_digit() || *b == b'.')
+}
+
+/// A method HTTP defines, a space, and a request target.
+fn starts_a_request_line(line: &[u8]) -> bool {
+    const METHODS: [&[u8]; 10] = [
+        b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH",
+        b"PRI",
+    ];
+    let mut words = line.splitn(2, |&b| b == b' ');
+    let (Some(method), Some(target)) = (words.next(), words.next()) else {
+        return false;
+    };
+    METHODS.contains(&method)
+        && (target.starts_with(b"/")
+            || target.starts_with(b"*")
+            || target.windows(3).any(|w| w == b"://"))
 }
 
 /// `Name: value`, where the name is an HTTP token (no spaces).
@@ -378,6 +404,14 @@ mod tests {
             b"Host: example.com",
             b"echo hi\nUser-Agent: x",
             b"ls\r\n",
+            // Other versions, a space after it, and a request line whose
+            // version is still to come (red team findings 4 and 5).
+            b"GET /;touch$IFS/tmp/x; HTTP/1.2\n",
+            b"GET /x HTTP/3\n",
+            b"GET /x HTTP/1.1 \n",
+            b"GET /;touch$IFS/tmp/x;",
+            b"POST http://127.0.0.1:9999/ ",
+            b"PRI * HTTP/2.0",
         ] {
             assert!(looks_like_http(http), "{:?}", String::from_utf8_lossy(http));
             assert!(matches!(
@@ -392,6 +426,10 @@ mod tests {
             b"ls\n",
             b"sh -c 'echo x:y'",
             b"date +%H:%M",
+            b"echo GET /x",
+            b"GETTER /x",
+            b"get-value /x",
+            b"echo HTTP/",
         ] {
             assert!(
                 !looks_like_http(command),

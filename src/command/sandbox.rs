@@ -32,11 +32,21 @@
 //! * The **command** starts a session of its own (`setsid`) and is
 //!   executed by `std` as usual, its pipes and environment as set up.
 //!
-//! Creating a PID namespace takes `CAP_SYS_ADMIN`; a server without it
-//! makes a user namespace first, where the system allows unprivileged ones
-//! (most Linux systems do), mapping the server's own user and group to
-//! themselves, so the command's files are its user's as before. [`probe`]
-//! finds out once per process which of the two works, if any.
+//! Each command's PID namespace is made inside a user namespace of its own,
+//! which maps the server's user and group to themselves (root to root), so
+//! the command's files are its user's as before, while the capabilities it
+//! holds (root's included) hold in that namespace only: none over the
+//! relay and the init, which are not dumpable, so no command can read
+//! their memory (copies of the server's) or take them over with `ptrace`.
+//! Where the system allows no user namespace (some distributions turn
+//! unprivileged ones off), a privileged server makes the PID namespace
+//! alone, and a command running with the server's root capabilities could
+//! then take over its init: the server says so at start. [`probe`] finds
+//! out once per process which works, if any.
+//!
+//! The command gets its three pipes and nothing else of the server's: every
+//! other descriptor is closed on `exec`, those the server inherited open
+//! too.
 //!
 //! What the namespace is not: a sandbox. `/proc` is the server's, files and
 //! the network are as reachable as the server's user can reach them, and
@@ -104,11 +114,14 @@ pub(crate) fn probe() -> Result<Plan, String> {
     static PROBED: OnceLock<Result<Plan, String>> = OnceLock::new();
     PROBED
         .get_or_init(|| {
-            let direct = try_plan(plan(false));
-            match direct {
+            // A user namespace first, even for root: its commands then hold
+            // capabilities in that namespace only, none over the relay and
+            // the init (copies of the server, not dumpable), which a
+            // command with the host's CAP_SYS_PTRACE could take over.
+            match try_plan(plan(true)) {
                 Ok(p) => Ok(p),
-                Err(first) => try_plan(plan(true)).map_err(|second| {
-                    format!("no PID namespace ({first}), nor in a user namespace ({second})")
+                Err(first) => try_plan(plan(false)).map_err(|second| {
+                    format!("no PID namespace in a user namespace ({first}), nor alone ({second})")
                 }),
             }
         })
@@ -183,8 +196,27 @@ pub(crate) fn prepare_plain(command: &mut Command) {
         command.pre_exec(move || {
             die_with_parent(server)?;
             check(libc::setsid())?;
+            close_inherited_on_exec();
             Ok(())
         });
+    }
+}
+
+/// Marks every descriptor above standard error close-on-exec: the command
+/// gets its three pipes and nothing else of the server's, not even what
+/// the server itself inherited open (a shell's, a supervisor's). `std`
+/// closes only what it opened; its own error pipe is close-on-exec
+/// already. Linux 5.11 and later; elsewhere, or where it fails, as before.
+fn close_inherited_on_exec() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: a plain system call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
     }
 }
 
@@ -296,20 +328,20 @@ fn enter(plan: &Plan, probe: bool) -> io::Result<()> {
         unsafe {
             check(libc::unshare(libc::CLONE_NEWUSER))?;
             // A server holding a token is not dumpable, and a process that
-            // is not may not write its own maps: dumpable just for that
-            // (no command exists yet to look), then as before, so that the
-            // relay and the init, copies of the server's memory, stay out
-            // of the commands' reach.
-            let dumpable = libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0);
+            // is not may not write its own maps: dumpable just for that (no
+            // command exists yet to look), and not again below.
             check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0))?;
             write_file(c"/proc/self/setgroups", b"deny")?;
             write_file(c"/proc/self/uid_map", &uid[..*ulen])?;
             write_file(c"/proc/self/gid_map", &gid[..*glen])?;
-            if dumpable >= 0 {
-                check(libc::prctl(libc::PR_SET_DUMPABLE, dumpable, 0, 0, 0))?;
-            }
         }
     }
+    // Not dumpable, whatever the server is: the relay and the init are
+    // copies of the server's memory (its clients' requests, a token), and
+    // a command running as the same user must neither read them
+    // (`/proc/PID/mem`) nor take them over, nor leave a core of them.
+    // SAFETY: a plain system call.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })?;
     // The init tells the relay how the command ended through this pipe;
     // and finds the relay gone if its end has no reader.
     let mut pipe = [0 as libc::c_int; 2];
@@ -351,6 +383,7 @@ fn enter(plan: &Plan, probe: bool) -> io::Result<()> {
     unsafe {
         libc::close(to_relay);
         check(libc::setsid())?;
+        close_inherited_on_exec();
         if probe {
             libc::_exit(0);
         }

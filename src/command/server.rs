@@ -97,10 +97,15 @@ impl CommandHandler {
             rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
         }
         match &sandbox {
-            Some(plan) => log::info!(
+            Some(plan) if plan.user_namespace() => log::info!(
                 target: "socketserver",
-                "commands run in PID namespaces{}: every process a command starts ends with it",
-                if plan.user_namespace() { " (in user namespaces)" } else { "" }
+                "commands run in PID namespaces, in user namespaces: every process a command starts ends with it"
+            ),
+            Some(_) => log::warn!(
+                target: "socketserver",
+                "commands run in PID namespaces, without user namespaces (the system allows none): \
+                 every process a command starts ends with it, unless a command holding root's \
+                 capabilities takes over its namespace's init"
             ),
             // The scan needs the orphans adopted; a namespace adopts its own.
             None if config.subreaper => contain::become_subreaper()?,
