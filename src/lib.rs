@@ -73,6 +73,7 @@ pub mod greet;
 pub mod handler;
 pub mod server;
 pub mod sticky;
+mod text;
 pub mod trace;
 pub mod tutorial;
 
