@@ -63,7 +63,9 @@ fn tcp_server_greets_127_0_0_1_beside_1030_idle_connections_from_one_address() {
     let server = start_server({
         let mut command = example("tcp_server");
         // Its notes about refused peers are expected here.
-        command.arg("127.0.0.1:0").stderr(std::process::Stdio::null());
+        command
+            .arg("127.0.0.1:0")
+            .stderr(std::process::Stdio::null());
         command
     });
     let (took, closed) = beside_idle_crowd(server.addr, |addr| {
@@ -80,7 +82,9 @@ fn socketserver_serves_127_0_0_1_beside_1030_idle_connections_from_one_address()
     let server = start_server({
         let mut command = example("socketserver");
         // Its notes about refused peers are expected here.
-        command.arg("127.0.0.1:0").stderr(std::process::Stdio::null());
+        command
+            .arg("127.0.0.1:0")
+            .stderr(std::process::Stdio::null());
         command
     });
     let (took, closed) = beside_idle_crowd(server.addr, |addr| {
@@ -106,7 +110,9 @@ fn chat_server_lets_127_0_0_1_join_beside_1030_idle_connections_from_one_address
     let server = start_server({
         let mut command = example("chat_server");
         // Its notes about refused peers are expected here.
-        command.arg("127.0.0.1:0").stderr(std::process::Stdio::null());
+        command
+            .arg("127.0.0.1:0")
+            .stderr(std::process::Stdio::null());
         command
     });
     let (took, closed) = beside_idle_crowd(server.addr, |addr| {

@@ -386,6 +386,11 @@ pub enum FileError {
         /// The digest of what arrived.
         actual: String,
     },
+    /// The file changed while it was being sent (its size, modification
+    /// or change time moved): the bytes sent may mix two versions of it,
+    /// so the transfer was stopped with this error in place of its next
+    /// frame, and the receiver keeps nothing. Try again.
+    Changed(String),
     /// The peer broke the protocol: an unexpected frame or field.
     Protocol(String),
     /// The server reported an error this client does not know.
@@ -407,6 +412,7 @@ impl FileError {
             FileError::ReadOnly => "read_only",
             FileError::BadOffset { .. } => "bad_offset",
             FileError::DigestMismatch { .. } => "digest_mismatch",
+            FileError::Changed(_) => "changed",
             FileError::Protocol(_) => "protocol",
             FileError::Server(_) => "server",
         }
@@ -424,6 +430,7 @@ impl FileError {
                 why: text("why"),
             },
             "not_found" => FileError::NotFound(text("name")),
+            "changed" => FileError::Changed(text("name")),
             "exists" => FileError::AlreadyExists(text("name")),
             "too_large" => FileError::TooLarge {
                 size: number("size"),
@@ -465,9 +472,9 @@ impl FileError {
             FileError::BadName { name, why } => {
                 header.with("name", name.as_str()).with("why", why.as_str())
             }
-            FileError::NotFound(name) | FileError::AlreadyExists(name) => {
-                header.with("name", name.as_str())
-            }
+            FileError::NotFound(name)
+            | FileError::AlreadyExists(name)
+            | FileError::Changed(name) => header.with("name", name.as_str()),
             FileError::TooLarge { size, max } => header.with("size", *size).with("max", *max),
             FileError::OverBudget {
                 size,
@@ -552,6 +559,11 @@ impl fmt::Display for FileError {
                 f,
                 "the file's digest is {actual}, not {expected} as announced: \
                  it changed during the transfer"
+            ),
+            FileError::Changed(name) => write!(
+                f,
+                "{name:?} changed while it was being sent: stopped, nothing kept \
+                 (it would have mixed two versions); try again"
             ),
             FileError::Protocol(why) => write!(f, "protocol error: {why}"),
             FileError::Server(message) => write!(f, "server error: {message}"),
@@ -642,25 +654,79 @@ pub fn file_digest(path: &Path) -> io::Result<String> {
     Ok(digest_prefix(&mut file, len)?.hex())
 }
 
+/// What a file looked like when a transfer began. A file rewritten in
+/// place while it is read would go out as its old head and its new tail,
+/// a file that never existed, with a digest that matches it (the sender
+/// hashes what it read): so the sender compares this after every chunk it
+/// reads. The descriptor's own metadata (`fstat`), not the path's: a
+/// file replaced by a rename is still read whole from the old inode,
+/// which is a consistent version, so only a change to the file being read
+/// counts.
+///
+/// Timestamps have the clock's tick (a few ms on Linux): a rewrite
+/// within the same tick as the write before it, keeping the size, is not
+/// seen. Sending from a snapshot (a reflink copy) would close that gap
+/// where the filesystem offers one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    /// The inode and its change time (Unix): a `chmod` or a hard link
+    /// moves it too, which costs a retry, never a torn file.
+    #[cfg(unix)]
+    inode: (u64, u64, i64, i64),
+}
+
+impl Version {
+    fn of(file: &File) -> io::Result<Version> {
+        let meta = file.metadata()?;
+        Ok(Version {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
+            },
+        })
+    }
+
+    /// `Ok` if `file` is still this version; else [`FileError::Changed`]
+    /// naming it `name`.
+    fn still(&self, file: &File, name: &str) -> Result<(), FileError> {
+        if Version::of(file)? == *self {
+            Ok(())
+        } else {
+            Err(FileError::Changed(name.to_owned()))
+        }
+    }
+}
+
 /// Sends `len` bytes of `source` as chunk frames, then the end frame;
 /// `digest` already holds the chunks before (on a resume). Calls
-/// `progress` with the bytes sent after each chunk.
+/// `unchanged` after reading each chunk, before sending it, and once more
+/// before the end frame: an error there (the file changed) ends the
+/// transfer before another byte of it leaves. Calls `progress` with the
+/// bytes sent after each chunk.
 fn send_chunks(
     w: &mut impl Write,
     source: &mut impl Read,
     len: u64,
     mut digest: Digest,
+    unchanged: &mut dyn FnMut() -> Result<(), FileError>,
     progress: &mut dyn FnMut(u64),
-) -> io::Result<()> {
+) -> Result<(), FileError> {
     let mut buf = Vec::with_capacity(CHUNK);
     let mut sent = 0;
     while sent < len {
         read_chunk(source, &mut buf, CHUNK.min((len - sent) as usize))?;
+        unchanged()?;
         if buf.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the file shrank while being sent",
-            ));
+            )
+            .into());
         }
         let header = Header::for_body(&buf);
         digest.add(&header.md5);
@@ -668,11 +734,14 @@ fn send_chunks(
         sent += buf.len() as u64;
         progress(sent);
     }
+    // Covers a resume with nothing left to send, whose digest came from
+    // the part hashed before the status.
+    unchanged()?;
     let end = Header::for_body(b"")
         .with("end", true)
         .with("size", len)
         .with("digest", digest.hex());
-    write_frame_parts(w, &end, &[])
+    Ok(write_frame_parts(w, &end, &[])?)
 }
 
 /// Receives chunk frames into `sink` until the end frame; exactly `len`

@@ -15,8 +15,8 @@ use super::name::Root;
 use super::pace::{Paced, Way};
 use super::temp::{TempFile, remove_stale};
 use super::{
-    CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, digest_prefix, encode_listing, field,
-    number, receive_chunks, send_chunks,
+    CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, Version, digest_prefix,
+    encode_listing, field, number, receive_chunks, send_chunks,
 };
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
 use crate::handler::{BaseRequestHandler, Connection, is_timeout};
@@ -181,14 +181,15 @@ impl FileHandler {
     }
 
     fn get(&self, conn: &mut Connection, name: &str, offset: u64) -> Result<(), FileError> {
-        let mut file = File::open(self.root.existing_file(name)?)?;
-        let size = file.metadata()?.len();
+        let file = File::open(self.root.existing_file(name)?)?;
+        let version = Version::of(&file)?;
+        let size = version.len;
         if offset > size || offset % CHUNK as u64 != 0 {
             return Err(FileError::BadOffset { offset, size });
         }
         // The digest covers the whole file, so a resume hashes the part
         // the client already has, here as there.
-        let digest = digest_prefix(&mut file, offset)?;
+        let digest = digest_prefix(&mut &file, offset)?;
         let status = Header::for_body(b"")
             .with("ok", true)
             .with("size", size)
@@ -198,8 +199,17 @@ impl FileHandler {
         // at most `chunk_timeout` per chunk.
         let mut paced = Paced::new(conn, self.config.chunk_timeout, Way::Download);
         write_frame_parts(&mut paced, &status, &[])?;
-        send_chunks(&mut paced, &mut file, size - offset, digest, &mut |_| {})?;
-        Ok(())
+        // A file rewritten meanwhile ends the transfer with an error frame
+        // in place of its next chunk: the client keeps nothing.
+        let mut unchanged = || version.still(&file, name);
+        send_chunks(
+            &mut paced,
+            &mut &file,
+            size - offset,
+            digest,
+            &mut unchanged,
+            &mut |_| {},
+        )
     }
 
     /// Takes `size` bytes of the upload budget and checks the free space
