@@ -12,20 +12,11 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{example, start_server};
+use common::{connect_from, example, start_server};
 use socketserver::greet;
 
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const IDLE: usize = 1030;
-
-/// A TCP connection from `source` to `to`.
-fn connect_from(source: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
-    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
-    bind(&fd, &SocketAddr::new(source, 0))?;
-    connect(&fd, &to)?;
-    Ok(TcpStream::from(fd))
-}
 
 /// Opens `IDLE` connections from 127.0.0.2 that send nothing, then runs
 /// `legitimate` from 127.0.0.1 and returns how long it took, and how many

@@ -41,7 +41,8 @@
 //! * **Limits.** Uploads of at most [`FileConfig::max_upload`] bytes, never
 //!   over an existing file unless the client asks, refused before their
 //!   data when all uploads in flight would declare more than
-//!   [`FileConfig::upload_budget`] or leave less free space than
+//!   [`FileConfig::upload_budget`], those from one address more than
+//!   [`FileConfig::upload_budget_per_peer`], or leave less free space than
 //!   [`FileConfig::free_space_floor`], and ended when a chunk takes over
 //!   [`FileConfig::chunk_timeout`] (a client that stalls or drips bytes
 //!   gives its share of the budget back; a download the client takes too
@@ -129,6 +130,10 @@ pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
 /// The most bytes all uploads in flight may declare together, unless set:
 /// 16 GiB, four uploads of the largest size.
 pub const DEFAULT_UPLOAD_BUDGET: u64 = 16 << 30;
+/// The most bytes the uploads in flight from one IP address may declare
+/// together, unless set: 4 GiB, a quarter of the default budget (one
+/// upload of the largest size), so one address cannot take it all.
+pub const DEFAULT_UPLOAD_BUDGET_PER_PEER: u64 = 4 << 30;
 /// The free space an upload must leave on the root's filesystem, unless
 /// set: 1 GiB.
 pub const DEFAULT_FREE_SPACE_FLOOR: u64 = 1 << 30;
@@ -156,6 +161,7 @@ pub const DEFAULT_MAX_PER_PEER: usize = 8;
 /// let config = FileConfig::new("/srv/files")
 ///     .max_upload(1 << 20)
 ///     .upload_budget(8 << 20)
+///     .upload_budget_per_peer(2 << 20)
 ///     .free_space_floor(256 << 20)
 ///     .chunk_timeout(std::time::Duration::from_secs(30))
 ///     .read_only(true);
@@ -172,6 +178,13 @@ pub struct FileConfig {
     /// upload that would take the sum past it is refused with
     /// [`FileError::OverBudget`] before any of its data is accepted.
     pub upload_budget: u64,
+    /// The most bytes the uploads in flight from one IP address (an IPv6
+    /// /64, as [`max_per_peer`](FileConfig::max_per_peer) counts) may
+    /// declare together: its share of [`upload_budget`](FileConfig::upload_budget).
+    /// An upload that would take its address past it is refused with
+    /// [`FileError::OverPeerBudget`] before any of its data is accepted.
+    /// Unix-domain clients have no address and only the whole budget.
+    pub upload_budget_per_peer: u64,
     /// The free space (for unprivileged users, from `statvfs`) an upload
     /// must leave on its filesystem, counting the bytes still due from
     /// the uploads in flight: one that would eat into it is refused with
@@ -210,6 +223,7 @@ impl FileConfig {
             root: root.into(),
             max_upload: DEFAULT_MAX_UPLOAD,
             upload_budget: DEFAULT_UPLOAD_BUDGET,
+            upload_budget_per_peer: DEFAULT_UPLOAD_BUDGET_PER_PEER,
             free_space_floor: DEFAULT_FREE_SPACE_FLOOR,
             chunk_timeout: DEFAULT_CHUNK_TIMEOUT,
             first_request_timeout: DEFAULT_FIRST_REQUEST_TIMEOUT,
@@ -229,6 +243,14 @@ impl FileConfig {
     /// Sets the most bytes the uploads in flight may declare together.
     pub fn upload_budget(mut self, bytes: u64) -> FileConfig {
         self.upload_budget = bytes;
+        self
+    }
+
+    /// Sets the most bytes the uploads in flight from one address may
+    /// declare together (lower it with the budget: a share over the whole
+    /// budget limits nothing more).
+    pub fn upload_budget_per_peer(mut self, bytes: u64) -> FileConfig {
+        self.upload_budget_per_peer = bytes;
         self
     }
 
@@ -360,6 +382,17 @@ pub enum FileError {
         /// The server's budget.
         budget: u64,
     },
+    /// The uploads in flight from this client's address have declared so
+    /// much that this one would pass the address's share of the budget:
+    /// try again when one of them is done.
+    OverPeerBudget {
+        /// The upload's size.
+        size: u64,
+        /// What the uploads in flight from this address declared together.
+        in_flight: u64,
+        /// The share of one address.
+        budget: u64,
+    },
     /// The upload would leave less free space than the server keeps.
     NoSpace {
         /// The upload's size.
@@ -408,6 +441,7 @@ impl FileError {
             FileError::AlreadyExists(_) => "exists",
             FileError::TooLarge { .. } => "too_large",
             FileError::OverBudget { .. } => "over_budget",
+            FileError::OverPeerBudget { .. } => "over_peer_budget",
             FileError::NoSpace { .. } => "no_space",
             FileError::ReadOnly => "read_only",
             FileError::BadOffset { .. } => "bad_offset",
@@ -437,6 +471,11 @@ impl FileError {
                 max: number("max"),
             },
             "over_budget" => FileError::OverBudget {
+                size: number("size"),
+                in_flight: number("in_flight"),
+                budget: number("budget"),
+            },
+            "over_peer_budget" => FileError::OverPeerBudget {
                 size: number("size"),
                 in_flight: number("in_flight"),
                 budget: number("budget"),
@@ -477,6 +516,11 @@ impl FileError {
             | FileError::Changed(name) => header.with("name", name.as_str()),
             FileError::TooLarge { size, max } => header.with("size", *size).with("max", *max),
             FileError::OverBudget {
+                size,
+                in_flight,
+                budget,
+            }
+            | FileError::OverPeerBudget {
                 size,
                 in_flight,
                 budget,
@@ -539,6 +583,15 @@ impl fmt::Display for FileError {
                 f,
                 "upload of {size} bytes refused for now: uploads in flight declare \
                  {in_flight} bytes of the server's budget of {budget}"
+            ),
+            FileError::OverPeerBudget {
+                size,
+                in_flight,
+                budget,
+            } => write!(
+                f,
+                "upload of {size} bytes refused for now: uploads in flight from your \
+                 address declare {in_flight} bytes of its share of {budget}"
             ),
             FileError::NoSpace {
                 size,

@@ -244,6 +244,20 @@ pub fn example(name: &str) -> Command {
     Command::new(path)
 }
 
+/// A TCP connection from `source` (port chosen by the system) to `to`:
+/// another peer on loopback, such as 127.0.0.2.
+#[cfg(unix)]
+pub fn connect_from(
+    source: std::net::IpAddr,
+    to: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    bind(&fd, &std::net::SocketAddr::new(source, 0))?;
+    connect(&fd, &to)?;
+    Ok(std::net::TcpStream::from(fd))
+}
+
 /// A server process that is killed when the test lets go of it.
 pub struct Running {
     pub child: std::process::Child,
