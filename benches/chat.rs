@@ -86,8 +86,10 @@ mod unix {
         })
     }
 
-    fn threads() -> usize {
-        std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+    /// This process's threads and open descriptors, from /proc.
+    fn threads() -> (usize, usize) {
+        let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count());
+        (count("/proc/self/task"), count("/proc/self/fd"))
     }
 
     struct Row {
@@ -95,7 +97,8 @@ mod unix {
         joins: Vec<Duration>,
         dropped: usize,
         flooded: u64,
-        threads: (usize, usize),
+        /// Threads and descriptors before the round and after it.
+        threads: ((usize, usize), (usize, usize)),
     }
 
     fn round(non_readers: usize) -> Row {
@@ -185,9 +188,10 @@ mod unix {
                 joins,
                 dropped: dropped.load(Ordering::Relaxed),
                 flooded,
-                threads: (threads_before, 0),
+                threads: (threads_before, (0, 0)),
             }
         });
+        drop(server); // its listener too
         Row {
             threads: (row.threads.0, threads()),
             ..row
@@ -201,7 +205,7 @@ mod unix {
     pub fn main() {
         println!("# chat: line latency beside N non-readers and a flood\n");
         println!(
-            "| non-readers | pings crossed | p50 | p99 | max | slowest join | dropped | flood lines | threads before → after |"
+            "| non-readers | pings crossed | p50 | p99 | max | slowest join | dropped | flood lines | threads, descriptors before → after |"
         );
         println!("|---|---|---|---|---|---|---|---|---|");
         for n in [0, 16, 48, 96] {
@@ -215,7 +219,7 @@ mod unix {
                     .unwrap_or_default()
             };
             println!(
-                "| {n} | {} of {PINGS} | {} | {} | {} | {} | {} | {} | {} → {} |",
+                "| {n} | {} of {PINGS} | {} | {} | {} | {} | {} | {} | {}, {} → {}, {} |",
                 row.pings.len(),
                 ms(pick(0.5)),
                 ms(pick(0.99)),
@@ -223,8 +227,10 @@ mod unix {
                 ms(row.joins.iter().max().copied().unwrap_or_default()),
                 row.dropped,
                 row.flooded,
-                row.threads.0,
-                row.threads.1
+                row.threads.0.0,
+                row.threads.0.1,
+                row.threads.1.0,
+                row.threads.1.1
             );
         }
     }

@@ -50,7 +50,8 @@
 //! | a name | 1 to [`MAX_NAME`] bytes (white space at the ends trimmed), only characters that show safely, not starting with `*` or `/`, not taken by a name that looks the same (same NFKC case-folded skeleton) |
 //! | time to give a name | [`NAME_TIME`] from the connection's start |
 //! | a line | [`MAX_LINE`] bytes; a longer one ends the connection; control characters and bidi controls are dropped |
-//! | lines queued for one client | [`QUEUE`]; past it the sender waits, and the client is dropped once it has written nothing for [`BEHIND_TIME`] |
+//! | the kernel's send buffer per client | [`SEND_BUFFER`] |
+//! | lines queued for one client | [`QUEUE`]; past it a sender waits while the client's writer takes lines, but not once it has taken none for [`PATIENCE`]: then its lines go to [`SLACK`], and it is dropped past that or after [`BEHIND_TIME`] without taking a line |
 //! | clients | [`MAX_CLIENTS`] at once, [`MAX_PER_PEER`] from one IP address |
 //! | idle time | [`IDLE_TIME`] without a line from the client, then it is dropped (the room is told) |
 //! | grace period on shutdown | [`GRACE`] |
@@ -119,10 +120,21 @@ pub const GRACE: Duration = Duration::from_millis(500);
 pub const PATIENCE: Duration = Duration::from_millis(20);
 
 /// Lines kept for a client beyond [`QUEUE`] while its writer takes
-/// nothing (no sender waits for them): past them the client is dropped.
+/// nothing (no sender waits for them): past them, or [`BEHIND_TIME`], the
+/// client is dropped. Large enough for a burst to a reader that paused
+/// for a moment (a loaded machine can stop a thread for tens of ms).
 /// Lines are shared between clients, so a flood costs its distinct lines
-/// once, not once per client.
-pub const SLACK: usize = 3 * QUEUE;
+/// once (at most `(QUEUE + SLACK) * MAX_LINE`, 4.3 MiB), plus a pointer
+/// per line per client.
+pub const SLACK: usize = 16 * QUEUE;
+
+/// The kernel's send buffer for each client's socket, in bytes. Left to
+/// itself, Linux grows it up to 4 MiB for a client that does not read,
+/// so a hundred such clients held 400 MiB of kernel memory, took about
+/// 4,000 lines each before their queues even began to fill, and slowed
+/// every socket on the machine once TCP's memory ran short. Set, the
+/// buffer stays this size (the kernel doubles it for its bookkeeping).
+pub const SEND_BUFFER: usize = 64 * 1024;
 
 /// How long a client whose queue is full may take no line before it is
 /// dropped.
@@ -461,6 +473,9 @@ impl BaseRequestHandler for Room {
         // thread writes through a second handle to the socket.
         let conn: &Connection = conn;
         let mut lines = BufReader::new(conn);
+        if let Some(tcp) = conn.stream().as_tcp() {
+            socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER)?;
+        }
         let socket = Arc::new(conn.stream().try_clone()?);
         let outbox = Arc::new(Outbox::new());
         let Some((id, name)) = self.enter(conn, &mut lines, &outbox, &socket)? else {
