@@ -41,8 +41,18 @@ mod unix {
     /// A connection from `source`, its receive buffer set before the
     /// handshake when given.
     fn connect(source: IpAddr, to: SocketAddr, rcvbuf: Option<usize>) -> TcpStream {
-        use rustix::net::{AddressFamily, SocketType, bind, connect, socket, sockopt};
-        let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        use rustix::net::{
+            AddressFamily, SocketFlags, SocketType, bind, connect, socket_with, sockopt,
+        };
+        // Close-on-exec, as std's sockets are: a child process started
+        // meanwhile (an example server) must not inherit it.
+        let fd = socket_with(
+            AddressFamily::INET,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
         if let Some(size) = rcvbuf {
             sockopt::set_socket_recv_buffer_size(&fd, size).unwrap();
         }

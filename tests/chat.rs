@@ -242,8 +242,18 @@ fn shutdown_with_clients_connected_tells_them_and_ends_within_a_second() {
 /// from the start).
 #[cfg(unix)]
 fn connect_from(source: std::net::IpAddr, to: SocketAddr, rcvbuf: Option<usize>) -> TcpStream {
-    use rustix::net::{AddressFamily, SocketType, bind, connect, socket, sockopt};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    use rustix::net::{
+        AddressFamily, SocketFlags, SocketType, bind, connect, socket_with, sockopt,
+    };
+    // Close-on-exec, as std's sockets are: a child process started
+    // meanwhile (an example server) must not inherit it.
+    let fd = socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
     if let Some(size) = rcvbuf {
         sockopt::set_socket_recv_buffer_size(&fd, size).unwrap();
     }

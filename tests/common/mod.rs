@@ -251,8 +251,15 @@ pub fn connect_from(
     source: std::net::IpAddr,
     to: std::net::SocketAddr,
 ) -> std::io::Result<std::net::TcpStream> {
-    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, bind, connect, socket_with};
+    // Close-on-exec, as std's sockets are: a child process started
+    // meanwhile (an example server) must not inherit it.
+    let fd = socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     bind(&fd, &std::net::SocketAddr::new(source, 0))?;
     connect(&fd, &to)?;
     Ok(std::net::TcpStream::from(fd))
