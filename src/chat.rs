@@ -455,7 +455,8 @@ impl Room {
 fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() || name.len() > MAX_NAME {
         Some(format!("a name is 1 to {MAX_NAME} bytes"))
-    } else if name.starts_with(['*', '/']) {
+    } else if name.starts_with(['*', '/']) || name_key(name).starts_with(['*', '/']) {
+        // The key too: a fullwidth `＊` would pass for a server line.
         Some("a name cannot start with * or /".into())
     } else {
         name.chars().find(|&c| !shows_safely(c)).map(|c| {

@@ -447,6 +447,10 @@ fn names_that_only_look_alike_are_refused_and_lines_lose_bidi_controls() {
                 "* \u{430}lice is taken; your name?".to_owned(),
             ),
             ("ALICE", "* ALICE is taken; your name?".to_owned()),
+            (
+                "\u{ff0a} alice joined",
+                "* a name cannot start with * or /; your name?".to_owned(),
+            ),
             ("ａｌｉｃｅ", "* ａｌｉｃｅ is taken; your name?".to_owned()),
             (" alice ", "* alice is taken; your name?".to_owned()),
             (
