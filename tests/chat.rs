@@ -23,6 +23,10 @@ impl Client {
         socket
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
+        // A line right after another would wait for the server's delayed
+        // ACK of the first (Nagle's algorithm), up to 40 ms: the timings
+        // here are the room's, not that.
+        socket.set_nodelay(true).unwrap();
         let mut client = Client {
             lines: BufReader::new(socket.try_clone().unwrap()).lines(),
             socket,
@@ -37,8 +41,12 @@ impl Client {
         client
     }
 
+    /// One write per line (`writeln!` writes the line and its `\n`
+    /// apart).
     fn send(&mut self, line: &str) {
-        writeln!(self.socket, "{line}").unwrap();
+        self.socket
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
     }
 
     fn next(&mut self) -> String {
