@@ -430,3 +430,23 @@ pub fn bind(
         .max_per_peer(max_per_peer)
         .bind(addr)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::peer_key;
+    use crate::handler::Addr;
+
+    #[test]
+    fn an_address_s_share_counts_as_the_per_peer_cap_does() {
+        let key = |a: &str| peer_key(&Addr::Inet(a.parse().unwrap())).unwrap();
+        assert_eq!(key("127.0.0.2:1"), key("127.0.0.2:2"));
+        assert_ne!(key("127.0.0.2:1"), key("127.0.0.1:1"));
+        assert_eq!(key("[::ffff:127.0.0.2]:1"), key("127.0.0.2:1"), "mapped");
+        assert_eq!(
+            key("[2001:db8::1]:1"),
+            key("[2001:db8::ffff:2]:1"),
+            "one /64"
+        );
+        assert_ne!(key("[2001:db8::1]:1"), key("[2001:db8:0:1::1]:1"));
+    }
+}
