@@ -38,6 +38,10 @@ fn main() {
 fn run(cli: Cli) -> io::Result<()> {
     let addr = &cli.connect.addr;
     let socket = TcpStream::connect(&addr.addrs[..]).map_err(|e| addr.error("connect to", e))?;
+    // Each line is one write: without this, a line typed (or pasted) right
+    // after another waits for the server's delayed ACK of the first, up to
+    // 40 ms (Nagle's algorithm), as the server's own lines would.
+    socket.set_nodelay(true)?;
     // Our lines to the room, on their own thread, until /quit or the end
     // of input; then our end of the stream, and the server closes its side.
     let to_room = socket.try_clone()?;

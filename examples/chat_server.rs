@@ -16,9 +16,12 @@ use socketserver::chat;
 ///
 /// A client's first line is its name; each later line reaches every other
 /// client as `name: line`; joins and leaves are announced; `/quit` leaves.
-/// A client that stops reading is dropped once 256 lines wait for it, so it
-/// never stalls the room. Runs until Ctrl-C, which tells every client the
-/// server is stopping, then prints the counters. Try it with `cargo run
+/// A client that stops reading is dropped once its 256-line queue is full
+/// and it takes nothing more, so it never stalls the room. Safe by default:
+/// at most 8 clients from one address, 30 s to give a name, dropped after
+/// 10 minutes without a line (`chat::bind`'s limits). Runs until Ctrl-C,
+/// which tells every client the server is stopping, then prints the
+/// counters. Try it with `cargo run
 /// --example chat_client`, or `nc 127.0.0.1 9999`.
 #[derive(Parser, Debug)]
 #[command(name = "chat_server", version)]

@@ -40,6 +40,10 @@ struct Cli {
     /// an upload is refused before its data
     #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_UPLOAD_BUDGET)]
     upload_budget: u64,
+    /// The most bytes the uploads in flight from one IP address may
+    /// declare together: its share of the budget
+    #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_UPLOAD_BUDGET_PER_PEER)]
+    upload_budget_per_peer: u64,
     /// The free space every upload must leave on the disk (0: fill it)
     #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_FREE_SPACE_FLOOR)]
     free_space_floor: u64,
@@ -79,6 +83,7 @@ fn run(cli: Cli) -> io::Result<()> {
         .read_only(cli.read_only)
         .max_upload(cli.max_upload)
         .upload_budget(cli.upload_budget)
+        .upload_budget_per_peer(cli.upload_budget_per_peer)
         .free_space_floor(cli.free_space_floor)
         .chunk_timeout(cli.chunk_timeout)
         .first_request_timeout(cli.first_request)

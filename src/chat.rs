@@ -6,12 +6,25 @@
 //! reading: write to it directly and, once its socket's buffers are full,
 //! the writing thread blocks, and with it everyone whose line it was
 //! passing on. So each client has its own writer thread fed by a bounded
-//! queue ([`QUEUE`] lines): a broadcast puts a line in each queue. A full
-//! queue makes the sender wait while that client's writer is still
-//! writing (so one client's burst is slowed to the room's pace, not
-//! allowed to overflow everyone's queue), and a client that has written
-//! nothing for [`BEHIND_TIME`] with its queue full is dropped (its socket
-//! shut, the room told) instead of holding the room up any longer.
+//! queue ([`QUEUE`] lines): a broadcast puts a line in each queue.
+//!
+//! The room's lock guards who is in it, nothing more: a broadcast copies
+//! the list of members under it and lets go before it offers anyone a
+//! line, so no member's wait ever holds up a join, a leave or another
+//! member's line. A broadcast first offers its line to every member at
+//! once (those with room get it now), then waits on the full queues
+//! together, not one after another: while such a member's writer is
+//! still writing, the sender waits (one client's burst is slowed to the
+//! room's pace, not allowed to overflow everyone's queue); once it has
+//! written nothing for [`BEHIND_TIME`], it is dropped (its socket shut,
+//! the room told). Only the sender waits, and at most [`BEHIND_TIME`]
+//! for a client that has stopped, however many have.
+//!
+//! Names are compared in one normalized form (NFKC, case-folded, with a
+//! skeleton for Cyrillic and Greek look-alikes of Latin letters), and
+//! refused if they hold characters that do not show as themselves:
+//! controls, bidi overrides, zero-width and other format characters, the
+//! file service's rule. Lines lose control characters and bidi controls.
 //!
 //! # Protocol
 //!
@@ -34,12 +47,13 @@
 //!
 //! | limit | value |
 //! |---|---|
-//! | a name | 1 to [`MAX_NAME`] bytes, no control characters, not taken, not starting with `*` or `/` |
-//! | time to give a name | [`NAME_TIME`] |
-//! | a line | [`MAX_LINE`] bytes; a longer one ends the connection; control characters are dropped |
-//! | lines queued for one client | [`QUEUE`]; past it the sender waits, and the client is dropped once it has written nothing for [`BEHIND_TIME`] |
+//! | a name | 1 to [`MAX_NAME`] bytes (white space at the ends trimmed), only characters that show safely, not starting with `*` or `/`, not taken by a name that looks the same (same NFKC case-folded skeleton) |
+//! | time to give a name | [`NAME_TIME`] from the connection's start |
+//! | a line | [`MAX_LINE`] bytes; a longer one ends the connection; control characters and bidi controls are dropped |
+//! | the kernel's send buffer per client | [`SEND_BUFFER`] |
+//! | lines queued for one client | [`QUEUE`]; past it a sender waits while the client's writer takes lines, but not once it has taken none for [`PATIENCE`]: then its lines go to [`SLACK`], and it is dropped past that or after [`BEHIND_TIME`] without taking a line |
 //! | clients | [`MAX_CLIENTS`] at once, [`MAX_PER_PEER`] from one IP address |
-//! | idle time | [`IDLE_TIME`] between lines |
+//! | idle time | [`IDLE_TIME`] without a line from the client, then it is dropped (the room is told) |
 //! | grace period on shutdown | [`GRACE`] |
 //!
 //! ```
@@ -64,16 +78,17 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::handler::normalize_timeout;
+use crate::handler::{is_timeout, normalize_timeout};
+use crate::server::Builder;
+use crate::text::{is_bidi_control, name_key, shows_safely};
 use crate::{BaseRequestHandler, Connection, Stream, ThreadingTcpServer};
 
 /// The longest name, in bytes.
@@ -82,61 +97,195 @@ pub const MAX_NAME: usize = 32;
 pub const MAX_LINE: usize = 1024;
 /// Lines waiting for one client: past this it is too far behind, dropped.
 pub const QUEUE: usize = 256;
-/// How long a new client has to give its name.
+/// How long a new client has to give its name, from the connection's
+/// start (the server's initial deadline).
 pub const NAME_TIME: Duration = Duration::from_secs(30);
-/// How long a client may stay silent (a read timeout).
-pub const IDLE_TIME: Duration = Duration::from_secs(60 * 60);
+/// How long a client may go without sending a line (a read timeout):
+/// then it is dropped and the room told. Ten minutes: a member who only
+/// listens says something now and then, or comes back.
+pub const IDLE_TIME: Duration = Duration::from_secs(10 * 60);
 /// Clients at once.
 pub const MAX_CLIENTS: usize = 256;
-/// Clients at once from one IP address.
-pub const MAX_PER_PEER: usize = 16;
+/// Clients at once from one IP address (an IPv6 /64): 32 addresses to
+/// fill the room, not 16.
+pub const MAX_PER_PEER: usize = 8;
 /// How long a shutdown waits for lines being written.
 pub const GRACE: Duration = Duration::from_millis(500);
 
-/// How long a client whose queue is full may write nothing before it is
-/// dropped. Meanwhile the sender waits: a burst from one client is slowed
-/// to the pace of the slowest reader, not allowed to empty the room.
+/// How long a sender waits on a client whose queue is full and whose
+/// writer has taken no line for that long: then the line is kept for it
+/// in its [`SLACK`] instead, and the sender goes on. A client that reads,
+/// however slowly, takes a line more often than this, and its senders
+/// wait for it: one client's burst is slowed to the room's pace.
+pub const PATIENCE: Duration = Duration::from_millis(20);
+
+/// Lines kept for a client beyond [`QUEUE`] while its writer takes
+/// nothing (no sender waits for them): past them, or [`BEHIND_TIME`], the
+/// client is dropped. Large enough for a burst to a reader that paused
+/// for a moment (a loaded machine can stop a thread for tens of ms).
+/// Lines are shared between clients, so a flood costs its distinct lines
+/// once (at most `(QUEUE + SLACK) * MAX_LINE`, 4.3 MiB), plus a pointer
+/// per line per client.
+pub const SLACK: usize = 16 * QUEUE;
+
+/// The kernel's send buffer for each client's socket, in bytes. Left to
+/// itself, Linux grows it up to 4 MiB for a client that does not read,
+/// so a hundred such clients held 400 MiB of kernel memory, took about
+/// 4,000 lines each before their queues even began to fill, and slowed
+/// every socket on the machine once TCP's memory ran short. Set, the
+/// buffer stays this size (the kernel doubles it for its bookkeeping).
+pub const SEND_BUFFER: usize = 64 * 1024;
+
+/// How long a client whose queue is full may take no line before it is
+/// dropped.
 pub const BEHIND_TIME: Duration = Duration::from_millis(250);
 
-/// One client in the room: its name, its queue, its socket (to drop it).
+/// One client in the room: its name, its outbox, its socket (to drop it).
 struct Member {
     name: String,
-    /// Lines for it, each ending in `\n` (one write each).
-    queue: SyncSender<Arc<str>>,
+    /// The name as compared ([`name_key`]): two names that look alike
+    /// have the same key.
+    key: String,
+    outbox: Arc<Outbox>,
     socket: Arc<Stream>,
-    /// Lines its writer has written so far: whether it is moving at all.
-    written: Arc<AtomicU64>,
 }
 
-impl Member {
-    /// Puts `line` in the member's queue; if it is full, waits while the
-    /// member's writer is still writing, and gives up (false: too far
-    /// behind) once it has written nothing for [`BEHIND_TIME`].
-    fn offer(&self, line: &Arc<str>) -> bool {
-        let mut seen = self.written.load(Ordering::Relaxed);
-        let mut since = Instant::now();
-        loop {
-            match self.queue.try_send(Arc::clone(line)) {
-                Ok(()) | Err(TrySendError::Disconnected(_)) => return true,
-                Err(TrySendError::Full(_)) => {}
-            }
-            let now = self.written.load(Ordering::Relaxed);
-            if now != seen {
-                (seen, since) = (now, Instant::now());
-            } else if since.elapsed() >= BEHIND_TIME {
-                return false;
-            }
-            // `SyncSender` has no send with a timeout on stable Rust.
-            thread::sleep(Duration::from_millis(1));
+/// The lines waiting for one client's writer thread, each ending in `\n`
+/// (one write each). Its lock is held to add or take a line, never
+/// across a wait or a write.
+struct Outbox {
+    state: Mutex<Queued>,
+    /// Wakes the writer when a line comes or the outbox closes.
+    ready: Condvar,
+}
+
+struct Queued {
+    lines: VecDeque<Arc<str>>,
+    /// No more lines: the member left, or its socket failed.
+    closed: bool,
+    /// When the writer last took a line (or the outbox was made): a
+    /// writer blocked in a write takes nothing.
+    taken: Instant,
+}
+
+/// What became of a line offered to a member.
+enum Offer {
+    /// Queued, or dropped because the member is leaving.
+    Done,
+    /// Its queue is full and its writer moving: try again shortly.
+    Wait,
+    /// Too far behind: drop it.
+    Behind,
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        Outbox {
+            state: Mutex::new(Queued {
+                lines: VecDeque::new(),
+                closed: false,
+                taken: Instant::now(),
+            }),
+            ready: Condvar::new(),
         }
     }
+
+    fn lock(&self) -> MutexGuard<'_, Queued> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `line` if the member has room, or has stopped taking lines
+    /// for [`PATIENCE`] (into its [`SLACK`]); says to wait while its
+    /// writer moves, and gives up on it past [`SLACK`] or [`BEHIND_TIME`].
+    fn offer(&self, line: &Arc<str>) -> Offer {
+        let mut queued = self.lock();
+        let stopped = queued.taken.elapsed();
+        let len = queued.lines.len();
+        if queued.closed {
+            return Offer::Done;
+        }
+        if len >= QUEUE && (len >= QUEUE + SLACK || stopped >= BEHIND_TIME) {
+            return Offer::Behind;
+        }
+        if len >= QUEUE && stopped < PATIENCE {
+            return Offer::Wait;
+        }
+        queued.lines.push_back(Arc::clone(line));
+        self.ready.notify_one();
+        Offer::Done
+    }
+
+    /// Queues the member's last line, room or not, and closes the outbox:
+    /// the writer writes what is queued, then ends.
+    fn close(&self, last: Option<&str>) {
+        let mut queued = self.lock();
+        if let Some(line) = last.filter(|_| !queued.closed) {
+            queued.lines.push_back(line.into());
+        }
+        queued.closed = true;
+        self.ready.notify_one();
+    }
+
+    /// The next line for the writer; `None` once closed and empty.
+    fn take(&self) -> Option<Arc<str>> {
+        let mut queued = self.lock();
+        loop {
+            if let Some(line) = queued.lines.pop_front() {
+                queued.taken = Instant::now();
+                return Some(line);
+            }
+            if queued.closed {
+                return None;
+            }
+            queued = self
+                .ready
+                .wait(queued)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The socket failed: nothing more will be written.
+    fn fail(&self) {
+        let mut queued = self.lock();
+        queued.closed = true;
+        queued.lines.clear();
+    }
+}
+
+/// Offers `line` to every member at once, then waits on the full queues
+/// of moving writers together. Returns the ids given up on (too far
+/// behind). Holds no lock while it waits: `members` is a copy.
+fn deliver(members: Vec<(u64, Arc<Member>)>, line: &Arc<str>) -> Vec<u64> {
+    let mut behind = Vec::new();
+    let mut waiting = Vec::new();
+    for (id, member) in members {
+        match member.outbox.offer(line) {
+            Offer::Done => {}
+            Offer::Wait => waiting.push((id, member)),
+            Offer::Behind => behind.push(id),
+        }
+    }
+    while !waiting.is_empty() {
+        // Each resolves within PATIENCE of its writer's last take; a poll
+        // keeps one sender from needing a wake-up from every writer.
+        thread::sleep(Duration::from_millis(1));
+        waiting.retain(|(id, member)| match member.outbox.offer(line) {
+            Offer::Done => false,
+            Offer::Wait => true,
+            Offer::Behind => {
+                behind.push(*id);
+                false
+            }
+        });
+    }
+    behind
 }
 
 /// The chat room, a [`BaseRequestHandler`]: serve it on a
 /// [`ThreadingTcpServer`] (see [`bind`], which also sets the limits).
 #[derive(Default)]
 pub struct Room {
-    members: Mutex<HashMap<u64, Member>>,
+    members: Mutex<HashMap<u64, Arc<Member>>>,
     next: AtomicU64,
 }
 
@@ -148,6 +297,31 @@ impl std::fmt::Debug for Room {
     }
 }
 
+/// A chat server's options with the room's limits set (module docs): a
+/// cap on clients and on clients per address, [`NAME_TIME`] to give a
+/// name, [`IDLE_TIME`] between lines, [`GRACE`]. Change any before
+/// `bind`; [`bind`] takes them as they are.
+///
+/// ```
+/// use std::time::Duration;
+/// let server = socketserver::chat::builder()
+///     .read_timeout(Some(Duration::from_secs(60))) // idle members go sooner
+///     .bind("127.0.0.1:0")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn builder() -> Builder<Room, ThreadingTcpServer<Room>> {
+    ThreadingTcpServer::builder(Room::default())
+        .max_connections(MAX_CLIENTS)
+        .max_per_peer(Some(MAX_PER_PEER))
+        .initial_deadline(Some(NAME_TIME))
+        .read_timeout(Some(IDLE_TIME))
+        .graceful_shutdown(GRACE)
+        // Lines to a client that is not talking follow each other: without
+        // this the second waits for the ACK of the first, which the
+        // client's TCP may delay up to 40 ms (Nagle's algorithm).
+        .nodelay(true)
+}
+
 /// Binds a chat server with the room's limits (module docs), listening
 /// but not yet serving; the module's example shows one served.
 ///
@@ -155,67 +329,79 @@ impl std::fmt::Debug for Room {
 ///
 /// If the address cannot be bound.
 pub fn bind(addr: impl ToSocketAddrs) -> io::Result<ThreadingTcpServer<Room>> {
-    ThreadingTcpServer::builder(Room::default())
-        .max_connections(MAX_CLIENTS)
-        .max_per_peer(Some(MAX_PER_PEER))
-        .read_timeout(Some(IDLE_TIME))
-        .graceful_shutdown(GRACE)
-        // Lines to a client that is not talking follow each other: without
-        // this the second waits for the ACK of the first, which the
-        // client's TCP may delay up to 40 ms (Nagle's algorithm).
-        .nodelay(true)
-        .bind(addr)
+    builder().bind(addr)
+}
+
+/// Why a member's conversation ended.
+enum Parting {
+    /// `/quit`, or the end of its stream.
+    Left,
+    /// Nothing from it for the read timeout ([`IDLE_TIME`]).
+    Idle,
 }
 
 impl Room {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Member>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Member>>> {
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sends `line` to every member but `from`, dropping those too far
-    /// behind (and telling the rest, which may drop more).
+    /// behind (and telling the rest, which may drop more). The lock is
+    /// held only to copy who is here.
     fn broadcast(&self, from: Option<u64>, line: &str) {
-        let mut members = self.lock();
         let mut pending = vec![(from, Arc::<str>::from(format!("{line}\n")))];
         while let Some((from, line)) = pending.pop() {
-            let mut behind = Vec::new();
-            for (&id, member) in members.iter() {
-                if Some(id) == from {
+            let members: Vec<(u64, Arc<Member>)> = self
+                .lock()
+                .iter()
+                .filter(|&(&id, _)| Some(id) != from)
+                .map(|(&id, member)| (id, Arc::clone(member)))
+                .collect();
+            let mut notices = String::new();
+            for id in deliver(members, &line) {
+                // Two broadcasts may give up on the same member: the one
+                // that removes it tells the room.
+                let Some(member) = self.lock().remove(&id) else {
                     continue;
-                }
-                if !member.offer(&line) {
-                    behind.push(id);
-                }
+                };
+                // Wakes its writer (blocked writing) and its reader.
+                member.outbox.fail();
+                let _ = member.socket.shutdown(Shutdown::Both);
+                log::info!(
+                    target: "socketserver::chat",
+                    "{} dropped: {QUEUE} lines behind and none taken for {PATIENCE:?}, \
+                     then {SLACK} more or {BEHIND_TIME:?}",
+                    member.name
+                );
+                notices.push_str(&format!("* {} was dropped: too far behind\n", member.name));
             }
-            for id in behind {
-                if let Some(member) = members.remove(&id) {
-                    // Wakes its writer (blocked writing) and its reader.
-                    let _ = member.socket.shutdown(Shutdown::Both);
-                    log::info!(
-                        target: "socketserver::chat",
-                        "{} dropped: {QUEUE} lines behind, none written for {BEHIND_TIME:?}",
-                        member.name
-                    );
-                    pending.push((
-                        None,
-                        format!("* {} was dropped: too far behind\n", member.name).into(),
-                    ));
-                }
+            // All dropped at once are told in one write.
+            if !notices.is_empty() {
+                pending.push((None, notices.into()));
             }
         }
     }
 
-    /// Adds a member unless its name is taken; returns its id and who
-    /// else is here.
-    fn join(&self, member: Member) -> Result<(u64, Vec<String>), Member> {
+    /// Adds a member unless a name that looks the same is here, and greets
+    /// it (its first line, queued before anyone else can see it here, so
+    /// no broadcast comes before it); returns its id.
+    fn join(&self, member: Member) -> Option<u64> {
         let mut members = self.lock();
-        if members.values().any(|m| m.name == member.name) {
-            return Err(member);
+        if members.values().any(|m| m.key == member.key) {
+            return None;
         }
-        let others = members.values().map(|m| m.name.clone()).collect();
+        let others: Vec<&str> = members.values().map(|m| m.name.as_str()).collect();
+        let here = if others.is_empty() {
+            "nobody else".to_owned()
+        } else {
+            others.join(", ")
+        };
+        let hello = format!("* hello {}; here: {here}. /quit leaves\n", member.name);
+        // A new outbox has room.
+        member.outbox.offer(&hello.into());
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        members.insert(id, member);
-        Ok((id, others))
+        members.insert(id, Arc::new(member));
+        Some(id)
     }
 
     /// Removes a member; `false` if it was dropped already.
@@ -228,34 +414,32 @@ impl Room {
         &self,
         conn: &Connection,
         lines: &mut impl BufRead,
-        queue: &SyncSender<Arc<str>>,
+        outbox: &Arc<Outbox>,
         socket: &Arc<Stream>,
-        written: &Arc<AtomicU64>,
-    ) -> io::Result<Option<(u64, String, Vec<String>)>> {
+    ) -> io::Result<Option<(u64, String)>> {
         let mut out = conn;
-        conn.set_deadline(Instant::now() + NAME_TIME);
         out.write_all(b"* welcome! your name?\n")?;
         loop {
-            let Some(name) = read_line(lines)? else {
+            // The server's initial deadline ([`NAME_TIME`]) bounds this.
+            let Some(raw) = read_raw_line(lines)? else {
                 return Ok(None);
             };
-            let problem = if name.is_empty() || name.len() > MAX_NAME {
-                format!("a name is 1 to {MAX_NAME} bytes")
-            } else if name.starts_with(['*', '/']) {
-                "a name cannot start with * or /".into()
+            let name = raw.trim();
+            let problem = if let Some(problem) = name_problem(name) {
+                problem
             } else {
                 let member = Member {
-                    name: name.clone(),
-                    queue: queue.clone(),
+                    name: name.to_owned(),
+                    key: name_key(name),
+                    outbox: Arc::clone(outbox),
                     socket: Arc::clone(socket),
-                    written: Arc::clone(written),
                 };
                 match self.join(member) {
-                    Ok((id, others)) => {
+                    Some(id) => {
                         conn.clear_deadline();
-                        return Ok(Some((id, name, others)));
+                        return Ok(Some((id, name.to_owned())));
                     }
-                    Err(_) => format!("{name} is taken"),
+                    None => format!("{name} is taken"),
                 }
             };
             // One write per line, as everywhere in the room: a line in two
@@ -266,22 +450,41 @@ impl Room {
     }
 }
 
+/// What is wrong with a name, if anything (it is taken or not is the
+/// room's to say).
+fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        Some(format!("a name is 1 to {MAX_NAME} bytes"))
+    } else if name.starts_with(['*', '/']) || name_key(name).starts_with(['*', '/']) {
+        // The key too: a fullwidth `＊` would pass for a server line.
+        Some("a name cannot start with * or /".into())
+    } else {
+        name.chars().find(|&c| !shows_safely(c)).map(|c| {
+            format!(
+                "a name cannot hold {}: it does not show as itself",
+                c.escape_unicode()
+            )
+        })
+    }
+}
+
 impl BaseRequestHandler for Room {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
         // Reads through the connection (its deadline holds); the writer
         // thread writes through a second handle to the socket.
         let conn: &Connection = conn;
         let mut lines = BufReader::new(conn);
+        if let Some(tcp) = conn.stream().as_tcp() {
+            socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER)?;
+        }
         let socket = Arc::new(conn.stream().try_clone()?);
-        let (queue, outbox) = mpsc::sync_channel(QUEUE);
-        let written = Arc::new(AtomicU64::new(0));
-        let Some((id, name, others)) = self.enter(conn, &mut lines, &queue, &socket, &written)?
-        else {
+        let outbox = Arc::new(Outbox::new());
+        let Some((id, name)) = self.enter(conn, &mut lines, &outbox, &socket)? else {
             return Ok(()); // gone before giving a name
         };
         let writer = thread::Builder::new().name("chat-writer".into()).spawn({
-            let socket = Arc::clone(&socket);
-            move || write_lines(&socket, outbox, &written)
+            let (socket, outbox) = (Arc::clone(&socket), Arc::clone(&outbox));
+            move || write_lines(&socket, &outbox)
         });
         let writer = match writer {
             Ok(writer) => writer,
@@ -290,12 +493,6 @@ impl BaseRequestHandler for Room {
                 return Err(e);
             }
         };
-        let here = if others.is_empty() {
-            "nobody else".to_owned()
-        } else {
-            others.join(", ")
-        };
-        let _ = queue.try_send(format!("* hello {name}; here: {here}. /quit leaves\n").into());
         self.broadcast(Some(id), &format!("* {name} joined"));
         log::info!(target: "socketserver::chat", "{name} joined from {}", conn.peer_addr());
         // Every way out leaves the room, then lets the writer finish.
@@ -303,49 +500,62 @@ impl BaseRequestHandler for Room {
         // On shutdown everyone goes at once: one notice each, not a
         // "left" line for every other member.
         let stopping = conn.server().is_shutdown();
-        if stopping {
-            let _ = queue.try_send("* the server is stopping\n".into());
-        }
+        let idle = matches!(outcome, Ok(Parting::Idle));
+        // Its last line, then nothing more (the outbox is closed before the
+        // room hears it left, so no line of the room comes after it); the
+        // writer ends once it has written what is queued.
+        outbox.close(if stopping {
+            Some("* the server is stopping\n")
+        } else if idle {
+            Some("* you were idle too long; bye\n")
+        } else {
+            None
+        });
         if self.leave(id) && !stopping {
-            self.broadcast(Some(id), &format!("* {name} left"));
-            log::info!(target: "socketserver::chat", "{name} left");
+            let why = if idle { " (idle)" } else { "" };
+            self.broadcast(Some(id), &format!("* {name} left{why}"));
+            log::info!(target: "socketserver::chat", "{name} left{why}");
         }
-        drop(queue); // the room's copy went with `leave`: the writer ends
         let _ = writer.join();
-        outcome
+        outcome.map(drop)
     }
 }
 
 impl Room {
-    /// Passes the member's lines on until it leaves.
-    fn talk(&self, id: u64, name: &str, lines: &mut impl BufRead) -> io::Result<()> {
-        while let Some(line) = read_line(lines)? {
+    /// Passes the member's lines on until it leaves or idles too long.
+    fn talk(&self, id: u64, name: &str, lines: &mut impl BufRead) -> io::Result<Parting> {
+        loop {
+            let line = match read_raw_line(lines) {
+                Ok(Some(line)) => clean(&line),
+                Ok(None) => return Ok(Parting::Left),
+                Err(e) if is_timeout(&e) => return Ok(Parting::Idle),
+                Err(e) => return Err(e),
+            };
             match line.as_str() {
-                "/quit" => break,
+                "/quit" => return Ok(Parting::Left),
                 "" => {}
                 text => self.broadcast(Some(id), &format!("{name}: {text}")),
             }
         }
-        Ok(())
     }
 }
 
-/// The writer thread: the member's queue (lines with their `\n`, each
-/// one write) to its socket, until the queue closes or the socket fails
+/// The writer thread: the member's outbox (lines with their `\n`, each
+/// one write) to its socket, until the outbox closes or the socket fails
 /// (the client left, or was dropped).
-fn write_lines(socket: &Stream, outbox: Receiver<Arc<str>>, written: &AtomicU64) {
-    for line in outbox {
+fn write_lines(socket: &Stream, outbox: &Outbox) {
+    while let Some(line) = outbox.take() {
         let mut out = socket;
         if out.write_all(line.as_bytes()).is_err() {
-            break;
+            outbox.fail();
+            return;
         }
-        written.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// One line without its `\r\n`, control characters dropped; `None` at the
-/// end of the stream.
-fn read_line(lines: &mut impl BufRead) -> io::Result<Option<String>> {
+/// One line without its `\r\n`, as sent (invalid UTF-8 replaced); `None`
+/// at the end of the stream.
+fn read_raw_line(lines: &mut impl BufRead) -> io::Result<Option<String>> {
     let mut line = Vec::new();
     let limit = (MAX_LINE + 1) as u64;
     lines
@@ -362,12 +572,20 @@ fn read_line(lines: &mut impl BufRead) -> io::Result<Option<String>> {
         ));
     }
     let text = String::from_utf8_lossy(&line);
-    Ok(Some(
-        text.trim_end_matches(['\r', '\n'])
-            .chars()
-            .filter(|c| !c.is_control() || *c == '\t')
-            .collect(),
-    ))
+    Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+/// A line as the room passes it on: control characters (an ANSI escape
+/// loses its ESC) and bidi controls dropped, tabs kept.
+fn clean(line: &str) -> String {
+    line.chars()
+        .filter(|&c| (!c.is_control() || c == '\t') && !is_bidi_control(c))
+        .collect()
+}
+
+/// One line as [`read_raw_line`] reads it, [`clean`]ed.
+fn read_line(lines: &mut impl BufRead) -> io::Result<Option<String>> {
+    Ok(read_raw_line(lines)?.map(|line| clean(&line)))
 }
 
 /// A short chat, narrated: a server on 127.0.0.1 port 0, three clients

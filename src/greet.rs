@@ -159,6 +159,10 @@ impl BaseRequestHandler for Greeter {
         let mut buf = [0u8; RECV_SIZE];
         loop {
             let n = conn.read(&mut buf)?;
+            // A server's initial deadline (`Builder::initial_deadline`) is
+            // for the first message: once it came, the read timeout alone
+            // bounds the wait for the next.
+            conn.clear_deadline();
             thread::sleep(self.delay);
             let message = &buf[..n];
             if message.is_empty() || is_exit(message) {

@@ -76,6 +76,7 @@ pub mod greet;
 pub mod handler;
 pub mod server;
 pub mod sticky;
+mod text;
 pub mod trace;
 pub mod tutorial;
 

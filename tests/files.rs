@@ -189,6 +189,91 @@ fn a_resume_against_a_changed_file_is_refused_and_not_kept() {
     assert_eq!(fs::read(&dest).unwrap(), pattern(3 * CHUNK));
 }
 
+/// Writes `bytes` over the start of `path`, in place (same inode, no
+/// truncation), as an editor or a log writer might.
+fn rewrite_in_place(path: &Path, bytes: &[u8]) {
+    let mut file = fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+/// A file whose timestamps are far in the past: a rewrite moves them even
+/// within the clock's tick (a few ms) of the write that made it.
+fn write_aged(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).unwrap();
+    let aged = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(aged)
+        .unwrap();
+}
+
+/// Issue 19: a 24 MiB file rewritten in place one chunk into its download
+/// is not passed off as verified (it was: old head, new tail, under its
+/// final name, exit 0). The server sees the change at its next chunk and
+/// sends `changed` in its place; the client deletes the part and says
+/// why; the connection goes on, and the next `get` brings the new file.
+#[test]
+fn a_file_rewritten_in_place_during_its_download_is_never_given_its_name() {
+    let dirs = Dirs::new("torn");
+    let addr = serve(FileConfig::new(dirs.root()));
+    let served = dirs.root().join("big.bin");
+    write_aged(&served, &pattern(24 * CHUNK));
+    let new = vec![0xa5; 24 * CHUNK];
+    let dest = dirs.local("big.bin");
+    let mut client = FileClient::connect(addr).unwrap();
+    let mut rewritten_at = None;
+    let err = client
+        .get("big.bin", &dest, false, |done, _| {
+            if done >= CHUNK as u64 && rewritten_at.is_none() {
+                rewrite_in_place(&served, &new);
+                rewritten_at = Some(done);
+            }
+        })
+        .unwrap_err();
+    println!("rewritten after {rewritten_at:?} bytes arrived: {err}");
+    assert!(
+        matches!(&err, FileError::Changed(name) if name == "big.bin"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("changed while it was being sent"));
+    assert!(!dest.exists(), "a torn file has no name");
+    assert!(
+        !dirs.local("big.bin.part").exists(),
+        "and no part to resume"
+    );
+    // The same connection goes on, and brings the new version whole.
+    client.get("big.bin", &dest, false, none).unwrap();
+    assert!(fs::read(&dest).unwrap() == new);
+
+    // Uploads too: a local file rewritten one chunk into its `put` is
+    // refused by the client, which cuts the connection; nothing is kept.
+    let source = dirs.local("up.bin");
+    write_aged(&source, &pattern(8 * CHUNK));
+    let mut rewritten = false;
+    let err = FileClient::connect(addr)
+        .unwrap()
+        .put(&source, "up.bin", false, |done, _| {
+            if done >= CHUNK as u64 && !rewritten {
+                rewrite_in_place(&source, &[0x5a; 8 * CHUNK]);
+                rewritten = true;
+            }
+        })
+        .unwrap_err();
+    assert!(matches!(err, FileError::Changed(_)), "{err:?}");
+    let root = dirs.root();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !common::files::temp_uploads(&root).is_empty() && std::time::Instant::now() < deadline {
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        dirs.served(),
+        ["big.bin"],
+        "no upload kept, no temporary file"
+    );
+}
+
 #[test]
 fn a_corrupted_byte_is_caught_by_md5_and_nothing_is_kept() {
     let dirs = Dirs::new("corrupt");

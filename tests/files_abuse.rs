@@ -231,6 +231,80 @@ fn the_upload_budget_is_enforced_before_any_data_is_accepted() {
     );
 }
 
+/// Issue 19: one address's uploads in flight get a share of the budget
+/// (by default 4 GiB of 16), as its connections get a share of the
+/// places. Four stalled 4 GiB declarations from 127.0.0.2: the first
+/// holds the address's whole share, the other three are refused before
+/// any data (before: all four held the whole budget, and 127.0.0.1's
+/// 10-byte upload got `over_budget`). 127.0.0.1 uploads as usual.
+#[cfg(unix)]
+#[test]
+fn one_address_gets_a_share_of_the_upload_budget_not_all_of_it() {
+    use std::net::{IpAddr, Ipv4Addr};
+    let dirs = Dirs::new("peer-budget");
+    // Only the disk this machine has is lowered from the defaults.
+    let addr = serve(FileConfig::new(dirs.root()).free_space_floor(0));
+    let other = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let big = files::DEFAULT_MAX_UPLOAD;
+    let mut held = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..4 {
+        let mut raw = common::connect_from(other, addr).unwrap();
+        let name = format!("big{i}");
+        if i == 0 {
+            held.push(common::files::stalled_upload_on(raw, &name, big));
+            continue;
+        }
+        let put = Header::for_body(b"")
+            .with("op", "put")
+            .with("name", name.as_str())
+            .with("size", big);
+        let reply = ask(&mut raw, put);
+        assert_eq!(kind(&reply), "over_peer_budget", "{reply:?}");
+        assert_eq!(reply.extra.get("in_flight"), Some(&big.into()));
+        assert_eq!(
+            reply.extra.get("budget"),
+            Some(&files::DEFAULT_UPLOAD_BUDGET_PER_PEER.into())
+        );
+        refused.push(raw);
+    }
+    fs::write(dirs.local("small"), b"ten bytes!").unwrap();
+    let mut client = FileClient::connect(addr).unwrap();
+    client
+        .put(&dirs.local("small"), "small", false, none)
+        .expect("127.0.0.1's upload goes");
+    // The client side names the refusal too.
+    let err = FileError::OverPeerBudget {
+        size: big,
+        in_flight: big,
+        budget: files::DEFAULT_UPLOAD_BUDGET_PER_PEER,
+    };
+    assert_eq!(err.code(), "over_peer_budget");
+    assert!(err.to_string().contains("from your address"), "{err}");
+    // Its share comes back when the stalled one goes.
+    drop(held);
+    // (once the server has let go of it: within 10 s).
+    let mut raw = common::connect_from(other, addr).unwrap();
+    let small_put = || {
+        Header::for_body(b"")
+            .with("op", "put")
+            .with("name", "big9")
+            .with("size", 10u64)
+    };
+    let mut reply = ask(&mut raw, small_put());
+    for _ in 0..1_000 {
+        if kind(&reply) != "over_peer_budget" {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+        reply = ask(&mut raw, small_put());
+    }
+    assert_eq!(kind(&reply), "ok", "{reply:?}");
+    println!(
+        "127.0.0.2: 1 of 4 declarations of {big} bytes held, 3 refused; 127.0.0.1's 10 bytes stored"
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn the_free_space_floor_is_enforced_before_any_data_is_accepted() {
@@ -254,7 +328,8 @@ fn the_free_space_floor_is_enforced_before_any_data_is_accepted() {
     let addr = serve(
         FileConfig::new(dirs.root())
             .max_upload(u64::MAX)
-            .upload_budget(u64::MAX),
+            .upload_budget(u64::MAX)
+            .upload_budget_per_peer(u64::MAX),
     );
     let mut raw = TcpStream::connect(addr).unwrap();
     let put = Header::for_body(b"")
@@ -275,6 +350,7 @@ fn the_free_space_floor_is_enforced_before_any_data_is_accepted() {
         FileConfig::new(dirs.root())
             .max_upload(u64::MAX)
             .upload_budget(u64::MAX)
+            .upload_budget_per_peer(u64::MAX)
             .free_space_floor(0),
     );
     // Alone, 256 MiB would fit (or the disk is too full for this test);

@@ -3,15 +3,15 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::{
-    CHUNK, Digest, Entry, FileError, MAX_LISTING_BYTES, NAME_MAX, digest_prefix, field, number,
-    receive_chunks, send_chunks,
+    CHUNK, Digest, Entry, FileError, MAX_LISTING_BYTES, NAME_MAX, Version, digest_prefix, field,
+    number, receive_chunks, send_chunks,
 };
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
 
@@ -134,7 +134,9 @@ impl FileClient {
     /// The server's refusal ([`FileError::NotFound`], [`FileError::BadName`]);
     /// [`FileError::AlreadyExists`] for `dest`. A cut connection keeps
     /// `DEST.part` for the next `get`; a corrupted chunk or a digest that
-    /// does not match deletes it.
+    /// does not match deletes it. A file the server saw change while it
+    /// sent it ends with [`FileError::Changed`], and `DEST.part` is deleted:
+    /// a torn file never gets `dest`'s name.
     pub fn get(
         &mut self,
         name: &str,
@@ -222,7 +224,9 @@ impl FileClient {
     /// [`FileError::TooLarge`], [`FileError::ReadOnly`],
     /// [`FileError::BadName`]; [`FileError::DigestMismatch`] or a frame
     /// error if the bytes were damaged on the way (the server keeps
-    /// nothing); I/O errors.
+    /// nothing); [`FileError::Changed`] if `source` changed while it was
+    /// sent (the connection is then closed, so the server keeps nothing:
+    /// connect again); I/O errors.
     pub fn put(
         &mut self,
         source: &Path,
@@ -230,8 +234,9 @@ impl FileClient {
         overwrite: bool,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<Transfer, FileError> {
-        let mut file = File::open(source)?;
-        let size = file.metadata()?.len();
+        let file = File::open(source)?;
+        let version = Version::of(&file)?;
+        let size = version.len;
         self.request(
             Header::for_body(b"")
                 .with("op", "put")
@@ -240,9 +245,22 @@ impl FileClient {
                 .with("overwrite", overwrite),
         )?;
         progress(0, size);
-        send_chunks(&mut self.stream, &mut file, size, Digest::new(), &mut |n| {
-            progress(n, size)
-        })?;
+        let local = source.display().to_string();
+        let sent = send_chunks(
+            &mut self.stream,
+            &mut &file,
+            size,
+            Digest::new(),
+            &mut || version.still(&file, &local),
+            &mut |n| progress(n, size),
+        );
+        if let Err(e @ FileError::Changed(_)) = sent {
+            // The server waits for the rest of the chunks: cut the
+            // connection, so it keeps nothing of a file that never existed.
+            let _ = self.stream.shutdown(Shutdown::Both);
+            return Err(e);
+        }
+        sent?;
         // The server's verdict, once it has checked the digest.
         let done = self.read_status()?;
         let digest = field(&done, "digest")?

@@ -41,7 +41,8 @@
 //! * **Limits.** Uploads of at most [`FileConfig::max_upload`] bytes, never
 //!   over an existing file unless the client asks, refused before their
 //!   data when all uploads in flight would declare more than
-//!   [`FileConfig::upload_budget`] or leave less free space than
+//!   [`FileConfig::upload_budget`], those from one address more than
+//!   [`FileConfig::upload_budget_per_peer`], or leave less free space than
 //!   [`FileConfig::free_space_floor`], and ended when a chunk takes over
 //!   [`FileConfig::chunk_timeout`] (a client that stalls or drips bytes
 //!   gives its share of the budget back; a download the client takes too
@@ -129,6 +130,10 @@ pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
 /// The most bytes all uploads in flight may declare together, unless set:
 /// 16 GiB, four uploads of the largest size.
 pub const DEFAULT_UPLOAD_BUDGET: u64 = 16 << 30;
+/// The most bytes the uploads in flight from one IP address may declare
+/// together, unless set: 4 GiB, a quarter of the default budget (one
+/// upload of the largest size), so one address cannot take it all.
+pub const DEFAULT_UPLOAD_BUDGET_PER_PEER: u64 = 4 << 30;
 /// The free space an upload must leave on the root's filesystem, unless
 /// set: 1 GiB.
 pub const DEFAULT_FREE_SPACE_FLOOR: u64 = 1 << 30;
@@ -156,6 +161,7 @@ pub const DEFAULT_MAX_PER_PEER: usize = 8;
 /// let config = FileConfig::new("/srv/files")
 ///     .max_upload(1 << 20)
 ///     .upload_budget(8 << 20)
+///     .upload_budget_per_peer(2 << 20)
 ///     .free_space_floor(256 << 20)
 ///     .chunk_timeout(std::time::Duration::from_secs(30))
 ///     .read_only(true);
@@ -172,6 +178,13 @@ pub struct FileConfig {
     /// upload that would take the sum past it is refused with
     /// [`FileError::OverBudget`] before any of its data is accepted.
     pub upload_budget: u64,
+    /// The most bytes the uploads in flight from one IP address (an IPv6
+    /// /64, as [`max_per_peer`](FileConfig::max_per_peer) counts) may
+    /// declare together: its share of [`upload_budget`](FileConfig::upload_budget).
+    /// An upload that would take its address past it is refused with
+    /// [`FileError::OverPeerBudget`] before any of its data is accepted.
+    /// Unix-domain clients have no address and only the whole budget.
+    pub upload_budget_per_peer: u64,
     /// The free space (for unprivileged users, from `statvfs`) an upload
     /// must leave on its filesystem, counting the bytes still due from
     /// the uploads in flight: one that would eat into it is refused with
@@ -210,6 +223,7 @@ impl FileConfig {
             root: root.into(),
             max_upload: DEFAULT_MAX_UPLOAD,
             upload_budget: DEFAULT_UPLOAD_BUDGET,
+            upload_budget_per_peer: DEFAULT_UPLOAD_BUDGET_PER_PEER,
             free_space_floor: DEFAULT_FREE_SPACE_FLOOR,
             chunk_timeout: DEFAULT_CHUNK_TIMEOUT,
             first_request_timeout: DEFAULT_FIRST_REQUEST_TIMEOUT,
@@ -229,6 +243,14 @@ impl FileConfig {
     /// Sets the most bytes the uploads in flight may declare together.
     pub fn upload_budget(mut self, bytes: u64) -> FileConfig {
         self.upload_budget = bytes;
+        self
+    }
+
+    /// Sets the most bytes the uploads in flight from one address may
+    /// declare together (lower it with the budget: a share over the whole
+    /// budget limits nothing more).
+    pub fn upload_budget_per_peer(mut self, bytes: u64) -> FileConfig {
+        self.upload_budget_per_peer = bytes;
         self
     }
 
@@ -360,6 +382,17 @@ pub enum FileError {
         /// The server's budget.
         budget: u64,
     },
+    /// The uploads in flight from this client's address have declared so
+    /// much that this one would pass the address's share of the budget:
+    /// try again when one of them is done.
+    OverPeerBudget {
+        /// The upload's size.
+        size: u64,
+        /// What the uploads in flight from this address declared together.
+        in_flight: u64,
+        /// The share of one address.
+        budget: u64,
+    },
     /// The upload would leave less free space than the server keeps.
     NoSpace {
         /// The upload's size.
@@ -386,6 +419,11 @@ pub enum FileError {
         /// The digest of what arrived.
         actual: String,
     },
+    /// The file changed while it was being sent (its size, modification
+    /// or change time moved): the bytes sent may mix two versions of it,
+    /// so the transfer was stopped with this error in place of its next
+    /// frame, and the receiver keeps nothing. Try again.
+    Changed(String),
     /// The peer broke the protocol: an unexpected frame or field.
     Protocol(String),
     /// The server reported an error this client does not know.
@@ -403,10 +441,12 @@ impl FileError {
             FileError::AlreadyExists(_) => "exists",
             FileError::TooLarge { .. } => "too_large",
             FileError::OverBudget { .. } => "over_budget",
+            FileError::OverPeerBudget { .. } => "over_peer_budget",
             FileError::NoSpace { .. } => "no_space",
             FileError::ReadOnly => "read_only",
             FileError::BadOffset { .. } => "bad_offset",
             FileError::DigestMismatch { .. } => "digest_mismatch",
+            FileError::Changed(_) => "changed",
             FileError::Protocol(_) => "protocol",
             FileError::Server(_) => "server",
         }
@@ -424,12 +464,18 @@ impl FileError {
                 why: text("why"),
             },
             "not_found" => FileError::NotFound(text("name")),
+            "changed" => FileError::Changed(text("name")),
             "exists" => FileError::AlreadyExists(text("name")),
             "too_large" => FileError::TooLarge {
                 size: number("size"),
                 max: number("max"),
             },
             "over_budget" => FileError::OverBudget {
+                size: number("size"),
+                in_flight: number("in_flight"),
+                budget: number("budget"),
+            },
+            "over_peer_budget" => FileError::OverPeerBudget {
                 size: number("size"),
                 in_flight: number("in_flight"),
                 budget: number("budget"),
@@ -465,11 +511,16 @@ impl FileError {
             FileError::BadName { name, why } => {
                 header.with("name", name.as_str()).with("why", why.as_str())
             }
-            FileError::NotFound(name) | FileError::AlreadyExists(name) => {
-                header.with("name", name.as_str())
-            }
+            FileError::NotFound(name)
+            | FileError::AlreadyExists(name)
+            | FileError::Changed(name) => header.with("name", name.as_str()),
             FileError::TooLarge { size, max } => header.with("size", *size).with("max", *max),
             FileError::OverBudget {
+                size,
+                in_flight,
+                budget,
+            }
+            | FileError::OverPeerBudget {
                 size,
                 in_flight,
                 budget,
@@ -533,6 +584,15 @@ impl fmt::Display for FileError {
                 "upload of {size} bytes refused for now: uploads in flight declare \
                  {in_flight} bytes of the server's budget of {budget}"
             ),
+            FileError::OverPeerBudget {
+                size,
+                in_flight,
+                budget,
+            } => write!(
+                f,
+                "upload of {size} bytes refused for now: uploads in flight from your \
+                 address declare {in_flight} bytes of its share of {budget}"
+            ),
             FileError::NoSpace {
                 size,
                 available,
@@ -552,6 +612,11 @@ impl fmt::Display for FileError {
                 f,
                 "the file's digest is {actual}, not {expected} as announced: \
                  it changed during the transfer"
+            ),
+            FileError::Changed(name) => write!(
+                f,
+                "{name:?} changed while it was being sent: stopped, nothing kept \
+                 (it would have mixed two versions); try again"
             ),
             FileError::Protocol(why) => write!(f, "protocol error: {why}"),
             FileError::Server(message) => write!(f, "server error: {message}"),
@@ -642,25 +707,79 @@ pub fn file_digest(path: &Path) -> io::Result<String> {
     Ok(digest_prefix(&mut file, len)?.hex())
 }
 
+/// What a file looked like when a transfer began. A file rewritten in
+/// place while it is read would go out as its old head and its new tail,
+/// a file that never existed, with a digest that matches it (the sender
+/// hashes what it read): so the sender compares this after every chunk it
+/// reads. The descriptor's own metadata (`fstat`), not the path's: a
+/// file replaced by a rename is still read whole from the old inode,
+/// which is a consistent version, so only a change to the file being read
+/// counts.
+///
+/// Timestamps have the clock's tick (a few ms on Linux): a rewrite
+/// within the same tick as the write before it, keeping the size, is not
+/// seen. Sending from a snapshot (a reflink copy) would close that gap
+/// where the filesystem offers one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    /// The inode and its change time (Unix): a `chmod` or a hard link
+    /// moves it too, which costs a retry, never a torn file.
+    #[cfg(unix)]
+    inode: (u64, u64, i64, i64),
+}
+
+impl Version {
+    fn of(file: &File) -> io::Result<Version> {
+        let meta = file.metadata()?;
+        Ok(Version {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
+            },
+        })
+    }
+
+    /// `Ok` if `file` is still this version; else [`FileError::Changed`]
+    /// naming it `name`.
+    fn still(&self, file: &File, name: &str) -> Result<(), FileError> {
+        if Version::of(file)? == *self {
+            Ok(())
+        } else {
+            Err(FileError::Changed(name.to_owned()))
+        }
+    }
+}
+
 /// Sends `len` bytes of `source` as chunk frames, then the end frame;
 /// `digest` already holds the chunks before (on a resume). Calls
-/// `progress` with the bytes sent after each chunk.
+/// `unchanged` after reading each chunk, before sending it, and once more
+/// before the end frame: an error there (the file changed) ends the
+/// transfer before another byte of it leaves. Calls `progress` with the
+/// bytes sent after each chunk.
 fn send_chunks(
     w: &mut impl Write,
     source: &mut impl Read,
     len: u64,
     mut digest: Digest,
+    unchanged: &mut dyn FnMut() -> Result<(), FileError>,
     progress: &mut dyn FnMut(u64),
-) -> io::Result<()> {
+) -> Result<(), FileError> {
     let mut buf = Vec::with_capacity(CHUNK);
     let mut sent = 0;
     while sent < len {
         read_chunk(source, &mut buf, CHUNK.min((len - sent) as usize))?;
+        unchanged()?;
         if buf.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the file shrank while being sent",
-            ));
+            )
+            .into());
         }
         let header = Header::for_body(&buf);
         digest.add(&header.md5);
@@ -668,11 +787,14 @@ fn send_chunks(
         sent += buf.len() as u64;
         progress(sent);
     }
+    // Covers a resume with nothing left to send, whose digest came from
+    // the part hashed before the status.
+    unchanged()?;
     let end = Header::for_body(b"")
         .with("end", true)
         .with("size", len)
         .with("digest", digest.hex());
-    write_frame_parts(w, &end, &[])
+    Ok(write_frame_parts(w, &end, &[])?)
 }
 
 /// Receives chunk frames into `sink` until the end frame; exactly `len`

@@ -15,6 +15,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{Entry, FileError, MAX_LISTING, MAX_NAME, NAME_MAX};
+use crate::text::shows_safely;
 
 /// The served directory, canonical, so that containment is a prefix test.
 #[derive(Debug)]
@@ -202,97 +203,5 @@ impl Root {
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok((entries, more))
-    }
-}
-
-/// Whether `c` may appear in a name: it shows as itself on a terminal and
-/// in a listing. Refused are control characters (C0, DEL, C1: they move
-/// the cursor or recolor a terminal, and each grows to six bytes in JSON),
-/// format characters (bidi overrides and isolates that reorder what is
-/// shown, zero-width spaces and joiners that hide a difference, the BOM,
-/// soft hyphen), line and paragraph separators, invisible fillers, and
-/// noncharacters. Invalid UTF-8 never gets this far: names arrive as JSON
-/// strings, and listings skip names on disk that are not UTF-8.
-pub(crate) fn shows_safely(c: char) -> bool {
-    if c.is_control() {
-        return false;
-    }
-    let u = u32::from(c);
-    // Noncharacters: U+FDD0..U+FDEF and the last two of every plane.
-    if (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE {
-        return false;
-    }
-    !matches!(
-        u,
-        // Format (Cf) characters, Unicode 15.1.
-        0x00AD
-            | 0x0600..=0x0605
-            | 0x061C
-            | 0x06DD
-            | 0x070F
-            | 0x0890..=0x0891
-            | 0x08E2
-            | 0x180E
-            | 0x200B..=0x200F
-            | 0x202A..=0x202E
-            | 0x2060..=0x2064
-            | 0x2066..=0x206F
-            | 0xFEFF
-            | 0xFFF9..=0xFFFB
-            | 0x110BD
-            | 0x110CD
-            | 0x13430..=0x1343F
-            | 0x1BCA0..=0x1BCA3
-            | 0x1D173..=0x1D17A
-            | 0xE0001
-            | 0xE0020..=0xE007F
-            // Line and paragraph separators (Zl, Zp).
-            | 0x2028..=0x2029
-            // Invisible: combining grapheme joiner, Hangul and Khmer fillers,
-            // Mongolian variation selectors.
-            | 0x034F
-            | 0x115F..=0x1160
-            | 0x17B4..=0x17B5
-            | 0x180B..=0x180D
-            | 0x180F
-            | 0x3164
-            | 0xFFA0
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shows_safely;
-
-    #[test]
-    fn what_cannot_be_shown_is_refused_and_text_is_not() {
-        for c in [
-            '\n',
-            '\r',
-            '\t',
-            '\x1b',
-            '\x7f',
-            '\u{85}',
-            '\u{9b}',
-            '\u{202e}',
-            '\u{2066}',
-            '\u{200b}',
-            '\u{200d}',
-            '\u{feff}',
-            '\u{2028}',
-            '\u{2029}',
-            '\u{ad}',
-            '\u{3164}',
-            '\u{fffe}',
-            '\u{10ffff}',
-            '\u{e0041}',
-        ] {
-            assert!(!shows_safely(c), "{}", c.escape_unicode());
-        }
-        for c in [
-            'a', ' ', '"', '你', 'é', '\u{301}', '😀', '\u{fe0f}', '\u{fffd}', '-',
-        ] {
-            assert!(shows_safely(c), "{}", c.escape_unicode());
-        }
     }
 }

@@ -2,9 +2,10 @@
 //! `put` requests on one connection until the client leaves, and [`bind`],
 //! which serves it on loopback-friendly defaults.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::net::ToSocketAddrs;
+use std::net::{IpAddr, Ipv6Addr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -15,11 +16,11 @@ use super::name::Root;
 use super::pace::{Paced, Way};
 use super::temp::{TempFile, remove_stale};
 use super::{
-    CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, digest_prefix, encode_listing, field,
-    number, receive_chunks, send_chunks,
+    CHUNK, Digest, FileConfig, FileError, MAX_LISTING_BYTES, Version, digest_prefix,
+    encode_listing, field, number, receive_chunks, send_chunks,
 };
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
-use crate::handler::{BaseRequestHandler, Connection, is_timeout};
+use crate::handler::{Addr, BaseRequestHandler, Connection, is_timeout};
 use crate::server::ThreadingTcpServer;
 
 /// How long an error frame may take to leave: the connection's deadline
@@ -53,11 +54,13 @@ pub struct FileHandler {
     ledger: Mutex<Ledger>,
 }
 
-/// The uploads in flight, together: what they declared (for the budget)
-/// and what they have still to write (for the free-space floor).
+/// The uploads in flight, together: what they declared (for the budget),
+/// what each address declared (for its share), and what they have still
+/// to write (for the free-space floor).
 #[derive(Debug, Default)]
 struct Ledger {
     declared: u64,
+    per_peer: HashMap<IpAddr, u64>,
     unwritten: u64,
 }
 
@@ -65,6 +68,7 @@ struct Ledger {
 /// when it ends, however it ends.
 struct Reservation<'a> {
     ledger: &'a Mutex<Ledger>,
+    peer: Option<IpAddr>,
     declared: u64,
     unwritten: u64,
 }
@@ -86,6 +90,27 @@ impl Drop for Reservation<'_> {
         let mut ledger = lock(self.ledger);
         ledger.declared -= self.declared;
         ledger.unwritten -= self.unwritten;
+        if let Some(peer) = self.peer {
+            if let Some(mine) = ledger.per_peer.get_mut(&peer) {
+                *mine -= self.declared;
+                if *mine == 0 {
+                    ledger.per_peer.remove(&peer);
+                }
+            }
+        }
+    }
+}
+
+/// The key an upload's share of the budget counts under: its client's IP
+/// address, an IPv4-mapped IPv6 address as the IPv4 one, any other IPv6
+/// address as its /64, as the framework's per-peer cap counts
+/// connections; `None` for a Unix-domain client.
+fn peer_key(peer: &Addr) -> Option<IpAddr> {
+    match peer.ip()?.to_canonical() {
+        IpAddr::V6(v6) => Some(IpAddr::V6(Ipv6Addr::from(
+            u128::from(v6) & !((1u128 << 64) - 1),
+        ))),
+        v4 => Some(v4),
     }
 }
 
@@ -181,14 +206,15 @@ impl FileHandler {
     }
 
     fn get(&self, conn: &mut Connection, name: &str, offset: u64) -> Result<(), FileError> {
-        let mut file = File::open(self.root.existing_file(name)?)?;
-        let size = file.metadata()?.len();
+        let file = File::open(self.root.existing_file(name)?)?;
+        let version = Version::of(&file)?;
+        let size = version.len;
         if offset > size || offset % CHUNK as u64 != 0 {
             return Err(FileError::BadOffset { offset, size });
         }
         // The digest covers the whole file, so a resume hashes the part
         // the client already has, here as there.
-        let digest = digest_prefix(&mut file, offset)?;
+        let digest = digest_prefix(&mut &file, offset)?;
         let status = Header::for_body(b"")
             .with("ok", true)
             .with("size", size)
@@ -198,13 +224,28 @@ impl FileHandler {
         // at most `chunk_timeout` per chunk.
         let mut paced = Paced::new(conn, self.config.chunk_timeout, Way::Download);
         write_frame_parts(&mut paced, &status, &[])?;
-        send_chunks(&mut paced, &mut file, size - offset, digest, &mut |_| {})?;
-        Ok(())
+        // A file rewritten meanwhile ends the transfer with an error frame
+        // in place of its next chunk: the client keeps nothing.
+        let mut unchanged = || version.still(&file, name);
+        send_chunks(
+            &mut paced,
+            &mut &file,
+            size - offset,
+            digest,
+            &mut unchanged,
+            &mut |_| {},
+        )
     }
 
-    /// Takes `size` bytes of the upload budget and checks the free space
-    /// beside `dest`, before the client is told to send anything.
-    fn reserve(&self, dest: &Path, size: u64) -> Result<Reservation<'_>, FileError> {
+    /// Takes `size` bytes of the upload budget and of `peer`'s share of
+    /// it, and checks the free space beside `dest`, before the client is
+    /// told to send anything.
+    fn reserve(
+        &self,
+        dest: &Path,
+        size: u64,
+        peer: Option<IpAddr>,
+    ) -> Result<Reservation<'_>, FileError> {
         let mut ledger = lock(&self.ledger);
         let budget = self.config.upload_budget;
         if ledger.declared.saturating_add(size) > budget {
@@ -212,6 +253,15 @@ impl FileHandler {
                 size,
                 in_flight: ledger.declared,
                 budget,
+            });
+        }
+        let mine = peer.map_or(0, |peer| ledger.per_peer.get(&peer).copied().unwrap_or(0));
+        let share = self.config.upload_budget_per_peer;
+        if peer.is_some() && mine.saturating_add(size) > share {
+            return Err(FileError::OverPeerBudget {
+                size,
+                in_flight: mine,
+                budget: share,
             });
         }
         #[cfg(unix)]
@@ -232,8 +282,12 @@ impl FileHandler {
         let _ = dest;
         ledger.declared += size;
         ledger.unwritten += size;
+        if let Some(peer) = peer {
+            *ledger.per_peer.entry(peer).or_default() += size;
+        }
         Ok(Reservation {
             ledger: &self.ledger,
+            peer,
             declared: size,
             unwritten: size,
         })
@@ -256,7 +310,8 @@ impl FileHandler {
             });
         }
         let dest = self.root.new_file(name, overwrite)?;
-        let mut reservation = self.reserve(&dest, size)?;
+        let peer = peer_key(conn.peer_addr());
+        let mut reservation = self.reserve(&dest, size, peer)?;
         let mut temp = TempFile::beside(&dest)?;
         // However slowly it drips, an upload holds its share of the
         // budget for at most `chunk_timeout` per chunk.
@@ -374,4 +429,24 @@ pub fn bind(
         .max_connections(max_clients)
         .max_per_peer(max_per_peer)
         .bind(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peer_key;
+    use crate::handler::Addr;
+
+    #[test]
+    fn an_address_s_share_counts_as_the_per_peer_cap_does() {
+        let key = |a: &str| peer_key(&Addr::Inet(a.parse().unwrap())).unwrap();
+        assert_eq!(key("127.0.0.2:1"), key("127.0.0.2:2"));
+        assert_ne!(key("127.0.0.2:1"), key("127.0.0.1:1"));
+        assert_eq!(key("[::ffff:127.0.0.2]:1"), key("127.0.0.2:1"), "mapped");
+        assert_eq!(
+            key("[2001:db8::1]:1"),
+            key("[2001:db8::ffff:2]:1"),
+            "one /64"
+        );
+        assert_ne!(key("[2001:db8::1]:1"), key("[2001:db8:0:1::1]:1"));
+    }
 }

@@ -80,7 +80,12 @@ pub fn temp_uploads(dir: &Path) -> Vec<PathBuf> {
 /// Starts an upload of `size` bytes on a raw connection and leaves it
 /// waiting for its data once the server has said yes.
 pub fn stalled_upload(addr: SocketAddr, name: &str, size: u64) -> TcpStream {
-    let mut raw = TcpStream::connect(addr).unwrap();
+    stalled_upload_on(TcpStream::connect(addr).unwrap(), name, size)
+}
+
+/// [`stalled_upload`] on a connection made already (from another source
+/// address, say).
+pub fn stalled_upload_on(mut raw: TcpStream, name: &str, size: u64) -> TcpStream {
     let put = Header::for_body(b"")
         .with("op", "put")
         .with("name", name)

@@ -312,12 +312,14 @@ pub fn connect_from(
     source: std::net::IpAddr,
     to: std::net::SocketAddr,
 ) -> std::io::Result<std::net::TcpStream> {
-    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, bind, connect, socket_with};
     let family = match source {
         std::net::IpAddr::V4(_) => AddressFamily::INET,
         std::net::IpAddr::V6(_) => AddressFamily::INET6,
     };
-    let fd = socket(family, SocketType::STREAM, None)?;
+    // Close-on-exec, as std's sockets are: a child process started
+    // meanwhile (an example server) must not inherit it.
+    let fd = socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
     bind(&fd, &std::net::SocketAddr::new(source, 0))?;
     connect(&fd, &to)?;
     Ok(std::net::TcpStream::from(fd))
