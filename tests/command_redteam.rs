@@ -142,19 +142,17 @@ fn finding_1_a_root_command_takes_over_its_init_and_outlives_the_server() {
     )
     .unwrap();
     let started = Instant::now();
-    let outlived_timeout;
-    let outlived_server;
-    {
+    let outlived_timeout = {
         let server = server(&["--timeout-ms", "8000"]);
         let reply = framed(server.addr).run(&format!("sh {}", script.display()));
         eprintln!("reply after {:?}: {reply:?}", started.elapsed());
         // The timeout is 8 s (gdb takes seconds to load a debug build); a
         // second past the reply for the kernel.
         thread::sleep(Duration::from_secs(1));
-        outlived_timeout = pids(&["sleep", init_tag]).len() + pids(&["sleep", bg_tag]).len();
-    } // the server is killed (SIGKILL) here
+        pids(&["sleep", init_tag]).len() + pids(&["sleep", bg_tag]).len()
+    }; // the server is killed (SIGKILL) here
     thread::sleep(Duration::from_secs(1));
-    outlived_server = pids(&["sleep", init_tag]).len() + pids(&["sleep", bg_tag]).len();
+    let outlived_server = pids(&["sleep", init_tag]).len() + pids(&["sleep", bg_tag]).len();
     let killed = kill_all(&["sleep", init_tag]) + kill_all(&["sleep", bg_tag]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
