@@ -251,6 +251,97 @@ fn finding_3_a_relay_dumps_a_core_of_the_servers_memory() {
     );
 }
 
+/// The pids of every process of user `uid`.
+fn processes_of(uid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            let real = status.lines().find(|l| l.starts_with("Uid:"))?;
+            (real.split_whitespace().nth(1)? == uid.to_string()).then_some(pid)
+        })
+        .collect()
+}
+
+/// Finding 6 (high where a per-user or per-service task limit applies:
+/// `ulimit -u`, systemd's `TasksMax`, a container's pids limit): a command
+/// that fills its user's process limit and then frees a few slots makes
+/// the next command's thread spawns fail, and `exec::run` does not survive
+/// that: `thread::scope`'s `spawn` panics. With 5 slots free the pipe
+/// reader starts and the watchdog does not; the scope then waits for the
+/// reader, the reader for the command's pipes, and the command runs
+/// without a deadline, its slot and connection held, until it ends by
+/// itself (measured: `sleep 9.5` ran 9.5 s under a 4 s timeout; the log
+/// says "handler panicked: failed to spawn thread"). With 4 free, the
+/// reader fails, the unwinding drops the relay's `Child` unreaped, and it
+/// stays a zombie of the server for good (1 per attempt). With 3 free, the
+/// relay's fork fails and is reported as "socket timed out" (EAGAIN read
+/// as a timeout). The attacker needs only a loop over how many it frees.
+#[test]
+#[ignore = "finding 6: a command that exhausts its user's task limit makes the next command run past its timeout (watchdog thread never started) or leave a zombie"]
+fn finding_6_thread_exhaustion_unbounds_the_next_command() {
+    const UID: u32 = 4242;
+    if !is_root() || !have("prlimit") || !have("setpriv") || !have("perl") || !namespaces_here() {
+        eprintln!("SKIPPED: needs root (to run as an unused uid), prlimit, setpriv, perl");
+        return;
+    }
+    if !processes_of(UID).is_empty() {
+        eprintln!("SKIPPED: uid {UID} is in use here");
+        return;
+    }
+    let exe = example("cmd_server").get_program().to_owned();
+    let dir = scratch("finding6");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut outcomes = Vec::new();
+    for free in 3..=7 {
+        let ready = dir.join(format!("ready{free}"));
+        let mut command = Command::new("prlimit");
+        command
+            .args(["--nproc=40:40", "setpriv", "--reuid=4242", "--regid=4242"])
+            .arg("--clear-groups")
+            .arg(&exe)
+            .args(["127.0.0.1:0", "--timeout-ms", "3000"])
+            .process_group(0);
+        let server = start_server(command);
+        let pid = server.child.id();
+        let addr = server.addr;
+        let fill = format!(
+            "perl -e 'my ($k, $r) = @ARGV; my @kids; while (1) {{ my $p = fork(); last unless defined $p; \
+             if (!$p) {{ sleep 60; exit 0 }} push @kids, $p }} my $n = @kids; \
+             for (1..$k) {{ my $p = shift @kids; kill 9, $p; waitpid $p, 0 }} \
+             open my $f, q(>), $r; print $f qq($n\\n); close $f; sleep 60' {free} {}",
+            ready.display()
+        );
+        let attacker = thread::spawn(move || framed(addr).run(&fill));
+        let filled = within(Duration::from_secs(5), || {
+            std::fs::read_to_string(&ready).is_ok_and(|s| s.ends_with('\n'))
+        });
+        let started = Instant::now();
+        let victim = Client::connect(addr, Protocol::Framed).map(|mut c| c.run("sleep 7.25"));
+        let took = started.elapsed();
+        let _ = attacker.join();
+        thread::sleep(Duration::from_secs(1));
+        let zombies = children_of(pid).iter().filter(|(_, s)| *s == 'Z').count();
+        outcomes.push((free, filled, took, zombies, format!("{victim:?}")));
+        drop(server);
+        for pid in processes_of(UID) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        within(Duration::from_secs(2), || processes_of(UID).is_empty());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let bad: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, _, took, zombies, _)| *took > Duration::from_secs(5) || *zombies > 0)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "(free slots, filled, victim's reply after, zombies left, reply) past a 3 s timeout: {bad:#?}"
+    );
+}
+
 /// Sends `parts` to `addr` as raw seed-form writes, `pause` apart, and
 /// returns the reply's first bytes.
 fn raw_request(addr: SocketAddr, parts: &[&[u8]], pause: Duration) -> Vec<u8> {
