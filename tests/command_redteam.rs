@@ -20,25 +20,10 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{example, figures, serve_commands, start_server, within};
-use socketserver::command::{self, Client, CommandConfig, CommandError, CommandHandler};
-use socketserver::command::{Containment, Protocol};
-
-/// The pids of live processes whose command line is exactly `argv`.
-fn pids(argv: &[&str]) -> Vec<i32> {
-    let wanted: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            (std::fs::read(e.path().join("cmdline")).ok()? == wanted).then_some(pid)
-        })
-        .collect()
-}
+use common::{
+    cmd_server, example, figures, namespaces_here, pids, serve_commands, start_server, within,
+};
+use socketserver::command::{self, Client, CommandConfig, CommandError, Protocol};
 
 /// Kills whatever runs `argv` and says how many there were.
 fn kill_all(argv: &[&str]) -> usize {
@@ -74,17 +59,6 @@ fn have(program: &str) -> bool {
         .args(["-c", &format!("command -v {program} >/dev/null")])
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn namespaces_here() -> bool {
-    CommandHandler::new(CommandConfig::default().containment(Containment::Namespace)).is_ok()
-}
-
-/// `cmd_server` on 127.0.0.1, port 0, with `args`, in a group of its own.
-fn server(args: &[&str]) -> common::Running {
-    let mut command = example("cmd_server");
-    command.arg("127.0.0.1:0").args(args).process_group(0);
-    start_server(command)
 }
 
 fn framed(addr: SocketAddr) -> Client {
@@ -143,7 +117,7 @@ fn finding_1_a_root_command_takes_over_its_init_and_outlives_the_server() {
     .unwrap();
     let started = Instant::now();
     let outlived_timeout = {
-        let server = server(&["--timeout-ms", "8000"]);
+        let server = cmd_server(&["--timeout-ms", "8000"]);
         let reply = framed(server.addr).run(&format!("sh {}", script.display()));
         eprintln!("reply after {:?}: {reply:?}", started.elapsed());
         // The timeout is 8 s (gdb takes seconds to load a debug build); a
@@ -532,6 +506,18 @@ fn held_relay_and_init_hold_one_pipe_and_are_out_of_a_commands_reach() {
     assert!(out.matches("Permission denied").count() >= 6, "{out}");
 }
 
+/// Fails unless, within `wait`, the server `pid` has no child (no zombie
+/// either) and its threads and descriptors are `before` again.
+fn assert_back_to(pid: u32, before: (usize, usize), wait: Duration) {
+    assert!(
+        within(wait, || children_of(pid).is_empty()
+            && figures(pid) == before),
+        "children {:?}, figures {:?} (before {before:?})",
+        children_of(pid),
+        figures(pid)
+    );
+}
+
 /// 400 processes (a quarter in sessions of their own, a quarter
 /// double-forked into new sessions, a quarter stopped with SIGSTOP, all
 /// with cleared environments and closed streams): the reply comes, and a
@@ -545,7 +531,7 @@ fn held_a_storm_of_escapes_ends_with_its_command() {
         return;
     }
     let tag = "48.21";
-    let server = server(&["--timeout-ms", "20000"]);
+    let server = cmd_server(&["--timeout-ms", "20000"]);
     let pid = server.child.id();
     let before = figures(pid);
     let storm = format!(
@@ -561,13 +547,7 @@ fn held_a_storm_of_escapes_ends_with_its_command() {
     let gone = within(Duration::from_secs(1), || pids(&["sleep", tag]).is_empty());
     let left = kill_all(&["sleep", tag]);
     assert!(gone && left == 0, "{left} left after {took:?}");
-    assert!(
-        within(Duration::from_secs(1), || children_of(pid).is_empty()
-            && figures(pid) == before),
-        "children {:?}, figures {:?} (before {before:?})",
-        children_of(pid),
-        figures(pid)
-    );
+    assert_back_to(pid, before, Duration::from_secs(1));
     assert!(took < Duration::from_secs(15), "reply after {took:?}");
 }
 
@@ -582,7 +562,7 @@ fn held_commands_racing_their_deadline_leave_nothing() {
         return;
     }
     let tag = "48.31";
-    let server = server(&["--timeout-ms", "200"]);
+    let server = cmd_server(&["--timeout-ms", "200"]);
     let pid = server.child.id();
     let before = figures(pid);
     let mut client = framed(server.addr);
@@ -601,13 +581,7 @@ fn held_commands_racing_their_deadline_leave_nothing() {
     }
     eprintln!("{ended} ended, {timed_out} timed out");
     drop(client);
-    assert!(
-        within(Duration::from_secs(2), || children_of(pid).is_empty()
-            && figures(pid) == before),
-        "children {:?}, figures {:?} (before {before:?})",
-        children_of(pid),
-        figures(pid)
-    );
+    assert_back_to(pid, before, Duration::from_secs(2));
 }
 
 /// Signals a command sends to its pid 1 (the init, which has the server's
@@ -619,7 +593,7 @@ fn held_signals_to_the_init_from_inside_change_nothing() {
         eprintln!("SKIPPED: needs PID namespaces");
         return;
     }
-    let server = server(&[]);
+    let server = cmd_server(&[]);
     let mut client = framed(server.addr);
     for signal in ["INT", "TERM", "HUP", "USR1", "KILL", "STOP"] {
         let line =
@@ -640,7 +614,7 @@ fn held_nested_namespaces_end_with_the_command() {
         return;
     }
     let tag = "48.41";
-    let server = server(&[]);
+    let server = cmd_server(&[]);
     let reply = framed(server.addr)
         .run(&format!(
             "sh -c 'unshare -Urpf --mount-proc sleep {tag} </dev/null >/dev/null 2>&1 & sleep 0.3; echo started'"
