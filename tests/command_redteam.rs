@@ -316,6 +316,55 @@ fn finding_6_thread_exhaustion_unbounds_the_next_command() {
     );
 }
 
+/// The ids of System V shared memory segments, from the kernel's list.
+fn shm_ids() -> Vec<String> {
+    std::fs::read_to_string("/proc/sysvipc/shm")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect()
+}
+
+/// Finding 7 (medium: memory that outlives the command, the timeout and
+/// the server): the namespace ends processes, not what they leave in the
+/// machine's shared namespaces. A command creates System V shared memory
+/// segments (`shmget(IPC_PRIVATE)`, touch, detach, exit) and they stay,
+/// charged to nobody running: measured 4 x 64 MiB from one command as
+/// `nobody` (`Shmem` 9.8 -> 272 MiB, still there after the server
+/// stopped), and every client may do it again (`kernel.shmall` is
+/// effectively unlimited). `/dev/shm` and `/tmp` files alike; the IPC part
+/// is one flag away (`CLONE_NEWIPC` beside `CLONE_NEWPID`: the segments
+/// then go with the namespace), the rest is for the README's "bounds
+/// lifetimes, nothing more". Here: one 1 MiB segment.
+#[test]
+#[ignore = "finding 7: System V shared memory a command creates outlives it (no IPC namespace)"]
+fn finding_7_shared_memory_outlives_the_command() {
+    if !namespaces_here() || !have("perl") {
+        eprintln!("SKIPPED: needs PID namespaces and perl");
+        return;
+    }
+    let before = shm_ids();
+    let server = cmd_server(&[]);
+    let reply = framed(server.addr)
+        .run("perl -e 'my $id = shmget(0, 1 << 20, 0600 | 01000); shmwrite($id, q(x) x 4096, 0, 4096); print qq($id\\n)'")
+        .unwrap();
+    drop(server);
+    let id = String::from_utf8_lossy(&reply.stdout).trim().to_owned();
+    // Only the command's own segment is looked for and removed.
+    let left: Vec<String> = shm_ids()
+        .into_iter()
+        .filter(|s| *s == id && !before.contains(s))
+        .collect();
+    for id in &left {
+        let _ = Command::new("ipcrm").args(["-m", id]).status();
+    }
+    assert!(
+        !id.is_empty() && left.is_empty(),
+        "segment {id:?} created by the command is still there: {left:?} (removed now)"
+    );
+}
+
 /// Sends `parts` to `addr` as raw seed-form writes, `pause` apart, and
 /// returns the reply's first bytes.
 fn raw_request(addr: SocketAddr, parts: &[&[u8]], pause: Duration) -> Vec<u8> {
