@@ -374,8 +374,7 @@ fn finding_7_shared_memory_outlives_the_command() {
 /// the end of its own command does not look for other markers. So command
 /// B copies anchor command A's `SOCKETSERVER_COMMAND`, starts `setsid -f
 /// env -i MARKER sleep`, and ends: B's reply came in 70 ms, the sleep lived
-/// on ~3 s until A ended. Re-executing itself with the marker of whichever
-/// command runs next, it lives as long as the server is kept busy.
+/// on ~3 s until A ended (A's own scans had registered it: it dies with A).
 #[test]
 #[ignore = "finding 8: under the scan, a process that carries another running command's marker outlives its own command"]
 fn finding_8_under_the_scan_a_borrowed_marker_outlives_the_command() {
