@@ -184,15 +184,7 @@ fn output_past_the_cap_is_cut_and_flagged() {
 
 /// Processes (zombies too) whose command line is exactly `argv`.
 fn processes(argv: &[&str]) -> usize {
-    let wanted: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|cmdline| cmdline == &wanted)
-        .count()
+    common::pids(argv).len()
 }
 
 /// Waits, within a bound, for a condition on the outside world (a process

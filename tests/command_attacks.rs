@@ -16,27 +16,11 @@ use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect_from, example, figures, serve_commands as serve, start_server, within};
+use common::{connect_from, example, figures, pids, serve_commands as serve, start_server, within};
 use socketserver::command::{Client, CommandConfig, CommandError, Protocol};
 use socketserver::frame::{Frame, Header, read_frame, write_frame_with};
 
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-
-/// The pids of processes (zombies too) whose command line is exactly `argv`.
-fn pids(argv: &[&str]) -> Vec<i32> {
-    let wanted: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            (std::fs::read(e.path().join("cmdline")).ok()? == wanted).then_some(pid)
-        })
-        .collect()
-}
 
 /// Ends processes this test started and found escaped, by pid.
 fn end(pids: &[i32]) {

@@ -13,29 +13,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{example, start_server};
-use socketserver::command::{Client, CommandConfig, CommandHandler, Containment, Protocol};
-
-/// The pids of live processes and zombies whose command line is exactly
-/// `argv` (a zombie's is empty: those are counted by [`children`]).
-fn pids(argv: &[&str]) -> Vec<i32> {
-    let wanted: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            (std::fs::read(e.path().join("cmdline")).ok()? == wanted).then_some(pid)
-        })
-        .collect()
-}
+use common::{cmd_server, namespaces_here, pids};
+use socketserver::command::{Client, Protocol};
 
 /// Processes (zombies too) whose parent is `pid`.
 fn children(pid: u32) -> usize {
@@ -75,17 +57,6 @@ fn assert_gone(argv: &[&str], what: &str) {
     assert!(left.is_empty(), "{what}: {argv:?} outlived it: {left:?}");
 }
 
-fn namespaces_here() -> bool {
-    CommandHandler::new(CommandConfig::default().containment(Containment::Namespace)).is_ok()
-}
-
-/// `cmd_server` with `args`, in a process group of its own.
-fn server(args: &[&str]) -> common::Running {
-    let mut command = example("cmd_server");
-    command.arg("127.0.0.1:0").args(args).process_group(0);
-    start_server(command)
-}
-
 fn framed(addr: SocketAddr) -> Client {
     Client::connect(addr, Protocol::Framed).unwrap()
 }
@@ -118,7 +89,7 @@ fn escapes(server_group: u32, tag: &str) -> [(&'static str, String); 2] {
 }
 
 fn the_servers_own_group_is_no_hiding_place(containment: &str, tag: &str) {
-    let server = server(&["--containment", containment, "--timeout-ms", "2000"]);
+    let server = cmd_server(&["--containment", containment, "--timeout-ms", "2000"]);
     let pid = server.child.id();
     let mut client = framed(server.addr);
     for (what, line) in escapes(pid, tag) {
@@ -184,7 +155,7 @@ fn mid_command(server: &common::Running, a: &str, b: &str) -> thread::JoinHandle
 
 fn commands_end_with_the_server(containment: &str, signal: &str, tag: &str) {
     let (a, b) = (format!("{tag}1"), format!("{tag}2"));
-    let mut server = server(&[
+    let mut server = cmd_server(&[
         "--containment",
         containment,
         "--shell",

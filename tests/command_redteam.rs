@@ -2,11 +2,14 @@
 //! namespaces (relay, init, command), the HTTP refusal, the token's reach.
 //!
 //! Each finding is a test that failed on that code, committed `#[ignore]`d
-//! with its number and un-ignored with its fix (all six are fixed: the
-//! command's namespace sits in a user namespace, root's too, and the relay
-//! and the init are not dumpable; descriptors the server inherited are
-//! closed on exec; the HTTP filter knows every version and a request
-//! line's start; a thread that cannot start fails the command); each
+//! with its number and un-ignored with its fix. Fixed: 1 (the command's
+//! namespace sits in a user namespace, root's too, and the relay and the
+//! init are not dumpable), 2 (descriptors the server inherited are closed
+//! on exec), 3 (likewise: no core), 4 and 5 (the HTTP filter knows every
+//! version and a request line's start), 6 (a thread that cannot start
+//! fails the command, watchdog first), 7 (an IPC namespace beside the PID
+//! namespace). Finding 8 stays ignored: it is a limit of the scan, which
+//! holds only where no namespace can be had (docs/SECURITY.md). Each
 //! thing that held is a test that passes. Servers are `cmd_server` processes (or a handler in this
 //! process), on loopback only; every escaping process has arguments of its
 //! own (`sleep 47.11`), so a test counts exactly what it started and kills
@@ -24,25 +27,10 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{example, figures, serve_commands, start_server, within};
-use socketserver::command::{self, Client, CommandConfig, CommandError, CommandHandler};
-use socketserver::command::{Containment, Protocol};
-
-/// The pids of live processes whose command line is exactly `argv`.
-fn pids(argv: &[&str]) -> Vec<i32> {
-    let wanted: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            (std::fs::read(e.path().join("cmdline")).ok()? == wanted).then_some(pid)
-        })
-        .collect()
-}
+use common::{
+    cmd_server, example, figures, namespaces_here, pids, serve_commands, start_server, within,
+};
+use socketserver::command::{self, Client, CommandConfig, CommandError, Protocol};
 
 /// Kills whatever runs `argv` and says how many there were.
 fn kill_all(argv: &[&str]) -> usize {
@@ -78,17 +66,6 @@ fn have(program: &str) -> bool {
         .args(["-c", &format!("command -v {program} >/dev/null")])
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn namespaces_here() -> bool {
-    CommandHandler::new(CommandConfig::default().containment(Containment::Namespace)).is_ok()
-}
-
-/// `cmd_server` on 127.0.0.1, port 0, with `args`, in a group of its own.
-fn server(args: &[&str]) -> common::Running {
-    let mut command = example("cmd_server");
-    command.arg("127.0.0.1:0").args(args).process_group(0);
-    start_server(command)
 }
 
 fn framed(addr: SocketAddr) -> Client {
@@ -146,7 +123,7 @@ fn finding_1_a_root_command_takes_over_its_init_and_outlives_the_server() {
     .unwrap();
     let started = Instant::now();
     let outlived_timeout = {
-        let server = server(&["--timeout-ms", "8000"]);
+        let server = cmd_server(&["--timeout-ms", "8000"]);
         let reply = framed(server.addr).run(&format!("sh {}", script.display()));
         eprintln!("reply after {:?}: {reply:?}", started.elapsed());
         // The timeout is 8 s (gdb takes seconds to load a debug build); a
@@ -342,6 +319,98 @@ fn finding_6_thread_exhaustion_unbounds_the_next_command() {
     );
 }
 
+/// The ids of System V shared memory segments, from the kernel's list.
+fn shm_ids() -> Vec<String> {
+    std::fs::read_to_string("/proc/sysvipc/shm")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect()
+}
+
+/// Finding 7 (medium: memory that outlives the command, the timeout and
+/// the server): the namespace ends processes, not what they leave in the
+/// machine's shared namespaces. A command creates System V shared memory
+/// segments (`shmget(IPC_PRIVATE)`, touch, detach, exit) and they stay,
+/// charged to nobody running: measured 4 x 64 MiB from one command as
+/// `nobody` (`Shmem` 9.8 -> 272 MiB, still there after the server
+/// stopped), and every client may do it again (`kernel.shmall` is
+/// effectively unlimited). `/dev/shm` and `/tmp` files alike; the IPC part
+/// is one flag away (`CLONE_NEWIPC` beside `CLONE_NEWPID`: the segments
+/// then go with the namespace), the rest is for the README's "bounds
+/// lifetimes, nothing more". Here: one 1 MiB segment.
+#[test]
+fn finding_7_shared_memory_outlives_the_command() {
+    if !namespaces_here() || !have("perl") {
+        eprintln!("SKIPPED: needs PID namespaces and perl");
+        return;
+    }
+    let before = shm_ids();
+    let server = cmd_server(&[]);
+    let reply = framed(server.addr)
+        .run("perl -e 'my $id = shmget(0, 1 << 20, 0600 | 01000); shmwrite($id, q(x) x 4096, 0, 4096); print qq($id\\n)'")
+        .unwrap();
+    drop(server);
+    let id = String::from_utf8_lossy(&reply.stdout).trim().to_owned();
+    // Only the command's own segment is looked for and removed.
+    let left: Vec<String> = shm_ids()
+        .into_iter()
+        .filter(|s| *s == id && !before.contains(s))
+        .collect();
+    for id in &left {
+        let _ = Command::new("ipcrm").args(["-m", id]).status();
+    }
+    assert!(
+        !id.is_empty() && left.is_empty(),
+        "segment {id:?} created by the command is still there: {left:?} (removed now)"
+    );
+}
+
+/// Finding 8 (medium, where the scan is in force: no unprivileged user
+/// namespaces, as on Ubuntu 24.04's default AppArmor policy, or
+/// `--containment scan`): a process outlives its command by wearing
+/// another running command's marker. The markers are in each command's
+/// environment, readable by every process of the same user; the sweep
+/// spares a server's orphan that carries any running command's marker, and
+/// the end of its own command does not look for other markers. So command
+/// B copies anchor command A's `SOCKETSERVER_COMMAND`, starts `setsid -f
+/// env -i MARKER sleep`, and ends: B's reply came in 70 ms, the sleep lived
+/// on ~3 s until A ended (A's own scans had registered it: it dies with A).
+#[test]
+#[ignore = "finding 8: under the scan, a process that carries another running command's marker outlives its own command"]
+fn finding_8_under_the_scan_a_borrowed_marker_outlives_the_command() {
+    if !have("pgrep") || !have("setsid") {
+        eprintln!("SKIPPED: needs pgrep and setsid");
+        return;
+    }
+    let (anchor, escapee) = ("2.051", "48.61");
+    let server = cmd_server(&["--containment", "scan"]);
+    let addr = server.addr;
+    let a = thread::spawn(move || framed(addr).run(&format!("sleep {anchor}")));
+    assert!(
+        within(Duration::from_secs(5), || pids(&["sleep", anchor]).len()
+            == 1),
+        "the anchor never ran"
+    );
+    let line = format!(
+        "sh -c 'A=$(pgrep -x -f \"sleep {anchor}\"); \
+         M=$(tr \"\\0\" \"\\n\" < /proc/$A/environ | grep ^SOCKETSERVER_COMMAND=); \
+         setsid -f env -i \"$M\" sleep {escapee} </dev/null >/dev/null 2>&1; sleep 0.05'"
+    );
+    let reply = framed(addr).run(&line).unwrap();
+    assert_eq!(reply.exit, Some(0), "{reply:?}");
+    let gone = within(Duration::from_millis(500), || {
+        pids(&["sleep", escapee]).is_empty()
+    });
+    let _ = a.join();
+    let killed = kill_all(&["sleep", escapee]);
+    assert!(
+        gone,
+        "the escapee outlived its command's reply by 500 ms ({killed} killed now)"
+    );
+}
+
 /// Sends `parts` to `addr` as raw seed-form writes, `pause` apart, and
 /// returns the reply's first bytes.
 fn raw_request(addr: SocketAddr, parts: &[&[u8]], pause: Duration) -> Vec<u8> {
@@ -455,7 +524,7 @@ fn unprivileged_server(args: &[&str]) -> Option<common::Running> {
 /// What a command tries on its relay and its init: ptrace its pid 1, read
 /// their environment, memory and maps through the server's /proc.
 const REACH: &str = r#"
-import ctypes, os
+import ctypes, os, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
 r = libc.ptrace(16, 1, 0, 0)
 print("attach 1:", "ok" if r == 0 else os.strerror(ctypes.get_errno()))
@@ -475,6 +544,8 @@ for p in os.listdir("/proc"):
                 print(who, f, "READ")
             except OSError as e:
                 print(who, f, e.strerror)
+sys.stdout.flush()
+time.sleep(1)  # the test looks at the relay and the init meanwhile
 "#;
 
 /// The relay and the init, copies of the server's memory, hold one pipe
@@ -495,7 +566,7 @@ fn held_relay_and_init_hold_one_pipe_and_are_out_of_a_commands_reach() {
     // (setpriv executes the server: the child is the server itself.)
     let server_pid = server.child.id();
     let addr = server.addr;
-    let line = format!("python3 -c '{REACH}' ; sleep 1");
+    let line = format!("python3 -c '{REACH}'");
     let client = thread::spawn(move || framed(addr).run(&line));
     // While it runs: the relay (the server's child) and the init (the
     // relay's), their descriptors as the test sees them.
@@ -520,7 +591,10 @@ fn held_relay_and_init_hold_one_pipe_and_are_out_of_a_commands_reach() {
     });
     let reply = client.join().unwrap().unwrap();
     let out = String::from_utf8_lossy(&reply.stdout).into_owned();
-    assert!(seen, "no relay and init seen; {fds:?}");
+    assert!(
+        seen,
+        "no relay and init seen; {fds:?}; the command said {out}"
+    );
     for links in &fds {
         assert_eq!(links.len(), 1, "{fds:?}");
         assert!(links[0].starts_with("pipe:"), "{fds:?}");
@@ -528,6 +602,18 @@ fn held_relay_and_init_hold_one_pipe_and_are_out_of_a_commands_reach() {
     assert!(out.contains("attach 1: Operation not permitted"), "{out}");
     assert!(!out.contains("READ"), "{out}");
     assert!(out.matches("Permission denied").count() >= 6, "{out}");
+}
+
+/// Fails unless, within `wait`, the server `pid` has no child (no zombie
+/// either) and its threads and descriptors are `before` again.
+fn assert_back_to(pid: u32, before: (usize, usize), wait: Duration) {
+    assert!(
+        within(wait, || children_of(pid).is_empty()
+            && figures(pid) == before),
+        "children {:?}, figures {:?} (before {before:?})",
+        children_of(pid),
+        figures(pid)
+    );
 }
 
 /// 400 processes (a quarter in sessions of their own, a quarter
@@ -543,7 +629,7 @@ fn held_a_storm_of_escapes_ends_with_its_command() {
         return;
     }
     let tag = "48.21";
-    let server = server(&["--timeout-ms", "20000"]);
+    let server = cmd_server(&["--timeout-ms", "20000"]);
     let pid = server.child.id();
     let before = figures(pid);
     let storm = format!(
@@ -559,13 +645,7 @@ fn held_a_storm_of_escapes_ends_with_its_command() {
     let gone = within(Duration::from_secs(1), || pids(&["sleep", tag]).is_empty());
     let left = kill_all(&["sleep", tag]);
     assert!(gone && left == 0, "{left} left after {took:?}");
-    assert!(
-        within(Duration::from_secs(1), || children_of(pid).is_empty()
-            && figures(pid) == before),
-        "children {:?}, figures {:?} (before {before:?})",
-        children_of(pid),
-        figures(pid)
-    );
+    assert_back_to(pid, before, Duration::from_secs(1));
     assert!(took < Duration::from_secs(15), "reply after {took:?}");
 }
 
@@ -580,7 +660,7 @@ fn held_commands_racing_their_deadline_leave_nothing() {
         return;
     }
     let tag = "48.31";
-    let server = server(&["--timeout-ms", "200"]);
+    let server = cmd_server(&["--timeout-ms", "200"]);
     let pid = server.child.id();
     let before = figures(pid);
     let mut client = framed(server.addr);
@@ -599,13 +679,7 @@ fn held_commands_racing_their_deadline_leave_nothing() {
     }
     eprintln!("{ended} ended, {timed_out} timed out");
     drop(client);
-    assert!(
-        within(Duration::from_secs(2), || children_of(pid).is_empty()
-            && figures(pid) == before),
-        "children {:?}, figures {:?} (before {before:?})",
-        children_of(pid),
-        figures(pid)
-    );
+    assert_back_to(pid, before, Duration::from_secs(2));
 }
 
 /// Signals a command sends to its pid 1 (the init, which has the server's
@@ -617,7 +691,7 @@ fn held_signals_to_the_init_from_inside_change_nothing() {
         eprintln!("SKIPPED: needs PID namespaces");
         return;
     }
-    let server = server(&[]);
+    let server = cmd_server(&[]);
     let mut client = framed(server.addr);
     for signal in ["INT", "TERM", "HUP", "USR1", "KILL", "STOP"] {
         let line =
@@ -638,7 +712,7 @@ fn held_nested_namespaces_end_with_the_command() {
         return;
     }
     let tag = "48.41";
-    let server = server(&[]);
+    let server = cmd_server(&[]);
     let reply = framed(server.addr)
         .run(&format!(
             "sh -c 'unshare -Urpf --mount-proc sleep {tag} </dev/null >/dev/null 2>&1 & sleep 0.3; echo started'"

@@ -48,6 +48,11 @@
 //! other descriptor is closed on `exec`, those the server inherited open
 //! too.
 //!
+//! The PID namespace has an IPC namespace of its own beside it, so System V
+//! shared memory, semaphores and message queues the command makes end with
+//! it too. Files it leaves (in `/tmp`, or POSIX shared memory in `/dev/shm`)
+//! are files, and stay.
+//!
 //! What the namespace is not: a sandbox. `/proc` is the server's, files and
 //! the network are as reachable as the server's user can reach them, and
 //! a service the command asks to start a process (cron, `systemd-run`,
@@ -348,7 +353,10 @@ fn enter(plan: &Plan, probe: bool) -> io::Result<()> {
     // SAFETY: a valid two-element array.
     check(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) })?;
     let [from_init, to_relay] = pipe;
-    let init = raw_fork(libc::CLONE_NEWPID)?;
+    // An IPC namespace with it: System V shared memory, semaphores and
+    // message queues the command makes end with the namespace, as its
+    // processes do.
+    let init = raw_fork(libc::CLONE_NEWPID | libc::CLONE_NEWIPC)?;
     if init > 0 {
         relay(init, from_init)
     }

@@ -360,6 +360,24 @@ pub fn figures(pid: u32) -> (usize, usize) {
     (count("task"), count("fd"))
 }
 
+/// The pids of live processes (and zombies not yet emptied) whose command
+/// line is exactly `argv`: what the process tests count their escapees by,
+/// each `sleep` given arguments of its own (`sleep 43.11`).
+pub fn pids(argv: &[&str]) -> Vec<i32> {
+    let wanted: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            (std::fs::read(e.path().join("cmdline")).ok()? == wanted).then_some(pid)
+        })
+        .collect()
+}
+
 /// Processes (zombies too) whose parent is `pid`.
 pub fn children(pid: u32) -> usize {
     std::fs::read_dir("/proc")
@@ -386,4 +404,22 @@ pub fn serve_commands(
     let serving = std::sync::Arc::clone(&server);
     std::thread::spawn(move || serving.serve_forever());
     (addr, server)
+}
+
+/// Whether commands can run in PID namespaces here (as root, or in a user
+/// namespace where the system allows unprivileged ones).
+#[cfg(unix)]
+pub fn namespaces_here() -> bool {
+    use socketserver::command::{CommandConfig, CommandHandler, Containment};
+    CommandHandler::new(CommandConfig::default().containment(Containment::Namespace)).is_ok()
+}
+
+/// `cmd_server` on 127.0.0.1, port 0, with `args`, in a process group of
+/// its own (so an escape has a group to aim at, and the test can count).
+#[cfg(unix)]
+pub fn cmd_server(args: &[&str]) -> Running {
+    use std::os::unix::process::CommandExt;
+    let mut command = example("cmd_server");
+    command.arg("127.0.0.1:0").args(args).process_group(0);
+    start_server(command)
 }
