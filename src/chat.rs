@@ -66,7 +66,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -154,7 +154,7 @@ impl std::fmt::Debug for Room {
 /// # Errors
 ///
 /// If the address cannot be bound.
-pub fn bind(addr: impl ToSocketAddrs) -> io::Result<ThreadingTcpServer<Room>> {
+pub fn bind(addr: impl crate::server::BindAddr) -> io::Result<ThreadingTcpServer<Room>> {
     ThreadingTcpServer::builder(Room::default())
         .max_connections(MAX_CLIENTS)
         .max_per_peer(Some(MAX_PER_PEER))

@@ -89,3 +89,12 @@ pub use server::{
 pub use server::{
     ThreadingUnixDatagramServer, ThreadingUnixStreamServer, UnixDatagramServer, UnixStreamServer,
 };
+
+/// Locks a mutex, and takes a poisoned one as it is: nothing in this crate
+/// panics while it holds a lock, and a counter or a buffer is still usable
+/// after a panic elsewhere. The one place the crate says so.
+pub(crate) fn lock<T: ?Sized>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io;
-use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -366,7 +365,7 @@ fn refuse_frame(conn: &mut Connection, e: FrameError, waited: Duration) -> io::E
 ///
 /// The root is not a directory, or the address cannot be bound.
 pub fn bind(
-    addr: impl ToSocketAddrs,
+    addr: impl crate::server::BindAddr,
     config: FileConfig,
 ) -> io::Result<ThreadingTcpServer<FileHandler>> {
     let (max_clients, max_per_peer) = (config.max_clients, config.max_per_peer);

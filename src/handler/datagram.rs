@@ -241,8 +241,7 @@ pub trait DatagramRequestHandler<F: DatagramFamily = Udp>: Send + Sync + 'static
         true
     }
 
-    /// Reports a failed request; by default one line through the `log`
-    /// facade ([`default_handle_error`]).
+    /// As [`BaseRequestHandler::handle_error`](super::BaseRequestHandler::handle_error).
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         default_handle_error(peer, error);
     }

@@ -8,7 +8,10 @@
 //! must be.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, ToSocketAddrs,
+    UdpSocket,
+};
 #[cfg(unix)]
 use std::os::unix::net::UnixListener;
 #[cfg(unix)]
@@ -17,6 +20,103 @@ use std::path::Path;
 #[cfg(unix)]
 use socket2::SockAddr;
 use socket2::{Domain, Protocol, Socket, Type};
+
+/// An address a TCP or UDP server can bind: whatever `std`'s
+/// [`ToSocketAddrs`] takes (`"127.0.0.1:0"`, a `SocketAddr`, `(ip, port)`,
+/// `("host", port)`, a slice of addresses), and also Python's `("", port)`,
+/// which means every IPv4 interface (`0.0.0.0`), where `std` would try to
+/// look up a host with no name.
+///
+/// ```
+/// use socketserver::{Connection, TcpServer};
+///
+/// // Python: TCPServer(("", 0), Handler)
+/// let server = TcpServer::bind(("", 0), |_: &mut Connection| Ok(()))?;
+/// assert!(server.local_addr()?.ip().is_unspecified());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait BindAddr {
+    /// The addresses to try, in order, until one binds.
+    ///
+    /// # Errors
+    ///
+    /// If a host name cannot be resolved.
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>>;
+}
+
+/// Python's host names: `""` is every interface; others as `std` resolves them.
+fn host_port(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    if host.is_empty() {
+        return Ok(vec![(Ipv4Addr::UNSPECIFIED, port).into()]);
+    }
+    Ok((host, port).to_socket_addrs()?.collect())
+}
+
+/// The addresses `std` makes of `addr`.
+fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    Ok(addr.to_socket_addrs()?.collect())
+}
+
+impl BindAddr for SocketAddr {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(vec![*self])
+    }
+}
+impl BindAddr for SocketAddrV4 {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(vec![(*self).into()])
+    }
+}
+impl BindAddr for SocketAddrV6 {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(vec![(*self).into()])
+    }
+}
+impl BindAddr for (IpAddr, u16) {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(vec![(*self).into()])
+    }
+}
+impl BindAddr for (Ipv4Addr, u16) {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(vec![(*self).into()])
+    }
+}
+impl BindAddr for (Ipv6Addr, u16) {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(vec![(*self).into()])
+    }
+}
+impl BindAddr for (&str, u16) {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        host_port(self.0, self.1)
+    }
+}
+impl BindAddr for (String, u16) {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        host_port(&self.0, self.1)
+    }
+}
+impl BindAddr for str {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        resolve(self)
+    }
+}
+impl BindAddr for String {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        resolve(self.as_str())
+    }
+}
+impl BindAddr for [SocketAddr] {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(self.to_vec())
+    }
+}
+impl<T: BindAddr + ?Sized> BindAddr for &T {
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        (**self).bind_addrs()
+    }
+}
 
 /// The listen backlog `std` uses, and so this crate unless told otherwise.
 pub const DEFAULT_BACKLOG: u32 = 128;
@@ -72,9 +172,9 @@ impl SocketOptions {
     }
 
     /// Binds a TCP listener to the first address of `addr` that binds.
-    pub(crate) fn tcp_listener(&self, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+    pub(crate) fn tcp_listener(&self, addr: impl BindAddr) -> io::Result<TcpListener> {
         if self.is_default() {
-            return TcpListener::bind(addr);
+            return TcpListener::bind(&addr.bind_addrs()?[..]);
         }
         each_addr(addr, |a| {
             let socket = self.inet_socket(a, Type::STREAM, Protocol::TCP)?;
@@ -84,9 +184,9 @@ impl SocketOptions {
     }
 
     /// Binds a UDP socket to the first address of `addr` that binds.
-    pub(crate) fn udp_socket(&self, addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+    pub(crate) fn udp_socket(&self, addr: impl BindAddr) -> io::Result<UdpSocket> {
         if self.is_default() {
-            return UdpSocket::bind(addr);
+            return UdpSocket::bind(&addr.bind_addrs()?[..]);
         }
         each_addr(addr, |a| {
             Ok(self.inet_socket(a, Type::DGRAM, Protocol::UDP)?.into())
@@ -131,11 +231,11 @@ fn set_reuse_port(_: &Socket) -> io::Result<()> {
 /// Tries each address `addr` resolves to, as `std`'s `bind` does; the last
 /// error if none binds.
 fn each_addr<T>(
-    addr: impl ToSocketAddrs,
+    addr: impl BindAddr,
     mut bind: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let mut last = None;
-    for a in addr.to_socket_addrs()? {
+    for a in addr.bind_addrs()? {
         match bind(a) {
             Ok(t) => return Ok(t),
             Err(e) => last = Some(e),

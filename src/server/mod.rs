@@ -160,7 +160,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use bind::DEFAULT_BACKLOG;
+pub use bind::{BindAddr, DEFAULT_BACKLOG};
 pub use fd::FD_RESERVE;
 pub use state::Stats;
 pub use tcp::{TcpServer, ThreadingTcpServer};

@@ -6,11 +6,11 @@
 //! names a socket address, IPv4 or IPv6, port 0 included.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener};
 
 use super::core::{Core, Streams, TcpSource};
 use super::state::{State, Waker};
-use super::{Builder, Connected, Inet, Threaded, Threading, server_type};
+use super::{BindAddr, Builder, Connected, Inet, Threaded, Threading, server_type};
 use crate::handler::{Addr, BaseRequestHandler};
 
 server_type! {
@@ -98,7 +98,7 @@ macro_rules! tcp_family {
             /// # Errors
             ///
             /// If the address cannot be bound (in use, not local, ...).
-            pub fn bind(addr: impl ToSocketAddrs, handler: H) -> io::Result<Self> {
+            pub fn bind(addr: impl BindAddr, handler: H) -> io::Result<Self> {
                 Self::builder(handler).bind(addr)
             }
 
@@ -121,7 +121,7 @@ macro_rules! tcp_family {
             ///
             /// If the address cannot be bound or a socket option cannot be
             /// set, or a pool of 0 was asked for.
-            pub fn bind(self, addr: impl ToSocketAddrs) -> io::Result<$name<H>> {
+            pub fn bind(self, addr: impl BindAddr) -> io::Result<$name<H>> {
                 let listener = self.config.socket.tcp_listener(addr)?;
                 self.from_listener(listener)
             }

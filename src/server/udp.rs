@@ -5,11 +5,11 @@
 //! gets its bytes and its sender, and replies with a datagram of its own.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 
 use super::core::{Core, Datagrams, UdpSource};
 use super::state::{State, Waker};
-use super::{Builder, Inet, Threaded, Threading, server_type};
+use super::{BindAddr, Builder, Inet, Threaded, Threading, server_type};
 use crate::handler::{Addr, DatagramRequestHandler};
 
 server_type! {
@@ -53,7 +53,7 @@ macro_rules! udp_family {
             /// # Errors
             ///
             /// If the address cannot be bound.
-            pub fn bind(addr: impl ToSocketAddrs, handler: H) -> io::Result<Self> {
+            pub fn bind(addr: impl BindAddr, handler: H) -> io::Result<Self> {
                 Self::builder(handler).bind(addr)
             }
 
@@ -75,7 +75,7 @@ macro_rules! udp_family {
             ///
             /// If the address cannot be bound or a socket option cannot be
             /// set, or a pool of 0 was asked for.
-            pub fn bind(self, addr: impl ToSocketAddrs) -> io::Result<$name<H>> {
+            pub fn bind(self, addr: impl BindAddr) -> io::Result<$name<H>> {
                 let socket = self.config.socket.udp_socket(addr)?;
                 self.from_socket(socket)
             }
