@@ -150,3 +150,84 @@ fn fail_one_request(with_logger: bool) {
     server.handle_request().unwrap();
     assert_eq!(server.stats().failed, 1);
 }
+
+/// `server_close()` with `block_on_close`: dropping a threading server
+/// served with `handle_request` returns only once its handler threads are
+/// done, within the grace period: one still working finishes its work, one
+/// waiting for its client's next request sees end of stream at once.
+#[test]
+fn dropping_a_threading_server_joins_its_handler_threads() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    let finished = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&finished);
+    let server = socketserver::ThreadingTcpServer::builder(move |conn: &mut Connection| {
+        let mut first = [0u8; 4];
+        conn.read_exact(&mut first)?;
+        if &first == b"work" {
+            std::thread::sleep(Duration::from_millis(200)); // a request under way
+        } else {
+            let _ = conn.read(&mut [0u8; 1])?; // waits for a next request
+        }
+        seen.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    })
+    .graceful_shutdown(Duration::from_secs(10))
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut worker = TcpStream::connect(addr).unwrap();
+    worker.write_all(b"work").unwrap();
+    server.handle_request().unwrap();
+    let mut idler = TcpStream::connect(addr).unwrap();
+    idler.write_all(b"idle").unwrap();
+    server.handle_request().unwrap();
+    let start = Instant::now();
+    drop(server);
+    assert_eq!(finished.load(Ordering::SeqCst), 2, "both handlers returned");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// Every server can be shut down whatever its address: a Unix stream
+/// server on a Linux abstract name and a Unix datagram server on an
+/// unnamed socket (neither can be reached by a wake-up connection or
+/// datagram) stop when asked.
+#[cfg(target_os = "linux")]
+#[test]
+fn servers_without_a_reachable_address_still_shut_down() {
+    use socketserver::handler::Unix;
+    use socketserver::{ThreadingUnixStreamServer, UnixDatagramServer};
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener};
+
+    let name = format!("socketserver-idiom-{}", std::process::id());
+    let abstract_addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let listener = UnixListener::bind_addr(&abstract_addr).unwrap();
+    let stream = ThreadingUnixStreamServer::builder(|conn: &mut Connection| conn.write_all(b"hi"))
+        .from_listener(listener)
+        .unwrap();
+    let unnamed = UnixDatagram::unbound().unwrap();
+    let datagram = UnixDatagramServer::builder(|_: &Datagram<Unix>| Ok(()))
+        .from_socket(unnamed)
+        .unwrap();
+    assert!(datagram.local_addr().unwrap().is_unnamed());
+    std::thread::scope(|s| {
+        let serving = s.spawn(|| stream.serve_forever());
+        let receiving = s.spawn(|| datagram.serve_forever());
+        // Served once, so the loop is known to be running.
+        let mut client = std::os::unix::net::UnixStream::connect_addr(&abstract_addr).unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "hi");
+        stream.shutdown_handle().shutdown();
+        datagram.shutdown_handle().shutdown();
+        serving.join().unwrap();
+        receiving.join().unwrap();
+    });
+    assert_eq!(stream.stats().completed, 1);
+}
