@@ -311,28 +311,16 @@ impl From<UnixStream> for Stream {
 
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).read(buf),
-            #[cfg(unix)]
-            Stream::Unix(s) => (&*s).read(buf),
-        }
+        (&*self.socket()).read(buf)
     }
 }
 
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).write(buf),
-            #[cfg(unix)]
-            Stream::Unix(s) => (&*s).write(buf),
-        }
+        (&*self.socket()).write(buf)
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).write_vectored(bufs),
-            #[cfg(unix)]
-            Stream::Unix(s) => (&*s).write_vectored(bufs),
-        }
+        (&*self.socket()).write_vectored(bufs)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

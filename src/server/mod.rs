@@ -984,18 +984,12 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Builder<H, Server<S, H, P>> {
     pub fn bind(self, addr: impl SourceAddr<S>) -> std::io::Result<Server<S, H, P>> {
         let (source, created) = addr.open(&self.config.socket)?;
         let server = Server::new(source, self.handler, self.config);
-        match (server, created) {
-            (Ok(mut server), created) => {
-                server.created = created;
-                Ok(server)
-            }
-            (Err(e), created) => {
-                if let Some(path) = created {
-                    let _ = std::fs::remove_file(path);
-                }
-                Err(e)
-            }
+        if let (Err(_), Some(path)) = (&server, &created) {
+            let _ = std::fs::remove_file(path);
         }
+        let mut server = server?;
+        server.created = created;
+        Ok(server)
     }
 
     /// Serves on a socket you bound yourself (to set socket options first,

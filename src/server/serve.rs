@@ -210,7 +210,7 @@ pub(crate) enum Executor {
     /// A fixed pool of workers.
     Pool(ThreadPool),
     /// A new thread for each request, joined before `serve_forever` returns.
-    Spawn(Arc<Threads>),
+    Spawn(Threads),
 }
 
 impl Executor {
@@ -247,7 +247,7 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
                 workers,
             ),
             Run::PerConnection => (
-                Executor::Spawn(Arc::new(Threads::new(config.stack_size))),
+                Executor::Spawn(Threads::new(config.stack_size)),
                 super::DEFAULT_MAX_CONNECTIONS,
             ),
         };
@@ -274,8 +274,7 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
             });
         }
         let grace = config.graceful.unwrap_or(super::DEFAULT_GRACE);
-        // Stream sources receive no datagrams into a buffer.
-        let waker = Waker::new(&local, S::BUFFER == 0)?;
+        let waker = Waker::new(&local)?;
         Ok(Server {
             source: Arc::new(source),
             shared: Arc::new(Shared {
@@ -465,12 +464,15 @@ pub(crate) struct Every {
 }
 
 impl Every {
-    /// `Some(unreported since the last line)` if a line is due now.
+    fn is_due(&self, now: Instant) -> bool {
+        self.last
+            .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY)
+    }
+
+    /// `Some(unreported since the last line)` if a line is due now; else
+    /// counts this event as unreported.
     fn due(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|at| now.duration_since(at) < REPORT_EVERY)
-        {
+        if !self.is_due(now) {
             self.unreported += 1;
             return None;
         }
@@ -482,16 +484,15 @@ impl Every {
 /// The shortest and the longest pause after a failed `accept`.
 const PAUSE_MIN: Duration = Duration::from_millis(5);
 const PAUSE_MAX: Duration = Duration::from_millis(500);
-/// At most one line about failing `accept` calls per this long.
+/// At most one line about a repeated event per this long.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// A run of failing `accept` calls: how long to pause after the next one,
-/// and how many went unreported since the last line.
+/// and its lines, at most one a second.
 #[derive(Debug, Default)]
 struct Failures {
     pause: Duration,
-    unreported: u64,
-    last_report: Option<Instant>,
+    every: Every,
 }
 
 impl Failures {
@@ -499,17 +500,12 @@ impl Failures {
         !self.pause.is_zero()
     }
 
-    fn due(&self, now: Instant) -> bool {
-        self.last_report
-            .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY)
-    }
-
     /// Counts a failure, reports it if a line is due, and returns how long
     /// to pause before the next `accept`: doubling from [`PAUSE_MIN`] to
     /// [`PAUSE_MAX`].
     fn failed(&mut self, addr: &Addr, e: &io::Error, now: Instant) -> Duration {
-        if self.due(now) {
-            let earlier = match std::mem::take(&mut self.unreported) {
+        if let Some(earlier) = self.every.due(now) {
+            let earlier = match earlier {
                 0 => String::new(),
                 n => format!(" ({n} more since the last report)"),
             };
@@ -517,9 +513,6 @@ impl Failures {
                 Level::Warn,
                 format_args!("accept on {addr} failed: {e}{earlier}; retrying with backoff"),
             );
-            self.last_report = Some(now);
-        } else {
-            self.unreported += 1;
         }
         self.pause = (self.pause * 2).clamp(PAUSE_MIN, PAUSE_MAX);
         self.pause
@@ -532,13 +525,12 @@ impl Failures {
             return; // the hot path: nothing had failed
         }
         self.pause = Duration::ZERO;
-        if self.unreported > 0 && self.due(now) {
-            let earlier = std::mem::take(&mut self.unreported);
+        if self.every.unreported > 0 && self.every.is_due(now) {
+            let earlier = self.every.due(now).unwrap_or(0);
             report(
                 Level::Info,
                 format_args!("accept on {addr} works again, after {earlier} more failures"),
             );
-            self.last_report = Some(now);
         }
     }
 }
@@ -560,13 +552,13 @@ mod tests {
         assert_eq!(pauses[1], PAUSE_MIN * 2);
         assert_eq!(*pauses.last().unwrap(), PAUSE_MAX);
         // The first was reported, the other nine (within a second) counted.
-        assert_eq!(failures.unreported, 9);
+        assert_eq!(failures.every.unreported, 9);
         failures.recovered(&addr, start + Duration::from_millis(900));
         assert_eq!(failures.pause, Duration::ZERO);
-        assert_eq!(failures.unreported, 9, "kept for the next line");
+        assert_eq!(failures.every.unreported, 9, "kept for the next line");
         // A second on, the next failure's line carries them.
         failures.failed(&addr, &e, start + Duration::from_millis(1000));
-        assert_eq!(failures.unreported, 0);
+        assert_eq!(failures.every.unreported, 0);
     }
 
     #[test]

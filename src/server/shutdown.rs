@@ -22,7 +22,7 @@ use std::fmt;
 use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -222,14 +222,14 @@ pub(crate) struct Waker {
     rx: std::os::unix::net::UnixStream,
     #[cfg(unix)]
     tx: std::os::unix::net::UnixStream,
-    /// Off Unix: the address to reach, and whether it takes connections.
+    /// Off Unix: the address to reach.
     #[cfg(not(unix))]
-    target: (std::net::SocketAddr, bool),
+    target: std::net::SocketAddr,
 }
 
 #[cfg(unix)]
 impl Waker {
-    pub(crate) fn new(_: &Addr, _stream: bool) -> io::Result<Waker> {
+    pub(crate) fn new(_: &Addr) -> io::Result<Waker> {
         let (rx, tx) = std::os::unix::net::UnixStream::pair()?;
         rx.set_nonblocking(true)?;
         tx.set_nonblocking(true)?;
@@ -274,38 +274,26 @@ impl Waker {
 
 #[cfg(not(unix))]
 impl Waker {
-    pub(crate) fn new(local: &Addr, stream: bool) -> io::Result<Waker> {
-        let mut addr = local.as_inet().ok_or(io::ErrorKind::Unsupported)?;
+    pub(crate) fn new(local: &Addr) -> io::Result<Waker> {
+        let mut target = local.as_inet().ok_or(io::ErrorKind::Unsupported)?;
         // A wildcard address (`0.0.0.0`, `::`) is reached through loopback.
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr {
+        if target.ip().is_unspecified() {
+            target.set_ip(match target {
                 std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
                 std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
-        Ok(Waker {
-            target: (addr, stream),
-        })
+        Ok(Waker { target })
     }
 
+    /// A connection and an empty datagram: whichever the socket takes.
+    /// Failures are fine: the socket is closed, or the loop is not
+    /// blocked, and the flag alone stops it.
     fn wake(&self) {
-        // Failures are fine: the socket is closed, or the loop is not
-        // blocked, and the flag alone stops it.
-        match self.target {
-            (addr, true) => drop(std::net::TcpStream::connect_timeout(
-                &addr,
-                Duration::from_millis(200),
-            )),
-            (addr, false) => {
-                let any = if addr.is_ipv4() {
-                    "0.0.0.0:0"
-                } else {
-                    "[::]:0"
-                };
-                if let Ok(socket) = std::net::UdpSocket::bind(any) {
-                    let _ = socket.send_to(&[], addr);
-                }
-            }
+        let _ = std::net::TcpStream::connect_timeout(&self.target, Duration::from_millis(200));
+        let any = if self.target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        if let Ok(socket) = std::net::UdpSocket::bind(any) {
+            let _ = socket.send_to(&[], self.target);
         }
     }
 
@@ -398,7 +386,7 @@ impl<S, H, P> Server<S, H, P> {
             // Its workers live as long as the server; a request done is
             // all there is to wait for.
             Executor::Inline | Executor::Pool(_) => 0,
-            Executor::Spawn(threads) => threads.join_all(until),
+            Executor::Spawn(threads) => threads.join(idle),
         };
         if !idle || running > 0 {
             report(
@@ -420,7 +408,7 @@ impl<S, H, P> Server<S, H, P> {
 impl<S, H, P> Drop for Server<S, H, P> {
     fn drop(&mut self) {
         let running = match &self.executor {
-            Executor::Spawn(threads) => !threads.is_empty(),
+            Executor::Spawn(threads) => !crate::lock(&threads.handles).is_empty(),
             Executor::Inline | Executor::Pool(_) => false,
         };
         if running || self.shared.state.stats().active > 0 {
@@ -512,14 +500,6 @@ impl Live {
         Registered { live: self, id }
     }
 
-    /// Shuts the read half of every connection and limits its deadline to
-    /// `until` (an earlier drain's limit stays). Nothing after a cut.
-    #[cfg(test)]
-    pub(crate) fn drain(&self, until: Instant) {
-        self.announce_drain(until);
-        self.drain_all();
-    }
-
     /// The first half of a drain: from now on the grace period ends at
     /// `until` (or an earlier drain's end), and connections that start are
     /// drained at once. Nothing after a cut.
@@ -571,11 +551,6 @@ impl Live {
     pub(crate) fn reopen(&self) {
         self.lock().phase = Phase::Open;
     }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().conns.len()
-    }
 }
 
 /// A connection's place in the registry, given up when dropped.
@@ -596,114 +571,50 @@ impl Drop for Registered<'_> {
 
 /// The threads a thread-per-connection server starts, kept so that they
 /// are joined before `serve_forever` returns (or the server is dropped).
-/// Each thread hands its own join handle over when its request is done;
-/// the serving thread joins those as it goes (a thread that has ended
-/// already), and a shutdown joins the rest, waiting at most until a given
-/// instant for threads that will not end.
-#[derive(Debug, Default)]
-struct Spawned {
-    next: u64,
-    /// Threads still running their request.
-    running: HashMap<u64, JoinHandle<()>>,
-    /// Threads whose request is done, to be joined.
-    done: Vec<JoinHandle<()>>,
-}
-
+/// The serving thread joins those that have ended as it starts new ones;
+/// a shutdown joins the rest once their requests are done (it waits for
+/// that on the counters, not here), and leaves running those whose
+/// requests will not end: no thread can be stopped from outside.
 #[derive(Debug)]
 pub(crate) struct Threads {
     stack_size: usize,
-    inner: Mutex<Spawned>,
-    ended: Condvar,
-}
-
-/// Hands a thread's handle over when its job ends, even by a panic.
-struct Done {
-    threads: Arc<Threads>,
-    id: u64,
-}
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        let mut inner = self.threads.lock();
-        if let Some(handle) = inner.running.remove(&self.id) {
-            inner.done.push(handle);
-        }
-        drop(inner);
-        self.threads.ended.notify_all();
-    }
+    handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Threads {
     pub(crate) fn new(stack_size: usize) -> Threads {
         Threads {
             stack_size,
-            inner: Mutex::new(Spawned::default()),
-            ended: Condvar::new(),
+            handles: Mutex::default(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Spawned> {
-        crate::lock(&self.inner)
-    }
-
-    /// Whether no thread is left to join.
-    fn is_empty(&self) -> bool {
-        let inner = self.lock();
-        inner.running.is_empty() && inner.done.is_empty()
-    }
-
-    /// Runs `job` on a new thread, after joining the threads that have
-    /// ended since the last call.
-    pub(crate) fn spawn(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
-        let mut inner = self.lock();
-        // Only those that have ended: joining one still on its way out
-        // would make the serving thread wait for it.
-        let (ended, exiting): (Vec<_>, Vec<_>) =
-            inner.done.drain(..).partition(JoinHandle::is_finished);
-        inner.done = exiting;
-        for handle in ended {
-            let _ = handle.join(); // a panic was caught and reported already
-        }
-        let id = inner.next;
-        inner.next += 1;
-        let done = Done {
-            threads: Arc::clone(self),
-            id,
-        };
-        // Spawned under the lock, so the thread's `Done` finds its handle.
+    /// Runs `job` on a new thread, after joining those that have ended.
+    pub(crate) fn spawn(&self, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        self.join(false);
         let handle = thread::Builder::new()
             .name("socketserver-conn".into())
             .stack_size(self.stack_size)
-            .spawn(move || {
-                let _done = done;
-                job();
-            })?;
-        inner.running.insert(id, handle);
+            .spawn(job)?;
+        crate::lock(&self.handles).push(handle);
         Ok(())
     }
 
-    /// Waits until every thread has ended, or `until` passes, and joins
-    /// those that ended. Returns how many are still running: those are
-    /// left to run on (no thread can be stopped from outside).
-    pub(crate) fn join_all(&self, until: Instant) -> usize {
-        let mut inner = self.lock();
-        while !inner.running.is_empty() {
-            let Some(left) = until.checked_duration_since(Instant::now()) else {
-                break;
-            };
-            inner = self
-                .ended
-                .wait_timeout(inner, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+    /// Joins the threads that have ended, or, once every request is done
+    /// (`done`), all of them (each is at most returning from its job).
+    /// Returns how many are left running.
+    pub(crate) fn join(&self, done: bool) -> usize {
+        let mut handles = crate::lock(&self.handles);
+        let (ended, running) = handles
+            .drain(..)
+            .partition::<Vec<_>, _>(|h| done || h.is_finished());
+        *handles = running;
+        let left = handles.len();
+        drop(handles);
+        for handle in ended {
+            let _ = handle.join(); // a panic was caught and reported already
         }
-        let done = std::mem::take(&mut inner.done);
-        let running = inner.running.len();
-        drop(inner);
-        for handle in done {
-            let _ = handle.join();
-        }
-        running
+        left
     }
 }
 
@@ -726,14 +637,15 @@ mod tests {
         let live = Live::default();
         let (stream, _client) = pair();
         let clock = Arc::new(Clock::new(None, None));
-        live.drain(Instant::now() + Duration::from_secs(60));
+        live.announce_drain(Instant::now() + Duration::from_secs(60));
+        live.drain_all();
         let registered = live.register(&stream, &clock);
         // The read half is shut: end of stream at once, not a wait.
         assert_eq!((&*stream).read(&mut [0u8; 8]).unwrap(), 0);
         assert!(clock.get().is_some(), "the grace end limits the deadline");
-        assert_eq!(live.len(), 1);
+        assert_eq!(live.lock().conns.len(), 1);
         drop(registered);
-        assert_eq!(live.len(), 0);
+        assert_eq!(live.lock().conns.len(), 0);
     }
 
     #[test]
@@ -745,7 +657,7 @@ mod tests {
         assert_eq!(live.cut(), 1);
         assert!(clock.is_cut());
         assert_eq!(live.grace_end(), None);
-        live.drain(Instant::now());
+        live.announce_drain(Instant::now());
         assert_eq!(live.lock().phase, Phase::Cut, "a drain does not undo a cut");
         live.reopen();
         assert_eq!(live.lock().phase, Phase::Open);
@@ -755,29 +667,15 @@ mod tests {
 #[cfg(test)]
 mod thread_tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
-    fn join_all_waits_for_every_thread_and_names_the_ones_that_will_not_end() {
-        let threads = Arc::new(Threads::new(64 * 1024));
-        for _ in 0..4 {
-            threads
-                .spawn(|| thread::sleep(Duration::from_millis(20)))
-                .unwrap();
-        }
+    fn threads_are_joined_once_ended_and_the_others_counted() {
+        let threads = Threads::new(64 * 1024);
         let (tx, rx) = std::sync::mpsc::channel::<()>();
-        threads
-            .spawn(move || {
-                let _ = rx.recv();
-            })
-            .unwrap();
-        let soon = Instant::now() + Duration::from_millis(300);
-        assert_eq!(threads.join_all(soon), 1, "the one waiting on rx");
+        threads.spawn(move || drop(rx.recv())).unwrap();
+        assert_eq!(threads.join(false), 1, "the one waiting on rx runs on");
         drop(tx);
-        assert_eq!(
-            threads.join_all(Instant::now() + Duration::from_secs(10)),
-            0
-        );
-        assert!(threads.lock().done.is_empty());
+        assert_eq!(threads.join(true), 0);
+        assert!(crate::lock(&threads.handles).is_empty());
     }
 }

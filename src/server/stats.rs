@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn the_per_peer_count_is_given_back_when_a_request_ends() {
         let addr = Addr::Inet("127.0.0.1:1".parse().unwrap());
-        let waker = Waker::new(&addr, true).unwrap();
+        let waker = Waker::new(&addr).unwrap();
         let state = Arc::new(State::new(addr, waker, Duration::ZERO));
         let peer = key("127.0.0.2:1").unwrap();
         let first = state.begin(Some(peer));
