@@ -291,7 +291,11 @@ impl Waker {
     /// blocked, and the flag alone stops it.
     fn wake(&self) {
         let _ = std::net::TcpStream::connect_timeout(&self.target, Duration::from_millis(200));
-        let any = if self.target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let any = if self.target.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
         if let Ok(socket) = std::net::UdpSocket::bind(any) {
             let _ = socket.send_to(&[], self.target);
         }
@@ -672,7 +676,11 @@ mod thread_tests {
     fn threads_are_joined_once_ended_and_the_others_counted() {
         let threads = Threads::new(64 * 1024);
         let (tx, rx) = std::sync::mpsc::channel::<()>();
-        threads.spawn(move || drop(rx.recv())).unwrap();
+        threads
+            .spawn(move || {
+                let _ = rx.recv();
+            })
+            .unwrap();
         assert_eq!(threads.join(false), 1, "the one waiting on rx runs on");
         drop(tx);
         assert_eq!(threads.join(true), 0);
