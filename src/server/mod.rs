@@ -589,7 +589,7 @@ impl State {
 /// assert_eq!(server.stats().completed, 1);
 /// # Ok::<(), io::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ServerInfo {
     state: Arc<State>,
 }
@@ -641,15 +641,6 @@ impl ServerInfo {
         ShutdownHandle {
             state: Arc::clone(&self.state),
         }
-    }
-}
-
-impl fmt::Debug for ServerInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerInfo")
-            .field("local_addr", &self.state.local_addr)
-            .field("stats", &self.state.stats())
-            .finish()
     }
 }
 

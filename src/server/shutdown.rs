@@ -18,7 +18,6 @@
 //! that starts during a drain or after a cut gets that step at once.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
@@ -52,7 +51,7 @@ use crate::handler::{Addr, Stream};
 /// server.serve_forever(); // returns once that handler has run
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ShutdownHandle {
     pub(super) state: Arc<State>,
 }
@@ -199,15 +198,6 @@ impl ShutdownHandle {
             ctrlc::Error::System(e) => e,
             other => std::io::Error::other(other),
         })
-    }
-}
-
-impl fmt::Debug for ShutdownHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShutdownHandle")
-            .field("local_addr", &self.state.local_addr)
-            .field("is_shutdown", &self.is_shutdown())
-            .finish()
     }
 }
 
@@ -370,8 +360,8 @@ impl<S, H, P> Server<S, H, P> {
         let grace = state.grace;
         // `None`: cut already (`shutdown_now`); then there is no grace
         // left to give.
-        let grace_end = state.live.grace_end().unwrap_or_else(Instant::now);
-        if !state.live.is_cut() && !state.wait_idle(grace_end) {
+        let grace_end = state.live.grace_end();
+        if grace_end.is_some_and(|end| !state.wait_idle(end)) {
             let cut = state.live.cut();
             report(
                 Level::Warn,
@@ -543,12 +533,6 @@ impl Live {
             Phase::Draining(until) => Some(until),
             Phase::Open | Phase::Cut => None,
         }
-    }
-
-    /// Whether the connections are cut (`shutdown_now`, or the grace
-    /// period is over).
-    pub(crate) fn is_cut(&self) -> bool {
-        self.lock().phase == Phase::Cut
     }
 
     /// Serving again (after `serve_forever` returned).
