@@ -12,7 +12,7 @@
 //! | module | what it holds | seed section |
 //! |---|---|---|
 //! | [`handler`] | the traits you implement: [`BaseRequestHandler`], [`StreamRequestHandler`], [`DatagramRequestHandler`] | socketserver编程 (request handler class) |
-//! | [`server`] | the servers: [`TcpServer`], [`ThreadingTcpServer`], [`UdpServer`], [`ThreadingUdpServer`], Unix servers; lifecycle, threading policy, limits | socketserver编程 (server class) |
+//! | [`server`] | the servers: one generic [`server::Server`] over its source and threading policy, and Python's names for it ([`TcpServer`], [`ThreadingTcpServer`], [`UdpServer`], [`ThreadingUdpServer`], Unix servers); lifecycle, shutdown, limits | socketserver编程 (server class) |
 //! | [`frame`] | the seed's frame: 4-byte length, JSON header, body; reader and writer over any `Read`/`Write` | 粘包与分包, 范例 |
 //! | [`greet`] | the greeting protocol: [`greet::Greeter`] for TCP and UDP servers, and the seed's clients | tcp编程, udp编程 |
 //! | [`sticky`] | 粘包 and 分包 made to happen on purpose, and undone by frames | 粘包与分包 |

@@ -211,7 +211,8 @@ impl<F: DatagramFamily> Datagram<F> {
 /// ```
 ///
 /// A stream handler given to a UDP server is refused by name ("\`Echo\` is
-/// not a datagram request handler"):
+/// not a request handler for this server", with a note saying which
+/// traits stream and datagram servers take):
 ///
 /// ```compile_fail,E0277
 /// use socketserver::{BaseRequestHandler, Connection};

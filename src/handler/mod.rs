@@ -212,8 +212,8 @@ pub fn default_handle_error(peer: &Addr, error: &HandlerError) {
 /// ```
 ///
 /// A type that is not a handler is refused by name: "error\[E0277\]:
-/// \`Config\` is not a stream request handler (\`BaseRequestHandler\`)",
-/// with a note on what to implement or pass instead. A closure of the
+/// \`Config\` is not a request handler for this server", with a note on
+/// what to implement or pass instead. A closure of the
 /// wrong shape gets the same message, naming the closure.
 ///
 /// ```compile_fail,E0277

@@ -60,6 +60,8 @@ pub trait Handler<R>: Send + Sync + 'static {
 
 /// A connection: socket options, then Python's `setup` / `handle` /
 /// `finish`, known to the server's registry of live connections meanwhile.
+// Unmet, rustc names the handler trait itself (its own message), not this.
+#[diagnostic::do_not_recommend]
 impl<H: BaseRequestHandler> Handler<Stream> for H {
     fn serve(
         &self,
@@ -131,6 +133,7 @@ impl<F: DatagramFamily> Received<F> {
 }
 
 /// A datagram: Python's `handle`, with the datagram whole.
+#[diagnostic::do_not_recommend]
 impl<F: DatagramFamily, H: DatagramRequestHandler<F>> Handler<Received<F>> for H {
     fn serve(
         &self,
