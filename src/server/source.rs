@@ -51,13 +51,15 @@ use crate::handler::{Addr, Stream, Udp};
 /// assert!(server.local_addr()?.ip().is_unspecified());
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub trait BindAddr {
+pub trait BindAddr: ToSocketAddrs {
     /// The addresses to try, in order, until one binds.
     ///
     /// # Errors
     ///
     /// If a host name cannot be resolved.
-    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>>;
+    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(self.to_socket_addrs()?.collect())
+    }
 }
 
 /// Python's host names: `""` is every interface; others as `std` resolves them.
@@ -68,41 +70,15 @@ fn host_port(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     Ok((host, port).to_socket_addrs()?.collect())
 }
 
-/// The addresses `std` makes of `addr`.
-fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
-    Ok(addr.to_socket_addrs()?.collect())
-}
-
-impl BindAddr for SocketAddr {
-    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![*self])
-    }
-}
-impl BindAddr for SocketAddrV4 {
-    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![(*self).into()])
-    }
-}
-impl BindAddr for SocketAddrV6 {
-    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![(*self).into()])
-    }
-}
-impl BindAddr for (IpAddr, u16) {
-    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![(*self).into()])
-    }
-}
-impl BindAddr for (Ipv4Addr, u16) {
-    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![(*self).into()])
-    }
-}
-impl BindAddr for (Ipv6Addr, u16) {
-    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![(*self).into()])
-    }
-}
+impl BindAddr for SocketAddr {}
+impl BindAddr for SocketAddrV4 {}
+impl BindAddr for SocketAddrV6 {}
+impl BindAddr for (IpAddr, u16) {}
+impl BindAddr for (Ipv4Addr, u16) {}
+impl BindAddr for (Ipv6Addr, u16) {}
+impl BindAddr for str {}
+impl BindAddr for String {}
+impl BindAddr for &[SocketAddr] {}
 impl BindAddr for (&str, u16) {
     fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
         host_port(self.0, self.1)
@@ -111,21 +87,6 @@ impl BindAddr for (&str, u16) {
 impl BindAddr for (String, u16) {
     fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
         host_port(&self.0, self.1)
-    }
-}
-impl BindAddr for str {
-    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        resolve(self)
-    }
-}
-impl BindAddr for String {
-    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        resolve(self.as_str())
-    }
-}
-impl BindAddr for [SocketAddr] {
-    fn bind_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        Ok(self.to_vec())
     }
 }
 impl<T: BindAddr + ?Sized> BindAddr for &T {
