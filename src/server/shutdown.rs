@@ -401,11 +401,9 @@ impl<S, H, P> Server<S, H, P> {
 /// before the socket closes (and a socket file we created is removed).
 impl<S, H, P> Drop for Server<S, H, P> {
     fn drop(&mut self) {
-        let running = match &self.executor {
-            Executor::Spawn(threads) => !crate::lock(&threads.handles).is_empty(),
-            Executor::Inline | Executor::Pool(_) => false,
-        };
-        if running || self.shared.state.stats().active > 0 {
+        let threads =
+            matches!(&self.executor, Executor::Spawn(t) if !crate::lock(&t.handles).is_empty());
+        if threads || self.shared.state.stats().active > 0 {
             self.shared.state.request_shutdown();
             self.finish_shutdown();
         }
@@ -416,9 +414,10 @@ impl<S, H, P> Drop for Server<S, H, P> {
 }
 
 /// Where a shutdown has got to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Phase {
     /// Serving: nothing to do to new connections.
+    #[default]
     Open,
     /// Draining until the instant: read halves shut, deadlines limited.
     Draining(Instant),
@@ -445,7 +444,7 @@ impl Entry {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Inner {
     next: u64,
     phase: Phase,
@@ -453,21 +452,9 @@ struct Inner {
 }
 
 /// The registry of live connections.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Live {
     inner: Mutex<Inner>,
-}
-
-impl Default for Live {
-    fn default() -> Live {
-        Live {
-            inner: Mutex::new(Inner {
-                next: 0,
-                phase: Phase::Open,
-                conns: HashMap::new(),
-            }),
-        }
-    }
 }
 
 impl Live {
