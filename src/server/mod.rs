@@ -150,8 +150,9 @@
 //! within the grace period (and [`CUT_WAIT`]).
 //!
 //! [`ShutdownHandle::shutdown_now`] skips to step 3 (Go's `Server.Close`).
-//! With the `ctrlc` feature, `ShutdownHandle::shutdown_on_ctrl_c` turns
-//! Ctrl-C into `shutdown`, and a second Ctrl-C into `shutdown_now`.
+//! With the `ctrlc` feature (on by default),
+//! `ShutdownHandle::shutdown_on_ctrl_c` turns Ctrl-C into `shutdown`, and a
+//! second Ctrl-C into `shutdown_now`.
 //!
 //! No thread can be stopped from outside. A handler that loops without any
 //! I/O, or ignores every error it gets, runs on after its connection is
@@ -183,6 +184,7 @@ pub use shutdown::ShutdownHandle;
 use shutdown::{Live, Waker};
 pub use source::{BindAddr, DEFAULT_BACKLOG, FD_RESERVE, Source, SourceAddr};
 pub use stats::Stats;
+pub(crate) use stats::peer_key;
 
 use crate::handler::Addr;
 

@@ -26,8 +26,8 @@ use threadpool::ThreadPool;
 
 use super::shutdown::{Threads, Waker};
 use super::source::{self, DATAGRAM_BUFFER, Source};
-use super::stats::{Ticket, peer_key};
-use super::{Config, Policy, Run, Server, ServerInfo, State};
+use super::stats::Ticket;
+use super::{Config, Policy, Run, Server, ServerInfo, State, peer_key};
 use crate::handler::{
     Addr, BaseRequestHandler, Connection, Datagram, DatagramFamily, DatagramRequestHandler,
     HandlerError, Stream,

@@ -147,7 +147,7 @@ impl ShutdownHandle {
     }
 }
 
-/// Ctrl-C, with the `ctrlc` feature.
+/// Ctrl-C, with the `ctrlc` feature (on by default).
 #[cfg(feature = "ctrlc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ctrlc")))]
 impl ShutdownHandle {
