@@ -17,12 +17,21 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect_from, example, start_server};
+use common::{example, start_server};
 use socketserver::ThreadingTcpServer;
 use socketserver::command::{self, Client, CommandConfig, CommandError, CommandHandler, Protocol};
 use socketserver::frame::{Frame, Header, read_frame, write_frame_with};
 
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// A TCP connection from `source` (port chosen by the system) to `to`.
+fn connect_from(source: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    bind(&fd, &SocketAddr::new(source, 0))?;
+    connect(&fd, &to)?;
+    Ok(TcpStream::from(fd))
+}
 
 /// A command server in this process, serving on a thread; the handle
 /// stays here so a test can ask how many commands are running.

@@ -32,6 +32,16 @@ fn connect(addr: SocketAddr) -> TcpStream {
 #[cfg(unix)]
 const OTHER_PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
 
+/// A TCP connection from `source` (port chosen by the system) to `to`.
+#[cfg(unix)]
+fn connect_from(source: IpAddr, to: SocketAddr) -> TcpStream {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &SocketAddr::new(source, 0)).unwrap();
+    connect(&fd, &to).unwrap();
+    TcpStream::from(fd)
+}
+
 /// One greeting client: `rounds` names, each reply checked byte for byte.
 fn greet(addr: SocketAddr, client: usize, rounds: usize) -> io::Result<usize> {
     let mut stream = connect(addr);
@@ -263,9 +273,7 @@ fn framed_load_survives_faults_and_a_shutdown_in_its_middle() {
         })
         .collect();
     // Silent clients hold connections until the read timeout drops them.
-    let silent: Vec<_> = (0..4)
-        .map(|_| common::connect_from(OTHER_PEER, addr).unwrap())
-        .collect();
+    let silent: Vec<_> = (0..4).map(|_| connect_from(OTHER_PEER, addr)).collect();
     let mut faulted = silent.len() as u64;
     for _ in 0..5 {
         faulted += faults(addr);

@@ -6,34 +6,6 @@ pub mod files;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// A TCP connection from `source` (port chosen by the system) to `to`:
-/// another peer on loopback (`127.0.0.2`, say), for the per-peer caps.
-#[cfg(unix)]
-pub fn connect_from(
-    source: std::net::IpAddr,
-    to: std::net::SocketAddr,
-) -> std::io::Result<std::net::TcpStream> {
-    connect_from_with(source, to, None)
-}
-
-/// [`connect_from`], with a receive buffer of `rcvbuf` bytes if given (set
-/// before the connection, so the window is small from the start).
-#[cfg(unix)]
-pub fn connect_from_with(
-    source: std::net::IpAddr,
-    to: std::net::SocketAddr,
-    rcvbuf: Option<usize>,
-) -> std::io::Result<std::net::TcpStream> {
-    use rustix::net::{AddressFamily, SocketType, bind, connect, socket, sockopt};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
-    if let Some(size) = rcvbuf {
-        sockopt::set_socket_recv_buffer_size(&fd, size)?;
-    }
-    bind(&fd, &std::net::SocketAddr::new(source, 0))?;
-    connect(&fd, &to)?;
-    Ok(std::net::TcpStream::from(fd))
-}
-
 /// `python3`, for tests that run a peer in the seed's style.
 ///
 /// Missing python3 fails the test in CI (`CI` set), where it is required,
