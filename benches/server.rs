@@ -11,8 +11,9 @@
 //! Servers and clients share the machine, and on a virtual machine a
 //! round's figure swings with where the scheduler puts the threads, so
 //! every figure is a ratio from one run: each cell is the median of
-//! `ROUNDS` short rounds, taken in turn with the other servers' rounds, so
-//! every server meets the same luck.
+//! `ROUNDS` short rounds, taken in turn with the other servers' rounds
+//! (each round starting with the next server, so none always follows the
+//! same neighbour), so every server meets the same luck.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -30,6 +31,8 @@ use socketserver::{Connection, ThreadingTcpServer};
 const NAME: &[u8] = b"Michael";
 const REPLY_LEN: usize = "你好,Michael".len();
 const ROUNDS: usize = 15;
+/// The pause before each server's round, for the last one's threads to end.
+const SETTLE: Duration = Duration::from_millis(50);
 const IDLE_CONNECTIONS: usize = 1000;
 
 fn main() {
@@ -230,9 +233,15 @@ fn throughput(round: Duration) {
         ("churn, 16 clients", 16, true),
     ] {
         let mut rounds = vec![Vec::new(); servers.len()];
-        for _ in 0..ROUNDS {
-            for (i, (_, addr)) in servers.iter().enumerate() {
-                rounds[i].push(load(*addr, conns, churn, round));
+        for r in 0..ROUNDS {
+            // Each round starts with the next server, so each follows every
+            // other as often: a server's round never always inherits the
+            // same neighbour's leftovers (its handler threads exiting, its
+            // sockets closing). A pause lets those settle first.
+            for k in 0..servers.len() {
+                let i = (r + k) % servers.len();
+                thread::sleep(SETTLE);
+                rounds[i].push(load(servers[i].1, conns, churn, round));
             }
         }
         let median: Vec<f64> = rounds

@@ -45,6 +45,8 @@
 //!
 //! # Limits
 //!
+//! The proxy is a [`ThreadingTcpServer`] with a handler that relays, so
+//! the framework's accept loop, threads, joins and shutdown are its own.
 //! At most [`MAX_CONNECTIONS`] conversations at once (more are closed at
 //! once, and counted); two threads each, ended when either side closes, a
 //! side is silent or does not read for [`IDLE_TIMEOUT`], or the proxy
@@ -53,13 +55,14 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::trace::{Op, Side, Trace};
+use crate::{BaseRequestHandler, Connection, ShutdownHandle, Stream, ThreadingTcpServer};
 
 /// The most conversations a proxy relays at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -216,37 +219,32 @@ impl fmt::Display for Report {
     }
 }
 
-struct Shared {
+/// The proxy's handler: one conversation per connection, relayed to
+/// `upstream`. The framework gives it what a second server would need
+/// (the accept loop, the threads, the joins, the shutdown).
+struct Relay {
     chaos: Chaos,
     upstream: SocketAddr,
-    stop: AtomicBool,
     report: Mutex<Report>,
     traces: Mutex<Vec<Trace>>,
-    /// Clones of every live socket, so shutdown can wake blocked pumps.
-    live: Mutex<Vec<(u64, TcpStream)>>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update is a single assignment or push: a panic elsewhere
-    // cannot leave these half-changed.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A running chaos proxy. [`Proxy::shutdown`] (or dropping it) stops it
-/// and ends every conversation it relays.
+/// A running chaos proxy: a [`ThreadingTcpServer`] whose handler relays.
+/// [`Proxy::shutdown`] (or dropping it) stops it and ends every
+/// conversation it relays.
 pub struct Proxy {
     local: SocketAddr,
-    shared: Arc<Shared>,
-    accepting: Option<JoinHandle<()>>,
+    relay: Arc<Relay>,
+    stop: ShutdownHandle,
+    serving: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Proxy")
             .field("local", &self.local)
-            .field("upstream", &self.shared.upstream)
-            .field("chaos", &self.shared.chaos)
+            .field("upstream", &self.relay.upstream)
+            .field("chaos", &self.relay.chaos)
             .finish_non_exhaustive()
     }
 }
@@ -267,25 +265,28 @@ impl Proxy {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no upstream address"))?;
-        let listener = TcpListener::bind(listen)?;
-        let local = listener.local_addr()?;
-        let shared = Arc::new(Shared {
+        let relay = Arc::new(Relay {
             chaos,
             upstream,
-            stop: AtomicBool::new(false),
             report: Mutex::default(),
             traces: Mutex::default(),
-            live: Mutex::default(),
-            workers: Mutex::default(),
         });
-        let accepting = {
-            let shared = shared.clone();
-            thread::spawn(move || accept_loop(&listener, &shared))
-        };
+        let listen: Vec<SocketAddr> = listen.to_socket_addrs()?.collect();
+        // Each piece must leave as its own segment for the receiver to see
+        // it as its own read (Nagle off); a side that never sends or never
+        // reads ends the conversation instead of holding it for ever.
+        let server = ThreadingTcpServer::builder(Arc::clone(&relay))
+            .nodelay(true)
+            .timeout(Some(IDLE_TIMEOUT))
+            .bind(&listen[..])?;
+        let local = server.local_addr()?;
+        let stop = server.shutdown_handle();
+        let serving = thread::spawn(move || server.serve_forever());
         Ok(Proxy {
             local,
-            shared,
-            accepting: Some(accepting),
+            relay,
+            stop,
+            serving: Some(serving),
         })
     }
 
@@ -296,13 +297,13 @@ impl Proxy {
 
     /// What it has done so far.
     pub fn report(&self) -> Report {
-        lock(&self.shared.report).clone()
+        crate::lock(&self.relay.report).clone()
     }
 
     /// One trace per conversation, in the order they were accepted (empty
     /// unless [`Chaos::trace`] is on).
     pub fn traces(&self) -> Vec<Trace> {
-        lock(&self.shared.traces).clone()
+        crate::lock(&self.relay.traces).clone()
     }
 
     /// Stops accepting, ends every conversation, waits for every thread,
@@ -313,206 +314,154 @@ impl Proxy {
     }
 
     fn stop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the blocked accept with a connection to ourselves (through
-        // loopback when we listen on every address).
-        let mut wake = self.local;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let _ = TcpStream::connect_timeout(&wake, CONNECT_TIMEOUT);
-        if let Some(accepting) = self.accepting.take() {
-            let _ = accepting.join();
-        }
-        for (_, socket) in lock(&self.shared.live).drain(..) {
-            let _ = socket.shutdown(Shutdown::Both);
-        }
-        let workers: Vec<_> = lock(&self.shared.workers).drain(..).collect();
-        for worker in workers {
-            let _ = worker.join();
+        // Every conversation ends now: the server closes their client
+        // sides, and each relay then closes its upstream side.
+        self.stop.shutdown_now();
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.join();
         }
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        if self.accepting.is_some() {
+        if self.serving.is_some() {
             self.stop();
         }
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    let mut number = 0u64;
-    for client in listener.incoming() {
-        if shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let client = match client {
-            Ok(client) => client,
-            Err(_) => {
-                // A connection reset before accept, or out of descriptors:
-                // nothing to relay, and no reason to spin while it lasts.
-                thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        number += 1;
-        // A conversation is its relay thread, from accept (connecting
-        // upstream included) to its end.
-        let busy = {
-            let mut workers = lock(&shared.workers);
-            workers.retain(|w| !w.is_finished());
-            workers.len() >= MAX_CONNECTIONS
-        };
-        if busy {
-            lock(&shared.report).refused += 1;
-            shared.chaos.say(format_args!(
+impl BaseRequestHandler for Relay {
+    /// Relays one conversation until both directions end or it is cut.
+    fn handle(&self, client: &mut Connection) -> io::Result<()> {
+        let (chaos, number) = (&self.chaos, client.id());
+        // The connection being served counts itself.
+        if client.server().stats().active > MAX_CONNECTIONS as u64 {
+            crate::lock(&self.report).refused += 1;
+            chaos.say(format_args!(
                 "connection {number}: refused, {MAX_CONNECTIONS} already open"
             ));
-            continue;
+            return Ok(());
         }
-        let worker = {
-            let shared = shared.clone();
-            thread::spawn(move || relay(number, client, &shared))
-        };
-        lock(&shared.workers).push(worker);
-    }
-}
-
-/// Relays one conversation until both directions end or it is cut.
-fn relay(number: u64, client: TcpStream, shared: &Arc<Shared>) {
-    let chaos = &shared.chaos;
-    let server = match TcpStream::connect_timeout(&shared.upstream, CONNECT_TIMEOUT) {
-        Ok(server) => server,
-        Err(e) => {
-            lock(&shared.report).refused += 1;
-            chaos.say(format_args!(
-                "connection {number}: upstream {} unreachable: {e}",
-                shared.upstream
-            ));
-            return;
-        }
-    };
-    let peer = client
-        .peer_addr()
-        .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    chaos.say(format_args!(
-        "connection {number}: {peer} → {} ({chaos})",
-        shared.upstream
-    ));
-    let trace = chaos.trace.then(|| {
-        let plain = chaos.segment.is_none() && chaos.delay.is_zero() && chaos.cut_after.is_none();
-        let trace = Trace::new(if plain {
-            format!("connection {number}, recorded by a relay")
-        } else {
-            format!("connection {number} through the chaos proxy ({chaos})")
-        });
-        lock(&shared.traces).push(trace.clone());
-        trace
-    });
-    let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    {
-        let mut live = lock(&shared.live);
-        for socket in [&client, &server] {
-            if let Ok(clone) = socket.try_clone() {
-                live.push((number, clone));
+        let server = match TcpStream::connect_timeout(&self.upstream, CONNECT_TIMEOUT) {
+            Ok(server) => server,
+            Err(e) => {
+                crate::lock(&self.report).refused += 1;
+                chaos.say(format_args!(
+                    "connection {number}: upstream {} unreachable: {e}",
+                    self.upstream
+                ));
+                return Ok(());
             }
-        }
-        // Shutdown sets `stop` before it drains `live`: a conversation that
-        // got here after the drain sees the flag and ends itself.
-        if shared.stop.load(Ordering::SeqCst) {
-            let _ = client.shutdown(Shutdown::Both);
-            let _ = server.shutdown(Shutdown::Both);
-        }
-    }
-    // Each piece must leave as its own segment for the receiver to see it
-    // as its own read.
-    for socket in [&client, &server] {
-        let _ = socket.set_nodelay(true);
-        // A side that never sends or never reads ends the conversation
-        // instead of holding its two threads for ever.
-        let _ = socket.set_read_timeout(Some(IDLE_TIMEOUT));
-        let _ = socket.set_write_timeout(Some(IDLE_TIMEOUT));
-    }
-    let forwarded = Arc::new(AtomicU64::new(0));
-    let cut = Arc::new(AtomicBool::new(false));
-    let up = {
-        let (shared, trace, forwarded, cut) = (
-            shared.clone(),
-            trace.clone(),
-            forwarded.clone(),
-            cut.clone(),
-        );
-        thread::spawn(move || {
+        };
+        chaos.say(format_args!(
+            "connection {number}: {} → {} ({chaos})",
+            client.peer_addr(),
+            self.upstream
+        ));
+        let trace = chaos.trace.then(|| {
+            let plain =
+                chaos.segment.is_none() && chaos.delay.is_zero() && chaos.cut_after.is_none();
+            let trace = Trace::new(if plain {
+                format!("connection {number}, recorded by a relay")
+            } else {
+                format!("connection {number} through the chaos proxy ({chaos})")
+            });
+            crate::lock(&self.traces).push(trace.clone());
+            trace
+        });
+        let _ = server.set_nodelay(true);
+        let _ = server.set_read_timeout(Some(IDLE_TIMEOUT));
+        let _ = server.set_write_timeout(Some(IDLE_TIMEOUT));
+        let server = Stream::Tcp(server);
+        let client = &*client;
+        let sides = [client.stream(), &server];
+        let forwarded = AtomicU64::new(0);
+        let cut = AtomicBool::new(false);
+        let relay = |from: &dyn Fn(&mut [u8]) -> io::Result<usize>,
+                     to: &dyn Fn(&[u8]) -> io::Result<()>,
+                     sender: Side| {
             pump(
-                client2,
-                server,
-                Side::Client,
-                &shared,
-                trace,
+                from,
+                to,
+                sender,
+                chaos,
+                trace.as_ref(),
                 &forwarded,
                 &cut,
+                sides,
             )
-        })
-    };
-    let down = pump(
-        server2,
-        client,
-        Side::Server,
-        shared,
-        trace,
-        &forwarded,
-        &cut,
-    );
-    let up = up.join().unwrap_or_default();
-    lock(&shared.live).retain(|(n, _)| *n != number);
-    let mut report = lock(&shared.report);
-    report.connections += 1;
-    report.bytes[0] += up.0;
-    report.pieces[0] += up.1;
-    report.bytes[1] += down.0;
-    report.pieces[1] += down.1;
-    let was_cut = cut.load(Ordering::SeqCst);
-    if was_cut {
-        report.cut += 1;
+        };
+        let (up, down) = thread::scope(|s| {
+            let down = s.spawn(|| {
+                relay(
+                    &|b| (&server).read(b),
+                    &|b| (&mut &*client).write_all(b),
+                    Side::Server,
+                )
+            });
+            let up = relay(
+                &|b| (&mut &*client).read(b),
+                &|b| (&server).write_all(b),
+                Side::Client,
+            );
+            // Stopping: the client side is closed; close the upstream
+            // side too, so the other direction ends now.
+            if client.server().is_shutdown() {
+                let _ = server.shutdown(Shutdown::Both);
+            }
+            (up, down.join().unwrap_or_default())
+        });
+        let mut report = crate::lock(&self.report);
+        report.connections += 1;
+        report.bytes[0] += up.0;
+        report.pieces[0] += up.1;
+        report.bytes[1] += down.0;
+        report.pieces[1] += down.1;
+        let was_cut = cut.load(Ordering::SeqCst);
+        if was_cut {
+            report.cut += 1;
+        }
+        drop(report);
+        chaos.say(format_args!(
+            "connection {number}: client→server {} B in {} pieces, server→client {} B in {} pieces{}",
+            up.0,
+            up.1,
+            down.0,
+            down.1,
+            if was_cut { "; cut" } else { "" }
+        ));
+        Ok(())
     }
-    drop(report);
-    chaos.say(format_args!(
-        "connection {number}: client→server {} B in {} pieces, server→client {} B in {} pieces{}",
-        up.0,
-        up.1,
-        down.0,
-        down.1,
-        if was_cut { "; cut" } else { "" }
-    ));
+
+    /// A conversation the proxy's shutdown cut: said, not printed.
+    fn handle_error(&self, peer: &crate::Addr, error: &crate::HandlerError) {
+        self.chaos.say(format_args!("{peer}: {error}"));
+    }
 }
 
-/// Forwards `from` to `to` until `from` ends, re-cut as the chaos says.
-/// Returns (bytes, pieces) forwarded.
+/// Forwards `from` to `to` until `from` ends, re-cut as the chaos says;
+/// `sides` are both sockets, closed when the conversation is cut. Returns
+/// (bytes, pieces) forwarded.
+#[allow(clippy::too_many_arguments)]
 fn pump(
-    mut from: TcpStream,
-    mut to: TcpStream,
+    from: &dyn Fn(&mut [u8]) -> io::Result<usize>,
+    to: &dyn Fn(&[u8]) -> io::Result<()>,
     sender: Side,
-    shared: &Shared,
-    trace: Option<Trace>,
+    chaos: &Chaos,
+    trace: Option<&Trace>,
     forwarded: &AtomicU64,
     cut: &AtomicBool,
+    sides: [&Stream; 2],
 ) -> (u64, u64) {
-    let chaos = &shared.chaos;
     let mut buf = vec![0u8; READ_SIZE];
     let (mut bytes, mut pieces) = (0u64, 0u64);
     loop {
-        let n = match from.read(&mut buf) {
+        let n = match from(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Some(trace) = &trace {
+        if let Some(trace) = trace {
             trace.record(sender, Op::Write, &buf[..n]);
         }
         let segment = chaos.segment.unwrap_or(n);
@@ -532,10 +481,10 @@ fn pump(
             if !piece.is_empty() {
                 // Recorded as it is handed on, before the receiver can
                 // answer it, so the answer is drawn after it.
-                if let Some(trace) = &trace {
+                if let Some(trace) = trace {
                     trace.record(sender.peer(), Op::Read, piece);
                 }
-                if to.write_all(piece).is_err() {
+                if to(piece).is_err() {
                     cutting = true;
                 } else {
                     bytes += piece.len() as u64;
@@ -549,15 +498,20 @@ fn pump(
                         chaos.cut_after.unwrap_or(0)
                     ));
                 }
-                let _ = from.shutdown(Shutdown::Both);
-                let _ = to.shutdown(Shutdown::Both);
+                for side in sides {
+                    let _ = side.shutdown(Shutdown::Both);
+                }
                 return (bytes, pieces);
             }
         }
     }
     // The sender finished: pass its end of stream on, and let the other
     // direction finish on its own.
-    let _ = to.shutdown(Shutdown::Write);
+    let receiver = match sender {
+        Side::Client => sides[1],
+        Side::Server => sides[0],
+    };
+    let _ = receiver.shutdown(Shutdown::Write);
     (bytes, pieces)
 }
 

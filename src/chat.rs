@@ -80,7 +80,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -328,7 +328,7 @@ pub fn builder() -> Builder<Room, ThreadingTcpServer<Room>> {
 /// # Errors
 ///
 /// If the address cannot be bound.
-pub fn bind(addr: impl ToSocketAddrs) -> io::Result<ThreadingTcpServer<Room>> {
+pub fn bind(addr: impl crate::server::BindAddr) -> io::Result<ThreadingTcpServer<Room>> {
     builder().bind(addr)
 }
 

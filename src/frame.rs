@@ -754,25 +754,9 @@ pub fn read_body_append<R: Read + ?Sized>(
     // Reserve what a small body needs; a large one grows as bytes arrive
     // (read_to_end at most doubles what it holds), so a lying header cannot
     // make us allocate what was never sent. Bytes go straight into the
-    // body, and each step is hashed as it lands, while it is in cache and
-    // while the sender is still sending: md5 is the only real cost.
-    let base = body.len();
+    // body: md5 is the only real cost.
     body.reserve(chunk_len(header.len));
-    let mut hasher = md5::Context::new();
-    while ((body.len() - base) as u64) < header.len {
-        let start = body.len();
-        let step = (header.len - (start - base) as u64).min(HASH_STEP);
-        if r.take(step).read_to_end(body)? == 0 {
-            return Err(FrameError::Truncated {
-                part: FramePart::Body,
-                expected: header.len,
-                received: (start - base) as u64,
-            });
-        }
-        hasher.consume(&body[start..]);
-    }
-    check_md5(header, hasher.finalize())?;
-    Ok(header.len)
+    hash_body(r, header, body, true, |_| Ok(()))
 }
 
 /// Reads a frame's length prefix and JSON header, leaving the body unread.
@@ -853,24 +837,42 @@ pub fn read_body_to<R: Read + ?Sized, W: Write + ?Sized>(
     header: &Header,
     w: &mut W,
 ) -> Result<u64, FrameError> {
+    let mut buf = Vec::with_capacity(chunk_len(header.len));
+    hash_body(r, header, &mut buf, false, |step| w.write_all(step))
+}
+
+/// The one read-and-hash loop under every body reader: reads the body
+/// announced by `header` in steps, each hashed as it lands (while it is in
+/// cache, and while the sender is still sending) and handed to `sink`, and
+/// checks the digest at the end. With `keep`, the steps stay in `buf`, one
+/// after another ([`HASH_STEP`] each: the body read whole); without, each
+/// step takes the last one's place ([`CHUNK`] each: the body streamed on).
+fn hash_body<R: Read + ?Sized>(
+    r: &mut R,
+    header: &Header,
+    buf: &mut Vec<u8>,
+    keep: bool,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> Result<u64, FrameError> {
+    let step = if keep { HASH_STEP } else { CHUNK as u64 };
+    let base = buf.len();
     let mut hasher = md5::Context::new();
-    let mut buf = vec![0u8; chunk_len(header.len)];
-    let mut remaining = header.len;
-    while remaining > 0 {
-        let want = buf
-            .len()
-            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        let n = read_some(r, &mut buf[..want])?;
-        if n == 0 {
+    let mut received = 0u64;
+    while received < header.len {
+        if !keep {
+            buf.truncate(base);
+        }
+        let start = buf.len();
+        if r.take((header.len - received).min(step)).read_to_end(buf)? == 0 {
             return Err(FrameError::Truncated {
                 part: FramePart::Body,
                 expected: header.len,
-                received: header.len - remaining,
+                received,
             });
         }
-        hasher.consume(&buf[..n]);
-        w.write_all(&buf[..n])?;
-        remaining -= n as u64;
+        hasher.consume(&buf[start..]);
+        sink(&buf[start..])?;
+        received += (buf.len() - start) as u64;
     }
     check_md5(header, hasher.finalize())?;
     Ok(header.len)

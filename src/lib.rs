@@ -12,7 +12,7 @@
 //! | module | what it holds | seed section |
 //! |---|---|---|
 //! | [`handler`] | the traits you implement: [`BaseRequestHandler`], [`StreamRequestHandler`], [`DatagramRequestHandler`] | socketserver编程 (request handler class) |
-//! | [`server`] | the servers: [`TcpServer`], [`ThreadingTcpServer`], [`UdpServer`], [`ThreadingUdpServer`], Unix servers; lifecycle, threading policy, limits | socketserver编程 (server class) |
+//! | [`server`] | the servers: one generic [`server::Server`] over its source and threading policy, and Python's names for it ([`TcpServer`], [`ThreadingTcpServer`], [`UdpServer`], [`ThreadingUdpServer`], Unix servers); lifecycle, shutdown, limits | socketserver编程 (server class) |
 //! | [`frame`] | the seed's frame: 4-byte length, JSON header, body; reader and writer over any `Read`/`Write` | 粘包与分包, 范例 |
 //! | [`greet`] | the greeting protocol: [`greet::Greeter`] for TCP and UDP servers, and the seed's clients | tcp编程, udp编程 |
 //! | [`sticky`] | 粘包 and 分包 made to happen on purpose, and undone by frames | 粘包与分包 |
@@ -93,3 +93,12 @@ pub use server::{
 pub use server::{
     ThreadingUnixDatagramServer, ThreadingUnixStreamServer, UnixDatagramServer, UnixStreamServer,
 };
+
+/// Locks a mutex, and takes a poisoned one as it is: nothing in this crate
+/// panics while it holds a lock, and a counter or a buffer is still usable
+/// after a panic elsewhere. The one place the crate says so.
+pub(crate) fn lock<T: ?Sized>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -54,6 +54,22 @@ fn threads() -> (usize, usize) {
     (0, 0)
 }
 
+/// [`threads`] once the count holds still: a thread the last test joined
+/// (a scoped thread, say) can still be on its way out of `/proc` for a
+/// moment after its join returned, and would count here.
+fn settled_threads() -> (usize, usize) {
+    let mut last = threads();
+    for _ in 0..500 {
+        thread::sleep(Duration::from_millis(2));
+        let now = threads();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 /// An echo handler for lines, which records what `handle_error` hears.
 #[derive(Default)]
 struct Echo {
@@ -92,7 +108,7 @@ fn until_active(stats: impl Fn() -> u64, active: u64) {
 fn idle_clients_end_at_once_and_every_thread_is_joined() {
     let _one = one_at_a_time();
     let handler = Arc::new(Echo::default());
-    let (before, ours_before) = threads();
+    let (before, ours_before) = settled_threads();
     let server = ThreadingTcpServer::builder(SharedEcho(Arc::clone(&handler)))
         .graceful_shutdown(Duration::from_secs(1))
         .bind("127.0.0.1:0")

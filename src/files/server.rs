@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, ToSocketAddrs};
+use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,8 +20,8 @@ use super::{
     encode_listing, field, number, receive_chunks, send_chunks,
 };
 use crate::frame::{FrameError, FrameLimits, Header, read_frame_into, write_frame_parts};
-use crate::handler::{Addr, BaseRequestHandler, Connection, is_timeout};
-use crate::server::ThreadingTcpServer;
+use crate::handler::{BaseRequestHandler, Connection, is_timeout};
+use crate::server::{ThreadingTcpServer, peer_key};
 
 /// How long an error frame may take to leave: the connection's deadline
 /// may have passed already (that may be the error), and a write after it
@@ -79,7 +79,7 @@ impl Reservation<'_> {
         let done = (self.declared - self.unwritten).min(total);
         let now = total.min(self.declared) - done;
         if now > 0 {
-            lock(self.ledger).unwritten -= now;
+            crate::lock(self.ledger).unwritten -= now;
             self.unwritten -= now;
         }
     }
@@ -87,7 +87,7 @@ impl Reservation<'_> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        let mut ledger = lock(self.ledger);
+        let mut ledger = crate::lock(self.ledger);
         ledger.declared -= self.declared;
         ledger.unwritten -= self.unwritten;
         if let Some(peer) = self.peer {
@@ -99,27 +99,6 @@ impl Drop for Reservation<'_> {
             }
         }
     }
-}
-
-/// The key an upload's share of the budget counts under: its client's IP
-/// address, an IPv4-mapped IPv6 address as the IPv4 one, any other IPv6
-/// address as its /64, as the framework's per-peer cap counts
-/// connections; `None` for a Unix-domain client.
-fn peer_key(peer: &Addr) -> Option<IpAddr> {
-    match peer.ip()?.to_canonical() {
-        IpAddr::V6(v6) => Some(IpAddr::V6(Ipv6Addr::from(
-            u128::from(v6) & !((1u128 << 64) - 1),
-        ))),
-        v4 => Some(v4),
-    }
-}
-
-/// The ledger, even if a panic poisoned it: its sums stay right, since
-/// every change to it is one step.
-fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
-    ledger
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The bytes an unprivileged user may still write on the filesystem of
@@ -246,7 +225,7 @@ impl FileHandler {
         size: u64,
         peer: Option<IpAddr>,
     ) -> Result<Reservation<'_>, FileError> {
-        let mut ledger = lock(&self.ledger);
+        let mut ledger = crate::lock(&self.ledger);
         let budget = self.config.upload_budget;
         if ledger.declared.saturating_add(size) > budget {
             return Err(FileError::OverBudget {
@@ -421,7 +400,7 @@ fn refuse_frame(conn: &mut Connection, e: FrameError, waited: Duration) -> io::E
 ///
 /// The root is not a directory, or the address cannot be bound.
 pub fn bind(
-    addr: impl ToSocketAddrs,
+    addr: impl crate::server::BindAddr,
     config: FileConfig,
 ) -> io::Result<ThreadingTcpServer<FileHandler>> {
     let (max_clients, max_per_peer) = (config.max_clients, config.max_per_peer);
@@ -433,8 +412,8 @@ pub fn bind(
 
 #[cfg(test)]
 mod tests {
-    use super::peer_key;
     use crate::handler::Addr;
+    use crate::server::peer_key;
 
     #[test]
     fn an_address_s_share_counts_as_the_per_peer_cap_does() {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::is_timeout;
 use crate::server::ServerInfo;
-use crate::server::deadline::{Clock, Dir};
+use crate::server::{Clock, Dir};
 
 /// A socket address: a client's, or a server's own.
 ///
@@ -180,17 +180,16 @@ pub enum Stream {
     Unix(UnixStream),
 }
 
-macro_rules! each_stream {
-    ($stream:expr, $s:ident => $body:expr) => {
-        match $stream {
-            Stream::Tcp($s) => $body,
-            #[cfg(unix)]
-            Stream::Unix($s) => $body,
-        }
-    };
-}
-
 impl Stream {
+    /// The socket under either kind, for the calls both kinds share.
+    fn socket(&self) -> socket2::SockRef<'_> {
+        match self {
+            Stream::Tcp(s) => s.into(),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.into(),
+        }
+    }
+
     /// The TCP socket, if this is TCP (for `set_nodelay`, `peer_addr`, ...).
     pub fn as_tcp(&self) -> Option<&TcpStream> {
         match self {
@@ -206,7 +205,7 @@ impl Stream {
     ///
     /// As the socket's `set_read_timeout` (a zero duration is an error).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        each_stream!(self, s => s.set_read_timeout(timeout))
+        self.socket().set_read_timeout(nonzero(timeout)?)
     }
 
     /// Sets the write timeout; `None` waits forever.
@@ -215,7 +214,7 @@ impl Stream {
     ///
     /// As the socket's `set_write_timeout` (a zero duration is an error).
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        each_stream!(self, s => s.set_write_timeout(timeout))
+        self.socket().set_write_timeout(nonzero(timeout)?)
     }
 
     /// Shuts down the read half, the write half, or both. Shutting down the
@@ -225,7 +224,7 @@ impl Stream {
     ///
     /// As the socket's `shutdown`.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        each_stream!(self, s => s.shutdown(how))
+        self.socket().shutdown(how)
     }
 
     /// Reads without consuming: the next read returns the same bytes.
@@ -275,8 +274,26 @@ impl Stream {
     ///
     /// As the socket's `try_clone`.
     pub fn try_clone(&self) -> io::Result<Stream> {
-        Ok(each_stream!(self, s => s.try_clone()?.into()))
+        Ok(match self {
+            Stream::Tcp(s) => s.try_clone()?.into(),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.try_clone()?.into(),
+        })
     }
+}
+
+/// A timeout as `std` takes it: zero is an error, and anything shorter than
+/// a microsecond is one (the socket counts in microseconds, where zero
+/// means no timeout at all: a deadline's last nanoseconds must not turn
+/// into a wait forever).
+fn nonzero(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    Ok(timeout.map(|t| t.max(Duration::from_micros(1))))
 }
 
 impl From<TcpStream> for Stream {
@@ -294,16 +311,16 @@ impl From<UnixStream> for Stream {
 
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        each_stream!(*self, s => (&*s).read(buf))
+        (&*self.socket()).read(buf)
     }
 }
 
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        each_stream!(*self, s => (&*s).write(buf))
+        (&*self.socket()).write(buf)
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        each_stream!(*self, s => (&*s).write_vectored(bufs))
+        (&*self.socket()).write_vectored(bufs)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

@@ -211,7 +211,8 @@ impl<F: DatagramFamily> Datagram<F> {
 /// ```
 ///
 /// A stream handler given to a UDP server is refused by name ("\`Echo\` is
-/// not a datagram request handler"):
+/// not a request handler for this server", with a note saying which
+/// traits stream and datagram servers take):
 ///
 /// ```compile_fail,E0277
 /// use socketserver::{BaseRequestHandler, Connection};
@@ -241,8 +242,7 @@ pub trait DatagramRequestHandler<F: DatagramFamily = Udp>: Send + Sync + 'static
         true
     }
 
-    /// Reports a failed request; by default one line through the `log`
-    /// facade ([`default_handle_error`]).
+    /// As [`BaseRequestHandler::handle_error`](super::BaseRequestHandler::handle_error).
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         default_handle_error(peer, error);
     }

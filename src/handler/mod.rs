@@ -36,7 +36,7 @@ pub use connection::{Addr, Connection, LINGER_BYTES, LINGER_TIME, Stream};
 pub use datagram::Unix;
 pub use datagram::{Datagram, DatagramFamily, DatagramRequestHandler, Udp};
 pub use per_connection::{ConnectionHandler, PerConnection, per_connection};
-pub use stream::{StreamRequest, StreamRequestHandler, Streamed};
+pub use stream::{ReadHalf, StreamRequest, StreamRequestHandler, Streamed, WriteHalf};
 
 /// Why a request failed, as [`BaseRequestHandler::handle_error`] hears it.
 ///
@@ -142,21 +142,35 @@ pub fn normalize_timeout(e: io::Error) -> io::Error {
     }
 }
 
-/// What every `handle_error` does unless overridden: one line naming the
-/// client, as Python's prints, through the `log` facade at `error` level
-/// (target `socketserver`), so the library writes nothing to stderr by
-/// itself. Install a logger to see these lines (the examples install one:
-/// `RUST_LOG=off` silences it), or override `handle_error` to keep, count
-/// or print them yourself.
+/// What every `handle_error` does unless overridden: Python's one line
+/// naming the client, never silent. Through the `log` facade at `error`
+/// level (target `socketserver`) once the program has installed a logger
+/// (the examples do: `RUST_LOG=off` silences it); to stderr while none is
+/// installed, as Python prints its traceback there. Override `handle_error`
+/// to keep, count or print the errors yourself.
+///
+/// A logger counts as installed when `log` has one other than its own
+/// no-op (which is a unit struct and enables nothing): a logger that is a
+/// unit struct and turns `error` off is taken for none.
 ///
 /// ```
 /// use socketserver::{Addr, HandlerError};
 /// let peer = Addr::Inet("127.0.0.1:5000".parse().unwrap());
-/// // Logs: error processing request from 127.0.0.1:5000: handler panicked: oops
+/// // With no logger: "error processing request from 127.0.0.1:5000: handler panicked: oops" on stderr.
 /// socketserver::handler::default_handle_error(&peer, &HandlerError::Panic("oops".into()));
 /// ```
 pub fn default_handle_error(peer: &Addr, error: &HandlerError) {
-    log::error!(target: "socketserver", "error processing request from {peer}: {error}");
+    let line = format_args!("error processing request from {peer}: {error}");
+    let logger = log::logger();
+    let meta = log::Metadata::builder()
+        .level(log::Level::Error)
+        .target("socketserver")
+        .build();
+    if std::mem::size_of_val(logger) == 0 && !logger.enabled(&meta) {
+        eprintln!("{line}"); // no logger: Python's stderr
+    } else {
+        log::error!(target: "socketserver", "{line}");
+    }
 }
 
 /// Handles one stream connection: Python's `BaseRequestHandler`.
@@ -198,8 +212,8 @@ pub fn default_handle_error(peer: &Addr, error: &HandlerError) {
 /// ```
 ///
 /// A type that is not a handler is refused by name: "error\[E0277\]:
-/// \`Config\` is not a stream request handler (\`BaseRequestHandler\`)",
-/// with a note on what to implement or pass instead. A closure of the
+/// \`Config\` is not a request handler for this server", with a note on
+/// what to implement or pass instead. A closure of the
 /// wrong shape gets the same message, naming the closure.
 ///
 /// ```compile_fail,E0277
@@ -252,8 +266,8 @@ pub trait BaseRequestHandler: Send + Sync + 'static {
         true
     }
 
-    /// Reports a failed request; by default one line through the `log`
-    /// facade ([`default_handle_error`]).
+    /// Reports a failed request; by default Python's one line, through
+    /// `log` or to stderr ([`default_handle_error`]).
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         default_handle_error(peer, error);
     }

@@ -2,12 +2,20 @@
 //! buffered halves, `rfile` and `wfile`.
 //!
 //! A [`StreamRequestHandler`] gets a [`StreamRequest`] in place of the bare
-//! [`Connection`], with a line reader that bounds line length, and its
-//! `wfile` flushed when `handle` returns. Wrapped in [`Streamed`], it runs
-//! on any stream server.
+//! [`Connection`], with a line reader that bounds line length. Wrapped in
+//! [`Streamed`], it runs on any stream server.
+//!
+//! Python's `wfile` is unbuffered, so a ported handler that writes a prompt
+//! and then reads the answer (`wfile.write(b"name? "); rfile.readline()`)
+//! expects the prompt to be on the wire before it waits. A plain
+//! `BufWriter` would keep it, and both sides would wait forever. So `wfile`
+//! here gathers what is written into one buffer (a message written in
+//! pieces still leaves in one `send`), and that buffer goes out when
+//! `rfile` is about to wait for the socket, on `flush`, when it fills, and
+//! after `handle` and `finish`.
 
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::sync::Arc;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::{Arc, Mutex};
 
 use super::{
     Addr, BaseRequestHandler, Connection, HandlerError, default_handle_error, normalize_timeout,
@@ -16,7 +24,8 @@ use crate::server::ServerInfo;
 
 /// Handles one stream connection through buffered halves, Python's
 /// `StreamRequestHandler`: read from `request.rfile`, write to
-/// `request.wfile`, and the write buffer is flushed when `handle` returns.
+/// `request.wfile`; what was written leaves before `rfile` waits for the
+/// client, and when `handle` returns.
 ///
 /// Give it to a server wrapped in [`Streamed`]. The server calls `setup`,
 /// `handle`, then `finish` (even if `handle` failed), all on the same
@@ -175,9 +184,16 @@ pub struct Streamed<H>(pub H);
 impl<H: StreamRequestHandler> BaseRequestHandler for Streamed<H> {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
         let conn = &*conn;
+        let pending = Mutex::new(Vec::new());
         let mut request = StreamRequest {
-            rfile: BufReader::new(conn),
-            wfile: BufWriter::new(conn),
+            rfile: BufReader::new(ReadHalf {
+                conn,
+                pending: &pending,
+            }),
+            wfile: WriteHalf {
+                conn,
+                pending: &pending,
+            },
             conn,
         };
         self.0.setup(&mut request)?;
@@ -215,12 +231,102 @@ impl<H: StreamRequestHandler> BaseRequestHandler for Streamed<H> {
 /// [`connection`](Self::connection) reaches.
 #[derive(Debug)]
 pub struct StreamRequest<'a> {
-    /// The buffered read half (Python's `self.rfile`).
-    pub rfile: BufReader<&'a Connection>,
-    /// The buffered write half (Python's `self.wfile`), flushed after
-    /// `handle` returns `Ok`.
-    pub wfile: BufWriter<&'a Connection>,
+    /// The buffered read half (Python's `self.rfile`): before it waits for
+    /// the socket, what `wfile` holds is sent.
+    pub rfile: BufReader<ReadHalf<'a>>,
+    /// The write half (Python's `self.wfile`): see [`WriteHalf`].
+    pub wfile: WriteHalf<'a>,
     conn: &'a Connection,
+}
+
+/// The most [`WriteHalf`] holds before it sends (as `BufWriter`'s default).
+const WFILE_BUFFER: usize = 8 * 1024;
+
+/// The source under [`StreamRequest::rfile`]: the connection, read only
+/// after what `wfile` holds has been sent, so a prompt written to `wfile`
+/// is on the wire before the handler waits for the answer (as Python's
+/// unbuffered `wfile` is).
+///
+/// ```
+/// use std::io::{self, BufRead, Read, Write};
+/// use socketserver::{StreamRequest, StreamRequestHandler, Streamed, TcpServer};
+///
+/// struct Ask;
+/// impl StreamRequestHandler for Ask {
+///     fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+///         request.wfile.write_all(b"name? ")?; // Python: self.wfile.write(...)
+///         let mut name = String::new();
+///         request.rfile.read_line(&mut name)?; // the prompt left first
+///         write!(request.wfile, "hello {}", name.trim())
+///     }
+/// }
+/// let server = TcpServer::bind("127.0.0.1:0", Streamed(Ask))?;
+/// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| server.handle_request());
+///     let mut prompt = [0u8; 6];
+///     client.read_exact(&mut prompt)?; // would wait forever behind a BufWriter
+///     assert_eq!(&prompt, b"name? ");
+///     client.write_all(b"ada\n")?;
+///     let mut reply = String::new();
+///     client.read_to_string(&mut reply)?;
+///     assert_eq!(reply, "hello ada");
+///     Ok::<(), io::Error>(())
+/// })?;
+/// # Ok::<(), io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ReadHalf<'a> {
+    conn: &'a Connection,
+    pending: &'a Mutex<Vec<u8>>,
+}
+
+impl Read for ReadHalf<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        send(self.conn, &mut crate::lock(self.pending))?;
+        (&mut &*self.conn).read(buf)
+    }
+}
+
+/// [`StreamRequest::wfile`]: Python's `wfile`, buffered only until the
+/// handler reads. Writes gather in one buffer (so a message written in
+/// pieces leaves in one `send`), which is sent before `rfile` next waits
+/// for the socket, on `flush`, when it holds 8 KiB, and after `handle` and
+/// `finish` return.
+#[derive(Debug)]
+pub struct WriteHalf<'a> {
+    conn: &'a Connection,
+    pending: &'a Mutex<Vec<u8>>,
+}
+
+impl Write for WriteHalf<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut pending = crate::lock(self.pending);
+        if pending.len() + buf.len() > WFILE_BUFFER {
+            send(self.conn, &mut pending)?;
+        }
+        if buf.len() >= WFILE_BUFFER {
+            return (&mut &*self.conn).write(buf);
+        }
+        pending.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        send(self.conn, &mut crate::lock(self.pending))
+    }
+}
+
+/// Sends what `wfile` holds; on an error, what was not sent stays.
+fn send(conn: &Connection, pending: &mut Vec<u8>) -> io::Result<()> {
+    while !pending.is_empty() {
+        match (&mut &*conn).write(pending) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => drop(pending.drain(..n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl StreamRequest<'_> {

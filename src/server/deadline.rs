@@ -16,8 +16,8 @@
 //! which every call fails at once with `ConnectionAborted`.
 
 use std::io;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::handler::{Stream, is_timeout};
@@ -113,7 +113,7 @@ impl Clock {
     /// The handler's deadline (`Connection::set_deadline`): in force
     /// unless the server's limit comes first.
     pub(crate) fn set(&self, deadline: Option<Instant>) {
-        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut set = crate::lock(&self.set);
         set.0 = self.encode(deadline);
         self.at.store(earlier(set.0, set.1), Ordering::Relaxed);
     }
@@ -121,7 +121,7 @@ impl Clock {
     /// The server's limit: from now on no deadline later than `at` is in
     /// force, whatever the handler sets. An earlier limit stays.
     pub(crate) fn limit(&self, at: Instant) {
-        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut set = crate::lock(&self.set);
         set.1 = earlier(set.1, self.encode(Some(at)));
         self.at.store(earlier(set.0, set.1), Ordering::Relaxed);
     }
@@ -141,7 +141,7 @@ impl Clock {
     /// The error for a call made after the deadline in force: the
     /// shutdown's when the server's limit is the one that passed.
     fn expired(&self) -> io::Error {
-        let (handler, server) = *self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        let (handler, server) = *crate::lock(&self.set);
         if self.is_cut() || earlier(handler, server) == server && server != 0 {
             cut()
         } else {

@@ -8,6 +8,20 @@
 //! ([`ThreadingTcpServer`], [`ThreadingUdpServer`],
 //! [`ThreadingUnixStreamServer`], [`ThreadingUnixDatagramServer`]).
 //!
+//! All eight are one type, [`Server<S, H, P>`](Server): a source of
+//! requests `S` (a `TcpListener`, `UdpSocket`, `UnixListener` or
+//! `UnixDatagram`), a handler `H`, and a policy `P` ([`Sequential`] or
+//! [`Threading`]); Python's names are aliases of it.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | [`Server`], its [`Builder`], Python's names, [`ServerInfo`] |
+//! | `source.rs` | the four sources: binding (Python's `server_bind`), socket options, receiving |
+//! | `serve.rs` | the serving loop, the executors, and the one path to the handler's hooks |
+//! | `shutdown.rs` | [`ShutdownHandle`]: the waker, drain, grace, cut, joins, the registry of live connections |
+//! | `stats.rs` | [`Stats`], the connection gate, the per-peer cap |
+//! | `deadline.rs` | a connection's deadline |
+//!
 //! # Lifecycle
 //!
 //! ```
@@ -100,9 +114,11 @@
 //!
 //! # Shutting down
 //!
-//! [`ShutdownHandle::shutdown`] sets a flag and wakes the serving thread by
-//! connecting to the server (or, for UDP, sending it an empty datagram), so
-//! the loop stops at once, without polling, from any thread, including a
+//! [`ShutdownHandle::shutdown`] sets a flag and wakes the serving thread
+//! through a pipe of its own, which the loop waits on beside its socket
+//! (one `poll(2)`), so the loop stops at once, without polling, whatever
+//! the server's address (a Unix socket with an abstract name or none, a
+//! port shared with `SO_REUSEPORT`), from any thread, including a
 //! handler's own: Python's `shutdown()` waits for `serve_forever` to
 //! return, and so deadlocks when a handler calls it. A client still waiting
 //! in the listen queue at that moment is closed unserved, as Python's
@@ -128,6 +144,11 @@
 //!    when nothing of the server runs (Python's `block_on_close`, with a
 //!    deadline).
 //!
+//! Dropping a server (Python's `server_close`) does the same to the
+//! requests still running: a threading server served with
+//! `handle_request` is dropped only once its handler threads are joined,
+//! within the grace period (and [`CUT_WAIT`]).
+//!
 //! [`ShutdownHandle::shutdown_now`] skips to step 3 (Go's `Server.Close`).
 //! With the `ctrlc` feature (on by default),
 //! `ShutdownHandle::shutdown_on_ctrl_c` turns Ctrl-C into `shutdown`, and a
@@ -142,39 +163,30 @@
 //! (one request at a time, on the serving thread) the grace period is held
 //! by the connection's deadline alone: nothing else can interrupt it.
 
-mod bind;
-mod core;
-pub(crate) mod deadline;
-mod fd;
-mod live;
-mod state;
-mod tcp;
-mod threads;
-mod udp;
-#[cfg(unix)]
-mod unix;
-#[cfg(unix)]
-mod unix_datagram;
+mod deadline;
+mod serve;
+mod shutdown;
+mod source;
+mod stats;
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::net::{TcpListener, UdpSocket};
+#[cfg(unix)]
+use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-pub use bind::DEFAULT_BACKLOG;
-pub use fd::FD_RESERVE;
-pub use state::Stats;
-pub(crate) use state::peer_key;
-pub use tcp::{TcpServer, ThreadingTcpServer};
-pub use udp::{ThreadingUdpServer, UdpServer};
-#[cfg(unix)]
-pub use unix::{ThreadingUnixStreamServer, UnixStreamServer};
-#[cfg(unix)]
-#[cfg_attr(docsrs, doc(cfg(unix)))]
-pub use unix_datagram::{ThreadingUnixDatagramServer, UnixDatagramServer};
+pub(crate) use deadline::{Clock, Dir};
+pub use serve::Handler;
+use serve::{Executor, Shared};
+pub use shutdown::ShutdownHandle;
+use shutdown::{Live, Waker};
+pub use source::{BindAddr, DEFAULT_BACKLOG, FD_RESERVE, Source, SourceAddr};
+pub use stats::Stats;
+pub(crate) use stats::peer_key;
 
 use crate::handler::Addr;
-use state::State;
 
 /// The connection cap of a thread-per-connection server, unless set.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -194,16 +206,331 @@ pub const CUT_WAIT: Duration = Duration::from_secs(1);
 /// thousand idle threads stay a few MB resident.
 pub const DEFAULT_STACK_SIZE: usize = 512 * 1024;
 
+/// A TCP server that serves one connection at a time, on the thread that
+/// calls `serve_forever`: Python's `TCPServer`. While one client is served,
+/// the next waits in the listen queue.
+///
+/// ```
+/// use std::io::{self, Read, Write};
+/// use socketserver::{Connection, TcpServer};
+///
+/// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+///     let mut name = String::new();
+///     conn.read_to_string(&mut name)?;
+///     write!(conn, "你好,{name}")
+/// })?;
+/// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// client.write_all(b"Michael")?;
+/// client.shutdown(std::net::Shutdown::Write)?;
+/// server.handle_request()?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?;
+/// assert_eq!(reply, "你好,Michael");
+/// # Ok::<(), io::Error>(())
+/// ```
+pub type TcpServer<H> = Server<TcpListener, H, Sequential>;
+
+/// A TCP server that serves each connection on its own thread (up to
+/// [`DEFAULT_MAX_CONNECTIONS`] at once), or on a pool ([`Builder::pool`]):
+/// Python's `ThreadingTCPServer`. The [module docs](crate::server) say
+/// when each fits.
+///
+/// ```
+/// use std::io::{self, Read};
+/// use std::thread;
+/// use socketserver::{Connection, ThreadingTcpServer};
+///
+/// let server = ThreadingTcpServer::builder(|conn: &mut Connection| {
+///     io::Write::write_all(conn, b"Welcome!")
+/// })
+/// .pool(4)
+/// .bind("127.0.0.1:0")?;
+/// let addr = server.local_addr()?;
+/// let stop = server.shutdown_handle();
+/// let serving = thread::spawn(move || server.serve_forever());
+/// let clients: Vec<_> = (0..8)
+///     .map(|_| thread::spawn(move || {
+///         let mut banner = String::new();
+///         std::net::TcpStream::connect(addr)?.read_to_string(&mut banner)?;
+///         Ok::<_, io::Error>(banner)
+///     }))
+///     .collect();
+/// for client in clients {
+///     assert_eq!(client.join().unwrap()?, "Welcome!");
+/// }
+/// stop.shutdown();
+/// serving.join().unwrap();
+/// # Ok::<(), io::Error>(())
+/// ```
+pub type ThreadingTcpServer<H> = Server<TcpListener, H, Threading>;
+
+/// A UDP server that handles one datagram at a time: Python's
+/// `UDPServer`. See [`DatagramRequestHandler`](crate::DatagramRequestHandler)
+/// for an example.
+pub type UdpServer<H> = Server<UdpSocket, H, Sequential>;
+
+/// A UDP server that handles each datagram on a thread or a pool:
+/// Python's `ThreadingUDPServer`. Worth it when handling a datagram takes
+/// long (a lookup, a delay) compared with receiving one.
+///
+/// ```
+/// use socketserver::{Datagram, ThreadingUdpServer};
+///
+/// let server = ThreadingUdpServer::builder(|d: &Datagram| d.reply(d.data()))
+///     .pool(2)
+///     .bind("127.0.0.1:0")?;
+/// let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// client.send_to(b"ping", server.local_addr()?)?;
+/// server.handle_request()?;
+/// let mut buf = [0u8; 16];
+/// assert_eq!(client.recv(&mut buf)?, 4);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub type ThreadingUdpServer<H> = Server<UdpSocket, H, Threading>;
+
+/// A Unix-domain stream server that serves one connection at a time:
+/// Python's `UnixStreamServer`. Only processes on this machine that may
+/// open the socket file can connect, which makes it a good home for local
+/// control services.
+///
+/// ```
+/// use std::io::{self, Read, Write};
+/// use socketserver::{Connection, UnixStreamServer};
+///
+/// let path = std::env::temp_dir().join(format!("socketserver-doc-{}.sock", std::process::id()));
+/// let server = UnixStreamServer::bind(&path, |conn: &mut Connection| conn.write_all(b"hi"))?;
+/// let mut client = std::os::unix::net::UnixStream::connect(&path)?;
+/// server.handle_request()?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?;
+/// assert_eq!(reply, "hi");
+/// drop(server); // removes the socket file
+/// assert!(!path.exists());
+/// # Ok::<(), io::Error>(())
+/// ```
+#[cfg(unix)]
+pub type UnixStreamServer<H> = Server<UnixListener, H, Sequential>;
+
+/// A Unix-domain stream server that serves each connection on a thread or
+/// a pool, like [`ThreadingTcpServer`]: Python's
+/// `ThreadingUnixStreamServer`.
+#[cfg(unix)]
+pub type ThreadingUnixStreamServer<H> = Server<UnixListener, H, Threading>;
+
+/// A Unix-domain datagram server that handles one datagram at a time:
+/// Python's `UnixDatagramServer`. Its handler is a
+/// [`DatagramRequestHandler<Unix>`](crate::DatagramRequestHandler) (or a
+/// closure over `&Datagram<Unix>`); datagrams up to 65,536 bytes are taken
+/// whole, longer ones refused whole (`InvalidData` to `handle_error`).
+/// Nothing is lost or reordered on the way; a client that wants replies
+/// binds a path of its own (an unnamed sender can be heard, not answered).
+///
+/// ```
+/// use std::os::unix::net::UnixDatagram;
+/// use socketserver::UnixDatagramServer;
+/// use socketserver::handler::{Datagram, Unix};
+///
+/// let dir = std::env::temp_dir();
+/// let path = dir.join(format!("socketserver-doc-dgram-{}.sock", std::process::id()));
+/// let server = UnixDatagramServer::bind(&path, |d: &Datagram<Unix>| {
+///     d.reply(&[b"echo:", d.data()].concat())
+/// })?;
+/// // The client binds a path of its own, so that it can be answered.
+/// let me = dir.join(format!("socketserver-doc-dgram-client-{}.sock", std::process::id()));
+/// let client = UnixDatagram::bind(&me)?;
+/// client.send_to(b"hi", &path)?;
+/// server.handle_request()?;
+/// let mut buf = [0u8; 16];
+/// let n = client.recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"echo:hi");
+/// std::fs::remove_file(&me)?;
+/// drop(server); // removes the socket file
+/// assert!(!path.exists());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(unix)]
+pub type UnixDatagramServer<H> = Server<UnixDatagram, H, Sequential>;
+
+/// A Unix-domain datagram server that handles each datagram on a thread
+/// or a pool: Python's `ThreadingUnixDatagramServer`.
+///
+/// ```
+/// use std::io;
+/// use std::os::unix::net::UnixDatagram;
+/// use socketserver::ThreadingUnixDatagramServer;
+/// use socketserver::handler::{Datagram, DatagramFamily, DatagramRequestHandler};
+///
+/// /// One handler for UDP and Unix datagrams alike.
+/// struct Echo;
+/// impl<F: DatagramFamily> DatagramRequestHandler<F> for Echo {
+///     fn handle(&self, d: &Datagram<F>) -> io::Result<()> {
+///         d.reply(d.data())
+///     }
+/// }
+///
+/// let path = std::env::temp_dir().join(format!("socketserver-doc-tdgram-{}.sock", std::process::id()));
+/// let server = ThreadingUnixDatagramServer::builder(Echo).pool(2).bind(&path)?;
+/// let udp = socketserver::UdpServer::bind("127.0.0.1:0", Echo)?; // the same handler
+/// let (client, _peer) = UnixDatagram::pair()?; // unnamed: cannot be answered
+/// client.send_to(b"hi", &path)?;
+/// server.handle_request()?;
+/// # drop(udp);
+/// # Ok::<(), io::Error>(())
+/// ```
+#[cfg(unix)]
+pub type ThreadingUnixDatagramServer<H> = Server<UnixDatagram, H, Threading>;
+
+/// A server: requests from a source `S` (a `TcpListener`, `UdpSocket`,
+/// `UnixListener` or `UnixDatagram`), served by a handler `H`, one at a
+/// time on the serving thread ([`Sequential`]) or on other threads
+/// ([`Threading`]). Python's eight names ([`TcpServer`],
+/// [`ThreadingTcpServer`], ...) are aliases of it; the
+/// [module docs](crate::server) tell its lifecycle.
+pub struct Server<S, H, P = Threading> {
+    source: Arc<S>,
+    shared: Arc<Shared<H>>,
+    executor: Executor,
+    max_active: usize,
+    /// The buffer datagrams are received into (empty for stream sources).
+    buf: Mutex<Vec<u8>>,
+    /// Lines about peers refused over their cap, at most one a second.
+    refused: Mutex<serve::Every>,
+    /// The socket file we created, removed when the server is dropped.
+    created: Option<std::path::PathBuf>,
+    _policy: PhantomData<fn() -> P>,
+}
+
+/// The policy of a server that serves one request at a time, on the thread
+/// that calls `serve_forever` or `handle_request` (Python's `TCPServer`).
+#[derive(Debug)]
+pub enum Sequential {}
+
+/// The policy of a server that serves each request on another thread: a
+/// thread per request (the default) or a pool (Python's `ThreadingMixIn`).
+#[derive(Debug)]
+pub enum Threading {}
+
+/// A threading policy: [`Sequential`] or [`Threading`].
+pub trait Policy: sealed::Sealed {
+    #[doc(hidden)]
+    const THREADED: bool;
+}
+
+impl sealed::Sealed for Sequential {}
+impl sealed::Sealed for Threading {}
+impl Policy for Sequential {
+    const THREADED: bool = false;
+}
+impl Policy for Threading {
+    const THREADED: bool = true;
+}
+
+impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
+    /// Options for this server; finish with `bind` (or `from_listener`).
+    ///
+    /// ```
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// let server = ThreadingTcpServer::builder(|_: &mut Connection| Ok(()))
+    ///     .graceful_shutdown(std::time::Duration::from_secs(5))
+    ///     .bind("127.0.0.1:0")?;
+    /// assert_eq!(server.stats().accepted, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn builder(handler: H) -> Builder<H, Self> {
+        Builder::new(
+            handler,
+            if P::THREADED {
+                Run::PerConnection
+            } else {
+                Run::Inline
+            },
+        )
+    }
+
+    /// Binds `addr` with the default options and returns the server, ready
+    /// but not yet serving: for TCP and UDP anything [`BindAddr`] takes
+    /// (`"127.0.0.1:0"`, Python's `("", port)`), for Unix servers the path
+    /// of the socket file to create (removed when the server is dropped).
+    ///
+    /// # Errors
+    ///
+    /// If the address cannot be bound (in use, not local, a socket file
+    /// that exists already: remove a stale one first).
+    pub fn bind(addr: impl SourceAddr<S>, handler: H) -> std::io::Result<Self> {
+        Self::builder(handler).bind(addr)
+    }
+
+    /// The address the server listens (or receives) on: with port 0, the
+    /// port the system picked.
+    ///
+    /// # Errors
+    ///
+    /// As the socket's `local_addr`.
+    pub fn local_addr(&self) -> std::io::Result<S::Addr> {
+        self.source.local_addr()
+    }
+
+    /// A handle that stops `serve_forever` from any thread; see
+    /// [`serve_forever`](Self::serve_forever).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.info().shutdown_handle()
+    }
+
+    /// The server's counters now.
+    ///
+    /// ```
+    /// let server = socketserver::TcpServer::bind("127.0.0.1:0", |_: &mut socketserver::Connection| Ok(()))?;
+    /// let stats = server.stats();
+    /// assert_eq!((stats.accepted, stats.active), (0, 0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared.state.stats()
+    }
+
+    /// What handlers see of this server: its address, its counters, a
+    /// shutdown handle.
+    ///
+    /// ```
+    /// let server = socketserver::TcpServer::bind("127.0.0.1:0", |_: &mut socketserver::Connection| Ok(()))?;
+    /// println!("serving on {}", server.info().local_addr());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn info(&self) -> ServerInfo {
+        ServerInfo::new(Arc::clone(&self.shared.state))
+    }
+
+    /// The handler this server runs, to reach its state (counters, a
+    /// cache) while it serves or after. To keep it past the server, give
+    /// the server an `Arc` of it and keep a clone.
+    pub fn handler(&self) -> &H {
+        &self.shared.handler
+    }
+}
+
+impl<S: Source, H, P> fmt::Debug for Server<S, H, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.shared.state.local_addr)
+            .field("stats", &self.shared.state.stats())
+            .finish()
+    }
+}
+
+/// How a server runs requests, as configured.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Threading {
+pub(crate) enum Run {
     Inline,
     Pool(usize),
     PerConnection,
 }
 
+/// A server's options, as the builder set them.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
-    threading: Threading,
+#[doc(hidden)]
+pub struct Config {
+    run: Run,
     max_connections: Option<usize>,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -212,7 +539,40 @@ pub(crate) struct Config {
     stack_size: usize,
     initial_deadline: Option<Duration>,
     max_per_peer: Option<usize>,
-    socket: bind::SocketOptions,
+    socket: source::SocketOptions,
+}
+
+/// What a server's threads share: its address, the counters and the gate
+/// they drive (`stats.rs`), and the shutdown's flag, waker and registry of
+/// live connections (`shutdown.rs`).
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) local_addr: Addr,
+    waker: Waker,
+    shutdown: std::sync::atomic::AtomicBool,
+    counts: Mutex<stats::Counts>,
+    /// Announces every change to the counts, and a shutdown.
+    changed: Condvar,
+    live: Live,
+    /// The last connection number given (`Connection::id`).
+    ids: std::sync::atomic::AtomicU64,
+    /// How long a shutdown lets requests run on ([`Builder::graceful_shutdown`]).
+    grace: Duration,
+}
+
+impl State {
+    fn new(local_addr: Addr, waker: Waker, grace: Duration) -> State {
+        State {
+            local_addr,
+            waker,
+            shutdown: std::sync::atomic::AtomicBool::new(false),
+            counts: Mutex::default(),
+            changed: Condvar::new(),
+            live: Live::default(),
+            ids: std::sync::atomic::AtomicU64::new(0),
+            grace,
+        }
+    }
 }
 
 /// A view of a running server, for handlers (Python's `self.server`).
@@ -231,7 +591,7 @@ pub(crate) struct Config {
 /// assert_eq!(server.stats().completed, 1);
 /// # Ok::<(), io::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ServerInfo {
     state: Arc<State>,
 }
@@ -286,190 +646,6 @@ impl ServerInfo {
     }
 }
 
-impl fmt::Debug for ServerInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerInfo")
-            .field("local_addr", &self.state.local_addr)
-            .field("stats", &self.state.stats())
-            .finish()
-    }
-}
-
-/// Stops a server's `serve_forever`: cloneable, `Send` and `Sync`, and safe
-/// to call from inside a handler.
-///
-/// ```
-/// use socketserver::{Connection, TcpServer};
-/// use std::io::Write;
-///
-/// // A server whose first client shuts it down.
-/// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
-///     conn.server().shutdown_handle().shutdown();
-///     conn.write_all(b"bye")
-/// })?;
-/// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
-/// server.serve_forever(); // returns once that handler has run
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    state: Arc<State>,
-}
-
-impl ShutdownHandle {
-    /// Asks `serve_forever` to return, gracefully, and returns at once
-    /// (Go's `Server.Shutdown`). The server stops accepting; every
-    /// connection whose handler is waiting for its client's next request
-    /// sees end of stream at once (its socket's read half is shut down)
-    /// while a reply being written goes on; requests still running may
-    /// finish until the grace period ([`Builder::graceful_shutdown`],
-    /// [`DEFAULT_GRACE`]) ends, and are then cut as by
-    /// [`shutdown_now`](Self::shutdown_now). `serve_forever` returns once
-    /// every handler has returned and its thread is joined.
-    ///
-    /// A server asked to stop before `serve_forever` starts returns from it
-    /// at once; after returning, `serve_forever` can be called again.
-    ///
-    /// ```
-    /// use std::io::{self, BufRead, BufReader, Write};
-    /// use std::time::{Duration, Instant};
-    /// use socketserver::{Connection, ThreadingTcpServer};
-    ///
-    /// // An echo server with a client that sends nothing: its handler
-    /// // waits in `read`, and the shutdown ends it at once.
-    /// let echo = |conn: &mut Connection| -> io::Result<()> {
-    ///     let mut lines = BufReader::new(conn.try_clone()?);
-    ///     let mut line = String::new();
-    ///     while lines.read_line(&mut line)? > 0 {
-    ///         conn.write_all(line.as_bytes())?;
-    ///         line.clear();
-    ///     }
-    ///     Ok(()) // end of stream: the client left, or the server stops
-    /// };
-    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", echo)?;
-    /// let _idle = std::net::TcpStream::connect(server.local_addr()?)?;
-    /// let stop = server.shutdown_handle();
-    /// let started = Instant::now();
-    /// std::thread::scope(|s| {
-    ///     s.spawn(|| server.serve_forever());
-    ///     while server.stats().active == 0 {
-    ///         std::thread::yield_now(); // until the idle client is served
-    ///     }
-    ///     stop.shutdown();
-    /// });
-    /// assert!(started.elapsed() < Duration::from_secs(5), "not the grace period");
-    /// assert_eq!((server.stats().active, server.stats().completed), (0, 1));
-    /// # Ok::<(), io::Error>(())
-    /// ```
-    pub fn shutdown(&self) {
-        self.state.request_shutdown();
-    }
-
-    /// Asks `serve_forever` to return at once, ending every connection
-    /// now (Go's `Server.Close`): each live socket is shut down both ways,
-    /// every read and write through its [`Connection`](crate::Connection)
-    /// fails with `ConnectionAborted` from then on, and each request cut
-    /// this way is reported to `handle_error`. `serve_forever` still joins
-    /// every handler's thread before it returns. Also ends a graceful
-    /// shutdown under way (a second Ctrl-C, say).
-    ///
-    /// ```
-    /// use std::io::{self, Read};
-    /// use socketserver::{Connection, ThreadingTcpServer};
-    ///
-    /// // A handler that ignores end of stream and reads on.
-    /// let stubborn = |conn: &mut Connection| -> io::Result<()> {
-    ///     loop {
-    ///         conn.read(&mut [0u8; 64])?; // fails once the connection is cut
-    ///     }
-    /// };
-    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", stubborn)?;
-    /// let _client = std::net::TcpStream::connect(server.local_addr()?)?;
-    /// let stop = server.shutdown_handle();
-    /// std::thread::scope(|s| {
-    ///     s.spawn(|| server.serve_forever());
-    ///     while server.stats().active == 0 {
-    ///         std::thread::yield_now();
-    ///     }
-    ///     stop.shutdown_now();
-    /// });
-    /// assert_eq!((server.stats().active, server.stats().failed), (0, 1));
-    /// # Ok::<(), io::Error>(())
-    /// ```
-    pub fn shutdown_now(&self) {
-        self.state.request_shutdown_now();
-    }
-
-    /// Whether a shutdown was asked for and `serve_forever` has not yet
-    /// finished it.
-    pub fn is_shutdown(&self) -> bool {
-        self.state.is_shutdown()
-    }
-}
-
-/// Ctrl-C, with the `ctrlc` feature (on by default).
-#[cfg(feature = "ctrlc")]
-#[cfg_attr(docsrs, doc(cfg(feature = "ctrlc")))]
-impl ShutdownHandle {
-    /// Turns Ctrl-C (SIGINT), and SIGTERM and SIGHUP on Unix (Ctrl-Break on
-    /// Windows: the `ctrlc` crate's `termination` feature), into a graceful
-    /// [`shutdown`](Self::shutdown) of this server; a second one shuts it
-    /// down now ([`shutdown_now`](Self::shutdown_now)). One line in a
-    /// server's `main` before `serve_forever`, which then returns, and
-    /// `main` with it, exit status 0.
-    ///
-    /// The signal is handled on a thread of the `ctrlc` crate's, not in a
-    /// signal handler, so the shutdown runs as from any other thread.
-    ///
-    /// ```
-    /// # #[cfg(unix)] {
-    /// use socketserver::{Connection, ThreadingTcpServer};
-    ///
-    /// let server = ThreadingTcpServer::bind("127.0.0.1:0", |_: &mut Connection| Ok(()))?;
-    /// server.shutdown_handle().shutdown_on_ctrl_c()?;
-    /// // What a user's Ctrl-C does: SIGINT to this process.
-    /// std::process::Command::new("kill")
-    ///     .args(["-INT", &std::process::id().to_string()])
-    ///     .status()?;
-    /// server.serve_forever(); // returns: the signal asked it to
-    /// println!("stopped: {}", server.stats());
-    /// # }
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// If a handler for these signals was set already in this process
-    /// (once per process: one server's handle, or your own), or the
-    /// system refused to set one.
-    pub fn shutdown_on_ctrl_c(&self) -> std::io::Result<()> {
-        let handle = self.clone();
-        let signals = std::sync::atomic::AtomicUsize::new(0);
-        ctrlc::set_handler(move || {
-            if signals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                log::info!(target: "socketserver", "stopping: shutting down gracefully (again to stop now)");
-                handle.shutdown();
-            } else {
-                log::info!(target: "socketserver", "stopping now");
-                handle.shutdown_now();
-            }
-        })
-        .map_err(|e| match e {
-            ctrlc::Error::System(e) => e,
-            other => std::io::Error::other(other),
-        })
-    }
-}
-
-impl fmt::Debug for ShutdownHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShutdownHandle")
-            .field("local_addr", &self.state.local_addr)
-            .field("is_shutdown", &self.is_shutdown())
-            .finish()
-    }
-}
-
 mod sealed {
     pub trait Sealed {}
 }
@@ -485,6 +661,14 @@ pub trait Connected: sealed::Sealed {}
 /// Marks the internet servers (TCP, UDP), for which address reuse and
 /// dual-stack IPv6 mean something.
 pub trait Inet: sealed::Sealed {}
+
+impl<S, H, P> sealed::Sealed for Server<S, H, P> {}
+impl<S, H> Threaded for Server<S, H, Threading> {}
+impl<H, P> Connected for Server<TcpListener, H, P> {}
+#[cfg(unix)]
+impl<H, P> Connected for Server<UnixListener, H, P> {}
+impl<H, P> Inet for Server<TcpListener, H, P> {}
+impl<H, P> Inet for Server<UdpSocket, H, P> {}
 
 /// Options for a server of type `S`, then `bind`.
 ///
@@ -511,11 +695,11 @@ pub struct Builder<H, S> {
 }
 
 impl<H, S> Builder<H, S> {
-    fn new(handler: H, threading: Threading) -> Builder<H, S> {
+    fn new(handler: H, run: Run) -> Builder<H, S> {
         Builder {
             handler,
             config: Config {
-                threading,
+                run,
                 max_connections: None,
                 read_timeout: Some(DEFAULT_READ_TIMEOUT),
                 write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
@@ -524,7 +708,7 @@ impl<H, S> Builder<H, S> {
                 stack_size: DEFAULT_STACK_SIZE,
                 initial_deadline: None,
                 max_per_peer: None,
-                socket: bind::SocketOptions::default(),
+                socket: source::SocketOptions::default(),
             },
             _server: PhantomData,
         }
@@ -548,7 +732,7 @@ impl<H, S: Threaded> Builder<H, S> {
     /// says more (the extra ones then wait for a worker, accepted).
     /// Zero workers is an error at `bind`.
     pub fn pool(mut self, workers: usize) -> Builder<H, S> {
-        self.config.threading = Threading::Pool(workers);
+        self.config.run = Run::Pool(workers);
         self
     }
 
@@ -556,7 +740,7 @@ impl<H, S: Threaded> Builder<H, S> {
     /// [`DEFAULT_MAX_CONNECTIONS`] at once unless
     /// [`max_connections`](Self::max_connections) says otherwise.
     pub fn thread_per_connection(mut self) -> Builder<H, S> {
-        self.config.threading = Threading::PerConnection;
+        self.config.run = Run::PerConnection;
         self
     }
 
@@ -675,7 +859,7 @@ impl<H, S: Connected> Builder<H, S> {
 
 // Python's socket knobs: `request_queue_size`, `allow_reuse_address`,
 // `allow_reuse_port`, `create_server(dualstack_ipv6=True)`. Set between
-// `socket()` and `bind()` (see `bind.rs`); a builder that sets none binds
+// `socket()` and `bind()` (see `source.rs`); a builder that sets none binds
 // exactly as `std` does.
 
 impl<H, S: Connected> Builder<H, S> {
@@ -730,12 +914,9 @@ impl<H, S: Inet> Builder<H, S> {
     /// `SO_REUSEPORT` (Windows), `bind` fails with `Unsupported` (Python
     /// silently skips it).
     ///
-    /// Stopping one of several servers on a port: [`ShutdownHandle::shutdown`]
-    /// wakes its server by connecting to the port, and the kernel may hand
-    /// that connection to a sibling instead. Stop such servers together,
-    /// or serve them with
-    /// [`handle_request_timeout`](crate::TcpServer::handle_request_timeout)
-    /// in a loop that checks a flag of your own.
+    /// Each of several servers on a port stops on its own
+    /// ([`ShutdownHandle::shutdown`] wakes it through its own pipe, not
+    /// through the shared port).
     ///
     /// ```
     /// use socketserver::{Connection, TcpServer};
@@ -784,156 +965,46 @@ impl<H, S: Inet> Builder<H, S> {
     }
 }
 
-/// Declares a server type: the struct, `builder`, and the lifecycle methods
-/// every server shares. `bind` and `local_addr` differ by socket family and
-/// are written beside each family's types.
-macro_rules! server_type {
-    (
-        $(#[$doc:meta])*
-        $name:ident<H: $handler:path>, $source:ty, $serve:ident, $threading:expr,
-        example: ($addr:literal, $example_handler:literal)
-    ) => {
-        $(#[$doc])*
-        pub struct $name<H: $handler> {
-            core: crate::server::core::Core<$source, crate::server::core::$serve<H>>,
+impl<S: Source, H: Handler<S::Request>, P: Policy> Builder<H, Server<S, H, P>> {
+    /// Binds `addr` and returns the server, ready but not yet serving, with
+    /// the socket options set on this builder; `addr` as for
+    /// [`Server::bind`].
+    ///
+    /// # Errors
+    ///
+    /// If the address cannot be bound or a socket option cannot be set, or
+    /// a pool of 0 was asked for.
+    pub fn bind(self, addr: impl SourceAddr<S>) -> std::io::Result<Server<S, H, P>> {
+        let (source, created) = addr.open(&self.config.socket)?;
+        let server = Server::new(source, self.handler, self.config);
+        if let (Err(_), Some(path)) = (&server, &created) {
+            let _ = std::fs::remove_file(path);
         }
+        let mut server = server?;
+        server.created = created;
+        Ok(server)
+    }
 
-        impl<H: $handler> crate::server::sealed::Sealed for $name<H> {}
+    /// Serves on a socket you bound yourself (to set socket options first,
+    /// or to inherit one); the builder's socket options (backlog, reuse,
+    /// dual stack) are not applied to it, and a Unix socket's file is left
+    /// in place when the server is dropped.
+    ///
+    /// # Errors
+    ///
+    /// If the socket's address cannot be read, or a pool of 0 was asked
+    /// for.
+    pub fn from_listener(self, listener: S) -> std::io::Result<Server<S, H, P>> {
+        Server::new(listener, self.handler, self.config)
+    }
 
-        impl<H: $handler> $name<H> {
-            /// Options for this server; finish with `bind`.
-            ///
-            /// ```
-            #[doc = concat!("let server = socketserver::", stringify!($name), "::builder(", $example_handler, ")")]
-            ///     .graceful_shutdown(std::time::Duration::from_secs(5))
-            #[doc = concat!("    .bind(", $addr, ")?;")]
-            /// assert_eq!(server.stats().accepted, 0);
-            /// # Ok::<(), std::io::Error>(())
-            /// ```
-            pub fn builder(handler: H) -> crate::server::Builder<H, Self> {
-                crate::server::Builder::new(handler, $threading)
-            }
-
-            /// Serves requests until [`shutdown`](crate::ShutdownHandle::shutdown)
-            /// is called (Python's `serve_forever`), then ends the live
-            /// connections (idle ones at once, the others after the grace
-            /// period) and returns once every handler has returned and its
-            /// thread is joined: nothing of the server runs after it (the
-            /// [module docs](crate::server#shutting-down) say more). Errors
-            /// from `accept` are logged (`log`, at most once a second) and
-            /// retried; errors from requests go to the handler's
-            /// `handle_error`.
-            ///
-            /// ```
-            #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
-            /// let stop = server.shutdown_handle(); // Send + Sync + Clone
-            /// let serving = std::thread::spawn(move || server.serve_forever());
-            /// stop.shutdown();
-            /// serving.join().unwrap(); // returned: the server is stopped
-            /// # Ok::<(), std::io::Error>(())
-            /// ```
-            pub fn serve_forever(&self) {
-                self.core.serve_forever()
-            }
-
-            /// Waits for one request and serves it (Python's
-            /// `handle_request`). A threading server returns once the
-            /// request is handed to its thread. The type's own example
-            /// shows it with a client.
-            ///
-            /// # Errors
-            ///
-            /// The error of the `accept` or `recv_from` call, if it failed.
-            pub fn handle_request(&self) -> std::io::Result<()> {
-                self.core.handle_request()
-            }
-
-            /// Waits at most `timeout` for one request and serves it:
-            /// Python's `handle_request` with the server's `timeout` set.
-            /// If none came in time (a free slot and a request, together),
-            /// calls the handler's `handle_timeout` and returns
-            /// `Ok(false)`; `Ok(true)` once a request was received (and
-            /// handed on, or refused by the per-peer cap or
-            /// `verify_request`). A shutdown asked for meanwhile also
-            /// returns `Ok(false)`, without `handle_timeout`.
-            ///
-            /// A loop of these is a serving loop with a tick, for periodic
-            /// work on the serving thread (Python's `service_actions`).
-            /// The wait is one `poll(2)`, on Unix only for now: elsewhere
-            /// this fails with `Unsupported`.
-            ///
-            /// ```
-            #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
-            /// let start = std::time::Instant::now();
-            /// # #[cfg(unix)]
-            /// assert!(!server.handle_request_timeout(std::time::Duration::from_millis(50))?);
-            /// # #[cfg(unix)]
-            /// assert!(start.elapsed() >= std::time::Duration::from_millis(50));
-            /// # Ok::<(), std::io::Error>(())
-            /// ```
-            ///
-            /// # Errors
-            ///
-            /// The error of the `poll`, `accept` or `recv_from` call, if
-            /// one failed.
-            pub fn handle_request_timeout(
-                &self,
-                timeout: std::time::Duration,
-            ) -> std::io::Result<bool> {
-                self.core.handle_request_timeout(timeout)
-            }
-
-            /// A handle that stops `serve_forever` from any thread; see
-            /// [`serve_forever`](Self::serve_forever).
-            pub fn shutdown_handle(&self) -> crate::ShutdownHandle {
-                self.core.info().shutdown_handle()
-            }
-
-            /// The server's counters now.
-            ///
-            /// ```
-            #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
-            /// let stats = server.stats();
-            /// assert_eq!((stats.accepted, stats.active), (0, 0));
-            /// # Ok::<(), std::io::Error>(())
-            /// ```
-            pub fn stats(&self) -> crate::Stats {
-                self.core.info().stats()
-            }
-
-            /// What handlers see of this server: its address, its counters,
-            /// a shutdown handle.
-            ///
-            /// ```
-            #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
-            /// println!("serving on {}", server.info().local_addr());
-            /// # Ok::<(), std::io::Error>(())
-            /// ```
-            pub fn info(&self) -> crate::ServerInfo {
-                self.core.info()
-            }
-
-            /// The handler this server runs, to reach its state (counters,
-            /// a cache) while it serves or after. To keep it past the
-            /// server, give the server an `Arc` of it and keep a clone.
-            ///
-            /// ```
-            #[doc = concat!("let server = socketserver::", stringify!($name), "::bind(", $addr, ", ", $example_handler, ")?;")]
-            /// let _handler = server.handler();
-            /// # Ok::<(), std::io::Error>(())
-            /// ```
-            pub fn handler(&self) -> &H {
-                &self.core.handler().0
-            }
-        }
-
-        impl<H: $handler> std::fmt::Debug for $name<H> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($name))
-                    .field("info", &self.core.info())
-                    .finish()
-            }
-        }
-    };
+    /// [`from_listener`](Self::from_listener), by the name that fits a
+    /// datagram socket.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_listener`](Self::from_listener).
+    pub fn from_socket(self, socket: S) -> std::io::Result<Server<S, H, P>> {
+        self.from_listener(socket)
+    }
 }
-use server_type;

@@ -253,7 +253,7 @@ impl Trace {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A recording cannot leave the record half-changed in a way later
         // calls depend on, so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.inner)
     }
 
     /// Wraps one end's stream: every call through the wrapper is recorded

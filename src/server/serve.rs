@@ -1,0 +1,577 @@
+//! The serving loop: wait for a free slot and a request, receive it, ask
+//! the per-peer cap and `verify_request`, and hand it to an executor (this
+//! thread, a pool, or a thread per request).
+//!
+//! The loop reaches the handler through one path, [`Handler`]: one
+//! implementation for every stream handler, one for every datagram
+//! handler, each of which runs the request (Python's `setup` / `handle` /
+//! `finish` for a connection) and forwards the three hooks,
+//! `verify_request`, `handle_error` and `handle_timeout`. A request's
+//! ticket counts it out when it ends, and a panic is caught and reported
+//! on its thread. What the server itself has to say (a failing `accept`, a
+//! clamped cap, a refused peer, a grace period overrun) goes through
+//! [`report`], to the `log` facade.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use log::Level;
+use threadpool::ThreadPool;
+
+use super::shutdown::{Threads, Waker};
+use super::source::{self, DATAGRAM_BUFFER, Source};
+use super::stats::Ticket;
+use super::{Config, Policy, Run, Server, ServerInfo, State, peer_key};
+use crate::handler::{
+    Addr, BaseRequestHandler, Connection, Datagram, DatagramFamily, DatagramRequestHandler,
+    HandlerError, Stream,
+};
+
+/// What a server needs of its handler, for requests of type `R`: the one
+/// path from the serving loop to the handler traits. Every
+/// [`BaseRequestHandler`] (or closure over `&mut Connection`) is one for
+/// stream servers, every [`DatagramRequestHandler`] (or closure over
+/// `&Datagram`) for datagram servers; there is nothing to implement.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a request handler for this server",
+    label = "not a handler for this server",
+    note = "a stream server (TCP, Unix) takes a `BaseRequestHandler`, a `StreamRequestHandler` wrapped in `Streamed(..)`, or a closure `|conn: &mut Connection| -> io::Result<()>`; a datagram server takes a `DatagramRequestHandler` or a closure `|d: &Datagram| -> io::Result<()>` (with the argument's type written out)"
+)]
+pub trait Handler<R>: Send + Sync + 'static {
+    /// Serves one request to its end.
+    #[doc(hidden)]
+    fn serve(&self, request: R, peer: &Addr, info: ServerInfo, config: &Config) -> io::Result<()>;
+    /// `verify_request`.
+    #[doc(hidden)]
+    fn verify(&self, peer: &Addr) -> bool;
+    /// `handle_error`.
+    #[doc(hidden)]
+    fn report(&self, peer: &Addr, error: &HandlerError);
+    /// `handle_timeout`.
+    #[doc(hidden)]
+    fn timed_out(&self, server: &ServerInfo);
+}
+
+/// A connection: socket options, then Python's `setup` / `handle` /
+/// `finish`, known to the server's registry of live connections meanwhile.
+// Unmet, rustc names the handler trait itself (its own message), not this.
+#[diagnostic::do_not_recommend]
+impl<H: BaseRequestHandler> Handler<Stream> for H {
+    fn serve(
+        &self,
+        stream: Stream,
+        peer: &Addr,
+        info: ServerInfo,
+        config: &Config,
+    ) -> io::Result<()> {
+        // New sockets have no timeouts and Nagle on: skip the system calls
+        // that would set what is already so.
+        if config.read_timeout.is_some() {
+            stream.set_read_timeout(config.read_timeout)?;
+        }
+        if config.write_timeout.is_some() {
+            stream.set_write_timeout(config.write_timeout)?;
+        }
+        if let (true, Some(tcp)) = (config.nodelay, stream.as_tcp()) {
+            tcp.set_nodelay(true)?;
+        }
+        // Numbered from 1 in the order handlers start; a u64 never wraps.
+        let id = info.state.ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let state = Arc::clone(&info.state);
+        let (read, write) = (config.read_timeout, config.write_timeout);
+        let mut conn = Connection::new(stream, id, peer.clone(), info, read, write);
+        if let Some(deadline) = config.initial_deadline {
+            conn.set_deadline_in(deadline);
+        }
+        // Known to the server until the handler is done, so a shutdown can
+        // end it (dropped before `conn`, which closes the socket).
+        let (stream, clock) = conn.parts();
+        let clock = Arc::clone(clock);
+        let _live = state.live.register(stream, &clock);
+        let handled = self.setup(&mut conn).and_then(|()| {
+            let handled = self.handle(&mut conn);
+            let finished = self.finish(&mut conn);
+            handled.and(finished)
+        });
+        // A connection cut at the end of the grace period failed, whatever
+        // its handler made of the errors it saw.
+        if clock.is_cut() {
+            return Err(super::deadline::cut());
+        }
+        handled
+    }
+    fn verify(&self, peer: &Addr) -> bool {
+        self.verify_request(peer)
+    }
+    fn report(&self, peer: &Addr, error: &HandlerError) {
+        self.handle_error(peer, error);
+    }
+    fn timed_out(&self, server: &ServerInfo) {
+        self.handle_timeout(server);
+    }
+}
+
+/// A datagram received: its bytes (`None` if it was longer than a server
+/// takes), its sender, and the socket to reply on.
+#[derive(Debug)]
+pub struct Received<F: DatagramFamily> {
+    data: Option<Vec<u8>>,
+    peer: F::PeerAddr,
+    socket: Arc<F::Socket>,
+}
+
+impl<F: DatagramFamily> Received<F> {
+    pub(crate) fn new(data: Option<Vec<u8>>, peer: F::PeerAddr, socket: Arc<F::Socket>) -> Self {
+        Received { data, peer, socket }
+    }
+}
+
+/// A datagram: Python's `handle`, with the datagram whole.
+#[diagnostic::do_not_recommend]
+impl<F: DatagramFamily, H: DatagramRequestHandler<F>> Handler<Received<F>> for H {
+    fn serve(
+        &self,
+        request: Received<F>,
+        _: &Addr,
+        info: ServerInfo,
+        _: &Config,
+    ) -> io::Result<()> {
+        let Some(data) = request.data else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a datagram longer than {DATAGRAM_BUFFER} bytes, dropped"),
+            ));
+        };
+        self.handle(&Datagram::new(data, request.peer, request.socket, info))
+    }
+    fn verify(&self, peer: &Addr) -> bool {
+        self.verify_request(peer)
+    }
+    fn report(&self, peer: &Addr, error: &HandlerError) {
+        self.handle_error(peer, error);
+    }
+    fn timed_out(&self, server: &ServerInfo) {
+        self.handle_timeout(server);
+    }
+}
+
+/// What every request's thread shares.
+pub(crate) struct Shared<H> {
+    pub(crate) handler: H,
+    config: Config,
+    pub(crate) state: Arc<State>,
+}
+
+impl<H> Shared<H> {
+    /// Runs one request to its end, on whatever thread the executor chose.
+    fn run<R>(&self, request: R, peer: Addr, mut ticket: Ticket)
+    where
+        H: Handler<R>,
+    {
+        let info = ServerInfo::new(Arc::clone(&self.state));
+        // `serve` consumes the request, so the socket is closed before the
+        // ticket is dropped: when the counters say a request is done, its
+        // client has its last byte and its end of stream.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.handler.serve(request, &peer, info, &self.config)
+        }));
+        let error = match outcome {
+            Ok(Ok(())) => {
+                ticket.succeeded();
+                return;
+            }
+            Ok(Err(e)) => HandlerError::io(e),
+            Err(panic) => HandlerError::Panic(panic_message(&*panic)),
+        };
+        // A panicking error hook must not take the worker down either.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.handler.report(&peer, &error);
+        }));
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic with no message)".to_owned()
+    }
+}
+
+/// Who runs a request.
+pub(crate) enum Executor {
+    /// The serving thread itself: one request at a time.
+    Inline,
+    /// A fixed pool of workers.
+    Pool(ThreadPool),
+    /// A new thread for each request, joined before `serve_forever` returns.
+    Spawn(Threads),
+}
+
+impl Executor {
+    fn execute(&self, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        match self {
+            Executor::Inline => job(),
+            Executor::Pool(pool) => pool.execute(job),
+            Executor::Spawn(threads) => threads.spawn(job)?,
+        }
+        Ok(())
+    }
+}
+
+impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
+    /// A server on `source`, configured; not yet serving.
+    pub(crate) fn new(source: S, handler: H, config: Config) -> io::Result<Self> {
+        let local = source.prepare()?;
+        let (executor, default_max) = match config.run {
+            Run::Inline => (Executor::Inline, 1),
+            Run::Pool(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a pool needs at least one worker",
+                ));
+            }
+            Run::Pool(workers) => (
+                Executor::Pool(
+                    threadpool::Builder::new()
+                        .num_threads(workers)
+                        .thread_name("socketserver-worker".into())
+                        .thread_stack_size(config.stack_size)
+                        .build(),
+                ),
+                workers,
+            ),
+            Run::PerConnection => (
+                Executor::Spawn(Threads::new(config.stack_size)),
+                super::DEFAULT_MAX_CONNECTIONS,
+            ),
+        };
+        let asked = match executor {
+            Executor::Inline => 1,
+            _ => config.max_connections.unwrap_or(default_max).max(1),
+        };
+        // Never promise connections the descriptor limit would refuse.
+        let limit = source::raise_limit();
+        let max_active = asked.min(source::connections_allowed(limit));
+        // Once per process: a test suite binds hundreds of servers.
+        static NOTED: std::sync::Once = std::sync::Once::new();
+        if max_active < asked {
+            NOTED.call_once(|| {
+                report(
+                    Level::Info,
+                    format_args!(
+                        "serving at most {max_active} connections at once, not {asked}: \
+                 the descriptor limit is {} ({} kept for other uses)",
+                        limit.unwrap_or(0),
+                        source::FD_RESERVE,
+                    ),
+                );
+            });
+        }
+        let grace = config.graceful.unwrap_or(super::DEFAULT_GRACE);
+        let waker = Waker::new(&local)?;
+        Ok(Server {
+            source: Arc::new(source),
+            shared: Arc::new(Shared {
+                handler,
+                config,
+                state: Arc::new(State::new(local, waker, grace)),
+            }),
+            executor,
+            max_active,
+            buf: Mutex::new(vec![0; S::BUFFER]),
+            refused: Mutex::new(Every::default()),
+            created: None,
+            _policy: PhantomData,
+        })
+    }
+
+    /// Waits for one request and serves it (Python's `handle_request`). A
+    /// threading server returns once the request is handed to its thread.
+    /// The type's own example shows it with a client.
+    ///
+    /// # Errors
+    ///
+    /// The error of the `accept` or `recv_from` call, if it failed.
+    pub fn handle_request(&self) -> io::Result<()> {
+        self.next(None).map(drop)
+    }
+
+    /// Waits at most `timeout` for one request and serves it: Python's
+    /// `handle_request` with the server's `timeout` set. If none came in
+    /// time (a free slot and a request, together), calls the handler's
+    /// `handle_timeout` and returns `Ok(false)`; `Ok(true)` once a request
+    /// was received (and handed on, or refused by the per-peer cap or
+    /// `verify_request`). A shutdown asked for meanwhile also returns
+    /// `Ok(false)`, without `handle_timeout`.
+    ///
+    /// A loop of these is a serving loop with a tick, for periodic work on
+    /// the serving thread (Python's `service_actions`). The wait is one
+    /// `poll(2)`, on Unix only for now: elsewhere this fails with
+    /// `Unsupported`.
+    ///
+    /// ```
+    /// let server = socketserver::TcpServer::bind("127.0.0.1:0", |_: &mut socketserver::Connection| Ok(()))?;
+    /// let start = std::time::Instant::now();
+    /// # #[cfg(unix)]
+    /// assert!(!server.handle_request_timeout(std::time::Duration::from_millis(50))?);
+    /// # #[cfg(unix)]
+    /// assert!(start.elapsed() >= std::time::Duration::from_millis(50));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The error of the `poll`, `accept` or `recv_from` call, if one
+    /// failed.
+    pub fn handle_request_timeout(&self, timeout: Duration) -> io::Result<bool> {
+        // A timeout past what an Instant holds (`Duration::MAX`) is a year:
+        // longer than any server waits for a request and means it.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
+        let came = self.next(Some(deadline))?;
+        if !came && !self.shared.state.is_shutdown() {
+            self.shared.handler.timed_out(&self.info());
+        }
+        Ok(came)
+    }
+
+    /// Waits (until `deadline`, if given) for a free slot and a request,
+    /// then receives it and hands it on. Whether one came: not if the
+    /// wait ran out or a shutdown woke it.
+    fn next(&self, deadline: Option<Instant>) -> io::Result<bool> {
+        let state = &self.shared.state;
+        // Backpressure: at the cap, stop taking requests and let them wait
+        // in the kernel's queue, rather than queue without bound in ours.
+        if !state.wait_for_slot(self.max_active, deadline) {
+            return Ok(false);
+        }
+        let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+        if !state.waker.wait(&*self.source, left)? {
+            return Ok(false);
+        }
+        let (request, peer) = S::receive(&self.source, &mut crate::lock(&self.buf))?;
+        if state.is_shutdown() {
+            // Stopped meanwhile: closed unserved, as Python's `server_close`.
+            return Ok(false);
+        }
+        self.dispatch(request, peer);
+        Ok(true)
+    }
+
+    /// Serves requests until [`shutdown`](crate::ShutdownHandle::shutdown)
+    /// is called (Python's `serve_forever`), then ends the live connections
+    /// (idle ones at once, the others after the grace period) and returns
+    /// once every handler has returned and its thread is joined: nothing of
+    /// the server runs after it (the [module docs](crate::server#shutting-down)
+    /// say more). Errors from `accept` are logged (`log`, at most once a
+    /// second) and retried; errors from requests go to the handler's
+    /// `handle_error`.
+    ///
+    /// ```
+    /// let server = socketserver::ThreadingTcpServer::bind("127.0.0.1:0", |_: &mut socketserver::Connection| Ok(()))?;
+    /// let stop = server.shutdown_handle(); // Send + Sync + Clone
+    /// let serving = std::thread::spawn(move || server.serve_forever());
+    /// stop.shutdown();
+    /// serving.join().unwrap(); // returned: the server is stopped
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn serve_forever(&self) {
+        let state = &self.shared.state;
+        let mut failures = Failures::default();
+        while !state.is_shutdown() {
+            match self.next(None) {
+                Ok(_) if !failures.in_run() => {}
+                Ok(_) => failures.recovered(&state.local_addr, Instant::now()),
+                // The client gave up between its connect and our accept.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                // Out of file descriptors or memory: retrying at once would
+                // spin, so back off until a connection of ours ends (likely
+                // freeing a descriptor) or the pause is over.
+                Err(e) => {
+                    let pause = failures.failed(&state.local_addr, &e, Instant::now());
+                    state.wait_for_change(pause);
+                }
+            }
+        }
+        self.finish_shutdown();
+        state.clear_shutdown();
+    }
+
+    fn dispatch(&self, request: S::Request, peer: Addr) {
+        let shared = &self.shared;
+        // The per-peer cap first: it costs a lookup, and a flood from one
+        // address must not reach user code or the pool's queue.
+        let cap = shared.config.max_per_peer;
+        let key = cap.and_then(|_| peer_key(&peer));
+        if let (Some(key), Some(max)) = (key, cap) {
+            if !shared.state.has_room(key, max) {
+                let mut refused = crate::lock(&self.refused);
+                if let Some(earlier) = refused.due(Instant::now()) {
+                    report(
+                        Level::Info,
+                        format_args!(
+                            "refused {peer}: over the per-peer cap of {max} \
+                             ({earlier} more refused since the last report)"
+                        ),
+                    );
+                }
+                return; // dropping the request closes its socket
+            }
+        }
+        if !shared.handler.verify(&peer) {
+            shared.state.reject();
+            return;
+        }
+        let ticket = shared.state.begin(key);
+        let job_shared = Arc::clone(shared);
+        let job_peer = peer.clone();
+        let job = move || job_shared.run(request, job_peer, ticket);
+        if let Err(e) = self.executor.execute(job) {
+            // The job was dropped unrun: its ticket counted it failed and
+            // its socket is closed. Say why.
+            shared.handler.report(&peer, &HandlerError::Io(e));
+        }
+    }
+}
+
+/// Says something about the server itself, through the `log` facade
+/// (target `socketserver`): the library writes nothing to stderr itself.
+/// The one place such lines go through.
+pub(crate) fn report(level: Level, line: fmt::Arguments<'_>) {
+    log::log!(target: "socketserver", level, "{line}");
+}
+
+/// At most one line per [`REPORT_EVERY`] about a repeated event, with a
+/// count of those that went unreported in between.
+#[derive(Debug, Default)]
+pub(crate) struct Every {
+    last: Option<Instant>,
+    unreported: u64,
+}
+
+impl Every {
+    fn is_due(&self, now: Instant) -> bool {
+        self.last
+            .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY)
+    }
+
+    /// `Some(unreported since the last line)` if a line is due now; else
+    /// counts this event as unreported.
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        if !self.is_due(now) {
+            self.unreported += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unreported))
+    }
+}
+
+/// The shortest and the longest pause after a failed `accept`.
+const PAUSE_MIN: Duration = Duration::from_millis(5);
+const PAUSE_MAX: Duration = Duration::from_millis(500);
+/// At most one line about a repeated event per this long.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// A run of failing `accept` calls: how long to pause after the next one,
+/// and its lines, at most one a second.
+#[derive(Debug, Default)]
+struct Failures {
+    pause: Duration,
+    every: Every,
+}
+
+impl Failures {
+    fn in_run(&self) -> bool {
+        !self.pause.is_zero()
+    }
+
+    /// Counts a failure, reports it if a line is due, and returns how long
+    /// to pause before the next `accept`: doubling from [`PAUSE_MIN`] to
+    /// [`PAUSE_MAX`].
+    fn failed(&mut self, addr: &Addr, e: &io::Error, now: Instant) -> Duration {
+        if let Some(earlier) = self.every.due(now) {
+            let earlier = match earlier {
+                0 => String::new(),
+                n => format!(" ({n} more since the last report)"),
+            };
+            report(
+                Level::Warn,
+                format_args!("accept on {addr} failed: {e}{earlier}; retrying with backoff"),
+            );
+        }
+        self.pause = (self.pause * 2).clamp(PAUSE_MIN, PAUSE_MAX);
+        self.pause
+    }
+
+    /// An `accept` worked: the run is over. Failures not yet reported are
+    /// reported now, if a line is due, or with the next run's first line.
+    fn recovered(&mut self, addr: &Addr, now: Instant) {
+        if self.pause.is_zero() {
+            return; // the hot path: nothing had failed
+        }
+        self.pause = Duration::ZERO;
+        if self.every.unreported > 0 && self.every.is_due(now) {
+            let earlier = self.every.due(now).unwrap_or(0);
+            report(
+                Level::Info,
+                format_args!("accept on {addr} works again, after {earlier} more failures"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_back_off_and_report_at_most_once_a_second() {
+        let addr = Addr::Inet("127.0.0.1:1".parse().unwrap());
+        let mut failures = Failures::default();
+        let e = io::Error::from_raw_os_error(24);
+        let start = Instant::now();
+        let pauses: Vec<Duration> = (0..10u32)
+            .map(|i| failures.failed(&addr, &e, start + Duration::from_millis(90) * i))
+            .collect();
+        assert_eq!(pauses[0], PAUSE_MIN);
+        assert_eq!(pauses[1], PAUSE_MIN * 2);
+        assert_eq!(*pauses.last().unwrap(), PAUSE_MAX);
+        // The first was reported, the other nine (within a second) counted.
+        assert_eq!(failures.every.unreported, 9);
+        failures.recovered(&addr, start + Duration::from_millis(900));
+        assert_eq!(failures.pause, Duration::ZERO);
+        assert_eq!(failures.every.unreported, 9, "kept for the next line");
+        // A second on, the next failure's line carries them.
+        failures.failed(&addr, &e, start + Duration::from_millis(1000));
+        assert_eq!(failures.every.unreported, 0);
+    }
+
+    #[test]
+    fn refused_peers_are_reported_at_most_once_a_second_with_a_count() {
+        let mut every = Every::default();
+        let start = Instant::now();
+        assert_eq!(every.due(start), Some(0));
+        for i in 1..=5 {
+            assert_eq!(every.due(start + Duration::from_millis(100) * i), None);
+        }
+        assert_eq!(every.due(start + Duration::from_secs(1)), Some(5));
+    }
+}
