@@ -523,8 +523,13 @@ impl BaseRequestHandler for Room {
 
 impl Room {
     /// Passes the member's lines on until it leaves or idles too long.
-    fn talk(&self, id: u64, name: &str, lines: &mut impl BufRead) -> io::Result<Parting> {
+    fn talk(&self, id: u64, name: &str, lines: &mut BufReader<&Connection>) -> io::Result<Parting> {
         loop {
+            if lines.buffer().is_empty() {
+                // Waiting for the member's next line: a shutdown may end
+                // this conversation here at once.
+                lines.get_ref().request_boundary();
+            }
             let line = match read_raw_line(lines) {
                 Ok(Some(line)) => clean(&line),
                 Ok(None) => return Ok(Parting::Left),

@@ -296,6 +296,9 @@ impl FileHandler {
         // budget for at most `chunk_timeout` per chunk.
         let mut paced = Paced::new(conn, self.config.chunk_timeout, Way::Upload);
         write_frame_parts(&mut paced, &Header::for_body(b"").with("ok", true), &[])?;
+        // That was an acknowledgement, not the reply: a shutdown lets the
+        // upload finish within its grace period.
+        conn.request_continues();
         let (announced, actual) =
             receive_chunks(&mut paced, &mut temp.file, size, Digest::new(), &mut |n| {
                 reservation.written(n)

@@ -181,6 +181,19 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Whether bytes the handler has not read wait in the socket's receive
+    /// queue (a request that has begun to arrive). Asked only by a
+    /// shutdown's drain, never per read or write.
+    pub(crate) fn input_waiting(&self) -> bool {
+        #[cfg(unix)]
+        {
+            let socket = self.socket();
+            rustix::io::ioctl_fionread(&*socket).is_ok_and(|n| n > 0)
+        }
+        #[cfg(not(unix))]
+        false
+    }
+
     /// The socket under either kind, for the calls both kinds share.
     fn socket(&self) -> socket2::SockRef<'_> {
         match self {
@@ -596,6 +609,51 @@ impl Connection {
         (&self.stream, &self.clock)
     }
 
+    /// Marks a request boundary: this connection now waits for its
+    /// client's next request. A server that shuts down ends a connection
+    /// waiting for its next request at once (its read half is shut: the
+    /// next read sees end of stream), but lets a request whose bytes are
+    /// still arriving finish within the grace period
+    /// ([`Builder::graceful_shutdown`](crate::server::Builder::graceful_shutdown)).
+    ///
+    /// The framework marks boundaries itself: a connection is between
+    /// requests when it starts and after every write through it (a reply),
+    /// and in a request once a read through it returns bytes;
+    /// [`StreamRequest::read_line`](crate::StreamRequest::read_line) marks
+    /// one before it waits for a line. A handler whose protocol is
+    /// otherwise (a reader that starts a new message without having
+    /// written) marks its own with this, and one that writes in the middle
+    /// of a request (an acknowledgement before an upload's data) says so
+    /// with [`request_continues`](Self::request_continues).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// // Reads 4-byte messages and answers nothing: each message's end is
+    /// // a boundary the framework cannot see, so the handler marks it.
+    /// let server = TcpServer::bind("127.0.0.1:0", |conn: &mut Connection| {
+    ///     let mut message = [0u8; 4];
+    ///     loop {
+    ///         conn.request_boundary();
+    ///         if conn.read_exact(&mut message).is_err() {
+    ///             return Ok(());
+    ///         }
+    ///     }
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn request_boundary(&self) {
+        self.clock.boundary(&self.stream);
+    }
+
+    /// Says the request under way goes on although the handler just wrote
+    /// (an acknowledgement before the rest of the request): a shutdown
+    /// lets it finish within the grace period, until the next boundary.
+    pub fn request_continues(&self) {
+        self.clock.in_request();
+    }
+
     /// The client's address (Python's `self.client_address`).
     pub fn peer_addr(&self) -> &Addr {
         &self.peer
@@ -654,24 +712,38 @@ pub const LINGER_TIME: Duration = Duration::from_secs(1);
 /// How much [`Connection::linger_close`] reads before it gives up.
 pub const LINGER_BYTES: u64 = 1 << 20;
 
+// Request boundaries, for a shutdown's drain (see `Clock::boundary`): bytes
+// read mean a request is arriving; bytes written mean a reply, after which
+// the connection waits for its next request.
 impl Read for &Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let stream: &Stream = &self.stream;
-        self.clock
-            .guard(stream, Dir::Read, || (&mut &*stream).read(buf))
+        let n = self
+            .clock
+            .guard(stream, Dir::Read, || (&mut &*stream).read(buf))?;
+        if n > 0 {
+            self.clock.in_request();
+        }
+        Ok(n)
     }
 }
 
 impl Write for &Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let stream: &Stream = &self.stream;
-        self.clock
-            .guard(stream, Dir::Write, || (&mut &*stream).write(buf))
+        let n = self
+            .clock
+            .guard(stream, Dir::Write, || (&mut &*stream).write(buf))?;
+        self.clock.boundary(stream);
+        Ok(n)
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         let stream: &Stream = &self.stream;
-        self.clock
-            .guard(stream, Dir::Write, || (&mut &*stream).write_vectored(bufs))
+        let n = self
+            .clock
+            .guard(stream, Dir::Write, || (&mut &*stream).write_vectored(bufs))?;
+        self.clock.boundary(stream);
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

@@ -377,6 +377,11 @@ impl StreamRequest<'_> {
     /// [`is_timeout`](super::is_timeout)); any other read error.
     pub fn read_line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
         let mut line = Vec::new();
+        if self.rfile.buffer().is_empty() {
+            // Waiting for a new line: a request boundary, where a shutdown
+            // may end this connection at once.
+            self.connection().request_boundary();
+        }
         let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
         (&mut self.rfile)
             .take(limit)

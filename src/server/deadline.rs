@@ -57,6 +57,14 @@ pub(crate) struct Clock {
     cut: AtomicBool,
     read: Half,
     write: Half,
+    /// Between requests: nothing read since the connection began, or
+    /// since its last reply was written or the handler marked a boundary
+    /// ([`Clock::boundary`]). A drain shuts such a connection's read half
+    /// at once; one in the middle of a request keeps it until its next
+    /// boundary, so the request can finish within the grace period.
+    between: AtomicBool,
+    /// A drain is under way: the next boundary shuts the read half.
+    draining: AtomicBool,
 }
 
 /// The error every call returns once the deadline has passed.
@@ -93,6 +101,41 @@ impl Clock {
             cut: AtomicBool::new(false),
             read: half(read),
             write: half(write),
+            between: AtomicBool::new(true),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// A request boundary: the connection waits for its client's next
+    /// request (a reply has gone, or a reader starts on a new message). If
+    /// a drain is under way, the read half is shut now, so that wait ends
+    /// at once. Two atomic operations, and no system call unless draining.
+    pub(crate) fn boundary(&self, stream: &Stream) {
+        self.between.store(true, Ordering::SeqCst);
+        if self.draining.load(Ordering::SeqCst) {
+            let _ = stream.shutdown(std::net::Shutdown::Read);
+        }
+    }
+
+    /// A request's bytes are arriving (or the handler says a request goes
+    /// on): a drain leaves the read half open until the next boundary.
+    pub(crate) fn in_request(&self) {
+        if self.between.load(Ordering::Relaxed) {
+            self.between.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// A shutdown's drain: the deadline limited to the end of the grace
+    /// period, and the read half shut now if the connection is between
+    /// requests, else at its next boundary.
+    pub(crate) fn drain(&self, stream: &Stream, until: Instant) {
+        self.limit(until);
+        self.draining.store(true, Ordering::SeqCst);
+        // Between requests, unless the next one's first bytes wait unread
+        // in the socket: that request has begun, and may finish too.
+        if self.between.load(Ordering::SeqCst) && !stream.input_waiting() {
+            // Errors mean the peer has gone already: nothing left to wake.
+            let _ = stream.shutdown(std::net::Shutdown::Read);
         }
     }
 

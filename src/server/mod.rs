@@ -129,10 +129,19 @@
 //! each [`Connection`](crate::Connection), so it costs no descriptor and
 //! no system call per read or write), and:
 //!
-//! 1. shuts the **read half** of every socket: a handler waiting for its
-//!    client's next request sees end of stream at once and returns, while
-//!    a reply being written goes on (a request whose bytes are still
-//!    arriving sees end of stream too);
+//! 1. shuts the **read half** of every socket at a **request boundary**:
+//!    a handler waiting for its client's next request sees end of stream
+//!    at once and returns, while a reply being written goes on; a request
+//!    whose bytes are arriving (read in part, or waiting unread in the
+//!    socket) keeps its read half until it is answered, and so finishes
+//!    within the grace period. The framework knows the boundaries without
+//!    a system call: a connection is between requests when it starts and
+//!    after each write (a reply), in a request once a read returns bytes;
+//!    [`StreamRequest::read_line`](crate::StreamRequest::read_line) marks
+//!    one before it waits for a line, and a handler marks its own with
+//!    [`Connection::request_boundary`](crate::Connection::request_boundary)
+//!    (or says a request goes on past an acknowledgement with
+//!    [`Connection::request_continues`](crate::Connection::request_continues));
 //! 2. lets requests under way run until the **grace period** ends
 //!    ([`Builder::graceful_shutdown`], default [`DEFAULT_GRACE`]): every
 //!    connection's deadline becomes the end of the grace period, which the

@@ -2,9 +2,10 @@
 //!
 //! A shutdown sets a flag and wakes the serving loop through a pipe it
 //! waits on beside its socket, so it stops at once whatever the socket's
-//! address; it *drains* every live connection (the read half shut, so a
-//! handler waiting for its client's next request sees end of stream, and
-//! the deadline limited to the end of the grace period). At the end of the
+//! address; it *drains* every live connection (the read half shut at its
+//! next request boundary, so a handler waiting for its client's next
+//! request sees end of stream while one in the middle of a request may
+//! finish it, and the deadline limited to the end of the grace period). At the end of the
 //! grace period it *cuts* what is left (both halves shut, every call
 //! through the connection failing), then *joins* every thread it started,
 //! waiting [`CUT_WAIT`] at most for handlers that ignore it; dropping a
@@ -433,9 +434,7 @@ struct Entry {
 
 impl Entry {
     fn drain(&self, until: Instant) {
-        // Errors mean the peer has gone already: nothing left to wake.
-        let _ = self.stream.shutdown(Shutdown::Read);
-        self.clock.limit(until);
+        self.clock.drain(&self.stream, until);
     }
 
     fn cut(&self) {
