@@ -618,7 +618,8 @@ impl Connection {
     ///
     /// The framework marks boundaries itself: a connection is between
     /// requests when it starts and after every write through it (a reply),
-    /// and in a request once a read through it returns bytes;
+    /// and in a request once a read through it returns fewer bytes than it
+    /// asked for (a message that goes on);
     /// [`StreamRequest::read_line`](crate::StreamRequest::read_line) marks
     /// one before it waits for a line. A handler whose protocol is
     /// otherwise (a reader that starts a new message without having
@@ -712,16 +713,22 @@ pub const LINGER_TIME: Duration = Duration::from_secs(1);
 /// How much [`Connection::linger_close`] reads before it gives up.
 pub const LINGER_BYTES: u64 = 1 << 20;
 
-// Request boundaries, for a shutdown's drain (see `Clock::boundary`): bytes
-// read mean a request is arriving; bytes written mean a reply, after which
-// the connection waits for its next request.
+// Request boundaries, for a shutdown's drain (see `Clock::boundary`): a
+// short read means a request is arriving; bytes written mean a reply,
+// after which the connection waits for its next request.
 impl Read for &Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let stream: &Stream = &self.stream;
+        self.clock.before_read(stream);
         let n = self
             .clock
             .guard(stream, Dir::Read, || (&mut &*stream).read(buf))?;
-        if n > 0 {
+        // A read that got less than it asked for belongs to a message that
+        // goes on (a reader that wanted more): a request under way. One
+        // that got all it asked for may have ended a message; a reader
+        // that is done and waits for the next request is then between
+        // requests, as a handler that marks nothing expects.
+        if n > 0 && n < buf.len() {
             self.clock.in_request();
         }
         Ok(n)

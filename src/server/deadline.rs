@@ -117,8 +117,22 @@ impl Clock {
         }
     }
 
-    /// A request's bytes are arriving (or the handler says a request goes
-    /// on): a drain leaves the read half open until the next boundary.
+    /// Before a read: during a drain, a connection between requests with
+    /// nothing waiting in its socket is waiting for a new request, and its
+    /// read half is shut now (that read sees end of stream). One atomic
+    /// load when no drain is under way.
+    pub(crate) fn before_read(&self, stream: &Stream) {
+        if self.draining.load(Ordering::Relaxed)
+            && self.between.load(Ordering::SeqCst)
+            && !stream.input_waiting()
+        {
+            let _ = stream.shutdown(std::net::Shutdown::Read);
+        }
+    }
+
+    /// A request's bytes are arriving (a short read, or the handler says a
+    /// request goes on): a drain leaves the read half open until the next
+    /// boundary.
     pub(crate) fn in_request(&self) {
         if self.between.load(Ordering::Relaxed) {
             self.between.store(false, Ordering::Relaxed);

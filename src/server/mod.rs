@@ -136,7 +136,10 @@
 //!    socket) keeps its read half until it is answered, and so finishes
 //!    within the grace period. The framework knows the boundaries without
 //!    a system call: a connection is between requests when it starts and
-//!    after each write (a reply), in a request once a read returns bytes;
+//!    after each write (a reply), in a request once a read returns fewer
+//!    bytes than it asked for (a message that goes on); a read that starts
+//!    between requests with nothing in the socket waits for a new request,
+//!    and during a drain sees end of stream;
 //!    [`StreamRequest::read_line`](crate::StreamRequest::read_line) marks
 //!    one before it waits for a line, and a handler marks its own with
 //!    [`Connection::request_boundary`](crate::Connection::request_boundary)
