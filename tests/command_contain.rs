@@ -16,34 +16,8 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{cmd_server, namespaces_here, pids};
+use common::{children, cmd_server, namespaces_here, pids, within};
 use socketserver::command::{Client, Protocol};
-
-/// Processes (zombies too) whose parent is `pid`.
-fn children(pid: u32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter(|stat| {
-            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
-            rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
-        })
-        .count()
-}
-
-/// Waits up to `within` for `condition`; whether it came true.
-fn within(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// Fails if any process runs `argv` (after killing them, so a failing
 /// test leaves nothing behind).
