@@ -2,7 +2,8 @@
 //!
 //! A shutdown sets a flag and wakes the serving loop through a pipe it
 //! waits on beside its socket, so it stops at once whatever the socket's
-//! address; it *drains* every live connection (the read half shut at its
+//! address (on Unix; elsewhere the loop waits in `accept` or `recv_from`
+//! and is woken by a connection and a datagram to its own address); it *drains* every live connection (the read half shut at its
 //! next request boundary, so a handler waiting for its client's next
 //! request sees end of stream while one in the middle of a request may
 //! finish it, and the deadline limited to the end of the grace period). At the end of the
