@@ -14,11 +14,13 @@
 //! member's line. A broadcast first offers its line to every member at
 //! once (those with room get it now), then waits on the full queues
 //! together, not one after another: while such a member's writer is
-//! still writing, the sender waits (one client's burst is slowed to the
-//! room's pace, not allowed to overflow everyone's queue); once it has
-//! written nothing for [`BEHIND_TIME`], it is dropped (its socket shut,
-//! the room told). Only the sender waits, and at most [`BEHIND_TIME`]
-//! for a client that has stopped, however many have.
+//! still taking lines, the sender waits (one client's burst is slowed to
+//! the room's pace, not allowed to overflow everyone's queue); once it has
+//! taken none for [`PATIENCE`], no one waits for it: its lines go to
+//! [`SLACK`], and it is dropped (its socket shut, the room told) past
+//! that or after [`BEHIND_TIME`] without taking a line. Only the sender
+//! waits, and at most [`PATIENCE`] for a client that has stopped, however
+//! many have.
 //!
 //! Names are compared in one normalized form (NFKC, case-folded, with a
 //! skeleton for Cyrillic and Greek look-alikes of Latin letters), and
@@ -95,7 +97,8 @@ use crate::{BaseRequestHandler, Connection, Stream, ThreadingTcpServer};
 pub const MAX_NAME: usize = 32;
 /// The longest line, in bytes, newline included.
 pub const MAX_LINE: usize = 1024;
-/// Lines waiting for one client: past this it is too far behind, dropped.
+/// Lines waiting for one client: past this a sender waits for its writer
+/// (see [`PATIENCE`] and [`SLACK`] for one that has stopped).
 pub const QUEUE: usize = 256;
 /// How long a new client has to give its name, from the connection's
 /// start (the server's initial deadline).

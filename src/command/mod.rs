@@ -42,10 +42,12 @@
 //! * **Its commands escape.** Here every process a command starts
 //!   (background jobs, `nohup`, `setsid`, double forks, a process that
 //!   joins another group) ends when the command ends, at a wall-clock
-//!   deadline whatever the client does, and when the server stops or dies.
+//!   deadline whatever the client does, and when the server stops.
 //!   On Linux the kernel guarantees it: each command runs in a PID
-//!   namespace of its own (`sandbox`), which ends as a whole; elsewhere a
-//!   scan of `/proc` finds and kills them (`contain`). See [`Containment`].
+//!   namespace of its own (`sandbox`), which ends as a whole, also when the
+//!   server dies (SIGKILL included); elsewhere, or where the system allows
+//!   no namespace, a scan of `/proc` finds and kills them (`contain`), and
+//!   a server killed with SIGKILL leaves them running. See [`Containment`].
 //!   Nothing of the server's (threads, descriptors, a slot under the cap)
 //!   outlives the command.
 //!
@@ -289,8 +291,9 @@ pub enum Containment {
     /// A PID namespace where the system allows one, else the scan.
     #[default]
     Auto,
-    /// Each command in a PID namespace of its own (Linux; in a user
-    /// namespace too where the server is not privileged): when the
+    /// Each command in a PID namespace of its own (Linux; inside a user
+    /// namespace of its own too, a root server's included, where the
+    /// system allows one): when the
     /// command's main process ends, the kernel ends every process in the
     /// namespace, however it left its parent, group or session, and none
     /// can leave the namespace. If the server dies, SIGKILL included, its

@@ -46,7 +46,9 @@
 //!
 //! The command gets its three pipes and nothing else of the server's: every
 //! other descriptor is closed on `exec`, those the server inherited open
-//! too.
+//! too (`close_range` with `CLOSE_RANGE_CLOEXEC`, Linux 5.11 and later;
+//! on an older kernel only what is already close-on-exec is closed, as
+//! everything `std` opens is).
 //!
 //! The PID namespace has an IPC namespace of its own beside it, so System V
 //! shared memory, semaphores and message queues the command makes end with
@@ -86,8 +88,8 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// Whether the plan makes a user namespace too (the server is not
-    /// privileged).
+    /// Whether the plan makes a user namespace too (tried first for every
+    /// server, root's included; `false` where the system allows none).
     pub(crate) fn user_namespace(&self) -> bool {
         self.user.is_some()
     }

@@ -53,10 +53,11 @@ pub struct CommandHandler {
 const MAX_WARNED: usize = 4096;
 
 impl CommandHandler {
-    /// A handler with this configuration. With
-    /// [`subreaper`](CommandConfig::subreaper) on (the default), this makes
-    /// the whole process a child subreaper on Linux: read that field's
-    /// docs if your program starts processes of its own.
+    /// A handler with this configuration. Where its commands are
+    /// contained by the scan (no PID namespace, see [`Containment`]) and
+    /// [`subreaper`](CommandConfig::subreaper) is on (the default), this
+    /// makes the whole process a child subreaper on Linux: read that
+    /// field's docs if your program starts processes of its own.
     ///
     /// # Errors
     ///

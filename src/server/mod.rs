@@ -120,7 +120,9 @@
 //! the server's address (a Unix socket with an abstract name or none, a
 //! port shared with `SO_REUSEPORT`), from any thread, including a
 //! handler's own: Python's `shutdown()` waits for `serve_forever` to
-//! return, and so deadlocks when a handler calls it. A client still waiting
+//! return, and so deadlocks when a handler calls it. (That is Unix; off
+//! Unix the loop waits in `accept` or `recv_from` and is woken by a
+//! connection and a datagram to its own address.) A client still waiting
 //! in the listen queue at that moment is closed unserved, as Python's
 //! `server_close` does.
 //!

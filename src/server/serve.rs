@@ -452,7 +452,8 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
 }
 
 /// Says something about the server itself, through the `log` facade
-/// (target `socketserver`): the library writes nothing to stderr itself.
+/// (target `socketserver`): these lines never go to stderr by themselves
+/// (only the default `handle_error` falls back to stderr without a logger).
 /// The one place such lines go through.
 pub(crate) fn report(level: Level, line: fmt::Arguments<'_>) {
     log::log!(target: "socketserver", level, "{line}");

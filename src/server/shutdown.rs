@@ -2,10 +2,12 @@
 //!
 //! A shutdown sets a flag and wakes the serving loop through a pipe it
 //! waits on beside its socket, so it stops at once whatever the socket's
-//! address; it *drains* every live connection (the read half shut at its
-//! next request boundary, so a handler waiting for its client's next
-//! request sees end of stream while one in the middle of a request may
-//! finish it, and the deadline limited to the end of the grace period). At the end of the
+//! address (on Unix; elsewhere the loop waits in `accept` or `recv_from`
+//! and is woken by a connection and a datagram to its own address); it
+//! *drains* every live connection (the read half shut at its next request
+//! boundary, so a handler waiting for its client's next request sees end
+//! of stream while one in the middle of a request may finish it, and the
+//! deadline limited to the end of the grace period). At the end of the
 //! grace period it *cuts* what is left (both halves shut, every call
 //! through the connection failing), then *joins* every thread it started,
 //! waiting [`CUT_WAIT`] at most for handlers that ignore it; dropping a
@@ -61,8 +63,10 @@ impl ShutdownHandle {
     /// Asks `serve_forever` to return, gracefully, and returns at once
     /// (Go's `Server.Shutdown`). The server stops accepting; every
     /// connection whose handler is waiting for its client's next request
-    /// sees end of stream at once (its socket's read half is shut down)
-    /// while a reply being written goes on; requests still running may
+    /// sees end of stream at once (its socket's read half is shut down at
+    /// a request boundary: see the [module docs](crate::server)) while a
+    /// reply being written goes on; requests still running, a request
+    /// whose bytes are arriving included, may
     /// finish until the grace period ([`Builder::graceful_shutdown`],
     /// [`DEFAULT_GRACE`]) ends, and are then cut as by
     /// [`shutdown_now`](Self::shutdown_now). `serve_forever` returns once
