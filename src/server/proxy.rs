@@ -534,3 +534,246 @@ impl fmt::Display for Network {
         write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn proxied(src: &str, dst: &str) -> Header {
+        Header::Proxied {
+            source: addr(src),
+            destination: addr(dst),
+        }
+    }
+
+    /// Reads a header from `wire` followed by `after`, and checks that
+    /// `after` is left unread.
+    fn read_exactly(wire: &[u8]) -> Result<Header, ProxyError> {
+        let input = [wire, b"AFTER"].concat();
+        let mut r: &[u8] = &input;
+        let header = read_header(&mut r);
+        if header.is_ok() {
+            assert_eq!(r, b"AFTER", "read past the header of {wire:?}");
+        }
+        header
+    }
+
+    /// A reader that hands out one byte per call: a header split anywhere.
+    struct Drip<'a>(&'a [u8]);
+    impl Read for Drip<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((&first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            match buf.first_mut() {
+                Some(b) => *b = first,
+                None => return Ok(0),
+            }
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    const V2_TCP4: [u8; 28] = [
+        0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x21, 0x11, 0x00,
+        0x0C, 192, 168, 0, 1, 192, 168, 0, 11, 0xDC, 0x04, 0x01, 0xBB,
+    ];
+
+    // The specification's v1 examples: the one in its text, its worst cases
+    // for each family (56, 104 and 107 bytes), and the shortest line.
+    #[test]
+    fn the_specifications_v1_lines() {
+        let ffff6 = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        let cases: Vec<(String, Header)> = vec![
+            (
+                "PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n".into(),
+                proxied("192.168.0.1:56324", "192.168.0.11:443"),
+            ),
+            (
+                "PROXY TCP4 255.255.255.255 255.255.255.255 65535 65535\r\n".into(),
+                proxied("255.255.255.255:65535", "255.255.255.255:65535"),
+            ),
+            (
+                format!("PROXY TCP6 {ffff6} {ffff6} 65535 65535\r\n"),
+                proxied(&format!("[{ffff6}]:65535"), &format!("[{ffff6}]:65535")),
+            ),
+            ("PROXY UNKNOWN\r\n".into(), Header::Local),
+            (
+                format!("PROXY UNKNOWN {ffff6} {ffff6} 65535 65535\r\n"),
+                Header::Local,
+            ),
+            (
+                "PROXY TCP6 ::1 ::1 56324 443\r\n".into(),
+                proxied("[::1]:56324", "[::1]:443"),
+            ),
+        ];
+        let lens: Vec<usize> = cases.iter().map(|(line, _)| line.len()).collect();
+        assert_eq!(lens, [47, 56, 104, 15, 107, 30]);
+        for (line, want) in cases {
+            assert_eq!(read_exactly(line.as_bytes()).unwrap(), want, "{line:?}");
+            let header = read_header(&mut Drip(line.as_bytes())).unwrap();
+            assert_eq!(header, want, "{line:?}, a byte at a time");
+        }
+    }
+
+    // The specification's v2 examples: PROXY over IPv4 and IPv6, LOCAL,
+    // and TLVs after the addresses, which are read and skipped.
+    #[test]
+    fn the_specifications_v2_headers() {
+        assert_eq!(
+            read_exactly(&V2_TCP4).unwrap(),
+            proxied("192.168.0.1:56324", "192.168.0.11:443")
+        );
+        let mut v6 = V2_SIGNATURE.to_vec();
+        v6.extend_from_slice(&[0x21, 0x21, 0x00, 36]);
+        let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let dst: Ipv6Addr = "2001:db8::11".parse().unwrap();
+        v6.extend_from_slice(&src.octets());
+        v6.extend_from_slice(&dst.octets());
+        v6.extend_from_slice(&[0xDC, 0x04, 0x01, 0xBB]);
+        assert_eq!(
+            read_exactly(&v6).unwrap(),
+            proxied("[2001:db8::1]:56324", "[2001:db8::11]:443")
+        );
+        let local = [&V2_SIGNATURE[..], &[0x20, 0x00, 0x00, 0x00]].concat();
+        assert_eq!(read_exactly(&local).unwrap(), Header::Local);
+        // LOCAL with addresses: they are ignored, but read.
+        let mut local4 = V2_TCP4;
+        local4[12] = 0x20;
+        assert_eq!(read_exactly(&local4).unwrap(), Header::Local);
+        // PP2_TYPE_NOOP, 3 bytes of value, after the addresses.
+        let mut tlv = V2_TCP4.to_vec();
+        tlv[15] = 12 + 6;
+        tlv.extend_from_slice(&[0x04, 0x00, 0x03, 1, 2, 3]);
+        assert_eq!(
+            read_exactly(&tlv).unwrap(),
+            proxied("192.168.0.1:56324", "192.168.0.11:443")
+        );
+        let header = read_header(&mut Drip(&tlv)).unwrap();
+        assert_eq!(header, proxied("192.168.0.1:56324", "192.168.0.11:443"));
+    }
+
+    #[test]
+    fn a_connection_without_a_header_has_no_signature() {
+        for wire in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"proxy tcp4 1.2.3.4",
+        ] {
+            assert!(matches!(
+                read_exactly(wire),
+                Err(ProxyError::MissingSignature)
+            ));
+        }
+    }
+
+    #[test]
+    fn malformed_v1_lines_are_refused() {
+        for line in [
+            "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",    // LF without CR
+            "PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n", // two spaces
+            "PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n",
+            "PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n",
+            "PROXY TCP4 ::1 ::1 1 2\r\n", // not the family's
+            "PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",
+            "PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",
+            "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", // a field short
+            "PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n", // one too many
+            "PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n", // octal-looking
+        ] {
+            let got = read_exactly(line.as_bytes());
+            assert!(
+                matches!(got, Err(ProxyError::Malformed(_))),
+                "{line:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_v1_line_without_its_end_stops_at_107_bytes() {
+        let mut wire = b"PROXY UNKNOWN ".to_vec();
+        wire.resize(500, b'x');
+        let mut r: &[u8] = &wire;
+        assert!(matches!(read_header(&mut r), Err(ProxyError::Oversized)));
+        assert_eq!(wire.len() - r.len(), MAX_V1_LEN, "read no more than 107");
+    }
+
+    #[test]
+    fn a_v2_length_over_the_bound_is_refused_unread() {
+        let mut wire = V2_TCP4.to_vec();
+        wire[14..16].copy_from_slice(&u16::MAX.to_be_bytes());
+        let mut r: &[u8] = &wire;
+        assert!(matches!(read_header(&mut r), Err(ProxyError::Oversized)));
+        assert_eq!(wire.len() - r.len(), 16, "only the prefix was read");
+        // The bound itself is allowed.
+        let mut at_bound = V2_TCP4.to_vec();
+        at_bound[14..16].copy_from_slice(&(MAX_V2_LEN as u16).to_be_bytes());
+        at_bound.resize(16 + MAX_V2_LEN, 0);
+        assert!(read_exactly(&at_bound).is_ok());
+    }
+
+    #[test]
+    fn malformed_and_unsupported_v2_headers_are_refused() {
+        let with = |at: usize, byte: u8| {
+            let mut wire = V2_TCP4;
+            wire[at] = byte;
+            read_exactly(&wire)
+        };
+        assert!(matches!(with(12, 0x11), Err(ProxyError::Malformed(_)))); // version 1
+        assert!(matches!(with(12, 0x22), Err(ProxyError::Malformed(_)))); // command 2
+        assert!(matches!(with(13, 0x41), Err(ProxyError::Malformed(_)))); // family 4
+        assert!(matches!(
+            with(13, 0x12),
+            Err(ProxyError::UnsupportedFamily(_))
+        )); // UDP
+        assert!(matches!(
+            with(13, 0x31),
+            Err(ProxyError::UnsupportedFamily(_))
+        )); // Unix
+        assert!(matches!(with(13, 0x21), Err(ProxyError::Malformed(_)))); // IPv6, 12 bytes
+        assert_eq!(with(13, 0x00).unwrap(), Header::Local); // unspecified
+    }
+
+    #[test]
+    fn a_header_cut_short_is_an_unexpected_end() {
+        for wire in [
+            &b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r"[..],
+            &V2_TCP4[..20],
+            b"PROXY",
+        ] {
+            let got = read_header(&mut &wire[..]);
+            assert!(
+                matches!(&got, Err(ProxyError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof),
+                "{got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn networks_hold_their_addresses() {
+        let net = |s: &str| s.parse::<Network>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(net("10.0.0.0/8").contains(ip("10.255.0.1")));
+        assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(net("0.0.0.0/0").contains(ip("192.0.2.1")));
+        assert!(!net("0.0.0.0/0").contains(ip("::1")), "families apart");
+        assert!(net("2001:db8::/32").contains(ip("2001:db8:ffff::1")));
+        assert!(!net("2001:db8::/32").contains(ip("2001:db9::1")));
+        assert!(net("127.0.0.1").contains(ip("::ffff:127.0.0.1")));
+        assert!(!net("127.0.0.1").contains(ip("127.0.0.2")));
+        assert!(net("::ffff:127.0.0.1").contains(ip("127.0.0.1")));
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "host",
+            "",
+        ] {
+            assert!(bad.parse::<Network>().is_err(), "{bad:?}");
+        }
+    }
+}
