@@ -146,7 +146,7 @@ trait Proxied {
 
 impl<H: BaseRequestHandler> Proxied for H {
     fn proxied(&self, conn: &mut Connection, config: &Config, ticket: &mut Ticket) -> bool {
-        let state = &conn.server().state;
+        let state = Arc::clone(&conn.server().state);
         let first = config.initial_deadline.unwrap_or(proxy::HEADER_DEADLINE);
         conn.set_deadline_in(first);
         match proxy::read_with(&mut &*conn) {
@@ -154,7 +154,7 @@ impl<H: BaseRequestHandler> Proxied for H {
             Ok(proxy::Header::Proxied { source, .. }) => conn.set_proxied(Addr::Inet(source)),
             Err(e) => {
                 ticket.withdraw(|s| s.refused_proxy += 1);
-                refused_proxy(state, conn.peer_addr(), &e);
+                refused_proxy(&state, conn.peer_addr(), &e);
                 return false;
             }
         }
@@ -162,6 +162,8 @@ impl<H: BaseRequestHandler> Proxied for H {
         if let (Some(max), Some(key)) = (config.max_per_peer, peer_key(peer)) {
             if !ticket.claim_peer(key, max) {
                 ticket.withdraw(|s| s.refused_per_peer += 1);
+                let why = format_args!("over the per-peer cap of {max}");
+                refused_proxy(&state, peer, &why);
                 return false;
             }
         }
