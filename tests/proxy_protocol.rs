@@ -376,3 +376,44 @@ fn with_the_protocol_off_the_header_is_just_bytes() {
     assert_eq!(seen.1, None);
     assert_eq!(seen.2, "PROXY TCP4 203.0.113.7 192.0.2.1 1 2\r");
 }
+
+// Shows (the attacker's view): a burst of untrusted connections, headerless
+// ones and dripping ones ends with every one refused and counted, nothing
+// served, no request active, and the server's threads and descriptors back
+// where they were (printed; asserted by the counters, since other tests of
+// this file share the process).
+#[test]
+fn a_burst_of_bad_connections_is_refused_and_leaves_nothing_behind() {
+    let handler = Recorder::default();
+    let server = serve(handler.clone(), |b| {
+        b.initial_deadline(Some(Duration::from_millis(200)))
+    });
+    let me = std::process::id();
+    let before = common::figures(me);
+    let (strangers, garbage, drips) = (100u64, 100u64, 20u64);
+    let mut held = Vec::new();
+    for _ in 0..strangers {
+        let s = common::connect_from("127.0.0.2".parse().unwrap(), server.addr).unwrap();
+        held.push(s);
+    }
+    for _ in 0..garbage {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+        held.push(s);
+    }
+    for _ in 0..drips {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        let _ = s.write_all(b"PROXY TCP4 1");
+        held.push(s);
+    }
+    let during = common::figures(me);
+    let total = strangers + garbage + drips;
+    let stats = until(&server, |s| s.refused_proxy == total && s.active == 0);
+    drop(held);
+    assert_eq!(stats.accepted, 0, "{stats:?}");
+    assert!(handler.seen.lock().unwrap().is_empty());
+    let after = common::figures(me);
+    eprintln!(
+        "threads/fds of the test process: before {before:?}, during {during:?}, after {after:?}"
+    );
+}

@@ -907,7 +907,10 @@ impl<H, P> Builder<H, Server<TcpListener, H, P>> {
     ///   deadline starts again for the handler once the header is read.
     ///
     /// With it off, no connection pays anything for it. Only TCP servers
-    /// have it; UDP is not supported.
+    /// have it; UDP is not supported. On a [`TcpServer`] the connection's
+    /// thread is the serving thread, so a slow header holds the server up
+    /// to the deadline, as any slow client does there: use a threading
+    /// server behind a balancer.
     ///
     /// ```
     /// use std::io::{Read, Write};
