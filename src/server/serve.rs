@@ -107,7 +107,7 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
         if config.proxy.is_some() {
             // Only a connection whose header was read, and that passed the
             // checks the serving loop left to this thread, goes on.
-            if !self.proxied(&mut conn, config, ticket) {
+            if !proxied(self, &mut conn, config, ticket) {
                 return Ok(());
             }
             *peer = conn.peer_addr().clone();
@@ -136,50 +136,49 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
 }
 
 /// Behind the PROXY protocol, the part of a connection's start that needs
-/// the client's address, on the connection's own thread.
-trait Proxied {
-    /// Reads the header under the first-request deadline, then applies the
-    /// per-peer cap and `verify_request` to the client it names. Whether
-    /// to serve the connection; if not, its ticket is counted out.
-    fn proxied(&self, conn: &mut Connection, config: &Config, ticket: &mut Ticket) -> bool;
-}
-
-impl<H: BaseRequestHandler> Proxied for H {
-    fn proxied(&self, conn: &mut Connection, config: &Config, ticket: &mut Ticket) -> bool {
-        let state = Arc::clone(&conn.server().state);
-        let first = config.initial_deadline.unwrap_or(proxy::HEADER_DEADLINE);
-        conn.set_deadline_in(first);
-        match proxy::read_with(&mut &*conn) {
-            Ok(proxy::Header::Local) => {}
-            Ok(proxy::Header::Proxied { source, .. }) => conn.set_proxied(Addr::Inet(source)),
-            Err(e) => {
-                ticket.withdraw(|s| s.refused_proxy += 1);
-                refused_proxy(&state, conn.peer_addr(), &e);
-                return false;
-            }
-        }
-        let peer = conn.peer_addr();
-        if let (Some(max), Some(key)) = (config.max_per_peer, peer_key(peer)) {
-            if !ticket.claim_peer(key, max) {
-                ticket.withdraw(|s| s.refused_per_peer += 1);
-                let why = format_args!("over the per-peer cap of {max}");
-                refused_proxy(&state, peer, &why);
-                return false;
-            }
-        }
-        if !self.verify_request(peer) {
-            ticket.withdraw(|s| s.rejected += 1);
+/// the client's address, on the connection's own thread: reads the header
+/// under the first-request deadline, then applies the per-peer cap and
+/// `verify_request` to the client it names. Whether to serve the
+/// connection; if not, its ticket is counted out.
+fn proxied(
+    handler: &impl BaseRequestHandler,
+    conn: &mut Connection,
+    config: &Config,
+    ticket: &mut Ticket,
+) -> bool {
+    let state = Arc::clone(&conn.server().state);
+    let first = config.initial_deadline.unwrap_or(proxy::HEADER_DEADLINE);
+    conn.set_deadline_in(first);
+    match proxy::read_with(&mut &*conn) {
+        Ok(proxy::Header::Local) => {}
+        Ok(proxy::Header::Proxied { source, .. }) => conn.set_proxied(Addr::Inet(source)),
+        Err(e) => {
+            ticket.withdraw(|s| s.refused_proxy += 1);
+            refused_proxy(&state, conn.peer_addr(), &e);
             return false;
         }
-        // The header was no request: the connection waits for its first,
-        // and the handler's own first-request time starts now.
-        conn.request_boundary();
-        match config.initial_deadline {
-            Some(deadline) => conn.set_deadline_in(deadline),
-            None => conn.clear_deadline(),
-        }
-        true
     }
+    let peer = conn.peer_addr();
+    if let (Some(max), Some(key)) = (config.max_per_peer, peer_key(peer)) {
+        if !ticket.claim_peer(key, max) {
+            ticket.withdraw(|s| s.refused_per_peer += 1);
+            let why = format_args!("over the per-peer cap of {max}");
+            refused_proxy(&state, peer, &why);
+            return false;
+        }
+    }
+    if !handler.verify_request(peer) {
+        ticket.withdraw(|s| s.rejected += 1);
+        return false;
+    }
+    // The header was no request: the connection waits for its first,
+    // and the handler's own first-request time starts now.
+    conn.request_boundary();
+    match config.initial_deadline {
+        Some(deadline) => conn.set_deadline_in(deadline),
+        None => conn.clear_deadline(),
+    }
+    true
 }
 
 /// Logs a connection the PROXY protocol refused, at most once a second.
