@@ -372,4 +372,10 @@ fn tcp_server_behind_a_balancer_logs_the_real_client() {
         .find(|line| line.contains("接受新连接"))
         .expect("the accept line");
     assert!(accepted.contains("203.0.113.7:51000"), "{accepted}");
+    drop(guard);
+    // A trusted list that does not parse is a usage error, before binding.
+    for name in ["tcp_server", "socketserver", "chat_server"] {
+        let stderr = usage_error(name, &["--proxy-protocol", "127.0.0.1,10.0.0.0/33"]);
+        assert!(stderr.contains("not an address or a network"), "{stderr}");
+    }
 }
