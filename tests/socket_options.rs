@@ -187,17 +187,20 @@ fn servers_sharing_a_port_each_stop_promptly() {
         .bind(addr)
         .unwrap();
     let (stop_a, stop_b) = (a.shutdown_handle(), b.shutdown_handle());
-    let serving_a = thread::spawn(move || a.serve_forever());
-    let serving_b = thread::spawn(move || b.serve_forever());
-    let mut served = 0;
-    // Until both have served (each connection goes to one, by a hash).
-    for _ in 0..200 {
+    let ask = |addr: SocketAddr| {
         let mut reply = String::new();
         TcpStream::connect(addr)
             .unwrap()
             .read_to_string(&mut reply)
             .unwrap();
-        assert_eq!(reply, "ok");
+        reply
+    };
+    let serving_a = thread::spawn(move || a.serve_forever());
+    let serving_b = thread::spawn(move || b.serve_forever());
+    let mut served = 0;
+    // Until both have served (each connection goes to one, by a hash).
+    for _ in 0..200 {
+        assert_eq!(ask(addr), "ok");
         served += 1;
         let (one, two) = (
             first.served.load(Ordering::SeqCst),
@@ -225,12 +228,7 @@ fn servers_sharing_a_port_each_stop_promptly() {
         start.elapsed()
     );
     let before = second.served.load(Ordering::SeqCst);
-    let mut reply = String::new();
-    TcpStream::connect(addr)
-        .unwrap()
-        .read_to_string(&mut reply)
-        .unwrap();
-    assert_eq!(reply, "ok");
+    assert_eq!(ask(addr), "ok");
     assert_eq!(second.served.load(Ordering::SeqCst), before + 1);
     let start = Instant::now();
     stop_b.shutdown();
