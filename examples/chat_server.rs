@@ -28,6 +28,8 @@ use socketserver::chat;
 struct Cli {
     #[command(flatten)]
     listen: cli::Listen,
+    #[command(flatten)]
+    balanced: cli::Balanced,
 }
 
 fn main() {
@@ -41,7 +43,11 @@ fn main() {
 
 fn run(cli: Cli) -> std::io::Result<()> {
     let addr = &cli.listen.addr;
-    let server = chat::bind(&addr.addrs[..]).map_err(|e| addr.error("listen on", e))?;
+    let server = cli
+        .balanced
+        .apply(chat::builder())
+        .bind(&addr.addrs[..])
+        .map_err(|e| addr.error("listen on", e))?;
     // Before saying where we listen: a Ctrl-C from then on stops us cleanly.
     server.shutdown_handle().shutdown_on_ctrl_c()?;
     println!("chat room listening on {}", server.local_addr()?);

@@ -45,6 +45,8 @@ use socketserver::{BaseRequestHandler, Connection, ThreadingTcpServer};
 struct Cli {
     #[command(flatten)]
     listen: cli::Listen,
+    #[command(flatten)]
+    balanced: cli::Balanced,
 }
 
 /// The request handler class: the framework accepts, threads and closes;
@@ -81,7 +83,9 @@ fn run(cli: Cli) -> io::Result<()> {
     let addr = &cli.listen.addr;
     // Python's ThreadingTCPServer takes any number of clients for ever;
     // these two limits keep one address from holding every slot.
-    let server = ThreadingTcpServer::builder(Myhandler)
+    let server = cli
+        .balanced
+        .apply(ThreadingTcpServer::builder(Myhandler))
         .max_per_peer(Some(MAX_PER_PEER))
         .initial_deadline(Some(MESSAGE_TIME))
         .bind(&addr.addrs[..])

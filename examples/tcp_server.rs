@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo run --example tcp_server                      # 127.0.0.1:9999
 //! cargo run --example tcp_server -- 127.0.0.1:0 --delay-ms 1000
+//! # behind a load balancer on this machine, one of several processes:
+//! cargo run --example tcp_server -- --reuse-port --proxy-protocol 127.0.0.1
 //! ```
 
 mod cli;
@@ -30,6 +32,8 @@ struct Cli {
     listen: cli::Listen,
     #[command(flatten)]
     delay: cli::Delay,
+    #[command(flatten)]
+    balanced: cli::Balanced,
 }
 
 /// Clients at once from one IP address: 1,030 idle connections from one
@@ -53,7 +57,9 @@ fn run(cli: Cli) -> std::io::Result<()> {
     let greeter = Greeter::new()
         .delay(cli.delay.delay)
         .log(|line| println!("{line}"));
-    let server = ThreadingTcpServer::builder(greeter)
+    let server = cli
+        .balanced
+        .apply(ThreadingTcpServer::builder(greeter))
         .max_per_peer(Some(MAX_PER_PEER))
         .initial_deadline(Some(FIRST_MESSAGE))
         .bind(&addr.addrs[..])

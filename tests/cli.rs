@@ -326,3 +326,56 @@ impl Drop for KillOnDrop<'_> {
         let _ = self.0.wait();
     }
 }
+
+// Shows (issue 23): `tcp_server --proxy-protocol 127.0.0.1` takes a PROXY
+// header from this machine, greets the client it names, and the seed's log
+// line (从%s接受新连接) shows that client, not the balancer.
+#[test]
+fn tcp_server_behind_a_balancer_logs_the_real_client() {
+    use std::io::{Read, Write};
+    let mut child = example("tcp_server")
+        .args([
+            "127.0.0.1:0",
+            "--reuse-port",
+            "--proxy-protocol",
+            "127.0.0.1,10.0.0.0/8",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(&mut child);
+    let mut lines = BufReader::new(guard.0.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("a line").unwrap();
+        if let Some((_, addr)) = line.split_once("listening on ") {
+            break addr.trim().parse().unwrap();
+        }
+    };
+    let mut balancer = std::net::TcpStream::connect(addr).unwrap();
+    balancer
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    balancer
+        .write_all(b"PROXY TCP4 203.0.113.7 192.0.2.1 51000 9999\r\nMichael")
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 64];
+    while !String::from_utf8_lossy(&reply).contains("Michael") {
+        let n = balancer.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&reply));
+        reply.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&reply), "Welcome!你好,Michael");
+    let accepted = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("接受新连接"))
+        .expect("the accept line");
+    assert!(accepted.contains("203.0.113.7:51000"), "{accepted}");
+    drop(guard);
+    // A trusted list that does not parse is a usage error, before binding.
+    for name in ["tcp_server", "socketserver", "chat_server"] {
+        let stderr = usage_error(name, &["--proxy-protocol", "127.0.0.1,10.0.0.0/33"]);
+        assert!(stderr.contains("not an address or a network"), "{stderr}");
+    }
+}

@@ -168,6 +168,79 @@ fn reuse_port_lets_two_servers_share_a_port_and_both_serve() {
     assert!(one > 0 && two > 0, "{one} / {two}");
 }
 
+// Shows (issue 23): two servers sharing a port with SO_REUSEPORT both
+// serve under serve_forever, and each stops promptly when asked, the other
+// still serving: a shutdown wakes its own server through its own pipe, never
+// through the shared port, where the kernel could hand it to the sibling.
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+#[test]
+fn servers_sharing_a_port_each_stop_promptly() {
+    let first = Arc::new(Probe::default());
+    let second = Arc::new(Probe::default());
+    let a = socketserver::ThreadingTcpServer::builder(Arc::clone(&first))
+        .reuse_port(true)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let addr = a.local_addr().unwrap();
+    let b = socketserver::ThreadingTcpServer::builder(Arc::clone(&second))
+        .reuse_port(true)
+        .bind(addr)
+        .unwrap();
+    let (stop_a, stop_b) = (a.shutdown_handle(), b.shutdown_handle());
+    let ask = |addr: SocketAddr| {
+        let mut reply = String::new();
+        TcpStream::connect(addr)
+            .unwrap()
+            .read_to_string(&mut reply)
+            .unwrap();
+        reply
+    };
+    let serving_a = thread::spawn(move || a.serve_forever());
+    let serving_b = thread::spawn(move || b.serve_forever());
+    let mut served = 0;
+    // Until both have served (each connection goes to one, by a hash).
+    for _ in 0..200 {
+        assert_eq!(ask(addr), "ok");
+        served += 1;
+        let (one, two) = (
+            first.served.load(Ordering::SeqCst),
+            second.served.load(Ordering::SeqCst),
+        );
+        if one > 0 && two > 0 {
+            break;
+        }
+    }
+    assert!(
+        first.served.load(Ordering::SeqCst) > 0,
+        "the first never served"
+    );
+    assert!(
+        second.served.load(Ordering::SeqCst) > 0,
+        "the second never served"
+    );
+    // Stop one: it returns at once, and the other still serves.
+    let start = Instant::now();
+    stop_a.shutdown();
+    serving_a.join().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let before = second.served.load(Ordering::SeqCst);
+    assert_eq!(ask(addr), "ok");
+    assert_eq!(second.served.load(Ordering::SeqCst), before + 1);
+    let start = Instant::now();
+    stop_b.shutdown();
+    serving_b.join().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    println!("served {served} connections before both had some");
+}
+
 #[test]
 fn dual_stack_serves_ipv4_and_ipv6_clients_on_one_socket() {
     let probe = Arc::new(Probe::default());

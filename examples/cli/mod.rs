@@ -151,6 +151,52 @@ pub struct Delay {
     pub delay: Duration,
 }
 
+/// A server that may run as one of several processes on one port, behind a
+/// load balancer (the scale-out lesson).
+#[derive(clap::Args, Debug)]
+pub struct Balanced {
+    /// Share the port with other processes started with this flag
+    /// (SO_REUSEPORT): the kernel spreads new connections across them
+    #[arg(long = "reuse-port")]
+    pub reuse_port: bool,
+    /// Take HAProxy's PROXY protocol (v1 or v2) from these load balancers
+    /// only, comma-separated addresses or networks (127.0.0.1,10.0.0.0/8):
+    /// the log shows the real client, and per-address caps count it
+    #[arg(
+        long = "proxy-protocol",
+        value_name = "TRUSTED",
+        value_delimiter = ',',
+        value_parser = network
+    )]
+    pub proxy_protocol: Option<Vec<socketserver::server::proxy::Network>>,
+}
+
+impl Balanced {
+    /// Sets both options on a TCP server's builder.
+    pub fn apply<H, P>(
+        &self,
+        builder: socketserver::Builder<
+            H,
+            socketserver::server::Server<std::net::TcpListener, H, P>,
+        >,
+    ) -> socketserver::Builder<H, socketserver::server::Server<std::net::TcpListener, H, P>> {
+        let builder = if self.reuse_port {
+            builder.reuse_port(true)
+        } else {
+            builder
+        };
+        match &self.proxy_protocol {
+            Some(trusted) => builder.proxy_protocol(trusted.iter().copied()),
+            None => builder,
+        }
+    }
+}
+
+/// The value parser for `--proxy-protocol`: one address or network.
+fn network(text: &str) -> Result<socketserver::server::proxy::Network, String> {
+    text.trim().parse().map_err(|e| format!("{e}"))
+}
+
 /// A client's wait for each reply.
 #[derive(clap::Args, Debug)]
 pub struct Timeout {

@@ -397,6 +397,8 @@ pub struct Connection {
     stream: Arc<Stream>,
     id: u64,
     peer: Addr,
+    /// The balancer's address, behind the PROXY protocol.
+    proxy: Option<Addr>,
     server: ServerInfo,
     clock: Arc<Clock>,
 }
@@ -416,6 +418,7 @@ impl Connection {
             stream: Arc::new(stream),
             id,
             peer,
+            proxy: None,
             server,
             clock: Arc::new(Clock::new(read, write)),
         }
@@ -568,6 +571,7 @@ impl Connection {
             stream: Arc::new(self.stream.try_clone()?),
             id: self.id,
             peer: self.peer.clone(),
+            proxy: self.proxy.clone(),
             server: self.server.clone(),
             clock: Arc::clone(&self.clock),
         })
@@ -655,9 +659,56 @@ impl Connection {
         self.clock.in_request();
     }
 
-    /// The client's address (Python's `self.client_address`).
+    /// The client's address (Python's `self.client_address`). Behind the
+    /// PROXY protocol ([`Builder::proxy_protocol`](crate::server::Builder::proxy_protocol)),
+    /// the client's address as the balancer saw it.
     pub fn peer_addr(&self) -> &Addr {
         &self.peer
+    }
+
+    /// The load balancer's address, when the client came through one that
+    /// spoke the PROXY protocol
+    /// ([`Builder::proxy_protocol`](crate::server::Builder::proxy_protocol)):
+    /// the connection's own peer. `None` when the server does not take the
+    /// protocol, and for a balancer's own connection (a v2 `LOCAL` health
+    /// check), whose [`peer_addr`](Self::peer_addr) is the balancer.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use socketserver::server::proxy::Network;
+    /// use socketserver::{Connection, TcpServer};
+    ///
+    /// let server = TcpServer::builder(|conn: &mut Connection| {
+    ///     let via = conn.proxy_addr().and_then(|a| a.ip());
+    ///     let client = conn.peer_addr().clone();
+    ///     write!(conn, "{client} via {via:?}")
+    /// })
+    /// .proxy_protocol(["127.0.0.0/8".parse::<Network>()?])
+    /// .bind("127.0.0.1:0")?;
+    /// let mut balancer = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// balancer.write_all(b"PROXY TCP6 2001:db8::7 2001:db8::1 443 7000\r\n")?;
+    /// server.handle_request()?;
+    /// let mut reply = String::new();
+    /// balancer.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "[2001:db8::7]:443 via Some(127.0.0.1)");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy_addr(&self) -> Option<&Addr> {
+        self.proxy.as_ref()
+    }
+
+    /// The PROXY header named `client`: it is the peer now, and the
+    /// socket's peer the balancer.
+    pub(crate) fn set_proxied(&mut self, client: Addr) {
+        self.proxy = Some(std::mem::replace(&mut self.peer, client));
+    }
+
+    /// Looks at the bytes waiting in the socket without taking them,
+    /// under the connection's deadline: how the PROXY header is read
+    /// exactly.
+    pub(crate) fn peek_guarded(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let stream: &Stream = &self.stream;
+        self.clock.guard(stream, Dir::Read, || stream.peek(buf))
     }
 
     /// The server this connection came to (Python's `self.server`): its

@@ -21,6 +21,7 @@
 //! | `shutdown.rs` | [`ShutdownHandle`]: the waker, drain, grace, cut, joins, the registry of live connections |
 //! | `stats.rs` | [`Stats`], the connection gate, the per-peer cap |
 //! | `deadline.rs` | a connection's deadline |
+//! | [`proxy`] | HAProxy's PROXY protocol: the client's address behind a load balancer |
 //!
 //! # Lifecycle
 //!
@@ -76,6 +77,7 @@
 //! | UDP datagram size | 65,507 bytes, received whole | fixed |
 //! | Unix datagram size | 65,536 bytes, received whole; longer ones refused whole | fixed |
 //! | listen backlog | [`DEFAULT_BACKLOG`] (128) | [`Builder::backlog`] |
+//! | PROXY protocol header (TCP, when on) | v1: 107 bytes; v2: 16 + [`proxy::MAX_V2_LEN`] (1,024); within the initial deadline, else [`proxy::HEADER_DEADLINE`] (5 s) | [`Builder::proxy_protocol`] |
 //!
 //! At the connection cap the server stops calling `accept`: new clients
 //! wait in the kernel's listen queue (their `connect` succeeds, their
@@ -178,6 +180,7 @@
 //! by the connection's deadline alone: nothing else can interrupt it.
 
 mod deadline;
+pub mod proxy;
 mod serve;
 mod shutdown;
 mod source;
@@ -553,6 +556,8 @@ pub struct Config {
     stack_size: usize,
     initial_deadline: Option<Duration>,
     max_per_peer: Option<usize>,
+    /// The trusted balancers, with the PROXY protocol on.
+    proxy: Option<Arc<[proxy::Network]>>,
     socket: source::SocketOptions,
 }
 
@@ -572,6 +577,9 @@ pub(crate) struct State {
     ids: std::sync::atomic::AtomicU64,
     /// How long a shutdown lets requests run on ([`Builder::graceful_shutdown`]).
     grace: Duration,
+    /// Lines about connections refused for the PROXY protocol, at most
+    /// one a second (from the serving thread and the connections').
+    proxy_refused: Mutex<serve::Every>,
 }
 
 impl State {
@@ -585,6 +593,7 @@ impl State {
             live: Live::default(),
             ids: std::sync::atomic::AtomicU64::new(0),
             grace,
+            proxy_refused: Mutex::default(),
         }
     }
 }
@@ -722,6 +731,7 @@ impl<H, S> Builder<H, S> {
                 stack_size: DEFAULT_STACK_SIZE,
                 initial_deadline: None,
                 max_per_peer: None,
+                proxy: None,
                 socket: source::SocketOptions::default(),
             },
             _server: PhantomData,
@@ -867,6 +877,71 @@ impl<H, S: Connected> Builder<H, S> {
     /// write each reply in one piece, as [`crate::frame`] does.
     pub fn nodelay(mut self, nodelay: bool) -> Builder<H, S> {
         self.config.nodelay = nodelay;
+        self
+    }
+}
+
+impl<H, P> Builder<H, Server<TcpListener, H, P>> {
+    /// Turns on HAProxy's PROXY protocol (v1 and v2): the server sits
+    /// behind load balancers at the addresses or networks in `trusted`,
+    /// and every connection starts with a header that names the real
+    /// client ([`proxy`] explains the protocol). Off by default.
+    ///
+    /// With it on, in this order:
+    ///
+    /// * a connection from an address outside `trusted` is closed as soon
+    ///   as it is accepted, before a byte is read or written (an empty
+    ///   list trusts no one);
+    /// * from a trusted balancer, the connection's own thread (never the
+    ///   serving loop, so a balancer that drips its header stalls no
+    ///   other client) reads the header exactly, under the connection's
+    ///   [`initial_deadline`](Self::initial_deadline), or
+    ///   [`proxy::HEADER_DEADLINE`] (5 s) if none is set. A missing,
+    ///   malformed, oversized (v1: over 107 bytes; v2: over
+    ///   [`proxy::MAX_V2_LEN`]) or late header closes the connection;
+    /// * a refused connection never reaches `verify_request` or the
+    ///   handler: it counts in [`Stats::refused_proxy`], not in
+    ///   `accepted`, and is logged (`log`, info) at most once a second,
+    ///   with a count of the others;
+    /// * then [`Connection::peer_addr`](crate::Connection::peer_addr) is
+    ///   the client's address as the balancer saw it, and
+    ///   [`Connection::proxy_addr`](crate::Connection::proxy_addr) the
+    ///   balancer's; the per-peer cap, `verify_request` and `handle_error`
+    ///   see the client's. A v2 `LOCAL` header (a health check) or a v1
+    ///   `UNKNOWN` one is served as the balancer itself. The initial
+    ///   deadline starts again for the handler once the header is read.
+    ///
+    /// With it off, no connection pays anything for it. Only TCP servers
+    /// have it; UDP is not supported. On a [`TcpServer`] the connection's
+    /// thread is the serving thread, so a slow header holds the server up
+    /// to the deadline, as any slow client does there: use a threading
+    /// server behind a balancer.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use socketserver::server::proxy::Network;
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// let server = ThreadingTcpServer::builder(|conn: &mut Connection| {
+    ///     let client = conn.peer_addr().clone(); // as the balancer saw it
+    ///     write!(conn, "hello {client}")
+    /// })
+    /// .proxy_protocol(["127.0.0.1".parse::<Network>()?]) // the balancer: here, this test
+    /// .bind("127.0.0.1:0")?;
+    /// let mut balancer = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// balancer.write_all(b"PROXY TCP4 203.0.113.7 192.0.2.1 51000 7000\r\n")?;
+    /// server.handle_request()?;
+    /// let mut reply = String::new();
+    /// balancer.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "hello 203.0.113.7:51000");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy_protocol<I>(mut self, trusted: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<proxy::Network>,
+    {
+        self.config.proxy = Some(trusted.into_iter().map(Into::into).collect());
         self
     }
 }

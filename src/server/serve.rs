@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use log::Level;
 use threadpool::ThreadPool;
 
+use super::proxy;
 use super::shutdown::{Threads, Waker};
 use super::source::{self, DATAGRAM_BUFFER, Source};
 use super::stats::Ticket;
@@ -44,9 +45,17 @@ use crate::handler::{
     note = "a stream server (TCP, Unix) takes a `BaseRequestHandler`, a `StreamRequestHandler` wrapped in `Streamed(..)`, or a closure `|conn: &mut Connection| -> io::Result<()>`; a datagram server takes a `DatagramRequestHandler` or a closure `|d: &Datagram| -> io::Result<()>` (with the argument's type written out)"
 )]
 pub trait Handler<R>: Send + Sync + 'static {
-    /// Serves one request to its end.
+    /// Serves one request to its end. Behind the PROXY protocol, `peer`
+    /// becomes the client's address once its header is read.
     #[doc(hidden)]
-    fn serve(&self, request: R, peer: &Addr, info: ServerInfo, config: &Config) -> io::Result<()>;
+    fn serve(
+        &self,
+        request: R,
+        peer: &mut Addr,
+        info: ServerInfo,
+        config: &Config,
+        ticket: &mut Ticket,
+    ) -> io::Result<()>;
     /// `verify_request`.
     #[doc(hidden)]
     fn verify(&self, peer: &Addr) -> bool;
@@ -66,9 +75,10 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
     fn serve(
         &self,
         stream: Stream,
-        peer: &Addr,
+        peer: &mut Addr,
         info: ServerInfo,
         config: &Config,
+        ticket: &mut Ticket,
     ) -> io::Result<()> {
         // New sockets have no timeouts and Nagle on: skip the system calls
         // that would set what is already so.
@@ -94,6 +104,14 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
         let (stream, clock) = conn.parts();
         let clock = Arc::clone(clock);
         let _live = state.live.register(stream, &clock);
+        if config.proxy.is_some() {
+            // Only a connection whose header was read, and that passed the
+            // checks the serving loop left to this thread, goes on.
+            if !proxied(self, &mut conn, config, ticket) {
+                return Ok(());
+            }
+            *peer = conn.peer_addr().clone();
+        }
         let handled = self.setup(&mut conn).and_then(|()| {
             let handled = self.handle(&mut conn);
             let finished = self.finish(&mut conn);
@@ -114,6 +132,65 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
     }
     fn timed_out(&self, server: &ServerInfo) {
         self.handle_timeout(server);
+    }
+}
+
+/// Behind the PROXY protocol, the part of a connection's start that needs
+/// the client's address, on the connection's own thread: reads the header
+/// under the first-request deadline, then applies the per-peer cap and
+/// `verify_request` to the client it names. Whether to serve the
+/// connection; if not, its ticket is counted out.
+fn proxied(
+    handler: &impl BaseRequestHandler,
+    conn: &mut Connection,
+    config: &Config,
+    ticket: &mut Ticket,
+) -> bool {
+    let state = Arc::clone(&conn.server().state);
+    let first = config.initial_deadline.unwrap_or(proxy::HEADER_DEADLINE);
+    conn.set_deadline_in(first);
+    match proxy::read_with(&mut &*conn) {
+        Ok(proxy::Header::Local) => {}
+        Ok(proxy::Header::Proxied { source, .. }) => conn.set_proxied(Addr::Inet(source)),
+        Err(e) => {
+            ticket.withdraw(|s| s.refused_proxy += 1);
+            refused_proxy(&state, conn.peer_addr(), &e);
+            return false;
+        }
+    }
+    let peer = conn.peer_addr();
+    if let (Some(max), Some(key)) = (config.max_per_peer, peer_key(peer)) {
+        if !ticket.claim_peer(key, max) {
+            ticket.withdraw(|s| s.refused_per_peer += 1);
+            let why = format_args!("over the per-peer cap of {max}");
+            refused_proxy(&state, peer, &why);
+            return false;
+        }
+    }
+    if !handler.verify_request(peer) {
+        ticket.withdraw(|s| s.rejected += 1);
+        return false;
+    }
+    // The header was no request: the connection waits for its first,
+    // and the handler's own first-request time starts now.
+    conn.request_boundary();
+    match config.initial_deadline {
+        Some(deadline) => conn.set_deadline_in(deadline),
+        None => conn.clear_deadline(),
+    }
+    true
+}
+
+/// Logs a connection the PROXY protocol refused, at most once a second.
+pub(crate) fn refused_proxy(state: &State, from: &Addr, why: &dyn fmt::Display) {
+    if let Some(earlier) = crate::lock(&state.proxy_refused).due(Instant::now()) {
+        report(
+            Level::Info,
+            format_args!(
+                "closed {from}: {why} (PROXY protocol; \
+                 {earlier} more refused since the last report)"
+            ),
+        );
     }
 }
 
@@ -138,9 +215,10 @@ impl<F: DatagramFamily, H: DatagramRequestHandler<F>> Handler<Received<F>> for H
     fn serve(
         &self,
         request: Received<F>,
-        _: &Addr,
+        _: &mut Addr,
         info: ServerInfo,
         _: &Config,
+        _: &mut Ticket,
     ) -> io::Result<()> {
         let Some(data) = request.data else {
             return Err(io::Error::new(
@@ -170,7 +248,7 @@ pub(crate) struct Shared<H> {
 
 impl<H> Shared<H> {
     /// Runs one request to its end, on whatever thread the executor chose.
-    fn run<R>(&self, request: R, peer: Addr, mut ticket: Ticket)
+    fn run<R>(&self, request: R, mut peer: Addr, mut ticket: Ticket)
     where
         H: Handler<R>,
     {
@@ -179,7 +257,8 @@ impl<H> Shared<H> {
         // ticket is dropped: when the counters say a request is done, its
         // client has its last byte and its end of stream.
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.handler.serve(request, &peer, info, &self.config)
+            self.handler
+                .serve(request, &mut peer, info, &self.config, &mut ticket)
         }));
         let error = match outcome {
             Ok(Ok(())) => {
@@ -416,6 +495,9 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
 
     fn dispatch(&self, request: S::Request, peer: Addr) {
         let shared = &self.shared;
+        if let Some(trusted) = &shared.config.proxy {
+            return self.dispatch_proxied(request, peer, trusted);
+        }
         // The per-peer cap first: it costs a lookup, and a flood from one
         // address must not reach user code or the pool's queue.
         let cap = shared.config.max_per_peer;
@@ -439,15 +521,36 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
             shared.state.reject();
             return;
         }
-        let ticket = shared.state.begin(key);
-        let job_shared = Arc::clone(shared);
+        self.hand_on(request, peer, shared.state.begin(key));
+    }
+
+    /// Gives a request counted in to its executor.
+    fn hand_on(&self, request: S::Request, peer: Addr, ticket: Ticket) {
+        let job_shared = Arc::clone(&self.shared);
         let job_peer = peer.clone();
         let job = move || job_shared.run(request, job_peer, ticket);
         if let Err(e) = self.executor.execute(job) {
             // The job was dropped unrun: its ticket counted it failed and
             // its socket is closed. Say why.
-            shared.handler.report(&peer, &HandlerError::Io(e));
+            self.shared.handler.report(&peer, &HandlerError::Io(e));
         }
+    }
+}
+
+impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
+    /// Dispatch behind the PROXY protocol: only the source's trust is
+    /// checked here; the header, the per-peer cap and `verify_request`
+    /// wait for the connection's thread, so that a balancer dripping its
+    /// header holds no one else up.
+    fn dispatch_proxied(&self, request: S::Request, peer: Addr, trusted: &[proxy::Network]) {
+        let shared = &self.shared;
+        let ip = peer.ip();
+        if !ip.is_some_and(|ip| trusted.iter().any(|net| net.contains(ip))) {
+            shared.state.refuse_proxy();
+            refused_proxy(&shared.state, &peer, &"not a trusted balancer");
+            return; // dropping the request closes its socket, unread
+        }
+        self.hand_on(request, peer, shared.state.begin(None));
     }
 }
 

@@ -21,7 +21,9 @@ use crate::handler::Addr;
 /// `accepted == active + completed + failed`. Requests refused by
 /// `verify_request` are only `rejected`; connections closed at once for
 /// being over [`Builder::max_per_peer`](crate::server::Builder::max_per_peer)
-/// are only `refused_per_peer`.
+/// are only `refused_per_peer`; connections closed for the PROXY protocol
+/// ([`Builder::proxy_protocol`](crate::server::Builder::proxy_protocol))
+/// are only `refused_proxy`.
 ///
 /// ```
 /// let stats = socketserver::Stats::default();
@@ -43,6 +45,9 @@ pub struct Stats {
     /// [`Builder::max_per_peer`](crate::server::Builder::max_per_peer)
     /// connections being served.
     pub refused_per_peer: u64,
+    /// Connections closed unserved by the PROXY protocol: from an address
+    /// not trusted, or with a missing, malformed, oversized or late header.
+    pub refused_proxy: u64,
 }
 
 /// One line for a summary, as the examples print when they stop.
@@ -66,7 +71,13 @@ impl std::fmt::Display for Stats {
             self.active,
             self.rejected,
             self.refused_per_peer
-        )
+        )?;
+        // Said only when the PROXY protocol refused any: the line stays as
+        // it was for servers without it.
+        match self.refused_proxy {
+            0 => Ok(()),
+            n => write!(f, ", {n} refused by the PROXY protocol"),
+        }
     }
 }
 
@@ -167,6 +178,12 @@ impl State {
         true
     }
 
+    /// Counts a connection refused by the PROXY protocol before it was
+    /// accepted (its source not trusted).
+    pub(crate) fn refuse_proxy(&self) {
+        self.counts().stats.refused_proxy += 1;
+    }
+
     /// Counts a request in, and against its peer's cap if `key` is given;
     /// the ticket counts it out when dropped.
     pub(crate) fn begin(self: &Arc<State>, key: Option<IpAddr>) -> Ticket {
@@ -180,6 +197,7 @@ impl State {
             state: Arc::clone(self),
             peer: key,
             failed: true,
+            withdrawn: false,
         }
     }
 }
@@ -188,26 +206,64 @@ impl State {
 /// [`Ticket::succeeded`] was called, as `failed` otherwise (an error, a
 /// panic, or a job that never ran because no thread could be spawned).
 #[derive(Debug)]
-pub(crate) struct Ticket {
+#[doc(hidden)]
+pub struct Ticket {
     state: Arc<State>,
     /// The per-peer count this request holds, if the cap is on.
     peer: Option<IpAddr>,
     failed: bool,
+    /// Counted out already ([`Ticket::withdraw`]).
+    withdrawn: bool,
 }
 
 impl Ticket {
     pub(crate) fn succeeded(&mut self) {
         self.failed = false;
     }
+
+    /// Takes the request back out of `accepted` and `active`: it was
+    /// refused in its own thread (a PROXY header), and counts only under
+    /// the counter `refused` adds to. Dropping the ticket then counts
+    /// nothing more.
+    pub(crate) fn withdraw(&mut self, refused: fn(&mut Stats)) {
+        if self.withdrawn {
+            return;
+        }
+        self.withdrawn = true;
+        let mut counts = self.state.counts();
+        counts.stats.accepted -= 1;
+        counts.stats.active -= 1;
+        refused(&mut counts.stats);
+        drop(counts);
+        self.state.changed.notify_all();
+    }
+
+    /// Counts this request against its peer's cap of `max`, once its
+    /// peer is known in its own thread (behind the PROXY protocol):
+    /// whether there was room (the check and the count under one lock,
+    /// since many threads do this at once).
+    pub(crate) fn claim_peer(&mut self, key: IpAddr, max: usize) -> bool {
+        let mut counts = self.state.counts();
+        let n = counts.per_peer.entry(key).or_insert(0);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        self.peer = Some(key);
+        true
+    }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut counts = self.state.counts();
-        counts.stats.active -= 1;
-        if self.failed {
+        if self.withdrawn {
+            // Counted out by `withdraw`.
+        } else if self.failed {
+            counts.stats.active -= 1;
             counts.stats.failed += 1;
         } else {
+            counts.stats.active -= 1;
             counts.stats.completed += 1;
         }
         if let Some(key) = self.peer {
