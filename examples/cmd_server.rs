@@ -56,6 +56,8 @@ mod unix {
     struct Cli {
         #[command(flatten)]
         listen: cli::Listen,
+        #[command(flatten)]
+        balanced: cli::Balanced,
         /// Only these command lines, comma-separated (or --allow given
         /// again), as sudoers writes them: `uname -a` exactly; a bare `ls`
         /// with no arguments; `df *` with any arguments (which trusts the
@@ -157,6 +159,8 @@ mod unix {
             config = config.max_commands_per_peer(n);
         }
         config.insecure = cli.insecure;
+        config.reuse_port = cli.balanced.reuse_port;
+        config.proxy_protocol = cli.balanced.proxy_protocol.clone();
         let allow: Vec<&str> = cli
             .allow
             .iter()

@@ -27,6 +27,8 @@ use socketserver::files::{self, FileConfig};
 struct Cli {
     #[command(flatten)]
     listen: cli::Listen,
+    #[command(flatten)]
+    balanced: cli::Balanced,
     /// The directory served
     #[arg(long, value_name = "DIR")]
     root: PathBuf,
@@ -79,7 +81,7 @@ fn main() {
 fn run(cli: Cli) -> io::Result<()> {
     let addr = &cli.listen.addr;
     let root = cli.root.display();
-    let config = FileConfig::new(&cli.root)
+    let mut config = FileConfig::new(&cli.root)
         .read_only(cli.read_only)
         .max_upload(cli.max_upload)
         .upload_budget(cli.upload_budget)
@@ -90,6 +92,8 @@ fn run(cli: Cli) -> io::Result<()> {
         .idle_timeout(cli.idle)
         .max_clients(cli.max_clients)
         .max_per_peer((cli.max_per_peer > 0).then_some(cli.max_per_peer));
+    config.reuse_port = cli.balanced.reuse_port;
+    config.proxy_protocol = cli.balanced.proxy_protocol.clone();
     // Checked here so that an error from bind is about the address.
     match std::fs::metadata(&cli.root) {
         Ok(meta) if meta.is_dir() => {}

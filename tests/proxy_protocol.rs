@@ -417,3 +417,70 @@ fn a_burst_of_bad_connections_is_refused_and_leaves_nothing_behind() {
         "threads/fds of the test process: before {before:?}, during {during:?}, after {after:?}"
     );
 }
+
+// Shows (issue 23): the services take the balancers too. The file service
+// behind one answers a client that came through it; the command service
+// refuses to serve behind one without a token, since its clients are then
+// remote whatever address it listens on.
+#[cfg(unix)]
+#[test]
+fn the_services_serve_behind_a_balancer_and_commands_need_a_token_there() {
+    use socketserver::command::{self, CommandConfig};
+    use socketserver::files::{self, FileConfig};
+    use socketserver::frame::{Header, read_frame, write_frame_with};
+
+    let root = std::env::temp_dir().join(format!("socketserver-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello.txt"), b"hi").unwrap();
+    let server = files::bind(
+        "127.0.0.1:0",
+        FileConfig::new(&root).proxy_protocol([loopback()]),
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let server = Arc::new(server);
+    let serving = {
+        let server = Arc::clone(&server);
+        thread::spawn(move || server.serve_forever())
+    };
+    let mut balancer = TcpStream::connect(addr).unwrap();
+    balancer
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    balancer
+        .write_all(b"PROXY TCP4 203.0.113.7 192.0.2.1 51000 9998\r\n")
+        .unwrap();
+    write_frame_with(
+        &mut balancer,
+        &Header::for_body(b"").with("op", "ls").with("name", ""),
+        b"",
+    )
+    .unwrap();
+    let listing = read_frame(&mut balancer).unwrap().expect("a listing");
+    assert!(
+        String::from_utf8_lossy(&listing.body).contains("hello.txt"),
+        "{:?} {:?}",
+        listing.header,
+        String::from_utf8_lossy(&listing.body)
+    );
+    // Without the header, the same server refuses the connection.
+    let mut direct = TcpStream::connect(addr).unwrap();
+    direct
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write_frame_with(
+        &mut direct,
+        &Header::for_body(b"").with("op", "ls").with("name", ""),
+        b"",
+    )
+    .unwrap();
+    assert!(matches!(read_frame(&mut direct), Ok(None) | Err(_)));
+    server.shutdown_handle().shutdown();
+    serving.join().unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+
+    let behind = CommandConfig::default().proxy_protocol([loopback()]);
+    let refused = command::bind("127.0.0.1:0", behind.clone()).unwrap_err();
+    assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied, "{refused}");
+    assert!(command::bind("127.0.0.1:0", behind.token("s3cret")).is_ok());
+}

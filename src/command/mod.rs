@@ -272,6 +272,16 @@ pub struct CommandConfig {
     /// [`kill_unclaimed_orphans`](Self::kill_unclaimed_orphans)). Default
     /// [`Containment::Auto`].
     pub containment: Containment,
+    /// Share the port with other processes that set it (`SO_REUSEPORT`,
+    /// [`Builder::reuse_port`](crate::server::Builder::reuse_port)).
+    pub reuse_port: bool,
+    /// Take HAProxy's PROXY protocol from these balancers only
+    /// ([`Builder::proxy_protocol`](crate::server::Builder::proxy_protocol)):
+    /// the client's address, not the balancer's, is then what the
+    /// per-address caps and command slots count. Behind a balancer the
+    /// clients are remote whatever address the server listens on, so
+    /// [`bind`] requires a token with it (or `insecure`).
+    pub proxy_protocol: Option<Vec<crate::server::proxy::Network>>,
 }
 
 /// How a command server makes every process a command starts end when the
@@ -327,6 +337,8 @@ impl Default for CommandConfig {
             subreaper: true,
             kill_unclaimed_orphans: true,
             containment: Containment::Auto,
+            reuse_port: false,
+            proxy_protocol: None,
         }
     }
 }
@@ -403,6 +415,16 @@ impl CommandConfig {
     /// Requires clients to prove they know this token.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Serves behind these load balancers, which send the PROXY protocol
+    /// (see [`CommandConfig::proxy_protocol`]).
+    pub fn proxy_protocol(
+        mut self,
+        trusted: impl IntoIterator<Item = crate::server::proxy::Network>,
+    ) -> Self {
+        self.proxy_protocol = Some(trusted.into_iter().collect());
         self
     }
 

@@ -495,15 +495,28 @@ pub fn bind(
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     check_exposure(&addrs, &config)?;
     let (max_clients, max_per_peer) = (config.max_clients, config.max_per_peer);
-    ThreadingTcpServer::builder(CommandHandler::new(config)?)
+    let (reuse_port, trusted) = (config.reuse_port, config.proxy_protocol.clone());
+    let builder = ThreadingTcpServer::builder(CommandHandler::new(config)?)
         .max_connections(max_clients)
         .max_per_peer(max_per_peer)
-        .bind(&addrs[..])
+        .reuse_port(reuse_port);
+    match trusted {
+        Some(trusted) => builder.proxy_protocol(trusted).bind(&addrs[..]),
+        None => builder.bind(&addrs[..]),
+    }
 }
 
 /// Refuses addresses beyond this machine unless a token guards them or
 /// the operator said `insecure`.
 fn check_exposure(addrs: &[SocketAddr], config: &CommandConfig) -> io::Result<()> {
+    if config.proxy_protocol.is_some() && config.token.is_none() && !config.insecure {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "refusing to serve commands behind a load balancer without a token: its \
+             clients are remote, whatever address the server listens on; set a token \
+             (or, knowing that, insecure)",
+        ));
+    }
     match addrs.iter().find(|a| !a.ip().is_loopback()) {
         Some(open) if config.token.is_none() && !config.insecure => Err(io::Error::new(
             io::ErrorKind::PermissionDenied,

@@ -214,6 +214,14 @@ pub struct FileConfig {
     pub max_per_peer: Option<usize>,
     /// Refuse every upload.
     pub read_only: bool,
+    /// Share the port with other processes that set it (`SO_REUSEPORT`,
+    /// [`Builder::reuse_port`](crate::server::Builder::reuse_port)).
+    pub reuse_port: bool,
+    /// Take HAProxy's PROXY protocol from these balancers only
+    /// ([`Builder::proxy_protocol`](crate::server::Builder::proxy_protocol)):
+    /// the client's address, not the balancer's, is then what the
+    /// per-address caps and budgets count.
+    pub proxy_protocol: Option<Vec<crate::server::proxy::Network>>,
 }
 
 impl FileConfig {
@@ -231,7 +239,19 @@ impl FileConfig {
             max_clients: DEFAULT_MAX_CLIENTS,
             max_per_peer: Some(DEFAULT_MAX_PER_PEER),
             read_only: false,
+            reuse_port: false,
+            proxy_protocol: None,
         }
+    }
+
+    /// Serves behind these load balancers, which send the PROXY protocol
+    /// (see [`FileConfig::proxy_protocol`]).
+    pub fn proxy_protocol(
+        mut self,
+        trusted: impl IntoIterator<Item = crate::server::proxy::Network>,
+    ) -> FileConfig {
+        self.proxy_protocol = Some(trusted.into_iter().collect());
+        self
     }
 
     /// Sets the largest upload accepted.

@@ -407,10 +407,15 @@ pub fn bind(
     config: FileConfig,
 ) -> io::Result<ThreadingTcpServer<FileHandler>> {
     let (max_clients, max_per_peer) = (config.max_clients, config.max_per_peer);
-    ThreadingTcpServer::builder(FileHandler::new(config)?)
+    let (reuse_port, trusted) = (config.reuse_port, config.proxy_protocol.clone());
+    let builder = ThreadingTcpServer::builder(FileHandler::new(config)?)
         .max_connections(max_clients)
         .max_per_peer(max_per_peer)
-        .bind(addr)
+        .reuse_port(reuse_port);
+    match trusted {
+        Some(trusted) => builder.proxy_protocol(trusted).bind(addr),
+        None => builder.bind(addr),
+    }
 }
 
 #[cfg(test)]
