@@ -124,9 +124,7 @@ mod unix {
         let mut haproxy = Command::new(&cli.haproxy);
         // -db: in the foreground, no daemon; it stops when we kill it.
         haproxy.arg("-f").arg(&config).arg("-db");
-        let ha = procs
-            .start("haproxy", haproxy)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cli.haproxy.display())))?;
+        let ha = procs.start("haproxy", haproxy)?;
         procs.wait_for_port(ha, front)?;
         println!("scale_out: HAProxy on {front}, send-proxy-v2 from {BALANCER}");
 
@@ -325,7 +323,8 @@ mod unix {
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .spawn()?;
+                .spawn()
+                .map_err(|e| other(format!("{}: {e}", Path::new(cmd.get_program()).display())))?;
             println!("scale_out: started {name} (pid {})", child.id());
             let (tx, rx) = mpsc::channel();
             let out: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped"));
