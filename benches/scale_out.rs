@@ -17,26 +17,19 @@
 //! that sharing a port costs nothing, not how it scales on a big machine.
 //! Every process started is killed and waited for when the run ends.
 
-use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::ChildServer;
+use common::{ChildServer, greeting};
 use socketserver::ThreadingTcpServer;
 use socketserver::greet::Greeter;
 use socketserver::server::proxy::Network;
 
-const NAME: &[u8] = b"Michael";
-const REPLY_LEN: usize = "你好,Michael".len();
 const ROUNDS: usize = 9;
-/// The pause before each setup's round, for the last one's threads to end.
-const SETTLE: Duration = Duration::from_millis(50);
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -85,21 +78,8 @@ fn main() {
         ("16 connections", 16, false),
         ("churn (connect, 1 round trip, close), 16 clients", 16, true),
     ] {
-        let mut rounds = vec![Vec::new(); setups.len()];
-        for r in 0..ROUNDS {
-            for k in 0..setups.len() {
-                let i = (r + k) % setups.len();
-                thread::sleep(SETTLE);
-                rounds[i].push(load(setups[i].1, conns, churn, round));
-            }
-        }
-        let m: Vec<f64> = rounds
-            .iter_mut()
-            .map(|r| {
-                r.sort_by(f64::total_cmp);
-                r[r.len() / 2]
-            })
-            .collect();
+        let addrs: Vec<SocketAddr> = setups.iter().map(|s| s.1).collect();
+        let m = greeting::interleaved_medians(&addrs, conns, churn, round, ROUNDS);
         print!("| {label} |");
         for v in &m {
             print!(" {v:.0} |");
@@ -209,63 +189,4 @@ impl Drop for HaProxy {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.config);
     }
-}
-
-/// Round trips per second over `conns` connections kept open, or, with
-/// `churn`, connect + banner + one round trip + close per operation.
-fn load(addr: SocketAddr, conns: usize, churn: bool, round: Duration) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    // The round starts once every kept connection is open.
-    let ready = Arc::new(std::sync::Barrier::new(conns + 1));
-    let clients: Vec<_> = (0..conns)
-        .map(|_| {
-            let (stop, done, ready) = (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&ready));
-            thread::spawn(move || -> io::Result<()> {
-                let mut banner = [0u8; 8];
-                let mut reply = [0u8; REPLY_LEN];
-                let connect = |banner: &mut [u8]| -> io::Result<TcpStream> {
-                    let mut s = TcpStream::connect(addr)?;
-                    s.read_exact(banner)?;
-                    Ok(s)
-                };
-                let mut open = if churn {
-                    None
-                } else {
-                    Some(connect(&mut banner)?)
-                };
-                ready.wait();
-                let mut count = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let mut fresh;
-                    let stream = match &mut open {
-                        Some(stream) => stream,
-                        None => {
-                            fresh = connect(&mut banner)?;
-                            &mut fresh
-                        }
-                    };
-                    stream.write_all(NAME)?;
-                    stream.read_exact(&mut reply)?;
-                    if churn {
-                        stream.write_all(b"exit")?;
-                        // The server closes first: TIME_WAIT on its side.
-                        let _ = stream.read(&mut banner);
-                    }
-                    count += 1;
-                }
-                done.fetch_add(count, Ordering::Relaxed);
-                Ok(())
-            })
-        })
-        .collect();
-    ready.wait();
-    let started = Instant::now();
-    thread::sleep(round);
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    for client in clients {
-        client.join().unwrap().expect("a client failed");
-    }
-    done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
 }
