@@ -15,8 +15,10 @@
 //! `tcp_server --proxy-protocol TRUSTED` reads it from the trusted balancer
 //! only. This program starts everything, checks that each backend logs the
 //! real clients and that `tcp_server`'s cap (16 connections per client
-//! address, per process) holds through the balancer, and stops everything
-//! it started (also when something fails). Exit status 1 if a check fails.
+//! address, per process) holds through the balancer, that a client going
+//! round the balancer with a PROXY header of its own is refused, and stops
+//! everything it started (also when something fails). Exit status 1 if a
+//! check fails.
 
 // The backends are stopped with SIGINT (their Ctrl-C, which prints their
 // counters), and the clients bind a source address: Unix calls.
@@ -152,10 +154,30 @@ mod unix {
             let _ = stream.write_all(b"exit");
         }
 
+        // 4. A client that goes round the balancer and writes a PROXY
+        //    header of its own, to pass for someone else: it is not the
+        //    trusted balancer, so it is closed unread and unserved.
+        let mut spoof = TcpStream::connect(("127.0.0.1", port))?;
+        spoof.set_read_timeout(Some(timeout))?;
+        spoof.write_all(b"PROXY TCP4 203.0.113.66 127.0.0.1 4444 9999\r\n")?;
+        let mut heard = Vec::new();
+        let _ = spoof.read_to_end(&mut heard);
+        let spoof_served = !heard.is_empty();
+        println!(
+            "scale_out: a client that skips the balancer, claiming 203.0.113.66: {}",
+            if spoof_served {
+                "SERVED"
+            } else {
+                "closed unserved"
+            }
+        );
+
         // Stop the backends as Ctrl-C would: each prints its counters.
         let mut refused = 0;
+        let mut refused_proxy = 0;
         for id in [s1, s2] {
             let line = procs.interrupt(id)?;
+            refused_proxy += refused_by_proxy(&line);
             refused +=
                 refused_per_peer(&line).ok_or_else(|| other(format!("no counters in {line:?}")))?;
         }
@@ -165,6 +187,9 @@ mod unix {
         for id in [s1, s2] {
             let p = &procs.list[id];
             let logged = |ip: IpAddr| p.lines.iter().any(|l| accepted(l) == Some(ip));
+            if logged(Ipv4Addr::new(203, 0, 113, 66).into()) {
+                failures.push(format!("{} served the spoofed 203.0.113.66", p.name));
+            }
             if !logged(BURST.into()) {
                 failures.push(format!("{} logged no client from {BURST}", p.name));
             }
@@ -184,6 +209,12 @@ mod unix {
         if welcomed + refused != total + usize::from(!other_served) {
             failures.push(format!(
                 "{welcomed} welcomed + {refused} refused is not {total} connections"
+            ));
+        }
+        if spoof_served || refused_proxy != 1 {
+            failures.push(format!(
+                "the client that skipped the balancer: served {spoof_served}, \
+                 {refused_proxy} refused by the PROXY protocol (want 1)"
             ));
         }
         if !other_served {
@@ -263,6 +294,13 @@ mod unix {
             Err(e) => return Err(other(format!("waiting for a greeting from {source}: {e}"))),
         };
         Ok((stream, buf[..n].starts_with(b"Welcome!")))
+    }
+
+    /// N from the counters' `, N refused by the PROXY protocol` (absent: 0).
+    fn refused_by_proxy(line: &str) -> usize {
+        line.split_once(" refused by the PROXY protocol")
+            .and_then(|(head, _)| head.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The client's address in the seed's log line `从ADDR接受新连接`.

@@ -133,6 +133,12 @@ fn the_lesson_runs_through_a_real_haproxy() {
         )),
         "{out}"
     );
+    // A client that skips the balancer cannot pass for another.
+    assert!(
+        out.contains("skips the balancer, claiming 203.0.113.66: closed unserved"),
+        "{out}"
+    );
+    assert!(!out.contains("从203.0.113.66:"), "{out}");
     assert_eq!(run.started().len(), 3, "s1, s2 and haproxy: {out}");
     run.assert_nothing_left();
 }
