@@ -327,7 +327,10 @@
 //! logging the real clients (`从127.0.0.2:…`, never the balancer's
 //! 127.0.0.9), and holds 40 connections from 127.0.0.2 open: each process
 //! serves 16 of them and refuses the rest, while a client from 127.0.0.3 is
-//! still served. Here the snippet plays the balancer, with a v1 header:
+//! still served; a client that goes round the balancer with a header of
+//! its own, to pass for someone else, is closed unserved (it is not the
+//! trusted balancer). Here the snippet plays the balancer, with a v1
+//! header:
 //!
 //! ```
 //! use std::io::{Read, Write};
