@@ -15,24 +15,22 @@
 //! (each round starting with the next server, so none always follows the
 //! same neighbour), so every server meets the same luck.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 mod common;
 
+use common::greeting;
+
 use socketserver::greet::Greeter;
 use socketserver::{Connection, ThreadingTcpServer};
 
-const NAME: &[u8] = b"Michael";
-const REPLY_LEN: usize = "你好,Michael".len();
 const ROUNDS: usize = 15;
-/// The pause before each server's round, for the last one's threads to end.
-const SETTLE: Duration = Duration::from_millis(50);
 const IDLE_CONNECTIONS: usize = 1000;
 
 fn main() {
@@ -138,68 +136,6 @@ fn python_server() -> Option<(SocketAddr, Python)> {
     Some((SocketAddr::from(([127, 0, 0, 1], port)), Python(child)))
 }
 
-// ------------------------------------------------------------------- load
-
-fn greet_once(stream: &mut TcpStream, reply: &mut [u8]) -> io::Result<()> {
-    stream.write_all(NAME)?;
-    stream.read_exact(reply)
-}
-
-/// Round trips per second over `conns` connections kept open, or, with
-/// `churn`, connect + banner + one round trip + close per operation.
-fn load(addr: SocketAddr, conns: usize, churn: bool, round: Duration) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let ready = Arc::new(std::sync::Barrier::new(conns + 1));
-    let clients: Vec<_> = (0..conns)
-        .map(|_| {
-            let (stop, done, ready) = (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&ready));
-            thread::spawn(move || -> io::Result<()> {
-                let mut banner = [0u8; 8];
-                let mut reply = [0u8; REPLY_LEN];
-                let mut open = if churn {
-                    None
-                } else {
-                    let mut s = TcpStream::connect(addr)?;
-                    s.read_exact(&mut banner)?;
-                    Some(s)
-                };
-                ready.wait();
-                let mut count = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    match &mut open {
-                        Some(stream) => greet_once(stream, &mut reply)?,
-                        None => {
-                            let mut s = TcpStream::connect(addr)?;
-                            s.read_exact(&mut banner)?;
-                            greet_once(&mut s, &mut reply)?;
-                            s.write_all(b"exit")?;
-                            // Let the server close first, so TIME_WAIT
-                            // lands on its side, not on our ports.
-                            let _ = s.read(&mut banner);
-                        }
-                    }
-                    count += 1;
-                }
-                done.fetch_add(count, Ordering::Relaxed);
-                if let Some(mut s) = open {
-                    s.write_all(b"exit")?;
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    ready.wait();
-    let started = Instant::now();
-    thread::sleep(round);
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    for client in clients {
-        client.join().unwrap().expect("a client failed");
-    }
-    done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
-}
-
 fn throughput(round: Duration) {
     let python = python_server();
     if python.is_none() {
@@ -232,25 +168,8 @@ fn throughput(round: Duration) {
         ("64 connections", 64, false),
         ("churn, 16 clients", 16, true),
     ] {
-        let mut rounds = vec![Vec::new(); servers.len()];
-        for r in 0..ROUNDS {
-            // Each round starts with the next server, so each follows every
-            // other as often: a server's round never always inherits the
-            // same neighbour's leftovers (its handler threads exiting, its
-            // sockets closing). A pause lets those settle first.
-            for k in 0..servers.len() {
-                let i = (r + k) % servers.len();
-                thread::sleep(SETTLE);
-                rounds[i].push(load(servers[i].1, conns, churn, round));
-            }
-        }
-        let median: Vec<f64> = rounds
-            .iter_mut()
-            .map(|r| {
-                r.sort_by(f64::total_cmp);
-                r[r.len() / 2]
-            })
-            .collect();
+        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.1).collect();
+        let median = greeting::interleaved_medians(&addrs, conns, churn, round, ROUNDS);
         print!("| {label} |");
         for m in &median {
             print!(" {m:.0} |");

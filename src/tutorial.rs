@@ -18,6 +18,7 @@
 //! 1. [范例: the frame](#6-范例-the-frame)
 //! 1. [模拟远程执行命令: the command service](#7-模拟远程执行命令-the-command-service)
 //! 1. [Seeing it: traces and the chaos proxy](#8-seeing-it-traces-and-the-chaos-proxy)
+//! 1. [Beyond one machine: a load balancer and the PROXY protocol](#9-beyond-one-machine-a-load-balancer-and-the-proxy-protocol)
 //!
 //! # 1. 数据流处理: the steps of a conversation
 //!
@@ -299,4 +300,73 @@
 //! assert!(trace.arrows().iter().any(|a| a.split)); // 分包, drawn
 //! println!("{}", trace.text());
 //! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # 9. Beyond one machine: a load balancer and the PROXY protocol
+//!
+//! **Beyond the seed.** When one process is not enough, several share a
+//! port ([`Builder::reuse_port`](crate::Builder::reuse_port), Linux's
+//! `SO_REUSEPORT`: the kernel spreads new connections over them); when one
+//! machine is not enough, a load balancer such as HAProxy goes in front.
+//! Then every connection a server accepts comes from the balancer.
+//!
+//! **The pitfall**: behind a balancer the seed's log line
+//! (`从%s:%s接受新连接`) names the balancer for every client, and anything
+//! that counts clients by address (a per-address cap, `verify_request`)
+//! counts one client: the first 16 users fill the cap for everyone. HAProxy's
+//! PROXY protocol fixes it: the balancer starts each connection with a
+//! header naming the real client, and a server that trusts that balancer
+//! ([`Builder::proxy_protocol`](crate::Builder::proxy_protocol), and only
+//! from the addresses it lists) takes the client's address from it. Python's
+//! `socketserver` has no such option.
+//!
+//! **Run it for real**: `cargo run --example scale_out` (HAProxy from the
+//! system's packages) starts two `tcp_server` processes on one port
+//! (`--reuse-port --proxy-protocol 127.0.0.9`) and HAProxy in front with
+//! `send-proxy-v2`, runs the seed's client through it, shows each process
+//! logging the real clients (`从127.0.0.2:…`, never the balancer's
+//! 127.0.0.9), and holds 40 connections from 127.0.0.2 open: each process
+//! serves 16 of them and refuses the rest, while a client from 127.0.0.3 is
+//! still served; a client that goes round the balancer with a header of
+//! its own, to pass for someone else, is closed unserved (it is not the
+//! trusted balancer). Here the snippet plays the balancer, with a v1
+//! header:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::net::TcpStream;
+//! use socketserver::ThreadingTcpServer;
+//! use socketserver::greet::Greeter;
+//! use socketserver::server::proxy::Network;
+//!
+//! let server = ThreadingTcpServer::builder(Greeter::new())
+//!     .proxy_protocol(["127.0.0.1".parse::<Network>()?]) // the balancer: this snippet
+//!     .max_per_peer(Some(1)) // one connection at a time per client
+//!     .reuse_port(true) // another process may share the port
+//!     .bind("127.0.0.1:0")?;
+//! let addr = server.local_addr()?;
+//! let stop = server.shutdown_handle();
+//! let serving = std::thread::spawn(move || {
+//!     server.serve_forever();
+//!     server.stats()
+//! });
+//! // What a balancer sends first on each connection it opens for a client.
+//! let from = |client: &str| -> std::io::Result<TcpStream> {
+//!     let mut conn = TcpStream::connect(addr)?;
+//!     write!(conn, "PROXY TCP4 {client} 192.0.2.1 51000 9999\r\n")?;
+//!     Ok(conn)
+//! };
+//! let mut welcome = [0; 8];
+//! let mut first = from("203.0.113.7")?;
+//! first.read_exact(&mut welcome)?; // served
+//! let mut again = from("203.0.113.7")?; // the same client: over its cap
+//! let mut unserved = Vec::new();
+//! again.read_to_end(&mut unserved)?;
+//! assert!(unserved.is_empty());
+//! let mut other = from("203.0.113.8")?; // another client, same balancer: served
+//! other.read_exact(&mut welcome)?;
+//! assert_eq!(&welcome, b"Welcome!");
+//! stop.shutdown();
+//! assert_eq!(serving.join().unwrap().refused_per_peer, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -81,3 +81,110 @@ impl Drop for ChildServer {
         let _ = self.child.wait();
     }
 }
+
+/// The seed's greeting as load: round trips per second, and the
+/// interleaved rounds every throughput table is made of.
+pub mod greeting {
+    use std::io::{self, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    const NAME: &[u8] = b"Michael";
+    const REPLY_LEN: usize = "你好,Michael".len();
+    /// The pause before each server's round, for the last one's threads to end.
+    const SETTLE: Duration = Duration::from_millis(50);
+
+    /// The median round trips per second of each server in `addrs`, over
+    /// `rounds` rounds of `round` each. Each round starts with the next
+    /// server, so each follows every other as often: a server's round
+    /// never always inherits the same neighbour's leftovers (its handler
+    /// threads exiting, its sockets closing). A pause lets those settle
+    /// first.
+    pub fn interleaved_medians(
+        addrs: &[SocketAddr],
+        conns: usize,
+        churn: bool,
+        round: Duration,
+        rounds: usize,
+    ) -> Vec<f64> {
+        let mut taken = vec![Vec::new(); addrs.len()];
+        for r in 0..rounds {
+            for k in 0..addrs.len() {
+                let i = (r + k) % addrs.len();
+                thread::sleep(SETTLE);
+                taken[i].push(load(addrs[i], conns, churn, round));
+            }
+        }
+        taken
+            .iter_mut()
+            .map(|r| {
+                r.sort_by(f64::total_cmp);
+                r[r.len() / 2]
+            })
+            .collect()
+    }
+
+    fn greet_once(stream: &mut TcpStream, reply: &mut [u8]) -> io::Result<()> {
+        stream.write_all(NAME)?;
+        stream.read_exact(reply)
+    }
+
+    /// Round trips per second over `conns` connections kept open, or, with
+    /// `churn`, connect + banner + one round trip + close per operation.
+    pub fn load(addr: SocketAddr, conns: usize, churn: bool, round: Duration) -> f64 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let ready = Arc::new(std::sync::Barrier::new(conns + 1));
+        let clients: Vec<_> = (0..conns)
+            .map(|_| {
+                let (stop, done, ready) =
+                    (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&ready));
+                thread::spawn(move || -> io::Result<()> {
+                    let mut banner = [0u8; 8];
+                    let mut reply = [0u8; REPLY_LEN];
+                    let mut open = if churn {
+                        None
+                    } else {
+                        let mut s = TcpStream::connect(addr)?;
+                        s.read_exact(&mut banner)?;
+                        Some(s)
+                    };
+                    ready.wait();
+                    let mut count = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        match &mut open {
+                            Some(stream) => greet_once(stream, &mut reply)?,
+                            None => {
+                                let mut s = TcpStream::connect(addr)?;
+                                s.read_exact(&mut banner)?;
+                                greet_once(&mut s, &mut reply)?;
+                                s.write_all(b"exit")?;
+                                // Let the server close first, so TIME_WAIT
+                                // lands on its side, not on our ports.
+                                let _ = s.read(&mut banner);
+                            }
+                        }
+                        count += 1;
+                    }
+                    done.fetch_add(count, Ordering::Relaxed);
+                    if let Some(mut s) = open {
+                        s.write_all(b"exit")?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        ready.wait();
+        let started = Instant::now();
+        thread::sleep(round);
+        stop.store(true, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        for client in clients {
+            client.join().unwrap().expect("a client failed");
+        }
+        done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+    }
+}
