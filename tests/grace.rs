@@ -47,14 +47,23 @@ fn ended_within(client: &mut TcpStream, within: Duration) -> bool {
     matches!(client.read(&mut [0u8; 1]), Ok(0))
 }
 
-/// Serves `server` on a thread; the join handle says how long
-/// `serve_forever` took to return after `shutdown` (measured by the caller).
+/// A threading server for `handler` on 127.0.0.1 with a 5 s grace period,
+/// serving on a thread: its address, the server, and the serving thread.
 fn serve<H: socketserver::BaseRequestHandler>(
-    server: ThreadingTcpServer<H>,
-) -> (Arc<ThreadingTcpServer<H>>, thread::JoinHandle<()>) {
+    handler: H,
+) -> (
+    SocketAddr,
+    Arc<ThreadingTcpServer<H>>,
+    thread::JoinHandle<()>,
+) {
+    let server = ThreadingTcpServer::builder(handler)
+        .graceful_shutdown(Duration::from_secs(5))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let addr = server.local_addr().unwrap();
     let server = Arc::new(server);
     let serving = Arc::clone(&server);
-    (server, thread::spawn(move || serving.serve_forever()))
+    (addr, server, thread::spawn(move || serving.serve_forever()))
 }
 
 #[test]
@@ -65,12 +74,7 @@ fn a_frame_still_arriving_at_shutdown_is_finished_and_an_idle_one_ends_at_once()
         }
         Ok(())
     };
-    let server = ThreadingTcpServer::builder(echo)
-        .graceful_shutdown(Duration::from_secs(5))
-        .bind("127.0.0.1:0")
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    let (server, serving) = serve(server);
+    let (addr, server, serving) = serve(echo);
 
     // An idle client: one exchange, then nothing.
     let mut idle = TcpStream::connect(addr).unwrap();
@@ -118,12 +122,7 @@ impl StreamRequestHandler for Lines {
 
 #[test]
 fn a_line_still_arriving_at_shutdown_is_answered_and_an_idle_one_ends_at_once() {
-    let server = ThreadingTcpServer::builder(Streamed(Lines))
-        .graceful_shutdown(Duration::from_secs(5))
-        .bind("127.0.0.1:0")
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    let (server, serving) = serve(server);
+    let (addr, server, serving) = serve(Streamed(Lines));
 
     let mut idle = TcpStream::connect(addr).unwrap();
     idle.write_all(b"one\n").unwrap();
@@ -153,12 +152,7 @@ fn an_upload_still_arriving_at_shutdown_completes() {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     let handler = FileHandler::new(FileConfig::new(&root)).unwrap();
-    let server = ThreadingTcpServer::builder(handler)
-        .graceful_shutdown(Duration::from_secs(5))
-        .bind("127.0.0.1:0")
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    let (server, serving) = serve(server);
+    let (addr, server, serving) = serve(handler);
 
     // The file service's upload on the wire: the request, the server's
     // go-ahead, 1 MiB chunks (each a frame with its md5), an end frame

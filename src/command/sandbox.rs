@@ -239,19 +239,29 @@ fn check<T: Into<i64> + Copy>(ret: T) -> io::Result<T> {
 /// still `parent` (it may have died before the call).
 #[cfg(target_os = "linux")]
 fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
-    // SAFETY: plain system calls.
+    kill_me_with_parent()?;
+    // SAFETY: a plain system call.
     unsafe {
-        check(libc::prctl(
+        if libc::getppid() != parent {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+    }
+    Ok(())
+}
+
+/// `PR_SET_PDEATHSIG` SIGKILL: this process dies when its parent does.
+#[cfg(target_os = "linux")]
+fn kill_me_with_parent() -> io::Result<()> {
+    // SAFETY: a plain system call.
+    check(unsafe {
+        libc::prctl(
             libc::PR_SET_PDEATHSIG,
             libc::SIGKILL as libc::c_ulong,
             0,
             0,
             0,
-        ))?;
-        if libc::getppid() != parent {
-            return Err(io::Error::from_raw_os_error(libc::ESRCH));
-        }
-    }
+        )
+    })?;
     Ok(())
 }
 
@@ -366,13 +376,7 @@ fn enter(plan: &Plan, probe: bool) -> io::Result<()> {
     // SAFETY: plain system calls.
     unsafe {
         libc::close(from_init);
-        check(libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ))?;
+        kill_me_with_parent()?;
         // The relay may have died before that call, and then nothing
         // would end this namespace: a pipe with no reader polls as error.
         let mut relay_end = libc::pollfd {

@@ -496,14 +496,11 @@ pub fn bind(
     check_exposure(&addrs, &config)?;
     let (max_clients, max_per_peer) = (config.max_clients, config.max_per_peer);
     let (reuse_port, trusted) = (config.reuse_port, config.proxy_protocol.clone());
-    let builder = ThreadingTcpServer::builder(CommandHandler::new(config)?)
+    ThreadingTcpServer::builder(CommandHandler::new(config)?)
         .max_connections(max_clients)
         .max_per_peer(max_per_peer)
-        .reuse_port(reuse_port);
-    match trusted {
-        Some(trusted) => builder.proxy_protocol(trusted).bind(&addrs[..]),
-        None => builder.bind(&addrs[..]),
-    }
+        .balanced(reuse_port, trusted)
+        .bind(&addrs[..])
 }
 
 /// Refuses addresses beyond this machine unless a token guards them or

@@ -408,14 +408,11 @@ pub fn bind(
 ) -> io::Result<ThreadingTcpServer<FileHandler>> {
     let (max_clients, max_per_peer) = (config.max_clients, config.max_per_peer);
     let (reuse_port, trusted) = (config.reuse_port, config.proxy_protocol.clone());
-    let builder = ThreadingTcpServer::builder(FileHandler::new(config)?)
+    ThreadingTcpServer::builder(FileHandler::new(config)?)
         .max_connections(max_clients)
         .max_per_peer(max_per_peer)
-        .reuse_port(reuse_port);
-    match trusted {
-        Some(trusted) => builder.proxy_protocol(trusted).bind(addr),
-        None => builder.bind(addr),
-    }
+        .balanced(reuse_port, trusted)
+        .bind(addr)
 }
 
 #[cfg(test)]

@@ -122,10 +122,13 @@ impl Clock {
     /// read half is shut now (that read sees end of stream). One atomic
     /// load when no drain is under way.
     pub(crate) fn before_read(&self, stream: &Stream) {
+        // Between requests, unless the next one's first bytes wait unread
+        // in the socket: that request has begun, and may finish too.
         if self.draining.load(Ordering::Relaxed)
             && self.between.load(Ordering::SeqCst)
             && !stream.input_waiting()
         {
+            // Errors mean the peer has gone already: nothing left to wake.
             let _ = stream.shutdown(std::net::Shutdown::Read);
         }
     }
@@ -145,12 +148,9 @@ impl Clock {
     pub(crate) fn drain(&self, stream: &Stream, until: Instant) {
         self.limit(until);
         self.draining.store(true, Ordering::SeqCst);
-        // Between requests, unless the next one's first bytes wait unread
-        // in the socket: that request has begun, and may finish too.
-        if self.between.load(Ordering::SeqCst) && !stream.input_waiting() {
-            // Errors mean the peer has gone already: nothing left to wake.
-            let _ = stream.shutdown(std::net::Shutdown::Read);
-        }
+        // The handler may be blocked in a read already: the same test a
+        // read makes before it starts, made for it now.
+        self.before_read(stream);
     }
 
     fn encode(&self, deadline: Option<Instant>) -> u64 {

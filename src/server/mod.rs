@@ -944,6 +944,14 @@ impl<H, P> Builder<H, Server<TcpListener, H, P>> {
         self.config.proxy = Some(trusted.into_iter().map(Into::into).collect());
         self
     }
+
+    /// A service's balancer settings as its config holds them: `reuse_port`
+    /// and, if given, [`proxy_protocol`](Self::proxy_protocol).
+    pub(crate) fn balanced(self, reuse_port: bool, trusted: Option<Vec<proxy::Network>>) -> Self {
+        let mut builder = self.reuse_port(reuse_port);
+        builder.config.proxy = trusted.map(Into::into);
+        builder
+    }
 }
 
 // Python's socket knobs: `request_queue_size`, `allow_reuse_address`,
