@@ -14,6 +14,7 @@
 //! | [`handler`] | the traits you implement: [`BaseRequestHandler`], [`StreamRequestHandler`], [`DatagramRequestHandler`] | socketserver编程 (request handler class) |
 //! | [`server`] | the servers: one generic [`server::Server`] over its source and threading policy, and Python's names for it ([`TcpServer`], [`ThreadingTcpServer`], [`UdpServer`], [`ThreadingUdpServer`], Unix servers); lifecycle, shutdown, limits | socketserver编程 (server class) |
 //! | [`frame`] | the seed's frame: 4-byte length, JSON header, body; reader and writer over any `Read`/`Write` | 粘包与分包, 范例 |
+//! | [`proxy`] | HAProxy's PROXY protocol header (v1 text, v2 binary) over any `Read`: the client's address behind a load balancer; the servers read it with [`server::Builder::proxy_protocol`] | beyond the seed |
 //! | [`greet`] | the greeting protocol: [`greet::Greeter`] for TCP and UDP servers, and the seed's clients | tcp编程, udp编程 |
 //! | [`sticky`] | 粘包 and 分包 made to happen on purpose, and undone by frames | 粘包与分包 |
 //! | [`command`] | the remote command service on the frame, compatible with the seed and safe by default (Unix) | 模拟远程执行命令 |
@@ -74,6 +75,7 @@ pub mod files;
 pub mod frame;
 pub mod greet;
 pub mod handler;
+pub mod proxy;
 pub mod server;
 pub mod sticky;
 mod text;

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 
-use super::{Addr, HandlerError, default_handle_error};
+use super::Addr;
 use crate::server::ServerInfo;
 
 mod sealed {
@@ -89,7 +89,7 @@ impl DatagramFamily for Unix {
     }
 }
 
-/// One datagram, handed to [`DatagramRequestHandler::handle`]: Python's
+/// One datagram, handed to [`DatagramRequestHandler::handle`](super::DatagramRequestHandler::handle): Python's
 /// `(data, socket)` request and `client_address`. `Datagram` alone is a
 /// UDP datagram; `Datagram<Unix>` came to a Unix datagram server.
 ///
@@ -175,110 +175,5 @@ impl<F: DatagramFamily> Datagram<F> {
     /// The server this datagram came to.
     pub fn server(&self) -> &ServerInfo {
         &self.server
-    }
-}
-
-/// Handles one datagram: Python's `DatagramRequestHandler`, with
-/// [`Datagram::reply`] in place of `wfile`. `DatagramRequestHandler`
-/// alone handles UDP; `DatagramRequestHandler<Unix>` serves a Unix
-/// datagram server, and an impl for every `F: DatagramFamily` serves both.
-///
-/// UDP has no connections: every datagram is a request of its own, may be
-/// lost or reordered, and arrives whole or not at all, provided the
-/// receiver's buffer is large enough. The seed's `recvfrom(1024)` is not:
-/// on Linux the bytes past 1024 are silently dropped, so a long message
-/// arrives cut short with no error. The servers here receive into a 64 KiB
-/// buffer, larger than any UDP datagram over IPv4, so nothing is cut.
-///
-/// A closure `Fn(&Datagram) -> io::Result<()>` is a handler too, and so is
-/// an `Arc<H>` of any handler `H`.
-///
-/// # Examples
-///
-/// ```
-/// use socketserver::{Datagram, UdpServer};
-///
-/// let server = UdpServer::bind("127.0.0.1:0", |dgram: &Datagram| {
-///     dgram.reply(&[b"echo:", dgram.data()].concat())
-/// })?;
-/// let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
-/// client.send_to(b"hi", server.local_addr()?)?;
-/// server.handle_request()?;
-/// let mut buf = [0u8; 64];
-/// let n = client.recv(&mut buf)?;
-/// assert_eq!(&buf[..n], b"echo:hi");
-/// # Ok::<(), std::io::Error>(())
-/// ```
-///
-/// A stream handler given to a UDP server is refused by name ("\`Echo\` is
-/// not a request handler for this server", with a note saying which
-/// traits stream and datagram servers take):
-///
-/// ```compile_fail,E0277
-/// use socketserver::{BaseRequestHandler, Connection};
-/// struct Echo;
-/// impl BaseRequestHandler for Echo {
-///     fn handle(&self, _: &mut Connection) -> std::io::Result<()> { Ok(()) }
-/// }
-/// let server = socketserver::UdpServer::bind("127.0.0.1:0", Echo);
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a datagram request handler (`DatagramRequestHandler<{F}>`)",
-    label = "not a `DatagramRequestHandler<{F}>`",
-    note = "implement `socketserver::handler::DatagramRequestHandler<{F}>` for it, or pass a closure `|d: &Datagram<{F}>| -> io::Result<()>` (with the argument's type written out)"
-)]
-pub trait DatagramRequestHandler<F: DatagramFamily = Udp>: Send + Sync + 'static {
-    /// Serves one datagram.
-    ///
-    /// # Errors
-    ///
-    /// Any error goes to `handle_error`; the server goes on.
-    fn handle(&self, datagram: &Datagram<F>) -> io::Result<()>;
-
-    /// Decides whether to serve a sender at all; refused datagrams are
-    /// dropped and counted as `rejected`.
-    fn verify_request(&self, peer: &Addr) -> bool {
-        let _ = peer;
-        true
-    }
-
-    /// As [`BaseRequestHandler::handle_error`](super::BaseRequestHandler::handle_error).
-    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
-        default_handle_error(peer, error);
-    }
-
-    /// As [`BaseRequestHandler::handle_timeout`](super::BaseRequestHandler::handle_timeout).
-    fn handle_timeout(&self, server: &ServerInfo) {
-        let _ = server;
-    }
-}
-
-impl<F: DatagramFamily, H: DatagramRequestHandler<F> + ?Sized> DatagramRequestHandler<F>
-    for Arc<H>
-{
-    fn handle(&self, datagram: &Datagram<F>) -> io::Result<()> {
-        (**self).handle(datagram)
-    }
-    fn verify_request(&self, peer: &Addr) -> bool {
-        (**self).verify_request(peer)
-    }
-    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
-        (**self).handle_error(peer, error);
-    }
-    fn handle_timeout(&self, server: &ServerInfo) {
-        (**self).handle_timeout(server);
-    }
-}
-
-// Without this, a type that is not a handler gets rustc's "expected an
-// `Fn(..)` closure" from this impl, not the trait's own message.
-#[diagnostic::do_not_recommend]
-impl<C, F> DatagramRequestHandler<F> for C
-where
-    C: Fn(&Datagram<F>) -> io::Result<()> + Send + Sync + 'static,
-    F: DatagramFamily,
-{
-    fn handle(&self, datagram: &Datagram<F>) -> io::Result<()> {
-        self(datagram)
     }
 }

@@ -19,6 +19,18 @@
 //! wherever `H` is, so the code that made the server can keep a clone and
 //! reach the handler's state while it serves (or use the server's
 //! `handler()`).
+//!
+//! # The hooks
+//!
+//! The three traits are in this file, each with the same three hooks and
+//! the same defaults: `verify_request` serves everyone, `handle_error`
+//! writes Python's one line ([`default_handle_error`]), `handle_timeout`
+//! does nothing. The server reaches all of them through one path
+//! ([`server::Handler`](crate::server::Handler)). The other files hold
+//! what the traits are handed: [`Connection`] and its [`Stream`]
+//! (`connection.rs`), [`StreamRequest`] with `rfile` and `wfile` and the
+//! [`Streamed`] adapter (`stream.rs`), [`Datagram`] and its families
+//! (`datagram.rs`), and [`per_connection`] (`per_connection.rs`).
 
 mod connection;
 mod datagram;
@@ -34,9 +46,9 @@ use crate::server::ServerInfo;
 pub use connection::{Addr, Connection, LINGER_BYTES, LINGER_TIME, Stream};
 #[cfg(unix)]
 pub use datagram::Unix;
-pub use datagram::{Datagram, DatagramFamily, DatagramRequestHandler, Udp};
+pub use datagram::{Datagram, DatagramFamily, Udp};
 pub use per_connection::{ConnectionHandler, PerConnection, per_connection};
-pub use stream::{ReadHalf, StreamRequest, StreamRequestHandler, Streamed, WriteHalf};
+pub use stream::{ReadHalf, StreamRequest, Streamed, WriteHalf};
 
 /// Why a request failed, as [`BaseRequestHandler::handle_error`] hears it.
 ///
@@ -361,6 +373,251 @@ where
 {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
         self(conn)
+    }
+}
+
+/// Handles one stream connection through buffered halves, Python's
+/// `StreamRequestHandler`: read from `request.rfile`, write to
+/// `request.wfile`; what was written leaves before `rfile` waits for the
+/// client, and when `handle` returns.
+///
+/// Give it to a server wrapped in [`Streamed`]. The server calls `setup`,
+/// `handle`, then `finish` (even if `handle` failed), all on the same
+/// `rfile` and `wfile`; `wfile` is flushed after `handle` and again after
+/// `finish`. An `Arc<H>` is a handler wherever `H` is.
+///
+/// # Examples
+///
+/// An echo server that answers line by line:
+///
+/// ```
+/// use std::io::{self, BufRead, BufReader, Write};
+/// use socketserver::{StreamRequest, StreamRequestHandler, Streamed, TcpServer};
+///
+/// struct Echo;
+///
+/// impl StreamRequestHandler for Echo {
+///     fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+///         while let Some(line) = request.read_line(1024)? {
+///             request.wfile.write_all(&line)?;
+///             request.wfile.flush()?;
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let server = TcpServer::bind("127.0.0.1:0", Streamed(Echo))?;
+/// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+/// client.write_all(b"one\ntwo\n")?;
+/// client.shutdown(std::net::Shutdown::Write)?;
+/// server.handle_request()?;
+/// let mut reply = String::new();
+/// io::Read::read_to_string(&mut client, &mut reply)?;
+/// assert_eq!(reply, "one\ntwo\n");
+/// # Ok::<(), io::Error>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a buffered stream request handler (`StreamRequestHandler`)",
+    label = "not a `StreamRequestHandler`",
+    note = "implement `socketserver::StreamRequestHandler` for it; a `BaseRequestHandler` or a closure goes to the server as it is, without `Streamed(..)`"
+)]
+pub trait StreamRequestHandler: Send + Sync + 'static {
+    /// Called before `handle`, with the same buffered halves (Python's
+    /// `setup`, which makes `rfile` and `wfile`: here they are made
+    /// already); an error here skips `handle` and `finish`.
+    ///
+    /// ```
+    /// use std::io::{self, Write};
+    /// use socketserver::{StreamRequest, StreamRequestHandler, Streamed, TcpServer};
+    ///
+    /// struct Polite;
+    /// impl StreamRequestHandler for Polite {
+    ///     fn setup(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+    ///         request.wfile.write_all(b"hello\n")
+    ///     }
+    ///     fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+    ///         request.wfile.write_all(b"...\n")
+    ///     }
+    ///     fn finish(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+    ///         request.wfile.write_all(b"goodbye\n") // flushed after this
+    ///     }
+    /// }
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", Streamed(Polite))?;
+    /// let mut client = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// server.handle_request()?;
+    /// let mut reply = String::new();
+    /// io::Read::read_to_string(&mut client, &mut reply)?;
+    /// assert_eq!(reply, "hello\n...\ngoodbye\n");
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Any error ends the connection and goes to `handle_error`.
+    fn setup(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+        let _ = request;
+        Ok(())
+    }
+
+    /// Serves the connection through `request.rfile` and `request.wfile`.
+    ///
+    /// # Errors
+    ///
+    /// Any error ends the connection and goes to `handle_error`.
+    fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()>;
+
+    /// Called after `handle`, even when it failed (Python's `finish`,
+    /// whose flush of `wfile` happens here after it returns).
+    ///
+    /// # Errors
+    ///
+    /// Any error goes to `handle_error`.
+    fn finish(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+        let _ = request;
+        Ok(())
+    }
+
+    /// As [`BaseRequestHandler::verify_request`].
+    fn verify_request(&self, peer: &Addr) -> bool {
+        let _ = peer;
+        true
+    }
+
+    /// As [`BaseRequestHandler::handle_error`].
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        default_handle_error(peer, error);
+    }
+
+    /// As [`BaseRequestHandler::handle_timeout`].
+    fn handle_timeout(&self, server: &ServerInfo) {
+        let _ = server;
+    }
+}
+
+impl<H: StreamRequestHandler + ?Sized> StreamRequestHandler for Arc<H> {
+    fn setup(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+        (**self).setup(request)
+    }
+    fn handle(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+        (**self).handle(request)
+    }
+    fn finish(&self, request: &mut StreamRequest<'_>) -> io::Result<()> {
+        (**self).finish(request)
+    }
+    fn verify_request(&self, peer: &Addr) -> bool {
+        (**self).verify_request(peer)
+    }
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        (**self).handle_error(peer, error);
+    }
+    fn handle_timeout(&self, server: &ServerInfo) {
+        (**self).handle_timeout(server);
+    }
+}
+
+/// Handles one datagram: Python's `DatagramRequestHandler`, with
+/// [`Datagram::reply`] in place of `wfile`. `DatagramRequestHandler`
+/// alone handles UDP; `DatagramRequestHandler<Unix>` serves a Unix
+/// datagram server, and an impl for every `F: DatagramFamily` serves both.
+///
+/// UDP has no connections: every datagram is a request of its own, may be
+/// lost or reordered, and arrives whole or not at all, provided the
+/// receiver's buffer is large enough. The seed's `recvfrom(1024)` is not:
+/// on Linux the bytes past 1024 are silently dropped, so a long message
+/// arrives cut short with no error. The servers here receive into a 64 KiB
+/// buffer, larger than any UDP datagram over IPv4, so nothing is cut.
+///
+/// A closure `Fn(&Datagram) -> io::Result<()>` is a handler too, and so is
+/// an `Arc<H>` of any handler `H`.
+///
+/// # Examples
+///
+/// ```
+/// use socketserver::{Datagram, UdpServer};
+///
+/// let server = UdpServer::bind("127.0.0.1:0", |dgram: &Datagram| {
+///     dgram.reply(&[b"echo:", dgram.data()].concat())
+/// })?;
+/// let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// client.send_to(b"hi", server.local_addr()?)?;
+/// server.handle_request()?;
+/// let mut buf = [0u8; 64];
+/// let n = client.recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"echo:hi");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// A stream handler given to a UDP server is refused by name ("\`Echo\` is
+/// not a request handler for this server", with a note saying which
+/// traits stream and datagram servers take):
+///
+/// ```compile_fail,E0277
+/// use socketserver::{BaseRequestHandler, Connection};
+/// struct Echo;
+/// impl BaseRequestHandler for Echo {
+///     fn handle(&self, _: &mut Connection) -> std::io::Result<()> { Ok(()) }
+/// }
+/// let server = socketserver::UdpServer::bind("127.0.0.1:0", Echo);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a datagram request handler (`DatagramRequestHandler<{F}>`)",
+    label = "not a `DatagramRequestHandler<{F}>`",
+    note = "implement `socketserver::handler::DatagramRequestHandler<{F}>` for it, or pass a closure `|d: &Datagram<{F}>| -> io::Result<()>` (with the argument's type written out)"
+)]
+pub trait DatagramRequestHandler<F: DatagramFamily = Udp>: Send + Sync + 'static {
+    /// Serves one datagram.
+    ///
+    /// # Errors
+    ///
+    /// Any error goes to `handle_error`; the server goes on.
+    fn handle(&self, datagram: &Datagram<F>) -> io::Result<()>;
+
+    /// Decides whether to serve a sender at all; refused datagrams are
+    /// dropped and counted as `rejected`.
+    fn verify_request(&self, peer: &Addr) -> bool {
+        let _ = peer;
+        true
+    }
+
+    /// As [`BaseRequestHandler::handle_error`].
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        default_handle_error(peer, error);
+    }
+
+    /// As [`BaseRequestHandler::handle_timeout`].
+    fn handle_timeout(&self, server: &ServerInfo) {
+        let _ = server;
+    }
+}
+
+impl<F: DatagramFamily, H: DatagramRequestHandler<F> + ?Sized> DatagramRequestHandler<F>
+    for Arc<H>
+{
+    fn handle(&self, datagram: &Datagram<F>) -> io::Result<()> {
+        (**self).handle(datagram)
+    }
+    fn verify_request(&self, peer: &Addr) -> bool {
+        (**self).verify_request(peer)
+    }
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        (**self).handle_error(peer, error);
+    }
+    fn handle_timeout(&self, server: &ServerInfo) {
+        (**self).handle_timeout(server);
+    }
+}
+
+// Without this, a type that is not a handler gets rustc's "expected an
+// `Fn(..)` closure" from this impl, not the trait's own message.
+#[diagnostic::do_not_recommend]
+impl<C, F> DatagramRequestHandler<F> for C
+where
+    C: Fn(&Datagram<F>) -> io::Result<()> + Send + Sync + 'static,
+    F: DatagramFamily,
+{
+    fn handle(&self, datagram: &Datagram<F>) -> io::Result<()> {
+        self(datagram)
     }
 }
 

@@ -21,7 +21,6 @@
 //! | `shutdown.rs` | [`ShutdownHandle`]: the waker, drain, grace, cut, joins, the registry of live connections |
 //! | `stats.rs` | [`Stats`], the connection gate, the per-peer cap |
 //! | `deadline.rs` | a connection's deadline |
-//! | [`proxy`] | HAProxy's PROXY protocol: the client's address behind a load balancer |
 //!
 //! # Lifecycle
 //!
@@ -180,7 +179,6 @@
 //! by the connection's deadline alone: nothing else can interrupt it.
 
 mod deadline;
-pub mod proxy;
 mod serve;
 mod shutdown;
 mod source;
@@ -194,6 +192,7 @@ use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+pub use crate::proxy;
 pub(crate) use deadline::{Clock, Dir};
 pub use serve::Handler;
 use serve::{Executor, Shared};

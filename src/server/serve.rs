@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use log::Level;
 use threadpool::ThreadPool;
 
-use super::proxy;
 use super::shutdown::{Threads, Waker};
 use super::source::{self, DATAGRAM_BUFFER, Source};
 use super::stats::Ticket;
@@ -33,6 +32,7 @@ use crate::handler::{
     Addr, BaseRequestHandler, Connection, Datagram, DatagramFamily, DatagramRequestHandler,
     HandlerError, Stream,
 };
+use crate::proxy;
 
 /// What a server needs of its handler, for requests of type `R`: the one
 /// path from the serving loop to the handler traits. Every
@@ -179,6 +179,29 @@ fn proxied(
         None => conn.clear_deadline(),
     }
     true
+}
+
+/// A server's connection: it peeks at what has arrived, then reads exactly
+/// the part that belongs to the line, so a header that came whole costs one
+/// peek and one read. Both under the connection's deadline.
+impl proxy::Source for &Connection {
+    fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        io::Read::read_exact(self, buf)
+    }
+    fn read_line_part(&mut self, buf: &mut [u8], _after_cr: bool) -> io::Result<usize> {
+        let seen = self.peek_guarded(buf)?;
+        if seen == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        // Up to the line's end if it is here; else all of it, which is
+        // still the line's (a peek blocks only while nothing is waiting).
+        let take = buf[..seen]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(seen, |at| at + 1);
+        io::Read::read_exact(self, &mut buf[..take])?;
+        Ok(take)
+    }
 }
 
 /// Logs a connection the PROXY protocol refused, at most once a second.

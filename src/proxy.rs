@@ -253,29 +253,6 @@ impl<R: Read> Source for Plain<'_, R> {
     }
 }
 
-/// A server's connection: it peeks at what has arrived, then reads exactly
-/// the part that belongs to the line, so a header that came whole costs one
-/// peek and one read. Both under the connection's deadline.
-impl Source for &crate::Connection {
-    fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        Read::read_exact(self, buf)
-    }
-    fn read_line_part(&mut self, buf: &mut [u8], _after_cr: bool) -> io::Result<usize> {
-        let seen = self.peek_guarded(buf)?;
-        if seen == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        // Up to the line's end if it is here; else all of it, which is
-        // still the line's (a peek blocks only while nothing is waiting).
-        let take = buf[..seen]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(seen, |at| at + 1);
-        Read::read_exact(self, &mut buf[..take])?;
-        Ok(take)
-    }
-}
-
 /// Reads a header from `src`: the shared path of [`read_header`] and the
 /// server's peeking reader.
 pub(crate) fn read_with(src: &mut impl Source) -> Result<Header, ProxyError> {
