@@ -170,6 +170,11 @@ impl Clock {
     /// The handler's deadline (`Connection::set_deadline`): in force
     /// unless the server's limit comes first.
     pub(crate) fn set(&self, deadline: Option<Instant>) {
+        // No deadline in force means neither is set: clearing the
+        // handler's (as the greeting does after every message) is a load.
+        if deadline.is_none() && self.at.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let mut set = crate::lock(&self.set);
         set.0 = self.encode(deadline);
         self.at.store(earlier(set.0, set.1), Ordering::Relaxed);
