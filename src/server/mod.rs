@@ -409,8 +409,6 @@ pub struct Server<S, H, P = Threading> {
     max_active: usize,
     /// The buffer datagrams are received into (empty for stream sources).
     buf: Mutex<Vec<u8>>,
-    /// Lines about peers refused over their cap, at most one a second.
-    refused: Mutex<serve::Every>,
     /// The socket file we created, removed when the server is dropped.
     created: Option<std::path::PathBuf>,
     _policy: PhantomData<fn() -> P>,
@@ -576,9 +574,10 @@ pub(crate) struct State {
     ids: std::sync::atomic::AtomicU64,
     /// How long a shutdown lets requests run on ([`Builder::graceful_shutdown`]).
     grace: Duration,
-    /// Lines about connections refused for the PROXY protocol, at most
-    /// one a second (from the serving thread and the connections').
-    proxy_refused: Mutex<serve::Every>,
+    /// Lines about connections closed unserved (the per-peer cap, the
+    /// PROXY protocol), at most one a second, from the serving thread and
+    /// the connections'.
+    refused: Mutex<serve::Every>,
 }
 
 impl State {
@@ -592,7 +591,7 @@ impl State {
             live: Live::default(),
             ids: std::sync::atomic::AtomicU64::new(0),
             grace,
-            proxy_refused: Mutex::default(),
+            refused: Mutex::default(),
         }
     }
 }

@@ -137,9 +137,8 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
 
 /// Behind the PROXY protocol, the part of a connection's start that needs
 /// the client's address, on the connection's own thread: reads the header
-/// under the first-request deadline, then applies the per-peer cap and
-/// `verify_request` to the client it names. Whether to serve the
-/// connection; if not, its ticket is counted out.
+/// under the first-request deadline, then [`admit`]s the client it names.
+/// Whether to serve the connection; if not, its ticket is counted out.
 fn proxied(
     handler: &impl BaseRequestHandler,
     conn: &mut Connection,
@@ -154,21 +153,12 @@ fn proxied(
         Ok(proxy::Header::Proxied { source, .. }) => conn.set_proxied(Addr::Inet(source)),
         Err(e) => {
             ticket.withdraw(|s| s.refused_proxy += 1);
-            refused_proxy(&state, conn.peer_addr(), &e);
+            refused(&state, conn.peer_addr(), &e);
             return false;
         }
     }
-    let peer = conn.peer_addr();
-    if let (Some(max), Some(key)) = (config.max_per_peer, peer_key(peer)) {
-        if !ticket.claim_peer(key, max) {
-            ticket.withdraw(|s| s.refused_per_peer += 1);
-            let why = format_args!("over the per-peer cap of {max}");
-            refused_proxy(&state, peer, &why);
-            return false;
-        }
-    }
-    if !handler.verify_request(peer) {
-        ticket.withdraw(|s| s.rejected += 1);
+    let verify = |peer: &Addr| handler.verify_request(peer);
+    if !admit(&state, conn.peer_addr(), config, verify, ticket) {
         return false;
     }
     // The header was no request: the connection waits for its first,
@@ -204,15 +194,40 @@ impl proxy::Source for &Connection {
     }
 }
 
-/// Logs a connection the PROXY protocol refused, at most once a second.
-pub(crate) fn refused_proxy(state: &State, from: &Addr, why: &dyn fmt::Display) {
-    if let Some(earlier) = crate::lock(&state.proxy_refused).due(Instant::now()) {
+/// The checks every request passes before its handler runs: the per-peer
+/// cap first (a lookup: a flood from one address must not reach user code
+/// or a pool's queue), then `verify_request`. The serving loop makes them;
+/// behind the PROXY protocol the connection's own thread does, once the
+/// header has named the client. Whether to serve; if not, the ticket is
+/// counted out as refused or rejected.
+fn admit(
+    state: &State,
+    peer: &Addr,
+    config: &Config,
+    verify: impl FnOnce(&Addr) -> bool,
+    ticket: &mut Ticket,
+) -> bool {
+    if let (Some(max), Some(key)) = (config.max_per_peer, peer_key(peer)) {
+        if !ticket.claim_peer(key, max) {
+            ticket.withdraw(|s| s.refused_per_peer += 1);
+            refused(state, peer, &format_args!("over the per-peer cap of {max}"));
+            return false;
+        }
+    }
+    if !verify(peer) {
+        ticket.withdraw(|s| s.rejected += 1);
+        return false;
+    }
+    true
+}
+
+/// Logs a connection closed unserved (over the per-peer cap, refused by
+/// the PROXY protocol), at most once a second with a count of the others.
+pub(crate) fn refused(state: &State, from: &Addr, why: &dyn fmt::Display) {
+    if let Some(earlier) = crate::lock(&state.refused).due(Instant::now()) {
         report(
             Level::Info,
-            format_args!(
-                "closed {from}: {why} (PROXY protocol; \
-                 {earlier} more refused since the last report)"
-            ),
+            format_args!("refused {from}: {why} ({earlier} more refused since the last report)"),
         );
     }
 }
@@ -390,7 +405,6 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
             executor,
             max_active,
             buf: Mutex::new(vec![0; S::BUFFER]),
-            refused: Mutex::new(Every::default()),
             created: None,
             _policy: PhantomData,
         })
@@ -518,33 +532,33 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
 
     fn dispatch(&self, request: S::Request, peer: Addr) {
         let shared = &self.shared;
+        let mut ticket = shared.state.begin();
         if let Some(trusted) = &shared.config.proxy {
-            return self.dispatch_proxied(request, peer, trusted);
-        }
-        // The per-peer cap first: it costs a lookup, and a flood from one
-        // address must not reach user code or the pool's queue.
-        let cap = shared.config.max_per_peer;
-        let key = cap.and_then(|_| peer_key(&peer));
-        if let (Some(key), Some(max)) = (key, cap) {
-            if !shared.state.has_room(key, max) {
-                let mut refused = crate::lock(&self.refused);
-                if let Some(earlier) = refused.due(Instant::now()) {
-                    report(
-                        Level::Info,
-                        format_args!(
-                            "refused {peer}: over the per-peer cap of {max} \
-                             ({earlier} more refused since the last report)"
-                        ),
-                    );
-                }
-                return; // dropping the request closes its socket
+            // Only the source's trust is checked here: the header and
+            // `admit` wait for the connection's thread, so that a balancer
+            // dripping its header holds no one else up.
+            if !peer
+                .ip()
+                .is_some_and(|ip| trusted.iter().any(|net| net.contains(ip)))
+            {
+                ticket.withdraw(|s| s.refused_proxy += 1);
+                refused(
+                    &shared.state,
+                    &peer,
+                    &"not a trusted balancer (PROXY protocol)",
+                );
+                return; // dropping the request closes its socket, unread
             }
+        } else if !admit(
+            &shared.state,
+            &peer,
+            &shared.config,
+            |p| shared.handler.verify(p),
+            &mut ticket,
+        ) {
+            return; // dropping the request closes its socket
         }
-        if !shared.handler.verify(&peer) {
-            shared.state.reject();
-            return;
-        }
-        self.hand_on(request, peer, shared.state.begin(key));
+        self.hand_on(request, peer, ticket);
     }
 
     /// Gives a request counted in to its executor.
@@ -557,23 +571,6 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
             // its socket is closed. Say why.
             self.shared.handler.report(&peer, &HandlerError::Io(e));
         }
-    }
-}
-
-impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
-    /// Dispatch behind the PROXY protocol: only the source's trust is
-    /// checked here; the header, the per-peer cap and `verify_request`
-    /// wait for the connection's thread, so that a balancer dripping its
-    /// header holds no one else up.
-    fn dispatch_proxied(&self, request: S::Request, peer: Addr, trusted: &[proxy::Network]) {
-        let shared = &self.shared;
-        let ip = peer.ip();
-        if !ip.is_some_and(|ip| trusted.iter().any(|net| net.contains(ip))) {
-            shared.state.refuse_proxy();
-            refused_proxy(&shared.state, &peer, &"not a trusted balancer");
-            return; // dropping the request closes its socket, unread
-        }
-        self.hand_on(request, peer, shared.state.begin(None));
     }
 }
 

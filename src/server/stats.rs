@@ -161,41 +161,15 @@ impl State {
         }
     }
 
-    pub(crate) fn reject(&self) {
-        self.counts().stats.rejected += 1;
-    }
-
-    /// Whether the peer counted under `key` has fewer than `max`
-    /// connections being served; if not, counts one more `refused_per_peer`.
-    /// Only the serving thread adds connections, so room found here is
-    /// still there at its [`begin`](Self::begin).
-    pub(crate) fn has_room(&self, key: IpAddr, max: usize) -> bool {
+    /// Counts a request in; the ticket counts it out when dropped, or
+    /// takes it back ([`Ticket::withdraw`]) if it is refused.
+    pub(crate) fn begin(self: &Arc<State>) -> Ticket {
         let mut counts = self.counts();
-        if counts.per_peer.get(&key).is_some_and(|&n| n >= max) {
-            counts.stats.refused_per_peer += 1;
-            return false;
-        }
-        true
-    }
-
-    /// Counts a connection refused by the PROXY protocol before it was
-    /// accepted (its source not trusted).
-    pub(crate) fn refuse_proxy(&self) {
-        self.counts().stats.refused_proxy += 1;
-    }
-
-    /// Counts a request in, and against its peer's cap if `key` is given;
-    /// the ticket counts it out when dropped.
-    pub(crate) fn begin(self: &Arc<State>, key: Option<IpAddr>) -> Ticket {
-        let mut counts = self.counts();
-        if let Some(key) = key {
-            *counts.per_peer.entry(key).or_insert(0) += 1;
-        }
         counts.stats.accepted += 1;
         counts.stats.active += 1;
         Ticket {
             state: Arc::clone(self),
-            peer: key,
+            peer: None,
             failed: true,
             withdrawn: false,
         }
@@ -222,8 +196,8 @@ impl Ticket {
     }
 
     /// Takes the request back out of `accepted` and `active`: it was
-    /// refused in its own thread (a PROXY header), and counts only under
-    /// the counter `refused` adds to. Dropping the ticket then counts
+    /// refused (the per-peer cap, `verify_request`, the PROXY protocol),
+    /// and counts only under the counter `refused` adds to. Dropping the ticket then counts
     /// nothing more.
     pub(crate) fn withdraw(&mut self, refused: fn(&mut Stats)) {
         if self.withdrawn {
@@ -238,10 +212,9 @@ impl Ticket {
         self.state.changed.notify_all();
     }
 
-    /// Counts this request against its peer's cap of `max`, once its
-    /// peer is known in its own thread (behind the PROXY protocol):
-    /// whether there was room (the check and the count under one lock,
-    /// since many threads do this at once).
+    /// Counts this request against its peer's cap of `max`: whether there
+    /// was room (the check and the count under one lock, since behind the
+    /// PROXY protocol many connections' threads do this at once).
     pub(crate) fn claim_peer(&mut self, key: IpAddr, max: usize) -> bool {
         let mut counts = self.state.counts();
         let n = counts.per_peer.entry(key).or_insert(0);
@@ -307,11 +280,16 @@ mod tests {
         let waker = Waker::new(&addr).unwrap();
         let state = Arc::new(State::new(addr, waker, Duration::ZERO));
         let peer = key("127.0.0.2:1").unwrap();
-        let first = state.begin(Some(peer));
-        assert!(!state.has_room(peer, 1));
+        let mut first = state.begin();
+        assert!(first.claim_peer(peer, 1));
+        let mut second = state.begin();
+        assert!(!second.claim_peer(peer, 1), "one at a time");
+        second.withdraw(|s| s.refused_per_peer += 1);
+        drop(second);
         assert_eq!(state.stats().refused_per_peer, 1);
+        assert_eq!((state.stats().accepted, state.stats().active), (1, 1));
         drop(first);
-        assert!(state.has_room(peer, 1));
+        assert!(state.begin().claim_peer(peer, 1));
         assert!(
             state.counts().per_peer.is_empty(),
             "an idle peer is forgotten"
