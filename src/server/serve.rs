@@ -207,7 +207,8 @@ fn admit(
     verify: impl FnOnce(&Addr) -> bool,
     ticket: &mut Ticket,
 ) -> bool {
-    if let (Some(max), Some(key)) = (config.max_per_peer, peer_key(peer)) {
+    let cap = config.max_per_peer;
+    if let Some((max, key)) = cap.and_then(|max| Some((max, peer_key(peer)?))) {
         if !ticket.claim_peer(key, max) {
             ticket.withdraw(|s| s.refused_per_peer += 1);
             refused(state, peer, &format_args!("over the per-peer cap of {max}"));
