@@ -3,13 +3,14 @@
 //! through the chaos proxy in 1-byte pieces, a large one as loopback cuts
 //! it, and every way a frame can be cut short or lie.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
 use socketserver::chaos::{Chaos, Proxy};
 use socketserver::frame::{Header, write_frame};
+use socketserver::trace::{Side, Trace};
 
 use crate::harness::{Check, Failure, diagram, fed, io_failure, show, tr};
 
@@ -46,9 +47,8 @@ fn outcome(result: &io::Result<Option<Vec<u8>>>) -> String {
 
 /// The bodies `read_frame` reads from `stream` until `Ok(None)` or an
 /// error, at most `max` of them.
-fn read_all(read_frame: ReadFrame, stream: &mut TcpStream, max: usize) -> (Vec<Vec<u8>>, String) {
+fn read_all(read_frame: ReadFrame, stream: &mut dyn Read, max: usize) -> (Vec<Vec<u8>>, String) {
     let mut bodies = Vec::new();
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     while bodies.len() <= max {
         match read_frame(stream) {
             Ok(Some(body)) => bodies.push(body),
@@ -118,30 +118,42 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
             move || {
                 let hello: &[u8] = b"hello";
                 let long = "你好".repeat(300).into_bytes();
+                let long_copy = long.clone();
                 let sent: Vec<Vec<u8>> = vec![hello.to_vec(), Vec::new(), long];
-                let wire = frames(&[&sent[0], &sent[1], &sent[2]]);
+                // Both ends recorded in one trace, as each sees the
+                // conversation: the diagram shows the learner's own reads.
+                let trace = Trace::new(tr(
+                    "your reader, through 1-byte pieces",
+                    "你的读取器, 经过 1 字节小片",
+                ));
                 let sender = TcpListener::bind("127.0.0.1:0")
                     .map_err(|e| io_failure("cannot listen".into(), &e, String::new()))?;
                 let upstream = sender
                     .local_addr()
                     .map_err(|e| io_failure("no address".into(), &e, String::new()))?;
+                let writing = trace.clone();
                 thread::spawn(move || -> io::Result<()> {
-                    let (mut sock, _) = sender.accept()?;
-                    sock.write_all(&wire)
+                    let (sock, _) = sender.accept()?;
+                    let mut sock = writing.wrap(sock, Side::Server);
+                    for body in [hello, &[][..], &long_copy[..]] {
+                        write_frame(&mut sock, body)?;
+                    }
+                    Ok(())
                 });
-                let proxy =
-                    Proxy::start("127.0.0.1:0", upstream, Chaos::new().segment(1).trace(true))
-                        .map_err(|e| {
-                            io_failure("the proxy did not start".into(), &e, String::new())
-                        })?;
-                let mut stream = TcpStream::connect(proxy.local_addr())
+                let proxy = Proxy::start("127.0.0.1:0", upstream, Chaos::new().segment(1))
+                    .map_err(|e| io_failure("the proxy did not start".into(), &e, String::new()))?;
+                let stream = TcpStream::connect(proxy.local_addr())
                     .map_err(|e| io_failure("cannot connect".into(), &e, String::new()))?;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut stream = trace.wrap(stream, Side::Client);
                 let (bodies, end) = read_all(read_frame, &mut stream, 3);
                 if bodies == sent && end == "Ok(None)" {
                     return Ok(None);
                 }
-                let listed =
-                    |b: &[Vec<u8>]| b.iter().map(|b| show(b)).collect::<Vec<_>>().join(", ");
+                let listed = |b: &[Vec<u8>]| match b {
+                    [] => tr("(no frame)", "(没有帧)"),
+                    b => b.iter().map(|b| show(b)).collect::<Vec<_>>().join(", "),
+                };
                 let mut failure = Failure::new(
                     tr(
                         "the frames did not come back whole, then Ok(None)",
@@ -155,9 +167,7 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
                 ))
                 .got(format!("{}; {end}", listed(&bodies)))
                 .expected(format!("{}; Ok(None)", listed(&sent)));
-                if let Some(trace) = proxy.traces().first() {
-                    failure.diagram = Some(diagram(trace, 30));
-                }
+                failure.diagram = Some(diagram(&trace, 30));
                 Err(failure)
             },
         ),
@@ -170,6 +180,7 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
             move || {
                 let body: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
                 let mut stream = fed(frames(&[&body]))?;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                 let (bodies, end) = read_all(read_frame, &mut stream, 1);
                 if bodies.len() == 1 && bodies[0] == body && end == "Ok(None)" {
                     return Ok(None);
