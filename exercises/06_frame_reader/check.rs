@@ -19,6 +19,9 @@ pub const TITLE: (&str, &str) = (
     "练习 6: 经得起任意切分的帧读取器",
 );
 
+/// A sentence in English and in Chinese.
+type Words = (&'static str, &'static str);
+
 type ReadFrame = fn(&mut dyn Read) -> io::Result<Option<Vec<u8>>>;
 
 /// Frames with these bodies, back to back.
@@ -269,7 +272,7 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
                 let huge = Header::for_body(b"").to_json();
                 let huge = String::from_utf8_lossy(&huge)
                     .replace("\"lenth\":0", "\"lenth\":1099511627776");
-                let cases: Vec<((&str, &str), Vec<u8>, (&str, &str))> = vec![
+                let cases: Vec<(Words, Vec<u8>, Words)> = vec![
                     (
                         ("a negative header length", "负的报头长度"),
                         raw(-1, b"", b""),

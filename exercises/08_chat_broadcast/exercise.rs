@@ -23,12 +23,14 @@ pub const MAX_LINE: usize = 1024;
 /// What a member gets first, once it is in the room.
 pub const WELCOME: &[u8] = b"* welcome\n";
 
+/// Who is in the room, by connection id: the sending end of each member's
+/// queue, and its socket (to shut it when dropping it).
+type Members = HashMap<u64, (SyncSender<Arc<[u8]>>, Stream)>;
+
 /// The room: every line a member sends goes to every other member.
 #[derive(Default)]
 pub struct Room {
-    /// Who is in the room, by connection id: the sending end of that
-    /// member's queue, and its socket (to shut it when dropping it).
-    members: Mutex<HashMap<u64, (SyncSender<Arc<[u8]>>, Stream)>>,
+    members: Mutex<Members>,
 }
 
 impl BaseRequestHandler for Room {
