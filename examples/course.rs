@@ -280,7 +280,23 @@ fn check(
     }
     match run.status() {
         Ok(status) if status.success() => ExitCode::SUCCESS,
-        Ok(_) => {
+        Ok(status) => {
+            // The checker exits 0 or 1 by itself; anything else (a
+            // signal, an abort's code) means the code under test ended
+            // the whole process before the last check.
+            if status.code() != Some(1) {
+                println!(
+                    "{}",
+                    tr(
+                        &format!(
+                            "the checker stopped before its last check ({status}): the code under test ended the whole process, e.g. an abort on a failed allocation of a size the peer chose, or a stack overflow; the lines just above say which."
+                        ),
+                        &format!(
+                            "检查器在最后一项检查之前就停止了 ({status}): 被检查的代码结束了整个进程, 例如按对方给的大小分配内存失败而 abort, 或栈溢出; 上面几行说明了是哪一种。"
+                        ),
+                    )
+                );
+            }
             if !solution {
                 println!(
                     "{}",
