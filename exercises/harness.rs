@@ -675,3 +675,14 @@ pub fn fed(bytes: Vec<u8>) -> Result<TcpStream, Failure> {
     });
     Ok(reader)
 }
+
+/// Releases a stand-in server's thread that may still wait in `accept`
+/// (the code under test panicked before it connected): when dropped, it
+/// connects once. Refused, harmlessly, once the stand-in is gone.
+pub struct Unblock(pub SocketAddr);
+
+impl Drop for Unblock {
+    fn drop(&mut self) {
+        let _ = TcpStream::connect_timeout(&self.0, Duration::from_secs(1));
+    }
+}

@@ -12,7 +12,9 @@ use std::time::Duration;
 use socketserver::chaos::{Chaos, Proxy};
 use socketserver::greet::Greeter;
 
-use crate::harness::{Check, Failure, io_failure, peer_server, serve_tcp, skipped_no_python, tr};
+use crate::harness::{
+    Check, Failure, Unblock, io_failure, peer_server, serve_tcp, skipped_no_python, tr,
+};
 
 pub const TITLE: (&str, &str) = (
     "Exercise 2: the TCP greeting client",
@@ -98,6 +100,7 @@ pub fn checks(greet: Greet) -> Vec<Check> {
             limit,
             move || {
                 let (upstream, told) = strict_server()?;
+                let _unblock = Unblock(upstream);
                 let chaos = Chaos::new()
                     .segment(2)
                     .delay(Duration::from_millis(2))
@@ -147,6 +150,7 @@ pub fn checks(greet: Greet) -> Vec<Check> {
                 let addr = listener
                     .local_addr()
                     .map_err(|e| io_failure("no address".into(), &e, String::new()))?;
+                let _unblock = Unblock(addr);
                 thread::spawn(move || -> std::io::Result<()> {
                     let (mut sock, _) = listener.accept()?;
                     sock.write_all(b"Welcome!")?;

@@ -13,7 +13,7 @@ use socketserver::chaos::{Chaos, Proxy};
 use socketserver::frame::write_frame;
 
 use crate::harness::{
-    Check, Failure, diagram, io_failure, peer_server, show, skipped_no_python, tr,
+    Check, Failure, Unblock, diagram, io_failure, peer_server, show, skipped_no_python, tr,
 };
 
 pub const TITLE: (&str, &str) = (
@@ -165,6 +165,7 @@ pub fn checks(run: Run) -> Vec<Check> {
                     ("ls", framed(b"a.txt\nb.txt\n")),
                     ("cat big.txt", framed(&big)),
                 ])?;
+                let _unblock = Unblock(upstream);
                 let proxy =
                     Proxy::start("127.0.0.1:0", upstream, Chaos::new().segment(1).trace(true))
                         .map_err(|e| {
@@ -205,6 +206,7 @@ pub fn checks(run: Run) -> Vec<Check> {
                     *last ^= 1;
                 }
                 let (addr, _) = stand_in(vec![("echo hello", corrupted)])?;
+                let _unblock = Unblock(addr);
                 let mut stream = connect(addr)?;
                 match run(&mut stream, "echo hello") {
                     Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(None),
@@ -234,6 +236,7 @@ pub fn checks(run: Run) -> Vec<Check> {
                 let reply = framed(b"hello\n");
                 let cut = reply[..reply.len() - 3].to_vec();
                 let (addr, _) = stand_in(vec![("echo hello", cut)])?;
+                let _unblock = Unblock(addr);
                 let mut stream = connect(addr)?;
                 if let Ok(body) = run(&mut stream, "echo hello") {
                     return Err(Failure::new(
@@ -247,6 +250,7 @@ pub fn checks(run: Run) -> Vec<Check> {
                     .expected("Err(..)"));
                 }
                 let (addr, _) = stand_in(vec![])?;
+                let _unblock = Unblock(addr);
                 let mut stream = connect(addr)?;
                 match run(&mut stream, "") {
                     Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(None),

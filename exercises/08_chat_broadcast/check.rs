@@ -151,13 +151,26 @@ pub fn checks<H: BaseRequestHandler + Default>() -> Vec<Check> {
             || {
                 let served = serve_tcp(Bounded(H::default()))?;
                 let mut a = join(served.addr)?;
+                let mut witness = join(served.addr)?;
                 let gone = join(served.addr)?;
                 drop(gone);
                 let hint = tr(
                     "when a member leaves (its read returns 0), take it out of the room and end its writer; a line for a member that left must not fail the sender.",
                     "成员离开时 (它的读返回 0), 把它移出房间并结束它的写线程; 发给已离开成员的行不能让发送者失败。",
                 );
+                let story = "A, W, B join; B leaves; A: \"anyone?\\n\"; C joins; A: \"hello C\\n\"";
                 say(&mut a, b"anyone?\n")?;
+                // Once W has it, the room has passed it on: C joins after.
+                hears(
+                    &mut witness,
+                    b"anyone?\n",
+                    tr(
+                        "W did not get A's line after B left",
+                        "B 离开后 W 没有收到 A 的行",
+                    ),
+                    hint.clone(),
+                )
+                .map_err(|f| f.sent(story))?;
                 let mut c = join(served.addr)?;
                 say(&mut a, b"hello C\n")?;
                 hears(
@@ -169,7 +182,7 @@ pub fn checks<H: BaseRequestHandler + Default>() -> Vec<Check> {
                     ),
                     hint.clone(),
                 )
-                .map_err(|f| f.sent("A: \"anyone?\\n\" (B left), C joins, A: \"hello C\\n\""))?;
+                .map_err(|f| f.sent(story))?;
                 say(&mut c, b"hi A\n")?;
                 hears(
                     &mut a,
