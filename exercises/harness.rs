@@ -653,16 +653,33 @@ pub fn serve_tcp<H: socketserver::BaseRequestHandler>(handler: H) -> Result<Serv
     })
 }
 
+/// A TCP listener on 127.0.0.1 port 0, and where it listens.
+pub fn listen() -> Result<(std::net::TcpListener, SocketAddr), Failure> {
+    let setup = |e: io::Error| io_failure("cannot listen on 127.0.0.1:0".into(), &e, String::new());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(setup)?;
+    let addr = listener.local_addr().map_err(setup)?;
+    Ok((listener, addr))
+}
+
+/// `Ok(body)` or `Err(kind: error)`, as the learner reads a result.
+pub fn shown(result: &io::Result<Vec<u8>>) -> String {
+    match result {
+        Ok(body) => format!("Ok({})", show(body)),
+        Err(e) => shown_error(e),
+    }
+}
+
+/// `Err(kind: error)`.
+pub fn shown_error(e: &io::Error) -> String {
+    format!("Err({:?}: {e})", e.kind())
+}
+
 /// A TCP connection whose peer sends `bytes` and then closes its side: how
 /// the checks feed a reader exactly the bytes they mean, over a real
 /// socket.
 pub fn fed(bytes: Vec<u8>) -> Result<TcpStream, Failure> {
     use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| io_failure("cannot listen on 127.0.0.1:0".into(), &e, String::new()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| io_failure("no local address".into(), &e, String::new()))?;
+    let (listener, addr) = listen()?;
     let reader = TcpStream::connect(addr)
         .map_err(|e| io_failure("cannot connect".into(), &e, String::new()))?;
     let (mut writer, _) = listener

@@ -8,8 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::harness::{
-    Check, Failure, expect_bytes, expect_close, io_failure, peer_client, show, skipped_no_python,
-    tr,
+    Check, Failure, expect_bytes, expect_close, io_failure, listen, peer_client, show,
+    skipped_no_python, tr,
 };
 
 pub const TITLE: (&str, &str) = (
@@ -23,11 +23,7 @@ const WAIT: Duration = Duration::from_secs(2);
 /// The learner's server on a fresh listener; its thread is left to wait in
 /// `accept` (a server runs for ever) and ends with the process.
 fn start(serve: fn(TcpListener)) -> Result<SocketAddr, Failure> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| io_failure("cannot listen on 127.0.0.1:0".into(), &e, String::new()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| io_failure("no local address".into(), &e, String::new()))?;
+    let (listener, addr) = listen()?;
     thread::spawn(move || serve(listener));
     Ok(addr)
 }

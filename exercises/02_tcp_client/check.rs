@@ -4,7 +4,7 @@
 //! server that hangs up.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use socketserver::chaos::{Chaos, Proxy};
 use socketserver::greet::Greeter;
 
 use crate::harness::{
-    Check, Failure, Unblock, io_failure, peer_server, serve_tcp, skipped_no_python, tr,
+    Check, Failure, Unblock, io_failure, listen, peer_server, serve_tcp, skipped_no_python, tr,
 };
 
 pub const TITLE: (&str, &str) = (
@@ -48,11 +48,7 @@ fn expect_heard(result: std::io::Result<Vec<String>>, hint: String) -> Result<()
 /// it received: `Welcome!`, a reply per name (it reads each name whole,
 /// however it arrives), then `exit`.
 fn strict_server() -> Result<(SocketAddr, mpsc::Receiver<Vec<u8>>), Failure> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| io_failure("cannot listen".into(), &e, String::new()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| io_failure("no address".into(), &e, String::new()))?;
+    let (listener, addr) = listen()?;
     let (tell, told) = mpsc::channel();
     thread::spawn(move || -> std::io::Result<()> {
         let (mut sock, _) = listener.accept()?;
@@ -145,11 +141,7 @@ pub fn checks(greet: Greet) -> Vec<Check> {
             ),
             limit,
             move || {
-                let listener = TcpListener::bind("127.0.0.1:0")
-                    .map_err(|e| io_failure("cannot listen".into(), &e, String::new()))?;
-                let addr = listener
-                    .local_addr()
-                    .map_err(|e| io_failure("no address".into(), &e, String::new()))?;
+                let (listener, addr) = listen()?;
                 let _unblock = Unblock(addr);
                 thread::spawn(move || -> std::io::Result<()> {
                     let (mut sock, _) = listener.accept()?;

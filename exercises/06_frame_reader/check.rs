@@ -4,7 +4,7 @@
 //! it, and every way a frame can be cut short or lie.
 
 use std::io::{self, Read};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use socketserver::chaos::{Chaos, Proxy};
 use socketserver::frame::{Header, write_frame};
 use socketserver::trace::{Side, Trace};
 
-use crate::harness::{Check, Failure, diagram, fed, io_failure, show, tr};
+use crate::harness::{Check, Failure, diagram, fed, io_failure, listen, show, shown_error, tr};
 
 pub const TITLE: (&str, &str) = (
     "Exercise 6: a frame reader that survives any split",
@@ -44,7 +44,7 @@ fn outcome(result: &io::Result<Option<Vec<u8>>>) -> String {
     match result {
         Ok(Some(body)) => format!("Ok(Some({}))", show(body)),
         Ok(None) => "Ok(None)".into(),
-        Err(e) => format!("Err({:?}: {e})", e.kind()),
+        Err(e) => shown_error(e),
     }
 }
 
@@ -129,11 +129,7 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
                     "your reader, through 1-byte pieces",
                     "你的读取器, 经过 1 字节小片",
                 ));
-                let sender = TcpListener::bind("127.0.0.1:0")
-                    .map_err(|e| io_failure("cannot listen".into(), &e, String::new()))?;
-                let upstream = sender
-                    .local_addr()
-                    .map_err(|e| io_failure("no address".into(), &e, String::new()))?;
+                let (sender, upstream) = listen()?;
                 let writing = trace.clone();
                 thread::spawn(move || -> io::Result<()> {
                     let (sock, _) = sender.accept()?;

@@ -4,7 +4,7 @@
 //! chaos proxy in 1-byte pieces, with a wrong md5, or not at all.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -13,7 +13,8 @@ use socketserver::chaos::{Chaos, Proxy};
 use socketserver::frame::write_frame;
 
 use crate::harness::{
-    Check, Failure, Unblock, diagram, io_failure, peer_server, show, skipped_no_python, tr,
+    Check, Failure, Unblock, diagram, io_failure, listen, peer_server, show, shown, shown_error,
+    skipped_no_python, tr,
 };
 
 pub const TITLE: (&str, &str) = (
@@ -51,9 +52,7 @@ fn expect_reply(
             "返回的数据不是回复的数据",
         ))
         .got(show(&body))),
-        Err(e) => {
-            Err(failure(tr("run failed", "run 失败了")).got(format!("Err({:?}: {e})", e.kind())))
-        }
+        Err(e) => Err(failure(tr("run failed", "run 失败了")).got(shown_error(&e))),
     }
 }
 
@@ -70,11 +69,7 @@ fn frame_hint() -> String {
 fn stand_in(
     script: Vec<(&'static str, Vec<u8>)>,
 ) -> Result<(SocketAddr, mpsc::Receiver<Vec<u8>>), Failure> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| io_failure("cannot listen".into(), &e, String::new()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| io_failure("no address".into(), &e, String::new()))?;
+    let (listener, addr) = listen()?;
     let (tell, told) = mpsc::channel();
     thread::spawn(move || -> io::Result<()> {
         let (mut sock, _) = listener.accept()?;
@@ -218,10 +213,7 @@ pub fn checks(run: Run) -> Vec<Check> {
                         ),
                     )
                     .sent("\"echo hello\"")
-                    .got(match other {
-                        Ok(body) => format!("Ok({})", show(&body)),
-                        Err(e) => format!("Err({:?}: {e})", e.kind()),
-                    })
+                    .got(shown(&other))
                     .expected("Err(InvalidData)")),
                 }
             },
@@ -262,10 +254,7 @@ pub fn checks(run: Run) -> Vec<Check> {
                         ),
                     )
                     .sent("\"\"")
-                    .got(match other {
-                        Ok(body) => format!("Ok({})", show(&body)),
-                        Err(e) => format!("Err({:?}: {e})", e.kind()),
-                    })
+                    .got(shown(&other))
                     .expected("Err(InvalidInput)")),
                 }
             },
