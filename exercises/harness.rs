@@ -22,7 +22,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -106,6 +106,10 @@ pub struct Failure {
     pub diagram: Option<String>,
     /// What to look at.
     pub hint: String,
+    /// The check did not finish in its time: its thread is still busy
+    /// with the code under test, which is likely to hang the next check
+    /// the same way.
+    pub unfinished: bool,
 }
 
 impl Failure {
@@ -217,16 +221,23 @@ pub fn run_one(check: Check) -> Result<Option<String>, Failure> {
                 ),
             ))
         }
-        Err(_) => Err(Failure::new(
-            tr(
-                &format!("no result within {limit:?}"),
-                &format!("{limit:?} 内没有结果"),
-            ),
-            tr(
-                "something waits for ever: a read that nothing will answer, a lock held across a wait, a thread that is never joined or a loop that never ends.",
-                "有东西在永远等待: 一次不会有人回应的读、等待时还持有的锁、从未结束的线程或循环。",
-            ),
-        )),
+        Err(_) => Err({
+            // The check is abandoned: so is any seed server it started.
+            stop_peer_servers();
+            Failure {
+                unfinished: true,
+                ..Failure::new(
+                    tr(
+                        &format!("no result within {limit:?}"),
+                        &format!("{limit:?} 内没有结果"),
+                    ),
+                    tr(
+                        "something waits for ever: a read that nothing will answer, a lock held across a wait, a thread that is never joined or a loop that never ends.",
+                        "有东西在永远等待: 一次不会有人回应的读、等待时还持有的锁、从未结束的线程或循环。",
+                    ),
+                )
+            }
+        }),
     };
     outcome.map_err(|mut failure| {
         let panics = PANICS.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -321,8 +332,21 @@ pub fn run_and_print(title: &str, checks: Vec<Check>) -> usize {
     println!("{title}");
     let all = checks.len();
     let mut failed = 0;
+    let mut unfinished = false;
     for check in checks {
         let name = check.name.clone();
+        if unfinished {
+            // One hang is enough to wait out: the rest would wait the same.
+            println!(
+                "  ✗ {name} {}",
+                tr(
+                    "(not run: the check above did not finish)",
+                    "(未运行: 上面的检查没有结束)"
+                )
+            );
+            failed += 1;
+            continue;
+        }
         let started = Instant::now();
         match run_one(check) {
             Ok(note) => {
@@ -334,6 +358,7 @@ pub fn run_and_print(title: &str, checks: Vec<Check>) -> usize {
                 }
             }
             Err(failure) => {
+                unfinished = failure.unfinished;
                 println!("  ✗ {name}");
                 if failed == 0 {
                     print!("{}", describe(&failure));
@@ -383,18 +408,25 @@ pub fn main(title: (&str, &str), exercise: fn() -> Vec<Check>, solution: fn() ->
     };
     let failed = if args.iter().any(|a| a == "--quiet") {
         let all = checks.len();
-        let failed = checks
-            .into_iter()
-            .filter(|_| true)
-            .map(run_one)
-            .filter(Result::is_err)
-            .count();
+        // As run_and_print: after a check that did not finish, the rest
+        // are counted as failed without waiting them out too.
+        let mut failed = 0;
+        let mut unfinished = false;
+        for check in checks {
+            if unfinished {
+                failed += 1;
+            } else if let Err(failure) = run_one(check) {
+                unfinished = failure.unfinished;
+                failed += 1;
+            }
+        }
         println!("{}/{all}", all - failed);
         failed
     } else {
         run_and_print(&tr(title.0, title.1), checks)
     };
     // Leave at once: a learner's server thread may still wait in accept.
+    stop_peer_servers();
     std::process::exit(if failed == 0 { 0 } else { 1 });
 }
 
@@ -502,14 +534,37 @@ pub fn skipped_no_python() -> Option<String> {
 
 /// One of the seed's servers, running: killed when dropped.
 pub struct PeerServer {
-    child: Child,
+    child: Arc<Mutex<Child>>,
     pub addr: SocketAddr,
 }
 
 impl Drop for PeerServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&self.child);
+        SERVERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|c| !Arc::ptr_eq(c, &self.child));
+    }
+}
+
+/// Every seed server running, also where its `PeerServer` is held by a
+/// check whose time ran out (and so is never dropped): the seed's command
+/// server runs shell lines for anyone who connects, so none may outlive
+/// its check.
+static SERVERS: Mutex<Vec<Arc<Mutex<Child>>>> = Mutex::new(Vec::new());
+
+fn stop(child: &Mutex<Child>) {
+    let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Stops every seed server still running.
+pub fn stop_peer_servers() {
+    let servers = std::mem::take(&mut *SERVERS.lock().unwrap_or_else(|e| e.into_inner()));
+    for child in servers {
+        stop(&child);
     }
 }
 
@@ -544,6 +599,11 @@ pub fn peer_server(script: &str, args: &[&str]) -> Result<Option<PeerServer>, Fa
     };
     // Keep draining its output so it never blocks on a full pipe.
     thread::spawn(move || for _ in lines {});
+    let child = Arc::new(Mutex::new(child));
+    SERVERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Arc::clone(&child));
     let server = PeerServer {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(0))),
