@@ -212,7 +212,7 @@ fn list(exercises: &[Exercise], lang: &str, tr: &dyn Fn(&str, &str) -> String) -
             next = Some(exercise.number);
         }
         println!(
-            "{:>2}  {:<16} {:<24} {}",
+            "{:<3} {:<16} {:<24} {}",
             exercise.number,
             exercise.name,
             state,
