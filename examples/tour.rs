@@ -10,7 +10,9 @@
 //! tour exits non-zero if any lesson did not go as the seed says. The
 //! sixth goes beyond the seed: files over the same frame; the seventh puts
 //! a chaos proxy in the middle to make 分包 certain; the eighth is a chat
-//! room, the program every socket course ends with.
+//! room, the program every socket course ends with. The tour ends by
+//! pointing to the workbook (`exercises/`, `cargo run --example course`),
+//! where the learner writes each lesson and a checker says whether it works.
 //!
 //! Every lesson records its conversation with `socketserver::trace`:
 //! `--html [FILE]` writes them all as sequence diagrams on one page
@@ -176,6 +178,8 @@ fn main() {
         eprintln!("tour: {e}");
         failed += 1;
     }
+    // The last word: where the learner writes the lessons.
+    println!("\n{}", t.workbook);
     if failed > 0 {
         std::process::exit(1);
     }

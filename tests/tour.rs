@@ -50,6 +50,14 @@ fn parse(html: &str) -> roxmltree::Document<'_> {
 fn the_tour_in_english() {
     let (out, html) = tour("en");
     assert!(out.contains("8 of 8 lessons went as they should"), "{out}");
+    // The tour's last word points to the workbook.
+    assert!(
+        out.trim_end()
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("cargo run --example course -- list")),
+        "{out}"
+    );
     assert!(
         out.contains("● server read 10 B \"helloworld\" ← #1 #2 粘包"),
         "{out}"
@@ -98,6 +106,7 @@ fn the_tour_in_english() {
 fn the_tour_in_chinese() {
     let (out, html) = tour("zh");
     assert!(out.contains("8 课中 8 课按预期完成"), "{out}");
+    assert!(out.contains("练习册"), "{out}");
     assert!(out.contains("一次 recv() 收到 \"helloworld\""), "{out}");
     assert!(
         out.contains("● 服务端 读 10 B \"helloworld\" ← #1 #2 粘包"),

@@ -58,6 +58,8 @@ pub struct Text {
     #[cfg_attr(unix, allow(dead_code))]
     pub unix_only: &'static str,
     pub summary: fn(usize, usize, Duration) -> String,
+    /// The tour's last word: where to write the lessons yourself.
+    pub workbook: &'static str,
     pub page_title: &'static str,
     pub wrote_html: fn(&str, usize) -> String,
     pub wrote_svg: fn(&str, usize) -> String,
@@ -156,6 +158,7 @@ pub static EN: Text = Text {
     failed: "FAILED",
     unix_only: "(skipped: the command service runs on Unix only)",
     summary: |ok, all, took| format!("{ok} of {all} lessons went as they should, in {took:.1?}."),
+    workbook: "Now write them yourself: the workbook has one exercise per lesson, checked against real sockets. Start with `cargo run --example course -- list` (exercises/README.md).",
     page_title: "socketserver: every lesson on the wire",
     wrote_html: |file, n| format!("Wrote {n} sequence diagrams to {file}: open it in a browser."),
     wrote_svg: |dir, n| format!("Wrote {n} SVG diagrams to {dir}/."),
@@ -280,6 +283,7 @@ pub static ZH: Text = Text {
     failed: "失败",
     unix_only: "(跳过: 命令服务只能在 Unix 上运行)",
     summary: |ok, all, took| format!("{all} 课中 {ok} 课按预期完成, 用时 {took:.1?}。"),
+    workbook: "现在自己动手写: 练习册每课一个练习, 在真实的套接字上检查。从 `cargo run --example course -- list` 开始 (exercises/README.md)。",
     page_title: "socketserver: 线上的每一课",
     wrote_html: |file, n| format!("已把 {n} 张时序图写入 {file}: 用浏览器打开。"),
     wrote_svg: |dir, n| format!("已把 {n} 张 SVG 图写入 {dir}/。"),

@@ -1,0 +1,263 @@
+//! The workbook (`exercises/`) kept honest: every exercise's checks pass
+//! on its reference solution and fail on its skeleton, on real sockets,
+//! each check bounded in time by the same harness the runner uses; and the
+//! runner (`examples/course.rs`) lists them and checks one with the exit
+//! codes it promises.
+//!
+//! The learner edits the skeletons in place: once an exercise file has no
+//! `todo!()` left, it is the learner's answer, no longer a skeleton, and is
+//! not required to fail (except under CI, where every file must be the
+//! skeleton as shipped).
+
+// A check's failure carries the whole story for the learner (what was
+// sent, what came back, the wire); it is made once, on the way out.
+#![allow(clippy::result_large_err)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::example;
+
+#[path = "../exercises/harness.rs"]
+mod harness;
+
+use harness::Check;
+#[path = "../exercises/01_tcp_server/check.rs"]
+#[allow(dead_code)]
+mod check01;
+#[path = "../exercises/02_tcp_client/check.rs"]
+#[allow(dead_code)]
+mod check02;
+#[path = "../exercises/03_udp_greeting/check.rs"]
+#[allow(dead_code)]
+mod check03;
+#[path = "../exercises/04_stream_handler/check.rs"]
+#[allow(dead_code)]
+mod check04;
+#[path = "../exercises/05_sticky_packets/check.rs"]
+#[allow(dead_code)]
+mod check05;
+#[path = "../exercises/06_frame_reader/check.rs"]
+#[allow(dead_code)]
+mod check06;
+#[path = "../exercises/07_command_client/check.rs"]
+#[allow(dead_code)]
+mod check07;
+#[path = "../exercises/08_chat_broadcast/check.rs"]
+#[allow(dead_code)]
+mod check08;
+#[path = "../exercises/01_tcp_server/exercise.rs"]
+#[allow(dead_code)]
+mod exercise01;
+#[path = "../exercises/02_tcp_client/exercise.rs"]
+#[allow(dead_code)]
+mod exercise02;
+#[path = "../exercises/03_udp_greeting/exercise.rs"]
+#[allow(dead_code)]
+mod exercise03;
+#[path = "../exercises/04_stream_handler/exercise.rs"]
+#[allow(dead_code)]
+mod exercise04;
+#[path = "../exercises/05_sticky_packets/exercise.rs"]
+#[allow(dead_code)]
+mod exercise05;
+#[path = "../exercises/06_frame_reader/exercise.rs"]
+#[allow(dead_code)]
+mod exercise06;
+#[path = "../exercises/07_command_client/exercise.rs"]
+#[allow(dead_code)]
+mod exercise07;
+#[path = "../exercises/08_chat_broadcast/exercise.rs"]
+#[allow(dead_code)]
+mod exercise08;
+#[path = "../exercises/01_tcp_server/solution.rs"]
+#[allow(dead_code)]
+mod solution01;
+#[path = "../exercises/02_tcp_client/solution.rs"]
+#[allow(dead_code)]
+mod solution02;
+#[path = "../exercises/03_udp_greeting/solution.rs"]
+#[allow(dead_code)]
+mod solution03;
+#[path = "../exercises/04_stream_handler/solution.rs"]
+#[allow(dead_code)]
+mod solution04;
+#[path = "../exercises/05_sticky_packets/solution.rs"]
+#[allow(dead_code)]
+mod solution05;
+#[path = "../exercises/06_frame_reader/solution.rs"]
+#[allow(dead_code)]
+mod solution06;
+#[path = "../exercises/07_command_client/solution.rs"]
+#[allow(dead_code)]
+mod solution07;
+#[path = "../exercises/08_chat_broadcast/solution.rs"]
+#[allow(dead_code)]
+mod solution08;
+
+/// Every check passes on the reference solution.
+fn passes(checks: Vec<Check>) {
+    assert!(!checks.is_empty());
+    for check in checks {
+        let name = check.name.clone();
+        if let Err(failure) = harness::run_one(check) {
+            panic!(
+                "{name}: fails on the solution:\n{}",
+                harness::describe(&failure)
+            );
+        }
+    }
+}
+
+/// Every check fails on the skeleton, promptly: a `todo!()` panics at once,
+/// so no check waits out its time limit on one.
+fn fails(dir: &str, checks: Vec<Check>) {
+    let file = format!("{}/exercises/{dir}/exercise.rs", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&file).expect("the exercise file");
+    if !text.contains("todo!(") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{file} has no todo!() left: the shipped skeleton must have one"
+        );
+        eprintln!("NOTE: {file} has been answered: not checked as a skeleton");
+        return;
+    }
+    for check in checks {
+        let name = check.name.clone();
+        let started = Instant::now();
+        assert!(
+            harness::run_one(check).is_err(),
+            "{name}: passes on the skeleton"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{name}: took {:?} to fail on the skeleton",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn exercise_01_tcp_server() {
+    passes(check01::checks(solution01::serve));
+    fails("01_tcp_server", check01::checks(exercise01::serve));
+}
+
+#[test]
+fn exercise_02_tcp_client() {
+    passes(check02::checks(solution02::greet));
+    fails("02_tcp_client", check02::checks(exercise02::greet));
+}
+
+#[test]
+fn exercise_03_udp_greeting() {
+    passes(check03::checks(solution03::serve));
+    fails("03_udp_greeting", check03::checks(exercise03::serve));
+}
+
+#[test]
+fn exercise_04_stream_handler() {
+    passes(check04::checks::<solution04::Numbered>());
+    fails(
+        "04_stream_handler",
+        check04::checks::<exercise04::Numbered>(),
+    );
+}
+
+#[test]
+fn exercise_05_sticky_packets() {
+    passes(check05::checks(
+        solution05::make_sticky,
+        solution05::make_split,
+    ));
+    fails(
+        "05_sticky_packets",
+        check05::checks(exercise05::make_sticky, exercise05::make_split),
+    );
+}
+
+#[test]
+fn exercise_06_frame_reader() {
+    passes(check06::checks(solution06::read_frame));
+    fails("06_frame_reader", check06::checks(exercise06::read_frame));
+}
+
+#[test]
+fn exercise_07_command_client() {
+    passes(check07::checks(solution07::run));
+    fails("07_command_client", check07::checks(exercise07::run));
+}
+
+#[test]
+fn exercise_08_chat_broadcast() {
+    passes(check08::checks::<solution08::Room>());
+    fails("08_chat_broadcast", check08::checks::<exercise08::Room>());
+}
+
+/// `course list`: one line per exercise, each starting with its number
+/// from 1, and its state; exit 0.
+#[test]
+fn the_runner_lists_every_exercise() {
+    let out = example("course")
+        .args(["--lang", "en", "list"])
+        .output()
+        .expect("the runner runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    let lines: Vec<&str> = text.lines().collect();
+    for number in 1..=8 {
+        let line = lines
+            .iter()
+            .find(|line| line.starts_with(&format!("{number} ")))
+            .unwrap_or_else(|| panic!("no line for exercise {number}: {text}"));
+        assert!(line.contains('✓') || line.contains('✗'), "{line}");
+    }
+    assert!(text.contains("of 8 exercises pass"), "{text}");
+}
+
+/// `course check N --solution` exits 0 with every check passed;
+/// `course check N` on the skeleton exits 1 with a hint; an exercise that
+/// does not exist is a usage error (2).
+#[test]
+fn the_runner_checks_one_exercise() {
+    let solution = example("course")
+        .args(["check", "6", "--solution", "--lang", "en"])
+        .output()
+        .expect("the runner runs");
+    let text = String::from_utf8_lossy(&solution.stdout);
+    assert_eq!(solution.status.code(), Some(0), "{text}");
+    assert!(text.contains("all 5 checks pass"), "{text}");
+
+    let zh = example("course")
+        .args(["--lang", "zh", "check", "6", "--solution"])
+        .output()
+        .expect("the runner runs");
+    assert!(String::from_utf8_lossy(&zh.stdout).contains("项检查全部通过"));
+
+    let skeleton = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/exercises/06_frame_reader/exercise.rs"
+    ))
+    .expect("the exercise file");
+    if skeleton.contains("todo!(") {
+        let out = example("course")
+            .args(["check", "6", "--lang", "en"])
+            .output()
+            .expect("the runner runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("not yet implemented"), "{text}");
+        assert!(text.contains("hint:"), "{text}");
+        assert!(
+            text.contains("exercises/06_frame_reader/README.md"),
+            "{text}"
+        );
+    }
+
+    let missing = example("course")
+        .args(["check", "99"])
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(2));
+}
