@@ -31,7 +31,9 @@
 //! `sticky_packets`, `cmd_server`, `cmd_client`, `file_server`,
 //! `file_client`, `chat_server`, `chat_client`, `chaos_proxy`; each says
 //! what it does with `--help`. Read the [`tutorial`] for the course as
-//! chapters.
+//! chapters, then do the workbook: eight exercises in `exercises/`, one per
+//! lesson, each checked against real sockets by `cargo run --example
+//! course -- check N`.
 //!
 //! # A first server
 //!

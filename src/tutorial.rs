@@ -8,6 +8,11 @@
 //! written. `cargo run --example tour` runs the same lessons with
 //! narration; `--html FILE` draws each one's traffic.
 //!
+//! Then write them yourself: the workbook in `exercises/` has one exercise
+//! per lesson (chapters 2 to 7 and the chat room), each a skeleton with
+//! `todo!()` where you write, checked against real sockets on loopback by
+//! `cargo run --example course -- check N` (`list` shows which pass).
+//!
 //! # Table of contents
 //!
 //! 1. [数据流处理: the steps of a conversation](#1-数据流处理-the-steps-of-a-conversation)
