@@ -15,6 +15,7 @@
 //! nobody: the kernel has ended them all); then the scan's
 //! [`contain::Tree::end_all`] kills and reaps the rest.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -261,7 +262,7 @@ fn spawn(
     // Found here, once, rather than by `execvp` in the child, which tries
     // every directory of PATH with an `execve` of its own.
     let path = resolve(program).ok_or_else(|| CommandError::UnknownProgram(program.to_owned()))?;
-    let mut command = Command::new(path);
+    let mut command = Command::new(&path);
     command
         .arg0(program)
         .args(args)
@@ -272,18 +273,37 @@ fn spawn(
     if let Some(marker) = marker {
         command.env(contain::MARKER_ENV, marker);
     }
-    match plan {
-        Some(plan) => sandbox::prepare(&mut command, plan, false),
-        None => sandbox::prepare_plain(&mut command),
-    }
-    command.spawn().map_err(|e| match e.kind() {
+    let cannot_start = |e: io::Error| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput => {
             CommandError::UnknownProgram(program.to_owned())
         }
         // EAGAIN from fork (a process limit) is no socket timeout.
         // Told to the client, whose connection goes on.
         _ => CommandError::Server(format!("cannot start {program}: {e}")),
-    })
+    };
+    let started = match plan {
+        Some(plan) => {
+            // In a namespace the command's process executes it itself
+            // (`std` only forks the relay): the same argv and environment.
+            let argv: Vec<&OsStr> = std::iter::once(OsStr::new(program))
+                .chain(args.iter().map(OsStr::new))
+                .collect();
+            let env = std::env::vars_os().filter(|(k, _)| k != TOKEN_ENV);
+            let target = sandbox::Target::new(&path, &argv, env).map_err(cannot_start)?;
+            Some(sandbox::prepare(&mut command, plan, Some(target)).map_err(cannot_start)?)
+        }
+        None => {
+            sandbox::prepare_plain(&mut command);
+            None
+        }
+    };
+    let mut child = command.spawn().map_err(cannot_start)?;
+    if let Some(e) = started.and_then(|s| s.failed()) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(cannot_start(e));
+    }
+    Ok(child)
 }
 
 /// Where `execvp` would find `program`: as given if it names a path,
