@@ -76,8 +76,8 @@ use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -228,9 +228,8 @@ impl Target {
         I: IntoIterator<Item = (OsString, OsString)>,
     {
         let c = |bytes: &[u8]| {
-            CString::new(bytes).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a command")
-            })
+            CString::new(bytes)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a command"))
         };
         let path = c(path.as_os_str().as_bytes())?;
         let argv = argv
