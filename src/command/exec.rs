@@ -326,6 +326,7 @@ fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().map_err(cannot_start)?;
+    drop(command); // its copy of the pipe `failed` reads to the end
     if let Some(e) = started.and_then(|s| s.failed()) {
         let _ = child.kill();
         let _ = child.wait();

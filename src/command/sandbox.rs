@@ -88,6 +88,9 @@ pub(crate) struct Plan {
     server: libc::pid_t,
     /// A user namespace first, with these maps (`"UID UID 1"`, `"GID GID 1"`).
     user: Option<([u8; 32], usize, [u8; 32], usize)>,
+    /// Whether the relay must be dumpable to write those maps: its own
+    /// `/proc` files are root's while it is not, which only root may write.
+    dumpable_for_maps: bool,
 }
 
 impl Plan {
@@ -114,6 +117,7 @@ fn plan(user: bool) -> Plan {
             let (g, glen) = id_map(rustix::process::getgid().as_raw());
             (u, ulen, g, glen)
         }),
+        dumpable_for_maps: !rustix::process::geteuid().is_root(),
     }
 }
 
@@ -146,6 +150,7 @@ fn try_plan(plan: Plan) -> Result<Plan, String> {
         .stderr(Stdio::null());
     let started = prepare(&mut probe, &plan, None).map_err(|e| e.to_string())?;
     let mut child = probe.spawn().map_err(|e| e.to_string())?;
+    drop(probe);
     if let Some(e) = started.failed() {
         let _ = child.kill();
         let _ = child.wait();
@@ -267,14 +272,23 @@ impl Target {
 pub(crate) struct Started(Option<OwnedFd>);
 
 impl Started {
-    /// The error the command's process met before it could run, if any.
+    /// The error the command's process met before it could run, if any:
+    /// waits until it has executed (or ended). Call it once `spawn` has
+    /// returned and the `Command` (which holds a copy of the other end) is
+    /// dropped.
     pub(crate) fn failed(&self) -> Option<io::Error> {
         let fd = self.0.as_ref()?;
         let mut word = [0u8; 4];
-        match rustix::io::read(fd, &mut word) {
-            Ok(4) => Some(io::Error::from_raw_os_error(i32::from_ne_bytes(word))),
-            _ => None,
+        let mut got = 0;
+        while got < word.len() {
+            match rustix::io::read(fd, &mut word[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => break,
+            }
         }
+        (got == word.len()).then(|| io::Error::from_raw_os_error(i32::from_ne_bytes(word)))
     }
 }
 
@@ -292,14 +306,10 @@ pub(crate) fn prepare(
     // This process's pid now, not at the probe: a program may have forked
     // since.
     plan.server = std::process::id() as libc::pid_t;
-    // Non-blocking: read once, after `spawn`, whatever happened.
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: a valid two-element array; the descriptors are new and ours.
     let (failed_read, failed_write) = unsafe {
-        check(libc::pipe2(
-            fds.as_mut_ptr(),
-            libc::O_CLOEXEC | libc::O_NONBLOCK,
-        ))?;
+        check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
         (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
     };
     // SAFETY: `enter` makes only async-signal-safe system calls, on data
@@ -390,13 +400,27 @@ fn die_with_parent(_parent: libc::pid_t) -> io::Result<()> {
 /// Closes every descriptor but `keep`.
 #[cfg(target_os = "linux")]
 fn close_all_but(keep: libc::c_int) {
-    // SAFETY: close_range is a plain system call (Linux 5.9); the probe
-    // makes sure it works before any command relies on it.
-    unsafe {
-        if keep > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (keep - 1) as u32, 0u32);
+    close_from_but(0, [keep, keep]);
+}
+
+/// Closes every descriptor from `from` on but the two in `keep`.
+#[cfg(target_os = "linux")]
+fn close_from_but(from: libc::c_int, keep: [libc::c_int; 2]) {
+    let keep = [keep[0].min(keep[1]), keep[0].max(keep[1])];
+    let mut next = from;
+    for fd in keep {
+        // SAFETY: close_range is a plain system call (Linux 5.9); the
+        // probe makes sure it works before any command relies on it.
+        unsafe {
+            if fd > next {
+                libc::syscall(libc::SYS_close_range, next as u32, (fd - 1) as u32, 0u32);
+            }
         }
-        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+        next = next.max(fd + 1);
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, next as u32, u32::MAX, 0u32);
     }
 }
 
@@ -474,9 +498,15 @@ fn enter(plan: &Plan, target: Option<&Target>, failed: libc::c_int) -> io::Resul
         unsafe {
             check(libc::unshare(libc::CLONE_NEWUSER))?;
             // A server holding a token is not dumpable, and a process that
-            // is not may not write its own maps: dumpable just for that (no
-            // command exists yet to look), and not again below.
-            check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0))?;
+            // is not may not write its own maps, unless it is root (its
+            // `/proc` files are then root's): dumpable just for that, and
+            // not again below. A window of some microseconds in which a
+            // process of the same user (another client's command) could
+            // open this one's `/proc/PID/mem`, a copy of the server's; root
+            // has none.
+            if plan.dumpable_for_maps {
+                check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0))?;
+            }
             write_file(c"/proc/self/setgroups", b"deny")?;
             write_file(c"/proc/self/uid_map", &uid[..*ulen])?;
             write_file(c"/proc/self/gid_map", &gid[..*glen])?;
@@ -555,15 +585,20 @@ extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
             libc::_exit(1);
         }
     }
-    // The command shares this memory too until it executes (`CLONE_VFORK`
-    // holds the init until then), as `posix_spawn` does: again no copy.
+    // Nothing of the server's is held past this point: the command gets
+    // its three streams, the pipe its `errno` would go to, and the init's
+    // own pipe (which it closes).
+    close_from_but(3, [start.to_relay, start.failed]);
+    // The command shares this memory too until it executes, as a process
+    // `posix_spawn` starts does: again no copy. It reads only what the
+    // relay prepared (`start`, the target), on a stack of its own.
     // SAFETY: the upper half of this process's `STACKS` is free; `command`
     // makes plain system calls only and ends in `execve` or `_exit`.
     let command = unsafe {
         libc::clone(
             command_main,
             (&raw mut STACKS).cast::<u8>().add(2 * STACK).cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            libc::CLONE_VM | libc::SIGCHLD,
             start as *const Start as *mut libc::c_void,
         )
     };
