@@ -328,6 +328,13 @@ pub(crate) fn prepare(
         check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
         (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
     };
+    // Above the three standard streams, which `std` sets up in the relay
+    // over whatever had their numbers (a server started with one closed
+    // gets it back from `pipe2`).
+    let failed_write = match failed_write.as_raw_fd() {
+        0..=2 => rustix::io::fcntl_dupfd_cloexec(&failed_write, 3)?,
+        _ => failed_write,
+    };
     // SAFETY: `enter` makes only async-signal-safe system calls, on data
     // prepared before the fork, and allocates nothing.
     unsafe {
