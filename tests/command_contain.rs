@@ -191,3 +191,74 @@ fn sigkill_of_the_server_ends_every_running_command_in_a_namespace() {
     }
     commands_end_with_the_server("namespace", "KILL", "44.4");
 }
+
+/// In a namespace the command's process executes the program itself, not
+/// `std`: it must start programs as `std` (`execvp`) did. A file without
+/// a `#!` line runs under `/bin/sh` with its arguments; a file that cannot
+/// be executed is "no such program", as a missing one; a command that
+/// ends at once (no reader or watchdog thread: see `exec::quick`) keeps
+/// its two streams apart and its exit code; one that outlives its first
+/// 20 ms keeps what it wrote before and after, in order; and a timeout
+/// shorter than those 20 ms still holds.
+#[test]
+fn a_command_in_a_namespace_starts_as_execvp_would_start_it() {
+    use socketserver::command::{self, CommandConfig, CommandError, Containment};
+    use std::os::unix::fs::PermissionsExt;
+    if !namespaces_here() {
+        eprintln!("SKIPPED: no PID namespaces here");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("w18s-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("no-shebang");
+    std::fs::write(&script, "echo \"script $0 $1 $2\"\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let plain = dir.join("not-executable");
+    std::fs::write(&plain, "echo never\n").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let serve = |config: CommandConfig| {
+        let server =
+            command::bind("127.0.0.1:0", config.containment(Containment::Namespace)).unwrap();
+        let addr = server.local_addr().unwrap();
+        thread::spawn(move || server.serve_forever());
+        addr
+    };
+    let addr = serve(CommandConfig::default().shell(false));
+    let mut client = framed(addr);
+
+    let reply = client.run(&format!("{} a b", script.display())).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&reply.stdout),
+        format!("script {} a b\n", script.display())
+    );
+    assert_eq!(reply.exit, Some(0));
+
+    // A file without an x bit: the kernel refuses it (EACCES), root or not.
+    match client.run(&plain.display().to_string()) {
+        Err(CommandError::Server(msg)) => assert!(msg.contains("no such program"), "{msg}"),
+        other => panic!("expected no such program, got {other:?}"),
+    }
+
+    let reply = client
+        .run("sh -c 'echo out; echo err >&2; exit 3'")
+        .unwrap();
+    assert_eq!(
+        (&reply.stdout[..], &reply.stderr[..]),
+        (&b"out\n"[..], &b"err\n"[..])
+    );
+    assert_eq!(reply.exit, Some(3));
+
+    let reply = client
+        .run("sh -c 'echo early; echo early-err >&2; sleep 0.2; echo late'")
+        .unwrap();
+    assert_eq!(reply.stdout, b"early\nlate\n");
+    assert_eq!(reply.stderr, b"early-err\n");
+    assert_eq!(reply.exit, Some(0));
+
+    let short = serve(CommandConfig::default().timeout(Duration::from_millis(5)));
+    let started = Instant::now();
+    let reply = framed(short).run("sleep 30").unwrap();
+    assert!(reply.timed_out, "{reply:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

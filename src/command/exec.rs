@@ -6,15 +6,22 @@
 //! The child runs in a PID namespace of its own ([`sandbox`]), or, where
 //! the system allows none, in a session of its own with the marker
 //! [`contain`] looks for; either way with an environment without the
-//! server's token. Two threads serve one command, both scoped to it: a
-//! pipe reader (it hashes what it reads, so md5 work runs beside the
-//! command and the sending) and a watchdog that kills the command at its
-//! deadline even while the handler is blocked writing to a client that
-//! does not read. Reading ends once the main process has exited and
+//! server's token. Two threads serve a command that runs for more than a
+//! moment or writes more than a little, both scoped to it: a pipe reader
+//! (it hashes what it reads, so md5 work runs beside the command and the
+//! sending) and a watchdog that kills the command at its deadline even
+//! while the handler is blocked writing to a client that does not read.
+//! In a namespace, the first [`QUICK`] of a command are spent in the
+//! handler's thread alone, reading and waiting on the relay in one
+//! `poll`: most commands end within it (an `echo` in about a
+//! millisecond), and starting the two threads would cost about a tenth of
+//! their run. Reading ends once the main process has exited and
 //! [`DRAIN`] has passed, whoever still holds the pipes (in a namespace,
 //! nobody: the kernel has ended them all); then the scan's
 //! [`contain::Tree::end_all`] kills and reaps the rest.
 
+use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -55,6 +62,11 @@ const FIRST_READ: usize = 16 << 10;
 /// How many pieces of output may wait to be sent: with the pipes' own
 /// buffers, what bounds a command's memory while its client reads slowly.
 const QUEUE: usize = 8;
+/// How long a command in a namespace runs before it gets its reader and
+/// watchdog threads, if it has not ended by then (see `quick`).
+const QUICK: Duration = Duration::from_millis(20);
+/// How much output it may write before, at most.
+const QUICK_OUTPUT: usize = 16 << 10;
 
 /// Which of the command's output pipes a piece came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +186,23 @@ fn drain(mut open: Vec<(File, Pipe)>, events: SyncSender<Event>, stop: &AtomicBo
     }
 }
 
+/// Where the handler takes the command's output from: what `quick` read
+/// first, then what the reader sends.
+struct Inbox {
+    early: VecDeque<Event>,
+    inbox: mpsc::Receiver<Event>,
+}
+
+impl Inbox {
+    /// The next event, waiting up to `wait` for the reader's.
+    fn next(&mut self, wait: Duration) -> Result<Event, RecvTimeoutError> {
+        match self.early.pop_front() {
+            Some(event) => Ok(event),
+            None => self.inbox.recv_timeout(wait),
+        }
+    }
+}
+
 /// What the handler and the watchdog share about one command.
 struct Shared {
     watch: Watch,
@@ -261,29 +290,49 @@ fn spawn(
     // Found here, once, rather than by `execvp` in the child, which tries
     // every directory of PATH with an `execve` of its own.
     let path = resolve(program).ok_or_else(|| CommandError::UnknownProgram(program.to_owned()))?;
-    let mut command = Command::new(path);
-    command
-        .arg0(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove(TOKEN_ENV);
-    if let Some(marker) = marker {
-        command.env(contain::MARKER_ENV, marker);
-    }
-    match plan {
-        Some(plan) => sandbox::prepare(&mut command, plan, false),
-        None => sandbox::prepare_plain(&mut command),
-    }
-    command.spawn().map_err(|e| match e.kind() {
+    let cannot_start = |e: io::Error| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput => {
             CommandError::UnknownProgram(program.to_owned())
         }
         // EAGAIN from fork (a process limit) is no socket timeout.
         // Told to the client, whose connection goes on.
         _ => CommandError::Server(format!("cannot start {program}: {e}")),
-    })
+    };
+    let mut command = Command::new(&path);
+    let started = match plan {
+        Some(plan) => {
+            // In a namespace `std` only forks the relay and sets up its
+            // three streams; the command's process executes the program
+            // itself, with these arguments and this environment (so `std`
+            // is given none to prepare).
+            let argv: Vec<&OsStr> = std::iter::once(OsStr::new(program))
+                .chain(args.iter().map(OsStr::new))
+                .collect();
+            let env = std::env::vars_os().filter(|(k, _)| k != TOKEN_ENV);
+            let target = sandbox::Target::new(&path, &argv, env).map_err(cannot_start)?;
+            Some(sandbox::prepare(&mut command, plan, Some(target)).map_err(cannot_start)?)
+        }
+        None => {
+            command.arg0(program).args(args).env_remove(TOKEN_ENV);
+            if let Some(marker) = marker {
+                command.env(contain::MARKER_ENV, marker);
+            }
+            sandbox::prepare_plain(&mut command);
+            None
+        }
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(cannot_start)?;
+    drop(command); // its copy of the pipe `failed` reads to the end
+    if let Some(e) = started.and_then(|s| s.failed()) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(cannot_start(e));
+    }
+    Ok(child)
 }
 
 /// Where `execvp` would find `program`: as given if it names a path,
@@ -374,15 +423,60 @@ pub(crate) fn run(
         let _ = child.wait();
         return Err(CommandError::Io(e.into()));
     }
+    let pipes = vec![
+        (File::from(OwnedFd::from(out)), Pipe::Stdout),
+        (File::from(OwnedFd::from(err)), Pipe::Stderr),
+    ];
+    // In a namespace, the first moments in this thread alone (see `quick`).
+    let (early, pipes, ended) = match &shared.watch {
+        Watch::Kernel(relay) => {
+            let until = Instant::now() + QUICK;
+            quick(relay, pipes, deadline.map_or(until, |d| d.min(until)))
+        }
+        Watch::Scan(_) => (VecDeque::new(), pipes, false),
+    };
+    // What is left after `read_output`: the main process reaped, and
+    // every other process the command started ended.
+    let finish = |child: &mut Child, result: Result<(Option<ExitStatus>, Ending), CommandError>| {
+        // Whatever happened, nothing the command started outlives it: the
+        // main process first (its status is the reply's), then the rest.
+        let status = match &result {
+            Ok((Some(status), _)) => Ok(*status),
+            _ => {
+                shared.kill();
+                child.wait()
+            }
+        };
+        let stragglers = shared.end();
+        let (_, mut ending) = result?;
+        let status = status?;
+        ending.exit = status.code();
+        ending.signal = status.signal();
+        ending.stragglers = stragglers;
+        Ok(ending)
+    };
     let stop = AtomicBool::new(false);
     let (events, inbox) = mpsc::sync_channel(QUEUE);
+    if ended {
+        // Ended, its pipes closed, its output in `early`: nothing is left
+        // to read or to time, so no thread is started. Its output goes to
+        // the client here (a client that does not read is held to the
+        // connection's deadline: the command cannot overrun its own).
+        drop(events);
+        let result = read_output(
+            &mut child,
+            config,
+            &shared,
+            &stop,
+            Inbox { early, inbox },
+            client_gone,
+            output,
+        );
+        return finish(&mut child, result);
+    }
     let (finished, watchdog_inbox) = mpsc::channel::<()>();
     thread::scope(|scope| {
         let (stop, shared) = (&stop, &shared);
-        let pipes = vec![
-            (File::from(OwnedFd::from(out)), Pipe::Stdout),
-            (File::from(OwnedFd::from(err)), Pipe::Stderr),
-        ];
         // The watchdog first: no command runs without its deadline. A
         // thread that cannot start (a task limit the command itself may
         // have filled) fails the command, never leaves it unwatched.
@@ -414,26 +508,91 @@ pub(crate) fn run(
                 "cannot watch the command: no thread ({e})"
             )));
         }
-        let result = read_output(&mut child, config, shared, stop, inbox, client_gone, output);
+        let result = read_output(
+            &mut child,
+            config,
+            shared,
+            stop,
+            Inbox { early, inbox },
+            client_gone,
+            output,
+        );
         drop(finished); // the watchdog stands down
         stop.store(true, Ordering::SeqCst);
-        // Whatever happened, nothing the command started outlives it: the
-        // main process first (its status is the reply's), then the rest.
-        let status = match &result {
-            Ok((Some(status), _)) => Ok(*status),
-            _ => {
-                shared.kill();
-                child.wait()
-            }
-        };
-        let stragglers = shared.end();
-        let (_, mut ending) = result?;
-        let status = status?;
-        ending.exit = status.code();
-        ending.signal = status.signal();
-        ending.stragglers = stragglers;
-        Ok(ending)
+        finish(&mut child, result)
     })
+}
+
+/// The first moments of a command in a namespace, in the handler's own
+/// thread: most commands (an `echo`, an `ls`) end within them having
+/// written little, and then need neither a reader nor a watchdog thread
+/// (starting and joining the two costs about a tenth of running `echo`).
+/// Reads both pipes and waits on the relay's pidfd at once, in one
+/// `poll`, until `until` (at most [`QUICK`], never past the deadline) or
+/// [`QUICK_OUTPUT`] bytes. Returns what it read (as the reader's events,
+/// in order), the pipes still open, and whether the command has ended
+/// with both pipes closed: then nothing is left to watch. Otherwise
+/// [`run`] goes on as if it had started with this output.
+fn quick(
+    relay: &OwnedFd,
+    mut open: Vec<(File, Pipe)>,
+    until: Instant,
+) -> (VecDeque<Event>, Vec<(File, Pipe)>, bool) {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut events = VecDeque::new();
+    let mut taken = 0;
+    let mut ended = false;
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut i = 0;
+        while i < open.len() {
+            let (pipe, which) = &mut open[i];
+            match pipe.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    let piece = buf[..n].to_vec();
+                    let digest = md5::compute(&piece);
+                    events.push_back(Event::Output(*which, piece, digest));
+                    taken += n;
+                    if taken >= QUICK_OUTPUT {
+                        return (events, open, false); // a busy one: threads
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => i += 1,
+                // End of stream, or a pipe that cannot be read.
+                _ => {
+                    open.swap_remove(i);
+                    events.push_back(Event::Closed);
+                }
+            }
+        }
+        // The relay ends after every process in the namespace: the pipes
+        // are at their end once read.
+        if ended && open.is_empty() {
+            return (events, open, true);
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (events, open, false);
+        }
+        let mut fds: Vec<_> = open
+            .iter()
+            .map(|(pipe, _)| PollFd::new(pipe, PollFlags::IN))
+            .collect();
+        if !ended {
+            fds.push(PollFd::new(relay, PollFlags::IN));
+        }
+        let timeout = Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        };
+        if poll(&mut fds, Some(&timeout)).is_err() {
+            return (events, open, false); // the threads take over
+        }
+        if !ended && fds.last().is_some_and(|fd| !fd.revents().is_empty()) {
+            ended = true;
+        }
+    }
 }
 
 /// The handler's side while the command runs: output to `output`, checks
@@ -447,7 +606,7 @@ fn read_output(
     config: &CommandConfig,
     shared: &Shared,
     stop: &AtomicBool,
-    inbox: mpsc::Receiver<Event>,
+    mut inbox: Inbox,
     client_gone: &dyn Fn() -> bool,
     output: OutputSink<'_>,
 ) -> Result<(Option<ExitStatus>, Ending), CommandError> {
@@ -522,7 +681,7 @@ fn read_output(
         let wait = next_tick
             .saturating_duration_since(now)
             .max(Duration::from_millis(1));
-        match inbox.recv_timeout(wait) {
+        match inbox.next(wait) {
             Ok(Event::Output(pipe, piece, digest)) => {
                 if failed.is_some() || killed_at.is_some() {
                     continue; // nothing more is sent once it is killed

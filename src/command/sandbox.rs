@@ -12,11 +12,11 @@
 //! parent learns it has ended.
 //!
 //! ```text
-//!  server thread ─fork (std)─▶ relay ─clone(CLONE_NEWPID)─▶ init (pid 1) ─fork─▶ command (pid 2)
-//!   Child::id() is the relay     waits for init,             reaps orphans,       setsid, exec:
-//!   SIGKILL to it ends all       passes its status on        ends with the        sh, ls, ...
-//!                                dies with the server        command, and all
-//!                                thread (PDEATHSIG)          with it
+//!  server thread ─fork (std)─▶ relay ─clone(CLONE_VM|CLONE_NEWPID)─▶ init (pid 1) ─clone(CLONE_VM)─▶ command (pid 2)
+//!   Child::id() is the relay     waits for init,                    reaps orphans,                  setsid, execve:
+//!   SIGKILL to it ends all       passes its status on               ends with the                   sh, ls, ...
+//!                                dies with the server               command, and all
+//!                                thread (PDEATHSIG)                 with it
 //! ```
 //!
 //! * The **relay** stays in the server's namespace: it is the process
@@ -29,8 +29,18 @@
 //!   command leaves (no zombie piles up while the command runs) and ends
 //!   as soon as the command's main process does; with it, the kernel ends
 //!   everything else in the namespace.
-//! * The **command** starts a session of its own (`setsid`) and is
-//!   executed by `std` as usual, its pipes and environment as set up.
+//! * The **command** starts a session of its own (`setsid`) and executes
+//!   the program with the arguments and environment prepared before the
+//!   fork ([`Target`]), its three pipes as `std` set them up for the relay.
+//!
+//! Only the relay is a fork, the one copy of the server's page tables a
+//! command costs (a fork and its copy-on-write faults are the dearest
+//! part of starting a process here, ~0.15 ms of a 1 ms `echo`). The init
+//! shares the relay's memory (`CLONE_VM`) on a stack of its own, and the
+//! command shares it too until it executes, as a process `posix_spawn`
+//! starts does: the relay's memory is a private copy, so neither can
+//! touch the server's, and all three run only the plain system calls
+//! below, on data prepared before the fork.
 //!
 //! Each command's PID namespace is made inside a user namespace of its own,
 //! which maps the server's user and group to themselves (root to root), so
@@ -64,17 +74,26 @@
 //!
 //! Everything between `fork` and `exec` runs in a copy of a multithreaded
 //! program where only async-signal-safe calls are sound: no allocation, no
-//! locks, no `std` I/O. The code here makes raw system calls only, on data
-//! prepared before the fork ([`Plan`]), and forks with the raw `clone`
-//! system call (the C library's `fork` runs handlers and takes locks).
+//! locks, no `std` I/O. The code here makes plain system calls only, on
+//! data prepared before the fork ([`Plan`], [`Target`]), and starts the
+//! init and the command with the C library's `clone` wrapper, which only
+//! switches stacks (its `fork` runs handlers and takes locks). The relay,
+//! the init and the command share one C `errno` (one thread's storage,
+//! in one memory): each reads it right after its own failed call, while
+//! the others are blocked in `waitpid` or make calls that do not fail
+//! (the relay's `waitpid` misreading an `EINTR` would end the command,
+//! never let it outlive anything).
 
 #![allow(unsafe_code)]
 
 #[cfg(target_os = "linux")]
 use std::ffi::CStr;
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -85,6 +104,9 @@ pub(crate) struct Plan {
     server: libc::pid_t,
     /// A user namespace first, with these maps (`"UID UID 1"`, `"GID GID 1"`).
     user: Option<([u8; 32], usize, [u8; 32], usize)>,
+    /// Whether the relay must be dumpable to write those maps: its own
+    /// `/proc` files are root's while it is not, which only root may write.
+    dumpable_for_maps: bool,
 }
 
 impl Plan {
@@ -111,6 +133,7 @@ fn plan(user: bool) -> Plan {
             let (g, glen) = id_map(rustix::process::getgid().as_raw());
             (u, ulen, g, glen)
         }),
+        dumpable_for_maps: !rustix::process::geteuid().is_root(),
     }
 }
 
@@ -141,8 +164,14 @@ fn try_plan(plan: Plan) -> Result<Plan, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    prepare(&mut probe, &plan, true);
+    let started = prepare(&mut probe, &plan, None).map_err(|e| e.to_string())?;
     let mut child = probe.spawn().map_err(|e| e.to_string())?;
+    drop(probe);
+    if let Some(e) = started.failed() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e.to_string());
+    }
     // The watchdog kills through a pidfd: a namespace is no use without.
     let pidfd = handle(&child);
     let status = child.wait().map_err(|e| e.to_string())?;
@@ -178,19 +207,140 @@ pub(crate) fn kill(relay: &OwnedFd) {
     let _ = relay;
 }
 
+/// What a command's process executes, prepared before the fork: the
+/// program's path, its arguments and its environment as C strings, with
+/// the arrays of pointers `execve` takes. The relay never returns to
+/// `std` (its stack is not where the command runs), so the command calls
+/// `execve` itself, as `std` would have.
+pub(crate) struct Target {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    /// `/bin/sh PATH ARGS...`, for a file the kernel cannot execute
+    /// (`ENOEXEC`): a script without a `#!` line, run by the shell as
+    /// `execvp` (and so `std`) runs it.
+    sh_argv: Vec<CString>,
+    sh_ptrs: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into the `CString`s the same value owns, whose
+// heap buffers do not move; nothing mutates them.
+unsafe impl Send for Target {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for Target {}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("path", &self.path)
+            .field("argv", &self.argv)
+            .field("env", &self.envp.len())
+            .finish()
+    }
+}
+
+impl Target {
+    /// `path` run with `argv` (its `argv[0]` first) in `env`. A NUL byte in
+    /// any of them is `InvalidInput`, as `std` has it.
+    pub(crate) fn new<I>(path: &Path, argv: &[&OsStr], env: I) -> io::Result<Target>
+    where
+        I: IntoIterator<Item = (OsString, OsString)>,
+    {
+        let c = |bytes: &[u8]| {
+            CString::new(bytes)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a command"))
+        };
+        let path = c(path.as_os_str().as_bytes())?;
+        let argv = argv
+            .iter()
+            .map(|a| c(a.as_bytes()))
+            .collect::<io::Result<Vec<_>>>()?;
+        let envp = env
+            .into_iter()
+            .map(|(k, v)| c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .collect::<io::Result<Vec<_>>>()?;
+        let mut sh_argv = vec![c(b"/bin/sh")?, path.clone()];
+        sh_argv.extend(argv.iter().skip(1).cloned());
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        Ok(Target {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            sh_ptrs: ptrs(&sh_argv),
+            path,
+            argv,
+            envp,
+            sh_argv,
+        })
+    }
+}
+
+/// The server's end of a pipe the command's process writes its `errno`
+/// to if it cannot start (`execve` failed): read once `spawn` has
+/// returned, which it does only once the command has executed or ended.
+#[derive(Debug)]
+pub(crate) struct Started(Option<OwnedFd>);
+
+impl Started {
+    /// The error the command's process met before it could run, if any:
+    /// waits until it has executed (or ended). Call it once `spawn` has
+    /// returned and the `Command` (which holds a copy of the other end) is
+    /// dropped.
+    pub(crate) fn failed(&self) -> Option<io::Error> {
+        let fd = self.0.as_ref()?;
+        let mut word = [0u8; 4];
+        let mut got = 0;
+        while got < word.len() {
+            match rustix::io::read(fd, &mut word[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => break,
+            }
+        }
+        (got == word.len()).then(|| io::Error::from_raw_os_error(i32::from_ne_bytes(word)))
+    }
+}
+
 /// Sets `command` up to run in a PID namespace of its own as [`Plan`]
-/// says (see the module docs). `probe` ends the command's process before
-/// `exec`, with status 0.
-pub(crate) fn prepare(command: &mut Command, plan: &Plan, probe: bool) {
+/// says (see the module docs): its process becomes the relay, and the
+/// command executes `target`. Without a target (the probe), the command's
+/// process ends before `exec`, with status 0. `std`'s own program and
+/// arguments go unused, its standard streams do not.
+pub(crate) fn prepare(
+    command: &mut Command,
+    plan: &Plan,
+    target: Option<Target>,
+) -> io::Result<Started> {
     let mut plan = plan.clone();
     // This process's pid now, not at the probe: a program may have forked
     // since.
     plan.server = std::process::id() as libc::pid_t;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: a valid two-element array; the descriptors are new and ours.
+    let (failed_read, failed_write) = unsafe {
+        check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    // Above the three standard streams, which `std` sets up in the relay
+    // over whatever had their numbers (a server started with one closed
+    // gets it back from `pipe2`).
+    let failed_write = match failed_write.as_raw_fd() {
+        0..=2 => rustix::io::fcntl_dupfd_cloexec(&failed_write, 3)?,
+        _ => failed_write,
+    };
     // SAFETY: `enter` makes only async-signal-safe system calls, on data
     // prepared before the fork, and allocates nothing.
     unsafe {
-        command.pre_exec(move || enter(&plan, probe));
+        command.pre_exec(move || enter(&plan, target.as_ref(), failed_write.as_raw_fd()));
     }
+    Ok(Started(Some(failed_read)))
 }
 
 /// Sets `command` up for the scan: a session of its own (so none of its
@@ -270,35 +420,30 @@ fn die_with_parent(_parent: libc::pid_t) -> io::Result<()> {
     Ok(())
 }
 
-/// Forks with the raw system call: the copy returns 0, the original the
-/// copy's pid. `flags` may add `CLONE_NEWPID`.
-#[cfg(target_os = "linux")]
-fn raw_fork(flags: libc::c_int) -> io::Result<libc::pid_t> {
-    // SAFETY: clone without CLONE_VM and without a new stack is fork: the
-    // child continues on its own copy of this stack.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    check(pid).map(|pid| pid as libc::pid_t)
-}
-
 /// Closes every descriptor but `keep`.
 #[cfg(target_os = "linux")]
 fn close_all_but(keep: libc::c_int) {
-    // SAFETY: close_range is a plain system call (Linux 5.9); the probe
-    // makes sure it works before any command relies on it.
-    unsafe {
-        if keep > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (keep - 1) as u32, 0u32);
+    close_from_but(0, [keep, keep]);
+}
+
+/// Closes every descriptor from `from` on but the two in `keep`.
+#[cfg(target_os = "linux")]
+fn close_from_but(from: libc::c_int, keep: [libc::c_int; 2]) {
+    let keep = [keep[0].min(keep[1]), keep[0].max(keep[1])];
+    let mut next = from;
+    for fd in keep {
+        // SAFETY: close_range is a plain system call (Linux 5.9); the
+        // probe makes sure it works before any command relies on it.
+        unsafe {
+            if fd > next {
+                libc::syscall(libc::SYS_close_range, next as u32, (fd - 1) as u32, 0u32);
+            }
         }
-        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+        next = next.max(fd + 1);
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, next as u32, u32::MAX, 0u32);
     }
 }
 
@@ -334,10 +479,41 @@ fn write_file(path: &CStr, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The child side, from the relay on (see the module docs). Returns only
-/// in the command's process, which `std` then executes.
+/// How big each of the init's and the command's stacks is: room enough
+/// for a few frames of plain system calls.
 #[cfg(target_os = "linux")]
-fn enter(plan: &Plan, probe: bool) -> io::Result<()> {
+const STACK: usize = 32 << 10;
+
+/// The init's stack, then the command's (until it executes). Never
+/// touched by the server: each relay writes to its own copy of these
+/// pages (zero pages until then), so relays running at once share
+/// nothing.
+#[cfg(target_os = "linux")]
+#[repr(C, align(16))]
+struct Stacks([u8; 2 * STACK]);
+
+#[cfg(target_os = "linux")]
+static mut STACKS: Stacks = Stacks([0; 2 * STACK]);
+
+/// What the init and the command need from the relay, on the relay's
+/// stack (it never returns, so the frame outlives them both).
+#[cfg(target_os = "linux")]
+struct Start<'a> {
+    /// The init's end of its pipe to the relay.
+    to_relay: libc::c_int,
+    /// The relay's end, closed in the init.
+    from_init: libc::c_int,
+    /// What the command executes; `None` for the probe.
+    target: Option<&'a Target>,
+    /// Where the command's process writes its `errno` if it cannot start.
+    failed: libc::c_int,
+}
+
+/// The child side, from the relay on (see the module docs). Returns only
+/// with an error met before the init exists; else the relay ends as the
+/// command did.
+#[cfg(target_os = "linux")]
+fn enter(plan: &Plan, target: Option<&Target>, failed: libc::c_int) -> io::Result<()> {
     // The relay.
     die_with_parent(plan.server)?;
     if let Some((uid, ulen, gid, glen)) = &plan.user {
@@ -345,9 +521,15 @@ fn enter(plan: &Plan, probe: bool) -> io::Result<()> {
         unsafe {
             check(libc::unshare(libc::CLONE_NEWUSER))?;
             // A server holding a token is not dumpable, and a process that
-            // is not may not write its own maps: dumpable just for that (no
-            // command exists yet to look), and not again below.
-            check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0))?;
+            // is not may not write its own maps, unless it is root (its
+            // `/proc` files are then root's): dumpable just for that, and
+            // not again below. A window of some microseconds in which a
+            // process of the same user (another client's command) could
+            // open this one's `/proc/PID/mem`, a copy of the server's; root
+            // has none.
+            if plan.dumpable_for_maps {
+                check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0))?;
+            }
             write_file(c"/proc/self/setgroups", b"deny")?;
             write_file(c"/proc/self/uid_map", &uid[..*ulen])?;
             write_file(c"/proc/self/gid_map", &gid[..*glen])?;
@@ -365,22 +547,60 @@ fn enter(plan: &Plan, probe: bool) -> io::Result<()> {
     // SAFETY: a valid two-element array.
     check(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) })?;
     let [from_init, to_relay] = pipe;
-    // An IPC namespace with it: System V shared memory, semaphores and
-    // message queues the command makes end with the namespace, as its
-    // processes do.
-    let init = raw_fork(libc::CLONE_NEWPID | libc::CLONE_NEWIPC)?;
-    if init > 0 {
-        relay(init, from_init)
+    let start = Start {
+        to_relay,
+        from_init,
+        target,
+        failed,
+    };
+    // The init shares this process's memory (`CLONE_VM`), on a stack of
+    // its own: no copy of the server's page tables is made for it, as a
+    // fork would. Both are copies of the server, neither dumpable (the
+    // flag is the memory's). With it, an IPC namespace: System V shared
+    // memory, semaphores and message queues the command makes end with
+    // the namespace, as its processes do.
+    // SAFETY: the stack is ours (this process's copy of `STACKS`) and
+    // grows down from its top; `init` makes plain system calls only and
+    // never returns; `start` lives in this frame, which `relay` never
+    // leaves.
+    let init = check(unsafe {
+        libc::clone(
+            init_main,
+            (&raw mut STACKS).cast::<u8>().add(STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::SIGCHLD,
+            (&raw const start).cast_mut().cast(),
+        )
+    })?;
+    relay(init, from_init)
+}
+
+/// Reports `errno` to the server through `failed`, and ends this process.
+#[cfg(target_os = "linux")]
+fn fail(failed: libc::c_int, status: libc::c_int) -> ! {
+    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    // SAFETY: plain system calls on a valid buffer.
+    unsafe {
+        libc::write(failed, errno.to_ne_bytes().as_ptr().cast(), 4);
+        libc::_exit(status)
     }
-    // The init, pid 1 of the new namespace.
+}
+
+/// The init, pid 1 of the new namespace: starts the command, then reaps
+/// (see [`init_loop`]).
+#[cfg(target_os = "linux")]
+extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `enter` passed its `Start`, alive as long as the relay.
+    let start = unsafe { &*start.cast::<Start>() };
     // SAFETY: plain system calls.
     unsafe {
-        libc::close(from_init);
-        kill_me_with_parent()?;
+        libc::close(start.from_init);
+        if kill_me_with_parent().is_err() {
+            fail(start.failed, 1);
+        }
         // The relay may have died before that call, and then nothing
         // would end this namespace: a pipe with no reader polls as error.
         let mut relay_end = libc::pollfd {
-            fd: to_relay,
+            fd: start.to_relay,
             events: 0,
             revents: 0,
         };
@@ -388,25 +608,64 @@ fn enter(plan: &Plan, probe: bool) -> io::Result<()> {
             libc::_exit(1);
         }
     }
-    let command = raw_fork(0)?;
-    if command > 0 {
-        init_loop(command, to_relay)
+    // Nothing of the server's is held past this point: the command gets
+    // its three streams, the pipe its `errno` would go to, and the init's
+    // own pipe (which it closes).
+    close_from_but(3, [start.to_relay, start.failed]);
+    // The command shares this memory too until it executes, as a process
+    // `posix_spawn` starts does: again no copy. It reads only what the
+    // relay prepared (`start`, the target), on a stack of its own.
+    // SAFETY: the upper half of this process's `STACKS` is free; `command`
+    // makes plain system calls only and ends in `execve` or `_exit`.
+    let command = unsafe {
+        libc::clone(
+            command_main,
+            (&raw mut STACKS).cast::<u8>().add(2 * STACK).cast(),
+            libc::CLONE_VM | libc::SIGCHLD,
+            start as *const Start as *mut libc::c_void,
+        )
+    };
+    if command < 0 {
+        fail(start.failed, 1);
     }
-    // The command.
-    // SAFETY: plain system calls.
+    init_loop(command, start.to_relay)
+}
+
+/// The command's process, until it executes: a session of its own, no
+/// descriptor of the server's but its three streams, then `execve`.
+#[cfg(target_os = "linux")]
+extern "C" fn command_main(start: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: as in `init`.
+    let start = unsafe { &*start.cast::<Start>() };
+    // SAFETY: plain system calls, on C strings and arrays prepared before
+    // the fork.
     unsafe {
-        libc::close(to_relay);
-        check(libc::setsid())?;
-        close_inherited_on_exec();
-        if probe {
-            libc::_exit(0);
+        libc::close(start.to_relay);
+        if libc::setsid() < 0 {
+            fail(start.failed, 127);
         }
+        close_inherited_on_exec();
+        let Some(target) = start.target else {
+            libc::_exit(0) // the probe
+        };
+        libc::execve(
+            target.path.as_ptr(),
+            target.argv_ptrs.as_ptr(),
+            target.envp_ptrs.as_ptr(),
+        );
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOEXEC) {
+            libc::execve(
+                target.sh_argv[0].as_ptr(),
+                target.sh_ptrs.as_ptr(),
+                target.envp_ptrs.as_ptr(),
+            );
+        }
+        fail(start.failed, 127)
     }
-    Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
-fn enter(_plan: &Plan, _probe: bool) -> io::Result<()> {
+fn enter(_plan: &Plan, _target: Option<&Target>, _failed: libc::c_int) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
