@@ -12,7 +12,7 @@ use socketserver::chaos::{Chaos, Proxy};
 use socketserver::{StreamRequestHandler, Streamed};
 
 use crate::harness::{
-    Check, Failure, Served, expect_bytes, expect_close, io_failure, serve_tcp, show, tr,
+    Check, Close, Failure, Served, expect_close, expect_reply, io_failure, serve_tcp, show, tr,
 };
 
 pub const TITLE: (&str, &str) = (
@@ -40,7 +40,7 @@ fn exchange(
     client
         .write_all(line)
         .map_err(|e| io_failure("cannot send".into(), &e, hint.clone()).sent(show(line)))?;
-    expect_bytes(
+    expect_reply(
         client,
         reply,
         WAIT,
@@ -163,8 +163,8 @@ pub fn checks<H: StreamRequestHandler + Default>() -> Vec<Check> {
                 );
                 let _ = long.write_all(&line);
                 match expect_close(&mut long, WAIT) {
-                    Ok(None) => {}
-                    Ok(Some(reply)) => {
+                    Close::Closed { extra } if extra.is_empty() => {}
+                    Close::Closed { extra } | Close::Open { extra, .. } if !extra.is_empty() => {
                         return Err(Failure::new(
                             tr(
                                 "a 4,001-byte line was answered",
@@ -173,16 +173,17 @@ pub fn checks<H: StreamRequestHandler + Default>() -> Vec<Check> {
                             hint,
                         )
                         .sent(show(&line))
-                        .got(show(&reply))
+                        .got(show(&extra))
                         .expected(tr("the connection closed", "连接被关闭")));
                     }
-                    Err(e) => {
+                    Close::Closed { .. } => {}
+                    Close::Open { error, .. } => {
                         return Err(io_failure(
                             tr(
                                 "a 4,001-byte line left the connection open",
                                 "4001 字节的一行之后连接仍然开着",
                             ),
-                            &e,
+                            &error,
                             hint,
                         )
                         .sent(show(&line))

@@ -5,6 +5,7 @@
 
 use std::io::{self, Read};
 use std::net::TcpStream;
+use std::panic::{self, AssertUnwindSafe};
 use std::thread;
 use std::time::Duration;
 
@@ -12,7 +13,9 @@ use socketserver::chaos::{Chaos, Proxy};
 use socketserver::frame::{Header, write_frame};
 use socketserver::trace::{Side, Trace};
 
-use crate::harness::{Check, Failure, diagram, fed, io_failure, listen, show, shown_error, tr};
+use crate::harness::{
+    Check, Failure, caught, diagram, fed, io_failure, listen, show, shown_error, tr,
+};
 
 pub const TITLE: (&str, &str) = (
     "Exercise 6: a frame reader that survives any split",
@@ -82,7 +85,22 @@ fn expect_outcome(
 ) -> Result<(), Failure> {
     let mut stream = fed(wire.clone())?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let got = read_frame(&mut stream);
+    // A panic is this case's failure, named as the case: "capacity
+    // overflow" alone does not say which length did it.
+    let got = match panic::catch_unwind(AssertUnwindSafe(|| read_frame(&mut stream))) {
+        Ok(got) => got,
+        Err(payload) => {
+            let panicked = caught(payload);
+            return Err(Failure::new(name, format!("{hint} {}", panicked.hint))
+                .sent(format!(
+                    "{} {}",
+                    show(&wire),
+                    tr("then the end of the stream", "然后流结束")
+                ))
+                .got(panicked.what)
+                .expected(outcome(expected)));
+        }
+    };
     let same = match (&got, expected) {
         (Ok(a), Ok(b)) => a == b,
         (Err(a), Err(b)) => a.kind() == b.kind(),
@@ -235,11 +253,20 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
                     "a stream that ends inside a frame lost part of a message: that is an error (read_exact gives UnexpectedEof), never Ok(None) and never a shorter body.",
                     "在帧中间结束的流丢了消息的一部分: 这是错误 (read_exact 给出 UnexpectedEof), 绝不是 Ok(None), 也不是更短的数据。",
                 );
+                let length_hint = tr(
+                    "read_exact says UnexpectedEof whether 0 or 2 of the 4 length bytes came, so its error cannot tell the clean end from a cut: read the first byte yourself (r.read(&mut len[..1])); Ok(0) there, and only there, is Ok(None); then read_exact(&mut len[1..]).",
+                    "无论 4 个长度字节来了 0 个还是 2 个, read_exact 都报 UnexpectedEof, 它的错误分不清干净的结束和截断: 第一个字节自己读 (r.read(&mut len[..1])); 在那里、也只有在那里的 Ok(0) 才是 Ok(None); 然后 read_exact(&mut len[1..])。",
+                );
                 for (cut, part) in [
                     (2, ("the length", "长度")),
                     (30, ("the header", "报头")),
                     (69, ("the body", "数据")),
                 ] {
+                    let hint = if cut == 2 {
+                        length_hint.clone()
+                    } else {
+                        hint.clone()
+                    };
                     expect_outcome(
                         read_frame,
                         tr(
@@ -248,7 +275,7 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
                         ),
                         hello[..cut].to_vec(),
                         &eof(),
-                        hint.clone(),
+                        hint,
                     )?;
                 }
                 Ok(None)
@@ -256,8 +283,8 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
         ),
         Check::new(
             tr(
-                "a frame that lies is InvalidData: negative or huge lengths, bad JSON, a wrong md5",
-                "说谎的帧是 InvalidData: 负的或过大的长度、坏的 JSON、错误的 md5",
+                "a frame that lies is InvalidData: a negative or huge header length, bad JSON, a wrong md5",
+                "说谎的帧是 InvalidData: 负的或过大的报头长度、坏的 JSON、错误的 md5",
             ),
             limit,
             move || {
@@ -265,9 +292,6 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
                 if let Some(last) = corrupted.last_mut() {
                     *last ^= 1;
                 }
-                let huge = Header::for_body(b"").to_json();
-                let huge = String::from_utf8_lossy(&huge)
-                    .replace("\"lenth\":0", "\"lenth\":1099511627776");
                 let cases: Vec<(Words, Vec<u8>, Words)> = vec![
                     (
                         ("a negative header length", "负的报头长度"),
@@ -307,14 +331,6 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
                             "比较 Header::for_body(&body).md5 和报头里的 md5: 改过一个字节就是 InvalidData。",
                         ),
                     ),
-                    (
-                        ("a lenth of 1 TiB", "1 TiB 的 lenth"),
-                        raw(huge.len() as i32, huge.as_bytes(), b""),
-                        (
-                            "check header.len against MAX_BODY before allocating the body: vec![0; 1 << 40] ends the whole program.",
-                            "分配数据之前先把 header.len 和 MAX_BODY 比较: vec![0; 1 << 40] 会让整个程序结束。",
-                        ),
-                    ),
                 ];
                 for (what, wire, hint) in cases {
                     expect_outcome(
@@ -328,6 +344,35 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
                         tr(hint.0, hint.1),
                     )?;
                 }
+                Ok(None)
+            },
+        ),
+        // Last, on its own: a reader that trusts this lenth asks for 1 TiB,
+        // and a failed allocation aborts the whole checker (no panic to
+        // catch), so every other check has already been reported.
+        Check::new(
+            tr(
+                "a lenth of 1 TiB is InvalidData, refused before the body is allocated",
+                "1 TiB 的 lenth 是 InvalidData, 在分配数据之前就拒绝",
+            ),
+            limit,
+            move || {
+                let huge = Header::for_body(b"").to_json();
+                let huge = String::from_utf8_lossy(&huge)
+                    .replace("\"lenth\":0", "\"lenth\":1099511627776");
+                expect_outcome(
+                    read_frame,
+                    tr(
+                        "a lenth of 1 TiB is not InvalidData",
+                        "1 TiB 的 lenth 没有得到 InvalidData",
+                    ),
+                    raw(huge.len() as i32, huge.as_bytes(), b""),
+                    &invalid(),
+                    tr(
+                        "check header.len against MAX_BODY before allocating the body: vec![0; 1 << 40] ends the whole program.",
+                        "分配数据之前先把 header.len 和 MAX_BODY 比较: vec![0; 1 << 40] 会让整个程序结束。",
+                    ),
+                )?;
                 Ok(None)
             },
         ),
