@@ -263,9 +263,10 @@ fn the_runner_checks_one_exercise() {
 }
 
 /// Learners' mistakes, written as a learner writes them: each must fail
-/// the check named, with the failure saying what went wrong. (Each once
+/// the check named, with the failure saying what went wrong. (Some once
 /// passed the checks: the reply's tail was taken for an answer to `exit`,
-/// and a read of 0 bytes answered with "你好," went unseen.)
+/// a read of 0 bytes answered with "你好," went unseen, and so did a
+/// server's silence returned as an empty body.)
 mod mistakes {
     use std::io::{self, Read, Write};
     use std::net::{TcpListener, TcpStream};
@@ -299,6 +300,17 @@ mod mistakes {
             reply.extend_from_slice(if whole { &data } else { &data[..n] });
             sock.write_all(&reply)?;
         }
+    }
+
+    /// A command client that takes the server's silence for an empty
+    /// answer (`read_frame`'s `Ok(None)`).
+    pub fn empty_for_none(stream: &mut TcpStream, command: &str) -> io::Result<Vec<u8>> {
+        if command.is_empty() {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        stream.write_all(command.as_bytes())?;
+        let frame = socketserver::frame::read_frame(stream)?;
+        Ok(frame.map(|f| f.body).unwrap_or_default())
     }
 
     /// A frame reader that trusts the header length (`as usize` makes -1
@@ -347,6 +359,12 @@ fn the_checks_catch_the_learners_mistakes() {
     );
     assert!(endless.got.as_deref().is_some_and(|g| g.contains("你好,")));
     assert!(endless.hint.contains("Ok(0)"), "{}", endless.hint);
+
+    let silent = failure_of(
+        check07::checks(mistakes::empty_for_none),
+        "a server that closes inside or before",
+    );
+    assert!(silent.hint.contains("Ok(None)"), "{}", silent.hint);
 
     let trusting = failure_of(
         check06::checks(mistakes::trusts_the_length),
