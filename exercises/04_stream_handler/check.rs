@@ -137,10 +137,27 @@ pub fn checks<H: StreamRequestHandler + Default>() -> Vec<Check> {
                     "one handler value serves every connection, at the same time, on different threads: a count kept in the handler (a field, a static) is shared by all of them. Keep this connection's state in handle's local variables.",
                     "一个处理器值同时在不同线程上服务所有连接: 放在处理器里的计数 (字段、static) 被所有连接共享。把这个连接的状态放在 handle 的局部变量里。",
                 );
-                exchange(&mut a, b"a\n", b"1: a\n", hint.clone())?;
-                exchange(&mut b, b"x\n", b"1: x\n", hint.clone())?;
-                exchange(&mut a, b"b\n", b"2: b\n", hint.clone())?;
-                exchange(&mut b, b"y\n", b"2: y\n", hint)?;
+                // Each step says who sent what, so far: the count that
+                // went wrong is the one a shared counter would give.
+                let steps: [(&str, &[u8], &[u8]); 4] = [
+                    ("A", b"a\n", b"1: a\n"),
+                    ("B", b"x\n", b"1: x\n"),
+                    ("A", b"b\n", b"2: b\n"),
+                    ("B", b"y\n", b"2: y\n"),
+                ];
+                let mut story = Vec::new();
+                for (who, line, reply) in steps {
+                    story.push(format!("{who}: {}", show(line)));
+                    let client = if who == "A" { &mut a } else { &mut b };
+                    exchange(client, line, reply, hint.clone()).map_err(|f| Failure {
+                        what: tr(
+                            &format!("client {who}'s reply is not its own count"),
+                            &format!("客户端 {who} 的回复不是它自己的计数"),
+                        ),
+                        sent: Some(story.join(", ")),
+                        ..f
+                    })?;
+                }
                 Ok(None)
             },
         ),

@@ -171,12 +171,24 @@ pub fn checks(read_frame: ReadFrame) -> Vec<Check> {
                     [] => tr("(no frame)", "(没有帧)"),
                     b => b.iter().map(|b| show(b)).collect::<Vec<_>>().join(", "),
                 };
+                // The first frames right and a later one wrong: the
+                // reader is whole, but it reads past a frame's end and
+                // loses those bytes (a BufReader made per call).
+                let lost_ahead = !bodies.is_empty() && sent.starts_with(&bodies);
+                let hint = if lost_ahead {
+                    tr(
+                        "the first frame came back whole and the next did not: the bytes read past the end of a frame were lost. A BufReader made inside read_frame reads ahead (the wire: one read spans two frames) and is dropped with what it read. Read from r itself, asking for exactly what the frame still needs (read_exact); the caller keeps any buffer.",
+                        "第一个帧完整返回了, 下一个却没有: 读过一个帧结尾的那些字节丢了。在 read_frame 里新建的 BufReader 会预读 (线上的字节: 一次读跨了两个帧), 然后连同读到的东西一起被丢掉。直接从 r 读, 每次只要这个帧还需要的字节 (read_exact); 缓冲由调用者负责。",
+                    )
+                } else {
+                    whole_hint()
+                };
                 let mut failure = Failure::new(
                     tr(
                         "the frames did not come back whole, then Ok(None)",
                         "帧没有完整返回, 之后也不是 Ok(None)",
                     ),
-                    whole_hint(),
+                    hint,
                 )
                 .sent(tr(
                     "3 frames (bodies \"hello\", \"\", and 1,800 bytes of 你好), in 1-byte pieces, then the end of the stream",
