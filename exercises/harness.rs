@@ -554,29 +554,23 @@ pub fn expect_bytes(
         Ok(got) if got == expected => Ok(()),
         Ok(got) => Err(Failure::new(what, hint).got(show(&got))),
         Err((got, e)) => {
-            let got = if got.is_empty() {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    tr("nothing: the connection closed", "什么也没有: 连接关闭了")
-                } else if is_timeout(&e) {
-                    tr(
-                        &format!("nothing, in {within:?}"),
-                        &format!("什么也没有, 等了 {within:?}"),
-                    )
-                } else {
-                    tr(&format!("nothing: {e}"), &format!("什么也没有: {e}"))
-                }
+            let why = if e.kind() == io::ErrorKind::UnexpectedEof {
+                tr("the connection closed", "连接关闭了")
+            } else if is_timeout(&e) {
+                tr(
+                    &format!("nothing more in {within:?}"),
+                    &format!("等了 {within:?} 再没有别的"),
+                )
             } else {
-                let why = if e.kind() == io::ErrorKind::UnexpectedEof {
-                    tr("then the connection closed", "然后连接关闭了")
-                } else if is_timeout(&e) {
-                    tr(
-                        &format!("then nothing more, in {within:?}"),
-                        &format!("然后再没有别的, 等了 {within:?}"),
-                    )
-                } else {
-                    e.to_string()
-                };
-                format!("{} {why}", show(&got))
+                e.to_string()
+            };
+            let got = if got.is_empty() {
+                tr(&format!("nothing: {why}"), &format!("什么也没有: {why}"))
+            } else {
+                tr(
+                    &format!("{} then {why}", show(&got)),
+                    &format!("{} 然后{why}", show(&got)),
+                )
             };
             Err(Failure::new(what, hint).got(got))
         }
@@ -668,6 +662,39 @@ pub fn expect_close(stream: &mut TcpStream, within: Duration) -> Close {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Close::Open { extra, error },
         }
+    }
+}
+
+/// What a check says when a stream it expects closed was not: what the
+/// peer sent, then the failure and hint for a reply that came (the
+/// bytes are shown) and for a stream left open.
+pub struct CloseStory {
+    pub sent: String,
+    pub answered: String,
+    pub answered_hint: String,
+    pub open: String,
+    pub open_hint: String,
+}
+
+/// Expects the peer to close without sending anything more, within
+/// `within`; otherwise the failure `story` tells.
+pub fn expect_closed(
+    stream: &mut TcpStream,
+    within: Duration,
+    story: CloseStory,
+) -> Result<(), Failure> {
+    let end = tr("the end of the stream", "流结束");
+    match expect_close(stream, within) {
+        Close::Closed { extra } | Close::Open { extra, .. } if !extra.is_empty() => {
+            Err(Failure::new(story.answered, story.answered_hint)
+                .sent(story.sent)
+                .got(show(&extra))
+                .expected(end))
+        }
+        Close::Closed { .. } => Ok(()),
+        Close::Open { error, .. } => Err(io_failure(story.open, &error, story.open_hint)
+            .sent(story.sent)
+            .expected(end)),
     }
 }
 

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::harness::{
-    Check, Close, Failure, expect_bytes, expect_close, expect_reply, io_failure, listen,
+    Check, CloseStory, Failure, expect_bytes, expect_closed, expect_reply, io_failure, listen,
     peer_client, show, skipped_no_python, tr,
 };
 
@@ -108,38 +108,30 @@ pub fn checks(serve: fn(TcpListener)) -> Vec<Check> {
                 )
                 .map_err(|f| f.sent("\"Tracy\""))?;
                 send(&mut client, b"exit")?;
-                match expect_close(&mut client, WAIT) {
-                    Close::Closed { extra } if extra.is_empty() => Ok(None),
-                    Close::Closed { extra } | Close::Open { extra, .. } if !extra.is_empty() => {
-                        Err(Failure::new(
-                            tr(
-                                "after exit the server sent more",
-                                "收到 exit 之后服务端还发了东西",
-                            ),
-                            tr(
-                                "exit is not greeted: compare what the read returned (&data[..n]) with b\"exit\", and return from tcplink before replying.",
-                                "exit 不需要问候: 把这次读到的 (&data[..n]) 和 b\"exit\" 比较, 在回复之前从 tcplink 返回。",
-                            ),
-                        )
-                        .sent("\"exit\"")
-                        .got(show(&extra))
-                        .expected(tr("the end of the stream", "流结束")))
-                    }
-                    Close::Closed { .. } => Ok(None),
-                    Close::Open { error, .. } => Err(io_failure(
-                        tr(
+                expect_closed(
+                    &mut client,
+                    WAIT,
+                    CloseStory {
+                        sent: "\"exit\"".into(),
+                        answered: tr(
+                            "after exit the server sent more",
+                            "收到 exit 之后服务端还发了东西",
+                        ),
+                        answered_hint: tr(
+                            "exit is not greeted: compare what the read returned (&data[..n]) with b\"exit\", and return from tcplink before replying.",
+                            "exit 不需要问候: 把这次读到的 (&data[..n]) 和 b\"exit\" 比较, 在回复之前从 tcplink 返回。",
+                        ),
+                        open: tr(
                             "after exit the connection stayed open",
                             "收到 exit 之后连接仍然开着",
                         ),
-                        &error,
-                        tr(
+                        open_hint: tr(
                             "on exit, return from tcplink: dropping the TcpStream closes it.",
                             "收到 exit 就从 tcplink 返回: TcpStream 被 drop 时连接就关闭了。",
                         ),
-                    )
-                    .sent("\"exit\"")
-                    .expected(tr("the end of the stream", "流结束"))),
-                }
+                    },
+                )?;
+                Ok(None)
             },
         ),
         Check::new(
@@ -164,34 +156,23 @@ pub fn checks(serve: fn(TcpListener)) -> Vec<Check> {
                     "nothing, then the end of its stream (shutdown(Write), as a client that hangs up)",
                     "什么也没发, 然后结束它的流 (shutdown(Write), 就像挂断的客户端)",
                 );
-                match expect_close(&mut first, WAIT) {
-                    Close::Closed { extra } if extra.is_empty() => {}
-                    Close::Closed { extra } | Close::Open { extra, .. } if !extra.is_empty() => {
-                        return Err(Failure::new(
-                            tr(
-                                "a client hung up, and the server answered the end of its stream",
-                                "客户端挂断了, 服务端却回复了流的结束",
-                            ),
-                            ok0_hint,
-                        )
-                        .sent(sent)
-                        .got(show(&extra))
-                        .expected(tr("the end of the stream", "流结束")));
-                    }
-                    Close::Closed { .. } => {}
-                    Close::Open { error, .. } => {
-                        return Err(io_failure(
-                            tr(
-                                "a client hung up, and the server kept its connection open",
-                                "客户端挂断了, 服务端却一直开着这个连接",
-                            ),
-                            &error,
-                            ok0_hint,
-                        )
-                        .sent(sent)
-                        .expected(tr("the end of the stream", "流结束")));
-                    }
-                }
+                expect_closed(
+                    &mut first,
+                    WAIT,
+                    CloseStory {
+                        sent,
+                        answered: tr(
+                            "a client hung up, and the server answered the end of its stream",
+                            "客户端挂断了, 服务端却回复了流的结束",
+                        ),
+                        answered_hint: ok0_hint.clone(),
+                        open: tr(
+                            "a client hung up, and the server kept its connection open",
+                            "客户端挂断了, 服务端却一直开着这个连接",
+                        ),
+                        open_hint: ok0_hint,
+                    },
+                )?;
                 drop(first);
                 welcome(&mut connect(addr)?).map_err(|f| Failure {
                     what: tr(

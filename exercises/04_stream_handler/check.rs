@@ -12,7 +12,8 @@ use socketserver::chaos::{Chaos, Proxy};
 use socketserver::{StreamRequestHandler, Streamed};
 
 use crate::harness::{
-    Check, Close, Failure, Served, expect_close, expect_reply, io_failure, serve_tcp, show, tr,
+    Check, CloseStory, Failure, Served, expect_closed, expect_reply, io_failure, serve_tcp, show,
+    tr,
 };
 
 pub const TITLE: (&str, &str) = (
@@ -179,34 +180,23 @@ pub fn checks<H: StreamRequestHandler + Default>() -> Vec<Check> {
                     "给每一行设上限: 行太长时 request.read_line(MAX_LINE) 返回错误; 从 handle 把它返回 (`?`), 服务端就会关闭这个连接。",
                 );
                 let _ = long.write_all(&line);
-                match expect_close(&mut long, WAIT) {
-                    Close::Closed { extra } if extra.is_empty() => {}
-                    Close::Closed { extra } | Close::Open { extra, .. } if !extra.is_empty() => {
-                        return Err(Failure::new(
-                            tr(
-                                "a 4,001-byte line was answered",
-                                "4001 字节的一行得到了回复",
-                            ),
-                            hint,
-                        )
-                        .sent(show(&line))
-                        .got(show(&extra))
-                        .expected(tr("the connection closed", "连接被关闭")));
-                    }
-                    Close::Closed { .. } => {}
-                    Close::Open { error, .. } => {
-                        return Err(io_failure(
-                            tr(
-                                "a 4,001-byte line left the connection open",
-                                "4001 字节的一行之后连接仍然开着",
-                            ),
-                            &error,
-                            hint,
-                        )
-                        .sent(show(&line))
-                        .expected(tr("the connection closed", "连接被关闭")));
-                    }
-                }
+                expect_closed(
+                    &mut long,
+                    WAIT,
+                    CloseStory {
+                        sent: show(&line),
+                        answered: tr(
+                            "a 4,001-byte line was answered",
+                            "4001 字节的一行得到了回复",
+                        ),
+                        answered_hint: hint.clone(),
+                        open: tr(
+                            "a 4,001-byte line left the connection open",
+                            "4001 字节的一行之后连接仍然开着",
+                        ),
+                        open_hint: hint,
+                    },
+                )?;
                 exchange(&mut other, b"b\n", b"2: b\n", counting_hint())?;
                 Ok(None)
             },

@@ -10,8 +10,8 @@ use std::time::Duration;
 use socketserver::{BaseRequestHandler, Connection};
 
 use crate::harness::{
-    Check, Close, Failure, expect_bytes, expect_close, io_failure, read_exactly, serve_tcp, show,
-    tr,
+    Check, CloseStory, Failure, expect_bytes, expect_closed, io_failure, read_exactly, serve_tcp,
+    show, tr,
 };
 
 pub const TITLE: (&str, &str) = (
@@ -344,21 +344,23 @@ pub fn checks<H: BaseRequestHandler + Default>() -> Vec<Check> {
                     "L 加入, O 加入; L 发送 4001 字节的一行",
                 );
                 let _ = long.write_all(&line);
-                match expect_close(&mut long, WAIT) {
-                    Close::Closed { .. } => {}
-                    Close::Open { error, .. } => {
-                        return Err(io_failure(
-                            tr(
-                                "after a 4,001-byte line its sender is still in the room",
-                                "发了 4001 字节的一行之后, 发送者仍在房间里",
-                            ),
-                            &error,
-                            hint,
-                        )
-                        .sent(sent)
-                        .expected(tr("L's connection closed", "L 的连接被关闭")));
-                    }
-                }
+                expect_closed(
+                    &mut long,
+                    WAIT,
+                    CloseStory {
+                        sent,
+                        answered: tr(
+                            "after a 4,001-byte line the room sent its sender more",
+                            "发了 4001 字节的一行之后, 房间还给发送者发了东西",
+                        ),
+                        answered_hint: hint.clone(),
+                        open: tr(
+                            "after a 4,001-byte line its sender is still in the room",
+                            "发了 4001 字节的一行之后, 发送者仍在房间里",
+                        ),
+                        open_hint: hint.clone(),
+                    },
+                )?;
                 let mut late = join(served.addr)?;
                 say(&mut late, b"hi\n")?;
                 hears(
