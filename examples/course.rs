@@ -289,10 +289,10 @@ fn check(
                     "{}",
                     tr(
                         &format!(
-                            "the checker stopped before its last check ({status}): the code under test ended the whole process, e.g. an abort on a failed allocation of a size the peer chose, or a stack overflow; the lines just above say which."
+                            "the checker stopped in the middle of a check ({status}): the code under test ended the whole process, e.g. an abort on a failed allocation of a size the peer chose, or a stack overflow. The check it stopped in is on the last line above (on a terminal; in a log, the one after the last ✓ or ✗), followed by the process's last words."
                         ),
                         &format!(
-                            "检查器在最后一项检查之前就停止了 ({status}): 被检查的代码结束了整个进程, 例如按对方给的大小分配内存失败而 abort, 或栈溢出; 上面几行说明了是哪一种。"
+                            "检查器在一项检查的中途停止了 ({status}): 被检查的代码结束了整个进程, 例如按对方给的大小分配内存失败而 abort, 或栈溢出。它停在的那项检查在上面最后一行 (在终端里; 在日志里是最后一个 ✓ 或 ✗ 之后的那一项), 后面跟着进程最后说的话。"
                         ),
                     )
                 );

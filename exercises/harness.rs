@@ -16,7 +16,7 @@
 #![allow(dead_code)] // each includer uses its own part of it
 
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -56,18 +56,43 @@ pub fn labels() -> Labels {
 }
 
 /// Bytes as the learner reads them: text where it is text, `\n` and
-/// `\xNN` where it is not (the trace module's escape), quoted.
+/// `\xNN` where it is not (the trace module's escape), quoted; a run of
+/// one byte repeated is written once with its count (`"x"×4000`), so a
+/// 4,001-byte line reads as what it is.
 pub fn show(bytes: &[u8]) -> String {
     const MAX: usize = 160;
-    if bytes.len() > MAX {
-        format!(
-            "\"{}\"… ({} B)",
-            socketserver::trace::escape(&bytes[..MAX]),
-            bytes.len()
-        )
-    } else {
-        format!("\"{}\"", socketserver::trace::escape(bytes))
+    /// A run shorter than this is written out.
+    const RUN: usize = 16;
+    let mut parts: Vec<String> = Vec::new();
+    let mut text: Vec<u8> = Vec::new();
+    let mut shown = 0;
+    let mut i = 0;
+    while i < bytes.len() && shown < MAX {
+        let run = bytes[i..].iter().take_while(|&&b| b == bytes[i]).count();
+        if run >= RUN {
+            if !text.is_empty() {
+                parts.push(format!("\"{}\"", socketserver::trace::escape(&text)));
+                text.clear();
+            }
+            let one = socketserver::trace::escape(&bytes[i..i + 1]);
+            parts.push(format!("\"{one}\"×{run}"));
+            shown += one.len() + 8;
+            i += run;
+        } else {
+            let take = run.min(MAX - shown);
+            text.extend_from_slice(&bytes[i..i + take]);
+            shown += take;
+            i += take;
+        }
     }
+    if !text.is_empty() || parts.is_empty() {
+        parts.push(format!("\"{}\"", socketserver::trace::escape(&text)));
+    }
+    let mut out = parts.join(" + ");
+    if i < bytes.len() {
+        let _ = write!(out, "… ({} B)", bytes.len());
+    }
+    out
 }
 
 /// A trace as a terminal sequence diagram, at most `max` lines of it.
@@ -204,23 +229,7 @@ pub fn run_one(check: Check) -> Result<Option<String>, Failure> {
     }
     let outcome = match result.recv_timeout(limit) {
         Ok(Ok(result)) => result,
-        Ok(Err(payload)) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Failure::new(
-                tr(
-                    &format!("your code panicked: {message}"),
-                    &format!("你的代码 panic 了: {message}"),
-                ),
-                tr(
-                    "`todo!()` panics with \"not yet implemented\": replace each one with your code.",
-                    "`todo!()` 会以 \"not yet implemented\" panic: 把每一个都换成你的代码。",
-                ),
-            ))
-        }
+        Ok(Err(payload)) => Err(caught(payload)),
         Err(_) => Err({
             // The check is abandoned: so is any seed server it started.
             stop_peer_servers();
@@ -254,9 +263,69 @@ pub fn run_one(check: Check) -> Result<Option<String>, Failure> {
                     &format!("(同时: {})", panics.join("; "))
                 )
             );
+            if panics.iter().any(|p| p.starts_with("not yet implemented")) {
+                // The cause is a todo!() left in, not what the check saw.
+                failure.hint = tr(
+                    "your code reached a `todo!()` (the line above says where), which panics with \"not yet implemented\": replace it with your code.",
+                    "你的代码执行到了一个 `todo!()` (上面一行指出了位置), 它会以 \"not yet implemented\" panic: 把它换成你的代码。",
+                );
+            }
         }
         failure
     })
+}
+
+/// A panic caught in the code under test, as a failure; it is not
+/// reported a second time as "meanwhile".
+pub fn caught(payload: Box<dyn std::any::Any + Send>) -> Failure {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    let failure = panicked(&message);
+    PANICS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| !p.starts_with(&message));
+    failure
+}
+
+/// A failure for a panic with `message` in the code under test: where
+/// it happened (the panic hook recorded the place), and, unless it is a
+/// skeleton's `todo!()`, what a panic costs a server.
+pub fn panicked(message: &str) -> Failure {
+    let place = PANICS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .rev()
+        .find(|p| p.starts_with(message))
+        .and_then(|p| p[message.len()..].trim().strip_prefix('('))
+        .and_then(|p| p.strip_suffix(')'))
+        // A place inside the standard library ("capacity overflow") says
+        // nothing to the learner; the case that caused it does.
+        .filter(|p| !p.starts_with("/rustc/"))
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
+    let hint = if message.starts_with("not yet implemented") {
+        tr(
+            "`todo!()` panics with \"not yet implemented\": replace each one with your code.",
+            "`todo!()` 会以 \"not yet implemented\" panic: 把每一个都换成你的代码。",
+        )
+    } else {
+        tr(
+            "A panic (unwrap, expect, an index out of range, an allocation too big for its size type) ends the thread it happens on: a connection's thread, or a whole server if it is the accept loop. Where a peer's bytes or a socket's error can cause it, return an io::Error instead.",
+            "panic (unwrap、expect、越界的下标、超出大小类型的分配) 会结束它所在的线程: 一个连接的线程, 如果发生在 accept 循环里就是整个服务端。对方的字节或套接字的错误可能引起它的地方, 改为返回 io::Error。",
+        )
+    };
+    Failure::new(
+        tr(
+            &format!("your code panicked: {message}{place}"),
+            &format!("你的代码 panic 了: {message}{place}"),
+        ),
+        hint,
+    )
 }
 
 /// From now on a panic is recorded for the report, not printed: the
@@ -348,9 +417,22 @@ pub fn run_and_print(title: &str, checks: Vec<Check>) -> usize {
             continue;
         }
         let started = Instant::now();
+        // The check's name while it runs: if the code under test ends the
+        // whole process (an abort on an allocation of a size the peer
+        // chose), the screen still says which check it was, and what the
+        // process said as it ended follows on that line; the result line
+        // then writes over it. (Only on a terminal: in a log the check
+        // that ended it is the one after the last line.)
+        let redo = if io::stdout().is_terminal() {
+            print!("  … {name}: ");
+            let _ = io::stdout().flush();
+            "\r\x1b[2K"
+        } else {
+            ""
+        };
         match run_one(check) {
             Ok(note) => {
-                println!("  ✓ {name} ({:.0?})", started.elapsed());
+                println!("{redo}  ✓ {name} ({:.0?})", started.elapsed());
                 if let Some(note) = note {
                     for line in note.lines() {
                         println!("      {line}");
@@ -359,7 +441,7 @@ pub fn run_and_print(title: &str, checks: Vec<Check>) -> usize {
             }
             Err(failure) => {
                 unfinished = failure.unfinished;
-                println!("  ✗ {name}");
+                println!("{redo}  ✗ {name}");
                 if failed == 0 {
                     print!("{}", describe(&failure));
                 }
@@ -473,30 +555,146 @@ pub fn expect_bytes(
         Ok(got) => Err(Failure::new(what, hint).got(show(&got))),
         Err((got, e)) => {
             let why = if e.kind() == io::ErrorKind::UnexpectedEof {
-                tr("then the connection closed", "然后连接关闭了")
+                tr("the connection closed", "连接关闭了")
             } else if is_timeout(&e) {
-                tr("then nothing more", "然后再没有别的")
+                tr(
+                    &format!("nothing more in {within:?}"),
+                    &format!("等了 {within:?} 再没有别的"),
+                )
             } else {
                 e.to_string()
             };
-            Err(Failure::new(what, hint).got(format!("{} {why}", show(&got))))
+            let got = if got.is_empty() {
+                tr(&format!("nothing: {why}"), &format!("什么也没有: {why}"))
+            } else {
+                tr(
+                    &format!("{} then {why}", show(&got)),
+                    &format!("{} 然后{why}", show(&got)),
+                )
+            };
+            Err(Failure::new(what, hint).got(got))
         }
     }
     .map_err(|f| f.expected(show(expected)))
 }
 
-/// Expects the peer to close: `read` returns 0 within `within`.
-pub fn expect_close(stream: &mut TcpStream, within: Duration) -> io::Result<Option<Vec<u8>>> {
-    stream.set_read_timeout(Some(within))?;
-    let mut extra = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
+/// Expects a whole reply to one request: exactly `expected` within
+/// `within`, and nothing after it that has already arrived. For lock-step
+/// conversations only (the peer sends nothing more until it is asked): a
+/// reply that runs on (the whole 1,024-byte buffer sent back, not the
+/// bytes read) is caught here, as what it is, not taken for an answer to
+/// the next request.
+pub fn expect_reply(
+    stream: &mut TcpStream,
+    expected: &[u8],
+    within: Duration,
+    what: String,
+    hint: String,
+) -> Result<(), Failure> {
+    expect_bytes(stream, expected, within, what.clone(), hint.clone())?;
+    let surplus = already_there(stream);
+    if surplus.is_empty() {
+        return Ok(());
+    }
+    let mut got = expected.to_vec();
+    got.extend_from_slice(&surplus);
+    Err(Failure::new(
+        tr(
+            &format!("{what}: the right bytes came, then {} more", surplus.len()),
+            &format!("{what}: 正确的字节之后, 又多来了 {} 个字节", surplus.len()),
+        ),
+        hint,
+    )
+    .got(show(&got))
+    .expected(show(expected)))
+}
+
+/// What has already arrived on `stream`, read without waiting.
+fn already_there(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    if stream.set_nonblocking(true).is_err() {
+        return got;
+    }
+    let mut buf = [0u8; 4096];
+    // What a reply could have run on by, at most: enough to show it.
+    while got.len() < 64 * 1024 {
         match stream.read(&mut buf) {
-            Ok(0) => return Ok(if extra.is_empty() { None } else { Some(extra) }),
-            Ok(n) => extra.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
-            Err(e) => return Err(e),
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => break,
         }
+    }
+    let _ = stream.set_nonblocking(false);
+    got
+}
+
+/// How a stream the peer should close went.
+#[derive(Debug)]
+pub enum Close {
+    /// `read` returned 0 (or the peer reset it), after `extra` bytes.
+    Closed { extra: Vec<u8> },
+    /// It stayed open: `error` (a timeout, most often) after `extra`
+    /// bytes, or more than 64 KiB came and the checker stopped reading.
+    Open { extra: Vec<u8>, error: io::Error },
+}
+
+/// Expects the peer to close: `read` returns 0 within `within`. Whatever
+/// came first is kept, also when the stream stays open (a server that
+/// answers a line it should refuse, and then waits), and at most 64 KiB of
+/// it is read (a server that writes for ever cannot hold the check).
+pub fn expect_close(stream: &mut TcpStream, within: Duration) -> Close {
+    let mut extra = Vec::new();
+    if let Err(error) = stream.set_read_timeout(Some(within)) {
+        return Close::Open { extra, error };
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        if extra.len() >= 64 * 1024 {
+            let error = io::Error::other(tr(
+                "it kept sending: the checker stopped reading after 64 KiB",
+                "它一直在发: 检查器读了 64 KiB 后停止",
+            ));
+            return Close::Open { extra, error };
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return Close::Closed { extra },
+            Ok(n) => extra.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Close::Closed { extra },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Close::Open { extra, error },
+        }
+    }
+}
+
+/// What a check says when a stream it expects closed was not: what the
+/// peer sent, then the failure and hint for a reply that came (the
+/// bytes are shown) and for a stream left open.
+pub struct CloseStory {
+    pub sent: String,
+    pub answered: String,
+    pub answered_hint: String,
+    pub open: String,
+    pub open_hint: String,
+}
+
+/// Expects the peer to close without sending anything more, within
+/// `within`; otherwise the failure `story` tells.
+pub fn expect_closed(
+    stream: &mut TcpStream,
+    within: Duration,
+    story: CloseStory,
+) -> Result<(), Failure> {
+    let end = tr("the end of the stream", "流结束");
+    match expect_close(stream, within) {
+        Close::Closed { extra } | Close::Open { extra, .. } if !extra.is_empty() => {
+            Err(Failure::new(story.answered, story.answered_hint)
+                .sent(story.sent)
+                .got(show(&extra))
+                .expected(end))
+        }
+        Close::Closed { .. } => Ok(()),
+        Close::Open { error, .. } => Err(io_failure(story.open, &error, story.open_hint)
+            .sent(story.sent)
+            .expected(end)),
     }
 }
 

@@ -227,7 +227,7 @@ fn the_runner_checks_one_exercise() {
         .expect("the runner runs");
     let text = String::from_utf8_lossy(&solution.stdout);
     assert_eq!(solution.status.code(), Some(0), "{text}");
-    assert!(text.contains("all 5 checks pass"), "{text}");
+    assert!(text.contains("all 6 checks pass"), "{text}");
 
     let zh = example("course")
         .args(["--lang", "zh", "check", "6", "--solution"])
@@ -260,4 +260,122 @@ fn the_runner_checks_one_exercise() {
         .output()
         .expect("runs");
     assert_eq!(missing.status.code(), Some(2));
+}
+
+/// Learners' mistakes, written as a learner writes them: each must fail
+/// the check named, with the failure saying what went wrong. (Some once
+/// passed the checks: the reply's tail was taken for an answer to `exit`,
+/// a read of 0 bytes answered with "你好," went unseen, and so did a
+/// server's silence returned as an empty body.)
+mod mistakes {
+    use std::io::{self, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::thread;
+
+    /// The seed's habit, with the whole buffer sent back.
+    pub fn whole_buffer(listener: TcpListener) {
+        serve(listener, |sock| tcplink(sock, true, true));
+    }
+
+    /// `Ok(0)` taken for an empty message.
+    pub fn no_end_of_stream(listener: TcpListener) {
+        serve(listener, |sock| tcplink(sock, false, false));
+    }
+
+    fn serve(listener: TcpListener, link: fn(TcpStream) -> io::Result<()>) {
+        for sock in listener.incoming().flatten() {
+            thread::spawn(move || link(sock));
+        }
+    }
+
+    fn tcplink(mut sock: TcpStream, whole: bool, stop_at_0: bool) -> io::Result<()> {
+        sock.write_all(b"Welcome!")?;
+        let mut data = [0u8; 1024];
+        loop {
+            let n = sock.read(&mut data)?;
+            if (n == 0 && stop_at_0) || &data[..n] == b"exit" {
+                return Ok(());
+            }
+            let mut reply = "你好,".as_bytes().to_vec();
+            reply.extend_from_slice(if whole { &data } else { &data[..n] });
+            sock.write_all(&reply)?;
+        }
+    }
+
+    /// A command client that takes the server's silence for an empty
+    /// answer (`read_frame`'s `Ok(None)`).
+    pub fn empty_for_none(stream: &mut TcpStream, command: &str) -> io::Result<Vec<u8>> {
+        if command.is_empty() {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        stream.write_all(command.as_bytes())?;
+        let frame = socketserver::frame::read_frame(stream)?;
+        Ok(frame.map(|f| f.body).unwrap_or_default())
+    }
+
+    /// A frame reader that trusts the header length (`as usize` makes -1
+    /// huge) but is otherwise right.
+    pub fn trusts_the_length(r: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
+        let mut len = [0u8; 4];
+        if r.read(&mut len[..1])? == 0 {
+            return Ok(None);
+        }
+        r.read_exact(&mut len[1..])?;
+        let mut head = vec![0u8; i32::from_le_bytes(len) as usize];
+        r.read_exact(&mut head)?;
+        let invalid = |e| io::Error::new(io::ErrorKind::InvalidData, e);
+        let header: socketserver::frame::Header =
+            socketserver::frame::serde_json::from_slice(&head).map_err(invalid)?;
+        if header.len > 1 << 20 {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
+        let mut body = vec![0u8; header.len as usize];
+        r.read_exact(&mut body)?;
+        Ok(Some(body))
+    }
+}
+
+/// Runs the check whose name starts with `name` and returns its failure.
+fn failure_of(checks: Vec<Check>, name: &str) -> harness::Failure {
+    let check = checks
+        .into_iter()
+        .find(|c| c.name.starts_with(name))
+        .unwrap_or_else(|| panic!("no check named {name}"));
+    match harness::run_one(check) {
+        Ok(_) => panic!("{name}: passes a wrong answer"),
+        Err(failure) => failure,
+    }
+}
+
+#[test]
+fn the_checks_catch_the_learners_mistakes() {
+    let whole = failure_of(check01::checks(mistakes::whole_buffer), "Tracy gets");
+    assert!(whole.what.contains("1019 more"), "{}", whole.what);
+    assert!(whole.hint.contains("&data[..n]"), "{}", whole.hint);
+
+    let endless = failure_of(
+        check01::checks(mistakes::no_end_of_stream),
+        "a client that hangs up",
+    );
+    assert!(endless.got.as_deref().is_some_and(|g| g.contains("你好,")));
+    assert!(endless.hint.contains("Ok(0)"), "{}", endless.hint);
+
+    let silent = failure_of(
+        check07::checks(mistakes::empty_for_none),
+        "a server that closes inside or before",
+    );
+    assert!(silent.hint.contains("Ok(None)"), "{}", silent.hint);
+
+    let trusting = failure_of(
+        check06::checks(mistakes::trusts_the_length),
+        "a frame that lies",
+    );
+    assert!(trusting.what.contains("negative"), "{}", trusting.what);
+    assert!(
+        trusting
+            .got
+            .as_deref()
+            .is_some_and(|g| g.contains("panicked")),
+        "{trusting:?}"
+    );
 }

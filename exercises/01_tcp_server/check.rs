@@ -3,13 +3,13 @@
 //! client (tests/peers/greet_tcp_client.py).
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
 use crate::harness::{
-    Check, Failure, expect_bytes, expect_close, io_failure, listen, peer_client, show,
-    skipped_no_python, tr,
+    Check, CloseStory, Failure, expect_bytes, expect_closed, expect_reply, io_failure, listen,
+    peer_client, show, skipped_no_python, tr,
 };
 
 pub const TITLE: (&str, &str) = (
@@ -96,64 +96,92 @@ pub fn checks(serve: fn(TcpListener)) -> Vec<Check> {
                 let mut client = connect(addr)?;
                 welcome(&mut client)?;
                 send(&mut client, b"Tracy")?;
-                expect_bytes(
+                expect_reply(
                     &mut client,
                     "你好,Tracy".as_bytes(),
                     WAIT,
                     tr("the reply to Tracy is not 你好,Tracy", "对 Tracy 的回复不是 你好,Tracy"),
                     tr(
-                        "reply with '你好,' followed by exactly the bytes that one read returned (data[..n], not the whole buffer).",
-                        "回复 '你好,' 加上这次读到的字节 (data[..n], 不是整个缓冲区)。",
+                        "the client sends Tracy (5 bytes, no newline) and waits for the answer: read once into the buffer (let n = sock.read(&mut data)?), and reply '你好,' followed by exactly the bytes that read returned, &data[..n], not the whole buffer (a read_line would wait for a newline that never comes).",
+                        "客户端发送 Tracy (5 个字节, 没有换行) 然后等回复: 读一次到缓冲区 (let n = sock.read(&mut data)?), 回复 '你好,' 加上这次读到的字节 &data[..n], 而不是整个缓冲区 (read_line 会等一个永远不来的换行)。",
                     ),
                 )
                 .map_err(|f| f.sent("\"Tracy\""))?;
                 send(&mut client, b"exit")?;
-                match expect_close(&mut client, WAIT) {
-                    Ok(None) => Ok(None),
-                    Ok(Some(extra)) => Err(Failure::new(
-                        tr(
+                expect_closed(
+                    &mut client,
+                    WAIT,
+                    CloseStory {
+                        sent: "\"exit\"".into(),
+                        answered: tr(
                             "after exit the server sent more",
                             "收到 exit 之后服务端还发了东西",
                         ),
-                        tr(
-                            "exit is not greeted: stop before replying.",
-                            "exit 不需要问候: 在回复之前停下。",
+                        answered_hint: tr(
+                            "exit is not greeted: compare what the read returned (&data[..n]) with b\"exit\", and return from tcplink before replying.",
+                            "exit 不需要问候: 把这次读到的 (&data[..n]) 和 b\"exit\" 比较, 在回复之前从 tcplink 返回。",
                         ),
-                    )
-                    .sent("\"exit\"")
-                    .got(show(&extra))
-                    .expected(tr("the end of the stream", "流结束"))),
-                    Err(e) => Err(io_failure(
-                        tr(
+                        open: tr(
                             "after exit the connection stayed open",
                             "收到 exit 之后连接仍然开着",
                         ),
-                        &e,
-                        tr(
+                        open_hint: tr(
                             "on exit, return from tcplink: dropping the TcpStream closes it.",
                             "收到 exit 就从 tcplink 返回: TcpStream 被 drop 时连接就关闭了。",
                         ),
-                    )
-                    .sent("\"exit\"")
-                    .expected(tr("the end of the stream", "流结束"))),
-                }
+                    },
+                )?;
+                Ok(None)
             },
         ),
         Check::new(
             tr(
-                "a client that hangs up without exit does not stop the server",
-                "不发 exit 就断开的客户端不会让服务端停下",
+                "a client that hangs up without exit gets nothing more, and the server goes on",
+                "不发 exit 就断开的客户端不会再收到东西, 服务端继续运行",
             ),
             limit,
             move || {
                 let addr = start(serve)?;
                 let mut first = connect(addr)?;
                 welcome(&mut first)?;
+                // Python's s.shutdown(socket.SHUT_WR): the client is done
+                // sending, and still reads, so a reply to the end of the
+                // stream (a read of 0 bytes taken for a message) is seen.
+                let _ = first.shutdown(Shutdown::Write);
+                let ok0_hint = tr(
+                    "a read that returns Ok(0) is the end of the stream, not an empty message: the client hung up. Return from tcplink there (if n == 0 { return Ok(()) }), or the loop answers '你好,' for ever.",
+                    "返回 Ok(0) 的读是流的结束, 不是空消息: 客户端挂断了。在那里从 tcplink 返回 (if n == 0 { return Ok(()) }), 否则循环会永远回复 '你好,'。",
+                );
+                let sent = tr(
+                    "nothing, then the end of its stream (shutdown(Write), as a client that hangs up)",
+                    "什么也没发, 然后结束它的流 (shutdown(Write), 就像挂断的客户端)",
+                );
+                expect_closed(
+                    &mut first,
+                    WAIT,
+                    CloseStory {
+                        sent,
+                        answered: tr(
+                            "a client hung up, and the server answered the end of its stream",
+                            "客户端挂断了, 服务端却回复了流的结束",
+                        ),
+                        answered_hint: ok0_hint.clone(),
+                        open: tr(
+                            "a client hung up, and the server kept its connection open",
+                            "客户端挂断了, 服务端却一直开着这个连接",
+                        ),
+                        open_hint: ok0_hint,
+                    },
+                )?;
                 drop(first);
                 welcome(&mut connect(addr)?).map_err(|f| Failure {
+                    what: tr(
+                        "after a client hung up, the next one was not greeted",
+                        "一个客户端挂断之后, 下一个客户端没有收到问候",
+                    ),
                     hint: tr(
-                        "a read of 0 bytes means the client hung up: end that conversation (return), never the server; and an error on one connection must not end serve.",
-                        "读到 0 字节表示客户端断开了: 结束这一个会话 (return), 而不是整个服务端; 一个连接上的错误也不能让 serve 结束。",
+                        "the end of one conversation ends that connection's thread (return from tcplink), never the server; and an error on one connection must not end serve: no ? or unwrap in the accept loop.",
+                        "一个会话的结束只结束那个连接的线程 (从 tcplink 返回), 而不是整个服务端; 一个连接上的错误也不能让 serve 结束: accept 循环里不要用 ? 或 unwrap。",
                     ),
                     ..f
                 })?;

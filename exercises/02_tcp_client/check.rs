@@ -188,5 +188,65 @@ pub fn checks(greet: Greet) -> Vec<Check> {
                 Ok(None)
             },
         ),
+        // Last: a right answer spends its own read timeout (5 s) here.
+        Check::new(
+            tr(
+                "a server that greets and then says nothing is an error within about 5 s, not a hang (takes 5 s)",
+                "服务端问候之后一言不发: 大约 5 秒内返回错误, 而不是卡住 (需要 5 秒)",
+            ),
+            limit,
+            move || {
+                let (listener, addr) = listen()?;
+                let _unblock = Unblock(addr);
+                // The server holds the connection open, silent, until the
+                // check lets go of `release`: then the socket closes, and
+                // a greet still waiting sees the end of the stream and ends.
+                let (release, held) = mpsc::channel::<()>();
+                thread::spawn(move || -> std::io::Result<()> {
+                    let (mut sock, _) = listener.accept()?;
+                    sock.write_all(b"Welcome!")?;
+                    let _ = held.recv();
+                    Ok(())
+                });
+                let (done, result) = mpsc::channel();
+                thread::spawn(move || {
+                    let _ = done.send(greet(addr, &["Tracy"]));
+                });
+                let waited = Duration::from_secs(8);
+                let hint = tr(
+                    "a server that says nothing must not hold the client for ever: sock.set_read_timeout(Some(Duration::from_secs(5))) right after connecting; a read that times out returns an error (WouldBlock or TimedOut), which greet returns.",
+                    "一言不发的服务端不能让客户端永远等下去: 连接之后马上 sock.set_read_timeout(Some(Duration::from_secs(5))); 超时的读返回错误 (WouldBlock 或 TimedOut), greet 把它返回。",
+                );
+                let sent = tr(
+                    "Tracy (the server sent Welcome!, then nothing, and kept the connection open)",
+                    "Tracy (服务端发了 Welcome!, 然后什么也不发, 连接一直开着)",
+                );
+                match result.recv_timeout(waited) {
+                    Ok(Err(_)) => Ok(None),
+                    Ok(Ok(heard)) => Err(Failure::new(
+                        tr(
+                            "greet returned Ok although the server never replied",
+                            "服务端从未回复, greet 却返回了 Ok",
+                        ),
+                        hint,
+                    )
+                    .sent(sent)
+                    .got(format!("Ok({heard:?})"))
+                    .expected("Err(..)")),
+                    Err(_) => {
+                        drop(release);
+                        Err(Failure::new(
+                            tr(
+                                &format!("greet was still waiting after {waited:?}"),
+                                &format!("{waited:?} 之后 greet 仍在等待"),
+                            ),
+                            hint,
+                        )
+                        .sent(sent)
+                        .expected(tr("Err(..) within about 5 s", "大约 5 秒内返回 Err(..)")))
+                    }
+                }
+            },
+        ),
     ]
 }

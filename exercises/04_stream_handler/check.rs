@@ -12,7 +12,8 @@ use socketserver::chaos::{Chaos, Proxy};
 use socketserver::{StreamRequestHandler, Streamed};
 
 use crate::harness::{
-    Check, Failure, Served, expect_bytes, expect_close, io_failure, serve_tcp, show, tr,
+    Check, CloseStory, Failure, Served, expect_closed, expect_reply, io_failure, serve_tcp, show,
+    tr,
 };
 
 pub const TITLE: (&str, &str) = (
@@ -40,7 +41,7 @@ fn exchange(
     client
         .write_all(line)
         .map_err(|e| io_failure("cannot send".into(), &e, hint.clone()).sent(show(line)))?;
-    expect_bytes(
+    expect_reply(
         client,
         reply,
         WAIT,
@@ -137,10 +138,27 @@ pub fn checks<H: StreamRequestHandler + Default>() -> Vec<Check> {
                     "one handler value serves every connection, at the same time, on different threads: a count kept in the handler (a field, a static) is shared by all of them. Keep this connection's state in handle's local variables.",
                     "一个处理器值同时在不同线程上服务所有连接: 放在处理器里的计数 (字段、static) 被所有连接共享。把这个连接的状态放在 handle 的局部变量里。",
                 );
-                exchange(&mut a, b"a\n", b"1: a\n", hint.clone())?;
-                exchange(&mut b, b"x\n", b"1: x\n", hint.clone())?;
-                exchange(&mut a, b"b\n", b"2: b\n", hint.clone())?;
-                exchange(&mut b, b"y\n", b"2: y\n", hint)?;
+                // Each step says who sent what, so far: the count that
+                // went wrong is the one a shared counter would give.
+                let steps: [(&str, &[u8], &[u8]); 4] = [
+                    ("A", b"a\n", b"1: a\n"),
+                    ("B", b"x\n", b"1: x\n"),
+                    ("A", b"b\n", b"2: b\n"),
+                    ("B", b"y\n", b"2: y\n"),
+                ];
+                let mut story = Vec::new();
+                for (who, line, reply) in steps {
+                    story.push(format!("{who}: {}", show(line)));
+                    let client = if who == "A" { &mut a } else { &mut b };
+                    exchange(client, line, reply, hint.clone()).map_err(|f| Failure {
+                        what: tr(
+                            &format!("client {who}'s reply is not its own count"),
+                            &format!("客户端 {who} 的回复不是它自己的计数"),
+                        ),
+                        sent: Some(story.join(", ")),
+                        ..f
+                    })?;
+                }
                 Ok(None)
             },
         ),
@@ -162,33 +180,23 @@ pub fn checks<H: StreamRequestHandler + Default>() -> Vec<Check> {
                     "给每一行设上限: 行太长时 request.read_line(MAX_LINE) 返回错误; 从 handle 把它返回 (`?`), 服务端就会关闭这个连接。",
                 );
                 let _ = long.write_all(&line);
-                match expect_close(&mut long, WAIT) {
-                    Ok(None) => {}
-                    Ok(Some(reply)) => {
-                        return Err(Failure::new(
-                            tr(
-                                "a 4,001-byte line was answered",
-                                "4001 字节的一行得到了回复",
-                            ),
-                            hint,
-                        )
-                        .sent(show(&line))
-                        .got(show(&reply))
-                        .expected(tr("the connection closed", "连接被关闭")));
-                    }
-                    Err(e) => {
-                        return Err(io_failure(
-                            tr(
-                                "a 4,001-byte line left the connection open",
-                                "4001 字节的一行之后连接仍然开着",
-                            ),
-                            &e,
-                            hint,
-                        )
-                        .sent(show(&line))
-                        .expected(tr("the connection closed", "连接被关闭")));
-                    }
-                }
+                expect_closed(
+                    &mut long,
+                    WAIT,
+                    CloseStory {
+                        sent: show(&line),
+                        answered: tr(
+                            "a 4,001-byte line was answered",
+                            "4001 字节的一行得到了回复",
+                        ),
+                        answered_hint: hint.clone(),
+                        open: tr(
+                            "a 4,001-byte line left the connection open",
+                            "4001 字节的一行之后连接仍然开着",
+                        ),
+                        open_hint: hint,
+                    },
+                )?;
                 exchange(&mut other, b"b\n", b"2: b\n", counting_hint())?;
                 Ok(None)
             },

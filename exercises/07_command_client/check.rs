@@ -220,8 +220,8 @@ pub fn checks(run: Run) -> Vec<Check> {
         ),
         Check::new(
             tr(
-                "a server that closes inside the reply is an error, and an empty command is refused",
-                "服务端在回复中途关闭是错误; 空命令被拒绝",
+                "a server that closes inside or before the reply is an error, and an empty command is refused",
+                "服务端在回复中途或回复之前关闭是错误; 空命令被拒绝",
             ),
             limit,
             move || {
@@ -238,8 +238,31 @@ pub fn checks(run: Run) -> Vec<Check> {
                             "流在数据结束前 3 个字节就结束了: 这是错误, 而不是更短的数据。",
                         ),
                     )
+                    .sent("\"echo hello\"")
                     .got(format!("Ok({})", show(&body)))
                     .expected("Err(..)"));
+                }
+                // No reply at all: the server read the command and closed.
+                let (addr, _) = stand_in(vec![("echo hello", Vec::new())])?;
+                let _unblock = Unblock(addr);
+                let mut stream = connect(addr)?;
+                if let Ok(body) = run(&mut stream, "echo hello") {
+                    return Err(Failure::new(
+                        tr(
+                            "a server that closed without replying got an Ok",
+                            "服务端没有回复就关闭了, 却得到了 Ok",
+                        ),
+                        tr(
+                            "read_frame returns Ok(None) when the stream ends before a frame begins. A reader of many frames stops there; run was promised one answer, so for run it is an error: return io::ErrorKind::UnexpectedEof, not an empty body.",
+                            "流在一个帧开始之前结束时, read_frame 返回 Ok(None)。读很多帧的读取者到这里就停; run 等的是一个回答, 所以对 run 来说这是错误: 返回 io::ErrorKind::UnexpectedEof, 而不是空的数据。",
+                        ),
+                    )
+                    .sent(tr(
+                        "\"echo hello\" (the server read it and closed, with no reply)",
+                        "\"echo hello\" (服务端读了它, 然后没有回复就关闭了)",
+                    ))
+                    .got(format!("Ok({})", show(&body)))
+                    .expected("Err(UnexpectedEof)"));
                 }
                 let (addr, _) = stand_in(vec![])?;
                 let _unblock = Unblock(addr);

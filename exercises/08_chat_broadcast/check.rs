@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use socketserver::{BaseRequestHandler, Connection};
 
-use crate::harness::{Check, Failure, expect_bytes, io_failure, read_exactly, serve_tcp, show, tr};
+use crate::harness::{
+    Check, CloseStory, Failure, expect_bytes, expect_closed, io_failure, read_exactly, serve_tcp,
+    show, tr,
+};
 
 pub const TITLE: (&str, &str) = (
     "Exercise 8: the chat room's broadcast, with a member that never reads",
@@ -208,8 +211,8 @@ pub fn checks<H: BaseRequestHandler + Default>() -> Vec<Check> {
                 line.push(b'\n');
                 let batch = line.repeat(BATCH);
                 let stall_hint = tr(
-                    "a write to a member that does not read blocks once its socket's buffers are full, and with it the thread that writes. Never write to another member's socket from the sender's thread: give each member a bounded queue (mpsc::sync_channel(QUEUE)) and a writer thread of its own, and pass lines on with try_send, which never waits.",
-                    "向一个不读的成员写, 一旦它的套接字缓冲区满了就会阻塞, 连带着写它的那个线程。永远不要在发送者的线程里直接写别的成员的套接字: 给每个成员一个有界队列 (mpsc::sync_channel(QUEUE)) 和它自己的写线程, 用从不等待的 try_send 转发。",
+                    "the sender's thread waited for the member that does not read, and so stopped reading the sender. Two ways to wait for it: a write to its socket (it blocks once the socket's buffers are full), or a send into its full queue (send waits for room). Never write to another member's socket from the sender's thread: each member has a bounded queue (mpsc::sync_channel(QUEUE)) and a writer thread of its own; pass lines on with try_send, which never waits, and on Full drop that member.",
+                    "发送者的线程在等那个不读的成员, 于是不再读发送者。等它的方式有两种: 写它的套接字 (套接字缓冲区满了就阻塞), 或者往它满了的队列里 send (send 会等到有空位)。永远不要在发送者的线程里写别的成员的套接字: 每个成员有一个有界队列 (mpsc::sync_channel(QUEUE)) 和自己的写线程; 用从不等待的 try_send 转发, 遇到 Full 就踢出那个成员。",
                 );
                 for sent in (0..LINES).step_by(BATCH) {
                     let on_stall = |f: Failure| Failure {
@@ -242,10 +245,17 @@ pub fn checks<H: BaseRequestHandler + Default>() -> Vec<Check> {
                         }
                         Err((got, e)) => {
                             return Err(on_stall(
-                                io_failure(String::new(), &e, String::new()).got(format!(
-                                    "{} B of {} B",
-                                    got.len(),
-                                    batch.len()
+                                io_failure(String::new(), &e, String::new()).got(tr(
+                                    &format!(
+                                        "{sent} lines, then {} B of the next {BATCH} lines' {} B, then nothing for {WAIT:?}",
+                                        got.len(),
+                                        batch.len()
+                                    ),
+                                    &format!(
+                                        "{sent} 行, 然后是接下来 {BATCH} 行共 {} B 中的 {} B, 然后 {WAIT:?} 内什么也没有",
+                                        batch.len(),
+                                        got.len()
+                                    ),
                                 )),
                             ));
                         }
@@ -273,7 +283,22 @@ pub fn checks<H: BaseRequestHandler + Default>() -> Vec<Check> {
                                     "队列满了的成员已经不再读了: 把它移出房间并关闭它的套接字 (Stream::shutdown(Shutdown::Both)), 否则它的队列或内核缓冲区会永远占着它的行。",
                                 ),
                             )
-                            .got(format!("{received} B, then nothing")));
+                            .sent(tr(
+                                &format!(
+                                    "one member joined and never read; another sent {LINES} lines of {LINE} B, and a third got them all"
+                                ),
+                                &format!(
+                                    "一个成员加入后从不读取; 另一个成员发送 {LINES} 行, 每行 {LINE} B, 第三个成员全都收到了"
+                                ),
+                            ))
+                            .got(tr(
+                                &format!("{received} B, then nothing, and the connection still open"),
+                                &format!("{received} B, 然后什么也没有, 连接仍然开着"),
+                            ))
+                            .expected(tr(
+                                "what was queued for it, then the end of the stream: dropped",
+                                "排给它的那些行, 然后流结束: 被踢出",
+                            )));
                         }
                     }
                 }
@@ -295,6 +320,64 @@ pub fn checks<H: BaseRequestHandler + Default>() -> Vec<Check> {
                         &format!("少于 {total} B, 然后流结束"),
                     )));
                 }
+                Ok(None)
+            },
+        ),
+        Check::new(
+            tr(
+                "a line over MAX_LINE ends that member, and is not passed on",
+                "超过 MAX_LINE 的一行结束这个成员, 也不会被转发",
+            ),
+            limit,
+            || {
+                let served = serve_tcp(Bounded(H::default()))?;
+                let mut long = join(served.addr)?;
+                let mut other = join(served.addr)?;
+                let mut line = vec![b'x'; 4000];
+                line.push(b'\n');
+                let hint = tr(
+                    "a member chooses how long its lines are: read at most MAX_LINE + 1 bytes ((&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\\n', &mut line)), and a line longer than MAX_LINE is an error (io::ErrorKind::InvalidData) returned from handle: the server closes that connection, and the member leaves.",
+                    "行有多长是成员自己选的: 最多读 MAX_LINE + 1 个字节 ((&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\\n', &mut line)), 超过 MAX_LINE 的一行是错误 (io::ErrorKind::InvalidData), 从 handle 返回它: 服务端关闭这个连接, 成员离开。",
+                );
+                let sent = tr(
+                    "L joins, O joins; L sends a 4,001-byte line",
+                    "L 加入, O 加入; L 发送 4001 字节的一行",
+                );
+                let _ = long.write_all(&line);
+                expect_closed(
+                    &mut long,
+                    WAIT,
+                    CloseStory {
+                        sent,
+                        answered: tr(
+                            "after a 4,001-byte line the room sent its sender more",
+                            "发了 4001 字节的一行之后, 房间还给发送者发了东西",
+                        ),
+                        answered_hint: hint.clone(),
+                        open: tr(
+                            "after a 4,001-byte line its sender is still in the room",
+                            "发了 4001 字节的一行之后, 发送者仍在房间里",
+                        ),
+                        open_hint: hint.clone(),
+                    },
+                )?;
+                let mut late = join(served.addr)?;
+                say(&mut late, b"hi\n")?;
+                hears(
+                    &mut other,
+                    b"hi\n",
+                    tr(
+                        "O's next line is not the next member's hi",
+                        "O 收到的下一行不是下一个成员的 hi",
+                    ),
+                    hint,
+                )
+                .map_err(|f| {
+                    f.sent(tr(
+                        "L joins, O joins; L sends a 4,001-byte line and is closed; N joins and says hi",
+                        "L 加入, O 加入; L 发送 4001 字节的一行并被关闭; N 加入并说 hi",
+                    ))
+                })?;
                 Ok(None)
             },
         ),
