@@ -41,24 +41,22 @@ mod unix {
     /// A connection from `source`, its receive buffer set before the
     /// handshake when given.
     fn connect(source: IpAddr, to: SocketAddr, rcvbuf: Option<usize>) -> TcpStream {
-        use rustix::net::{
-            AddressFamily, SocketFlags, SocketType, bind, connect, socket_with, sockopt,
-        };
-        // Close-on-exec, as std's sockets are: a child process started
-        // meanwhile (an example server) must not inherit it.
-        let fd = socket_with(
-            AddressFamily::INET,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
+        // Close-on-exec, as std's sockets are, on every system (socket2
+        // sees to it): a child process started meanwhile (an example
+        // server) must not inherit it.
+        let from = SocketAddr::new(source, 0);
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(from),
+            socket2::Type::STREAM,
             None,
         )
         .unwrap();
         if let Some(size) = rcvbuf {
-            sockopt::set_socket_recv_buffer_size(&fd, size).unwrap();
+            socket.set_recv_buffer_size(size).unwrap();
         }
-        bind(&fd, &SocketAddr::new(source, 0)).unwrap();
-        connect(&fd, &to).unwrap();
-        let socket = TcpStream::from(fd);
+        socket.bind(&from.into()).unwrap();
+        socket.connect(&to.into()).unwrap();
+        let socket = TcpStream::from(socket);
         socket
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();

@@ -275,16 +275,12 @@ mod unix {
     /// Connects from `source` and waits for the greeting: whether it came
     /// (`false`: the connection was closed unserved).
     fn greet(source: Ipv4Addr, to: SocketAddr, timeout: Duration) -> io::Result<(TcpStream, bool)> {
-        use rustix::net::{AddressFamily, SocketFlags, SocketType, bind, connect, socket_with};
-        let fd = socket_with(
-            AddressFamily::INET,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
-            None,
-        )?;
-        bind(&fd, &SocketAddr::new(source.into(), 0))?;
-        connect(&fd, &to)?;
-        let mut stream = TcpStream::from(fd);
+        // socket2 makes it close-on-exec on every system (the balancer
+        // and the servers are children of this process).
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.bind(&SocketAddr::new(source.into(), 0).into())?;
+        socket.connect(&to.into())?;
+        let mut stream = TcpStream::from(socket);
         stream.set_read_timeout(Some(timeout))?;
         let mut buf = [0u8; 16];
         let n = match stream.read(&mut buf) {

@@ -4,6 +4,8 @@
 //! addresses that cannot fill the room, and a shutdown with clients
 //! connected.
 
+mod common;
+
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
@@ -250,24 +252,7 @@ fn shutdown_with_clients_connected_tells_them_and_ends_within_a_second() {
 /// from the start).
 #[cfg(unix)]
 fn connect_from(source: std::net::IpAddr, to: SocketAddr, rcvbuf: Option<usize>) -> TcpStream {
-    use rustix::net::{
-        AddressFamily, SocketFlags, SocketType, bind, connect, socket_with, sockopt,
-    };
-    // Close-on-exec, as std's sockets are: a child process started
-    // meanwhile (an example server) must not inherit it.
-    let fd = socket_with(
-        AddressFamily::INET,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
-    if let Some(size) = rcvbuf {
-        sockopt::set_socket_recv_buffer_size(&fd, size).unwrap();
-    }
-    bind(&fd, &SocketAddr::new(source, 0)).unwrap();
-    connect(&fd, &to).unwrap();
-    let socket = TcpStream::from(fd);
+    let socket = common::connect_from_with(source, to, rcvbuf).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();

@@ -6,6 +6,8 @@
 //! two-core machine, and every figure is printed (`--nocapture`).
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -19,17 +21,10 @@ use socketserver::{
     Streamed, ThreadingTcpServer,
 };
 
+use common::connect_from;
+
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A TCP connection from `source` (port chosen by the system) to `to`.
-fn connect_from(source: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
-    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
-    bind(&fd, &SocketAddr::new(source, 0))?;
-    connect(&fd, &to)?;
-    Ok(TcpStream::from(fd))
-}
 
 /// Answers each line with `ok <line>`, one line per request, through the
 /// `rfile`/`wfile` path; the server's deadline bounds the first request.

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::connect_from_with;
 use common::files::{Dirs, none, pattern};
 use socketserver::command::{self, Client, CommandConfig, Protocol};
 use socketserver::files::{self, CHUNK, FileClient, FileConfig};
@@ -36,19 +37,6 @@ const PATIENCE: Duration = Duration::from_secs(20);
 const TOKEN: &str = "hostile-services-token";
 /// The services' default cap per address.
 const PER_PEER: usize = 8;
-
-/// A TCP connection from `source` (port chosen by the system) to `to`,
-/// with a receive buffer of `rcvbuf` bytes if given.
-fn connect_from(source: IpAddr, to: SocketAddr, rcvbuf: Option<usize>) -> io::Result<TcpStream> {
-    use rustix::net::{AddressFamily, SocketType, bind, connect, socket, sockopt};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
-    if let Some(size) = rcvbuf {
-        sockopt::set_socket_recv_buffer_size(&fd, size)?;
-    }
-    bind(&fd, &SocketAddr::new(source, 0))?;
-    connect(&fd, &to)?;
-    Ok(TcpStream::from(fd))
-}
 
 /// Reads (and drops) whatever the server sends until it closes the
 /// connection, or `limit` passes; returns how long it stayed open from
@@ -110,7 +98,7 @@ fn attack(
     (0..count)
         .map(|i| {
             let since = Instant::now();
-            let stream = connect_from(source, addr, None).unwrap();
+            let stream = connect_from_with(source, addr, None).unwrap();
             thread::spawn(move || {
                 let idle = i % 2 == 0;
                 let open = if idle {
@@ -242,7 +230,7 @@ fn a_command_connection_idle_after_its_reply_is_closed_at_the_idle_deadline() {
     let (stop, info) = (server.shutdown_handle(), server.info());
     let serving = thread::spawn(move || server.serve_forever());
 
-    let mut stream = connect_from(ANOTHER, addr, None).unwrap();
+    let mut stream = connect_from_with(ANOTHER, addr, None).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream.write_all(b"echo hi").unwrap();
     let reply = read_frame(&mut stream).unwrap().unwrap();
@@ -279,7 +267,7 @@ fn the_file_service_is_not_held_by_idle_or_dripping_clients() {
     let start = Instant::now();
     let hostile = attack(ATTACKER, addr, 3 * PER_PEER);
     let idler = thread::spawn(move || {
-        let mut stream = connect_from(ANOTHER, addr, None).unwrap();
+        let mut stream = connect_from_with(ANOTHER, addr, None).unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let ls = Header::for_body(b"").with("op", "ls").with("name", "");
         write_frame_parts(&mut stream, &ls, &[]).unwrap();
@@ -339,7 +327,7 @@ fn a_download_taken_a_byte_at_a_time_ends_at_its_chunk_timeout() {
     let (stop, info) = (server.shutdown_handle(), server.info());
     let serving = thread::spawn(move || server.serve_forever());
 
-    let mut stream = connect_from(ATTACKER, addr, Some(4096)).unwrap();
+    let mut stream = connect_from_with(ATTACKER, addr, Some(4096)).unwrap();
     let get = Header::for_body(b"")
         .with("op", "get")
         .with("name", "big")

@@ -359,7 +359,7 @@ fn every_malformed_frame_gets_its_typed_error_from_a_real_server() {
 
 /// Commands that end, that time out, and whose client leaves mid-run:
 /// every child process must be reaped by the time the server has stopped.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn command_phase() {
     use socketserver::command::{Client, CommandConfig, CommandHandler, Protocol};
     let config = CommandConfig::default().timeout(Duration::from_millis(200));

@@ -47,6 +47,8 @@ const GIVE_UP: Duration = Duration::from_secs(5);
 /// What one running command claims, as every other command's [`sweep`]
 /// must see it.
 #[derive(Debug)]
+// Off Linux there is no `/proc` to sweep, and the claim is only kept.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Claim {
     /// Its main process and that one's start time: its own thread waits
     /// on it, so nobody else may reap it.

@@ -106,6 +106,7 @@ pub(crate) struct Plan {
     user: Option<([u8; 32], usize, [u8; 32], usize)>,
     /// Whether the relay must be dumpable to write those maps: its own
     /// `/proc` files are root's while it is not, which only root may write.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     dumpable_for_maps: bool,
 }
 
@@ -212,6 +213,8 @@ pub(crate) fn kill(relay: &OwnedFd) {
 /// the arrays of pointers `execve` takes. The relay never returns to
 /// `std` (its stack is not where the command runs), so the command calls
 /// `execve` itself, as `std` would have.
+// Off Linux no namespace runs, and nothing executes a target.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) struct Target {
     path: CString,
     argv: Vec<CString>,
@@ -322,12 +325,7 @@ pub(crate) fn prepare(
     // This process's pid now, not at the probe: a program may have forked
     // since.
     plan.server = std::process::id() as libc::pid_t;
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: a valid two-element array; the descriptors are new and ours.
-    let (failed_read, failed_write) = unsafe {
-        check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
-        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
-    };
+    let (failed_read, failed_write) = cloexec_pipe()?;
     // Above the three standard streams, which `std` sets up in the relay
     // over whatever had their numbers (a server started with one closed
     // gets it back from `pipe2`).
@@ -455,12 +453,58 @@ fn end_as(status: libc::c_int) -> ! {
     unsafe {
         if libc::WIFSIGNALED(status) {
             let signal = libc::WTERMSIG(status);
-            libc::signal(signal, libc::SIG_DFL);
+            default_action(signal);
             let me = libc::syscall(libc::SYS_getpid) as libc::pid_t;
             libc::kill(me, signal);
             libc::_exit(128 + signal);
         }
         libc::_exit(libc::WEXITSTATUS(status))
+    }
+}
+
+/// A pipe whose both ends close on `exec`: at once where the system has
+/// `pipe2` (no other thread's child can inherit it meanwhile), else set
+/// right after (macOS: no namespace runs there, and only the probe gets
+/// this far).
+fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: a valid two-element array; the descriptors are new and ours.
+    let (read, write) = unsafe {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        check(libc::pipe(fds.as_mut_ptr()))?;
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    for fd in [&read, &write] {
+        // SAFETY: a descriptor this function owns.
+        check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    }
+    Ok((read, write))
+}
+
+/// Puts `signal` back to its default action with the raw system call:
+/// the C library's `sigaction` refuses the signals it keeps for itself
+/// (32 and 33 in glibc), which a command can still die of, and its
+/// wrapper is no safer between fork and exec. A zeroed kernel `sigaction`
+/// is `SIG_DFL` with no flags and an empty mask whatever the
+/// architecture's layout of it. Errors (a signal that cannot be caught)
+/// change nothing and are ignored.
+#[cfg(target_os = "linux")]
+fn default_action(signal: libc::c_int) {
+    let action = [0u64; 4];
+    // SAFETY: a valid, zeroed `struct sigaction` of the kernel's (at most
+    // 32 bytes on every architecture), no old action asked for, and the
+    // kernel's signal-set size.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            action.as_ptr(),
+            std::ptr::null_mut::<libc::c_void>(),
+            8usize,
+        );
     }
 }
 
@@ -591,6 +635,13 @@ fn fail(failed: libc::c_int, status: libc::c_int) -> ! {
 extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `enter` passed its `Start`, alive as long as the relay.
     let start = unsafe { &*start.cast::<Start>() };
+    // None of the server's signal handlers runs here (on this small stack,
+    // in memory the relay shares): with every action back to its default,
+    // the kernel does not deliver to a namespace's pid 1 a signal sent
+    // from inside it, so a command cannot reach the init with one.
+    for signal in 1..=64 {
+        default_action(signal);
+    }
     // SAFETY: plain system calls.
     unsafe {
         libc::close(start.from_init);

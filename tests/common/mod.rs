@@ -307,22 +307,36 @@ pub fn run_client(mut command: Command) -> String {
 
 /// A TCP connection from `source` (a loopback address such as 127.0.0.2,
 /// to be another peer; port chosen by the system) to `to`.
-#[cfg(unix)]
 pub fn connect_from(
     source: std::net::IpAddr,
     to: std::net::SocketAddr,
 ) -> std::io::Result<std::net::TcpStream> {
-    use rustix::net::{AddressFamily, SocketFlags, SocketType, bind, connect, socket_with};
-    let family = match source {
-        std::net::IpAddr::V4(_) => AddressFamily::INET,
-        std::net::IpAddr::V6(_) => AddressFamily::INET6,
-    };
-    // Close-on-exec, as std's sockets are: a child process started
-    // meanwhile (an example server) must not inherit it.
-    let fd = socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
-    bind(&fd, &std::net::SocketAddr::new(source, 0))?;
-    connect(&fd, &to)?;
-    Ok(std::net::TcpStream::from(fd))
+    connect_from_with(source, to, None)
+}
+
+/// [`connect_from`], with a receive buffer of `rcvbuf` bytes if given, set
+/// before the handshake (so the window it advertises is small from the
+/// start: a client that stops reading fills it quickly).
+pub fn connect_from_with(
+    source: std::net::IpAddr,
+    to: std::net::SocketAddr,
+    rcvbuf: Option<usize>,
+) -> std::io::Result<std::net::TcpStream> {
+    let from = std::net::SocketAddr::new(source, 0);
+    // Close-on-exec, as std's sockets are, on every system (socket2 sees
+    // to it): a child process started meanwhile (an example server) must
+    // not inherit it.
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(from),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    if let Some(size) = rcvbuf {
+        socket.set_recv_buffer_size(size)?;
+    }
+    socket.bind(&from.into())?;
+    socket.connect(&to.into())?;
+    Ok(std::net::TcpStream::from(socket))
 }
 
 /// A figure in KiB from `/proc/PID/status` (`VmRSS` now, `VmHWM` the peak).
