@@ -235,22 +235,29 @@ fn finding_1_the_relays_dumpable_moment_shows_the_token_and_memory() {
 }
 
 /// Finding 2 (low; a soundness gap): the init, pid 1 of the command's
-/// namespace, keeps the server's signal handlers (`SigCgt` of the init is
-/// the server's: SIGHUP, SIGINT, SIGTERM from `ctrlc`, SIGSEGV and SIGBUS
-/// from std's stack-overflow check, glibc's SIGSETXID), and runs them on
+/// namespace, keeps the server's signal handlers (its `SigCgt` is the
+/// server's: SIGHUP, SIGINT, SIGTERM from `ctrlc`, SIGSEGV and SIGBUS
+/// from std's stack-overflow check, glibc's SIGSETXID) and runs them on
 /// its 32 KiB static stack, which has no guard page: below it lie other
 /// statics of the relay's memory (in the debug `cmd_server`, memchr's
-/// function pointer 32 bytes below). A command may signal its pid 1 with
-/// any signal it has a handler for, `rt_sigqueueinfo` with 100-odd bytes
-/// of its own choosing in each frame, and pin the init to its CPU with
-/// `SCHED_IDLE` (same user) so signals pile up and nest. Measured (debug
-/// build, AVX-512 machine, the stack read through `/proc/RELAY/mem`):
-/// 344 bytes used for a plain command, 9,592 with one handled signal,
-/// 18,824 with two nested; four nested frames would pass 32 KiB, and the
-/// server has six such handlers. posix_spawn, whose `CLONE_VM|CLONE_VFORK`
-/// the command now copies, blocks every signal across the clone and sets
-/// every caught signal to `SIG_DFL` in the child before unblocking; a pid
-/// 1 with no handlers also drops every signal its namespace sends it.
+/// function pointer 32 bytes below). A command may send its pid 1 any
+/// signal the init has a handler for (`rt_sigqueueinfo`: with ~100 bytes
+/// of its own choosing in each frame), and pin the init to its own CPU at
+/// `SCHED_IDLE` (same user) so that they pile up and nest. Measured
+/// (debug build, AVX-512, the stack read through `/proc/RELAY/mem`): 344
+/// bytes for a plain command, 3,448 with one handled signal, 18,824 with
+/// all six of `cmd_server`'s nested: under 32 KiB, but a program that
+/// catches ten or more signals (signal-hook for SIGCHLD, SIGUSR1/2,
+/// SIGWINCH, real-time signals...) lets a command run the init past its
+/// stack into those statics. Before `init_loop` closes the server's
+/// descriptors, `ctrlc`'s handler in the init would also write to the
+/// server's own Ctrl-C pipe and stop the server (1,500 static
+/// `kill(1, SIGINT)` commands under load did not hit that window).
+/// posix_spawn, whose `CLONE_VM|CLONE_VFORK` the command now copies,
+/// blocks every signal across the clone and resets every caught signal
+/// to `SIG_DFL` in the child before unblocking; an init with no handlers
+/// also drops every signal its namespace sends it (the kernel's rule for
+/// a pid 1).
 #[test]
 #[ignore = "finding 2: the init runs the server's signal handlers on a 32 KiB stack without a guard page"]
 fn finding_2_the_init_keeps_the_servers_signal_handlers() {
@@ -605,4 +612,67 @@ fn finding_3_signal_33_comes_up_as_exit_161() {
         }
     }
     assert!(differ.is_empty(), "{differ:#?}");
+}
+
+/// How many bytes of the init's and the command's halves of `STACKS`
+/// (zero until used) a command's relay has written, read from the relay's
+/// memory through `/proc` (root only) while `line` runs, after `wait`.
+fn stack_use(line: &str, wait: Duration) -> Option<(usize, usize)> {
+    const HALF: usize = 32 << 10;
+    let exe = example("cmd_server").get_program().to_owned();
+    let symbols = Command::new("nm").arg(&exe).output().ok()?;
+    let offset = String::from_utf8_lossy(&symbols.stdout)
+        .lines()
+        .find(|l| l.contains("7sandbox6STACKS"))
+        .and_then(|l| u64::from_str_radix(l.split_whitespace().next()?, 16).ok())?;
+    let server = cmd_server(&[]);
+    let pid = server.child.id();
+    let addr = server.addr;
+    let line = line.to_owned();
+    let client = thread::spawn(move || framed(addr).run(&line));
+    let mut relay = None;
+    within(Duration::from_secs(5), || {
+        relay = children_of(pid).first().copied();
+        relay.is_some()
+    });
+    thread::sleep(wait);
+    let relay = relay?;
+    let real = std::fs::canonicalize(&exe).ok()?.display().to_string();
+    let maps = std::fs::read_to_string(format!("/proc/{relay}/maps")).ok()?;
+    let base = maps
+        .lines()
+        .filter(|l| l.ends_with(&real))
+        .filter_map(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
+        .min()?;
+    let mut stacks = vec![0u8; 2 * HALF];
+    let mem = std::fs::File::open(format!("/proc/{relay}/mem")).ok()?;
+    std::os::unix::fs::FileExt::read_exact_at(&mem, &mut stacks, base + offset).ok()?;
+    let _ = client.join();
+    let used = |half: &[u8]| HALF - half.iter().position(|b| *b != 0).unwrap_or(HALF);
+    Some((used(&stacks[..HALF]), used(&stacks[HALF..])))
+}
+
+/// The init and the command use little of their 32 KiB stacks: measured
+/// (debug build) 344 bytes for the init and 248 for the command. A signal
+/// the command sends its pid 1 runs the server's handler there (finding
+/// 2): 3,448 bytes on this machine, printed, not asserted.
+#[test]
+fn held_the_init_and_the_command_use_little_of_their_stacks() {
+    if !is_root() || !namespaces_here() {
+        eprintln!("SKIPPED: needs root (to read the relay's memory) and PID namespaces");
+        return;
+    }
+    let Some((init, command)) = stack_use("sleep 0.6", Duration::from_millis(300)) else {
+        eprintln!("SKIPPED: cannot find STACKS (nm) or read the relay's memory");
+        return;
+    };
+    let signalled = stack_use(
+        "sh -c 'sleep 0.1; kill -INT 1; sleep 0.6'",
+        Duration::from_millis(400),
+    );
+    eprintln!(
+        "stack used: init {init} bytes, command {command} bytes; init after SIGINT from inside: {signalled:?}"
+    );
+    assert!(init > 0 && init < 4096, "init: {init} bytes");
+    assert!(command > 0 && command < 4096, "command: {command} bytes");
 }
