@@ -676,3 +676,71 @@ fn held_the_init_and_the_command_use_little_of_their_stacks() {
     assert!(init > 0 && init < 4096, "init: {init} bytes");
     assert!(command > 0 && command < 4096, "command: {command} bytes");
 }
+
+/// The command's environment is the server's, byte for byte (a value
+/// that is not UTF-8 included), without the token; the output cap cuts
+/// output the fast path read exactly at the cap (10 bytes of 100, 16,385
+/// of 20,000), and an argument too long for the kernel (200 KB, past
+/// `MAX_ARG_STRLEN`, with the request limit raised) is a clear error on a
+/// connection that goes on.
+#[test]
+fn held_environment_cap_and_argument_limits() {
+    use std::os::unix::ffi::OsStrExt;
+    if !namespaces_here() {
+        eprintln!("SKIPPED: needs PID namespaces");
+        return;
+    }
+    let odd = std::ffi::OsStr::from_bytes(b"\xff\xfe\x01 x=y");
+    let mut command = example("cmd_server");
+    command
+        .args(["127.0.0.1:0", "--max-output", "10"])
+        .env("SOCKETSERVER_ODD", odd)
+        .env("SOCKETSERVER_TOKEN", "SECRET-4712")
+        .process_group(0);
+    let server = start_server(command);
+    let mut client = framed(server.addr).with_token("SECRET-4712");
+    let env = client.run("env").unwrap();
+    drop(server);
+    // `env` prints 10 bytes here (the cap); ask for the two lines alone.
+    let mut command = example("cmd_server");
+    command
+        .args(["127.0.0.1:0"])
+        .env("SOCKETSERVER_ODD", odd)
+        .env("SOCKETSERVER_TOKEN", "SECRET-4712")
+        .process_group(0);
+    let server = start_server(command);
+    let mut client = framed(server.addr).with_token("SECRET-4712");
+    let all = client.run("env").unwrap().stdout;
+    let mut line = b"SOCKETSERVER_ODD=".to_vec();
+    line.extend_from_slice(odd.as_bytes());
+    line.push(b'\n');
+    assert!(
+        all.windows(line.len()).any(|w| w == line),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+    assert!(!all.windows(18).any(|w| w == b"SOCKETSERVER_TOKEN"));
+    assert_eq!(env.stdout.len(), 10);
+    assert!(env.truncated);
+    drop(server);
+    let server = cmd_server(&["--max-output", "16385"]);
+    let reply = framed(server.addr).run("head -c 20000 /dev/zero").unwrap();
+    assert!(
+        reply.truncated && reply.stdout.len() == 16385,
+        "{} bytes",
+        reply.stdout.len()
+    );
+    drop(server);
+    let mut config = CommandConfig::default();
+    config.max_request = 1 << 20;
+    let (addr, server) = serve_commands(config);
+    let mut client = framed(addr);
+    let long = client.run(&format!("echo {}", "a".repeat(200_000)));
+    assert!(
+        matches!(&long, Err(CommandError::Server(m)) if m.contains("Argument list too long")),
+        "{}",
+        ended(&long)
+    );
+    assert_eq!(client.run("echo on").unwrap().stdout, b"on\n");
+    server.shutdown_handle().shutdown();
+}
