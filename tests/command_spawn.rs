@@ -744,3 +744,48 @@ fn held_environment_cap_and_argument_limits() {
     assert_eq!(client.run("echo on").unwrap().stdout, b"on\n");
     server.shutdown_handle().shutdown();
 }
+
+/// Finding 4 (medium, a build break): the library no longer builds for
+/// macOS, which docs/PLATFORMS.md lists as building everything: the new
+/// `sandbox::prepare` (compiled on every Unix, reached there only by a
+/// probe that fails) calls `libc::pipe2`, which Apple's C library lacks
+/// (`error[E0425]: cannot find function pipe2 in crate libc`, sandbox.rs
+/// line 299). `cargo check --lib --target x86_64-apple-darwin` passed at
+/// a46c26f, before the rewrite. CI checks only Windows. Runs where that
+/// target's standard library is installed (`rustup target add
+/// x86_64-apple-darwin`; no linker is needed for a check).
+#[test]
+#[ignore = "finding 4: the library no longer builds for macOS (libc::pipe2 in sandbox::prepare)"]
+fn finding_4_the_library_builds_for_macos() {
+    const TARGET: &str = "x86_64-apple-darwin";
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l == TARGET)
+        });
+    if !installed {
+        eprintln!("SKIPPED: rustup target add {TARGET} to run this check");
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "check",
+            "--lib",
+            "--message-format",
+            "short",
+            "--target",
+            TARGET,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
