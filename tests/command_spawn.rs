@@ -789,3 +789,39 @@ fn finding_4_the_library_builds_for_macos() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Only the three pipes reach a command, while other clients' sockets,
+/// other commands' pipes and the listening socket are open in the server:
+/// `ls` sees its descriptors 0, 1, 2 and its own directory's 3, ten times
+/// over, beside two running commands and two idle connections.
+#[test]
+fn held_only_the_three_pipes_reach_a_command_beside_other_clients() {
+    if !namespaces_here() {
+        eprintln!("SKIPPED: needs PID namespaces");
+        return;
+    }
+    let tag = "49.51";
+    let server = cmd_server(&[]);
+    let addr = server.addr;
+    let idle: Vec<_> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let running: Vec<_> = (0..2)
+        .map(|_| thread::spawn(move || framed(addr).run(&format!("sleep {tag}"))))
+        .collect();
+    assert!(within(Duration::from_secs(5), || pids(&["sleep", tag])
+        .len()
+        == 2));
+    let mut client = framed(addr);
+    for _ in 0..10 {
+        let reply = client.run("ls /proc/self/fd").unwrap();
+        assert_eq!(String::from_utf8_lossy(&reply.stdout), "0\n1\n2\n3\n");
+    }
+    drop(server);
+    drop(idle);
+    for r in running {
+        let _ = r.join();
+    }
+    // Killed with the server (SIGKILL): gone within a second.
+    let gone = within(Duration::from_secs(1), || pids(&["sleep", tag]).is_empty());
+    let left = kill_all(&["sleep", tag]);
+    assert!(gone && left == 0, "{left} left");
+}
