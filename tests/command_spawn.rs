@@ -825,3 +825,43 @@ fn held_only_the_three_pipes_reach_a_command_beside_other_clients() {
     let left = kill_all(&["sleep", tag]);
     assert!(gone && left == 0, "{left} left");
 }
+
+/// What a command leaves behind ends with it: `nohup &`, `setsid`, a
+/// double fork with closed streams; each command says `ok` once it has
+/// seen its sleep run (pgrep reads the server's `/proc`, so a sleep that
+/// never started cannot pass), and each sleep is gone within a second of
+/// the reply; the server's threads, descriptors and children are back
+/// where they were.
+#[test]
+fn held_what_a_quick_command_leaves_behind_ends_with_it() {
+    if !namespaces_here() || Command::new("pgrep").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: needs PID namespaces and pgrep");
+        return;
+    }
+    let server = cmd_server(&[]);
+    let pid = server.child.id();
+    let before = figures(pid);
+    let mut client = framed(server.addr);
+    for (tag, leave) in [
+        ("49.61", "nohup sleep 49.61 >/dev/null 2>&1 &"),
+        ("49.62", "setsid sleep 49.62 >/dev/null 2>&1 &"),
+        ("49.63", "(exec 0<&- 1>&- 2>&-; sh -c \"sleep 49.63 &\" &);"),
+    ] {
+        let line = format!(
+            "sh -c '{leave} for i in 1 2 3 4 5; do \
+             pgrep -f \"^sleep {tag}$\" >/dev/null && echo ok && break; sleep 0.01; done'"
+        );
+        let started = Instant::now();
+        let reply = client.run(&line).unwrap();
+        let took = started.elapsed();
+        assert_eq!(reply.stdout, b"ok\n", "{line}: {reply:?}");
+        let gone = within(Duration::from_secs(1), || pids(&["sleep", tag]).is_empty());
+        let left = kill_all(&["sleep", tag]);
+        assert!(
+            gone && left == 0,
+            "{line}: {left} left (reply after {took:?})"
+        );
+    }
+    drop(client);
+    assert_back_to(pid, before, Duration::from_secs(2));
+}
