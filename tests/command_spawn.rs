@@ -865,3 +865,33 @@ fn held_what_a_quick_command_leaves_behind_ends_with_it() {
     drop(client);
     assert_back_to(pid, before, Duration::from_secs(2));
 }
+
+/// A command that closes both pipes within the fast path and runs on
+/// leaves the fast path with no pipe to read: it is still waited for
+/// (exit 0 after its 300 ms) and still timed (killed at a 150 ms
+/// deadline), and nothing is left.
+#[test]
+fn held_a_command_that_closes_its_pipes_early_is_still_waited_for_and_timed() {
+    if !namespaces_here() {
+        eprintln!("SKIPPED: needs PID namespaces");
+        return;
+    }
+    let line = "sh -c 'exec >&- 2>&-; sleep 0.3'";
+    let server = cmd_server(&[]);
+    let started = Instant::now();
+    let reply = framed(server.addr).run(line).unwrap();
+    let took = started.elapsed();
+    assert_eq!((reply.exit, reply.timed_out), (Some(0), false), "{reply:?}");
+    assert!(took >= Duration::from_millis(290), "replied after {took:?}");
+    let server = cmd_server(&["--timeout-ms", "150"]);
+    let pid = server.child.id();
+    let before = figures(pid);
+    let started = Instant::now();
+    let reply = framed(server.addr).run(line).unwrap();
+    let took = started.elapsed();
+    assert!(
+        reply.timed_out && took < Duration::from_millis(290),
+        "{reply:?} after {took:?}"
+    );
+    assert_back_to(pid, before, Duration::from_secs(2));
+}
