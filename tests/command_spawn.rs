@@ -1,4 +1,5 @@
-//! A red team of issue 18's spawn rewrite (branch w18s at 93e7460): the
+//! A red team of issue 18's spawn rewrite (branch w18s at 93e7460; the
+//! findings re-checked at 27ac6c5, which drops `CLONE_VFORK`): the
 //! init started with `clone(CLONE_VM|CLONE_NEWPID|CLONE_NEWIPC)` on a
 //! static stack, the command with `clone(CLONE_VM|CLONE_VFORK)` executing
 //! itself, and a command's first 20 ms served in the handler's thread.
@@ -165,7 +166,10 @@ print("nothing caught", flush=True)
 /// command's init run what it likes. The attacker is any process of the
 /// server's user (another client's command, a program on the machine);
 /// without Yama (as here) or with `ptrace_scope` 0, `mem` too; `environ`
-/// needs only the same user, whatever Yama says.
+/// needs only the same user, whatever Yama says (a `PTRACE_MODE_READ`
+/// check, which Yama does not restrict). Still so at w18s 27ac6c5, which
+/// keeps the window for unprivileged servers only (root writes its maps
+/// without it) and documents it for `mem` alone.
 #[test]
 #[ignore = "finding 1: the relay's dumpable moment shows the server's environment (the token) and memory to any process of its user"]
 fn finding_1_the_relays_dumpable_moment_shows_the_token_and_memory() {
