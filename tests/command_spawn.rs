@@ -17,46 +17,24 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    cmd_server, example, figures, namespaces_here, pids, serve_commands, start_server, within,
+    assert_back_to, children_of, cmd_server, example, figures, framed, is_root, kill_all,
+    namespaces_here, pids, serve_commands, start_server, within,
 };
-use socketserver::command::{Client, CommandConfig, CommandError, Protocol, Reply};
+use socketserver::command::{CommandConfig, CommandError, Reply};
 
-/// Kills whatever runs `argv` and says how many there were.
-fn kill_all(argv: &[&str]) -> usize {
-    let left = pids(argv);
-    for pid in &left {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    }
-    left.len()
-}
-
-/// The children of `pid` (zombies too).
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let child: u32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let rest = &stat[stat.rfind(')')? + 1..];
-            (rest.split_whitespace().nth(1)? == pid.to_string()).then_some(child)
-        })
+/// The pids of `pid`'s children.
+fn children_pids(pid: u32) -> Vec<u32> {
+    children_of(pid)
+        .into_iter()
+        .map(|(child, _)| child)
         .collect()
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-fn framed(addr: SocketAddr) -> Client {
-    Client::connect(addr, Protocol::Framed).unwrap()
 }
 
 /// A fresh directory of this test's own, open to every user (a server
@@ -90,18 +68,6 @@ fn unprivileged(program: &std::ffi::OsStr) -> Option<Command> {
     let mut c = Command::new("setpriv");
     c.args(args).arg(program);
     Some(c)
-}
-
-/// Fails unless, within `wait`, the server `pid` has no child (no zombie
-/// either) and its threads and descriptors are `before` again.
-fn assert_back_to(pid: u32, before: (usize, usize), wait: Duration) {
-    assert!(
-        within(wait, || children_of(pid).is_empty()
-            && figures(pid) == before),
-        "children {:?}, figures {:?} (before {before:?})",
-        children_of(pid),
-        figures(pid)
-    );
 }
 
 // ------------------------------------------------------------- findings
@@ -275,8 +241,8 @@ fn finding_2_the_init_keeps_the_servers_signal_handlers() {
     let client = thread::spawn(move || framed(addr).run("sleep 0.7"));
     let mut caught = None;
     within(Duration::from_secs(5), || {
-        for relay in children_of(pid) {
-            for init in children_of(relay) {
+        for relay in children_pids(pid) {
+            for init in children_pids(relay) {
                 let status =
                     std::fs::read_to_string(format!("/proc/{init}/status")).unwrap_or_default();
                 caught = status
@@ -636,7 +602,7 @@ fn stack_use(line: &str, wait: Duration) -> Option<(usize, usize)> {
     let client = thread::spawn(move || framed(addr).run(&line));
     let mut relay = None;
     within(Duration::from_secs(5), || {
-        relay = children_of(pid).first().copied();
+        relay = children_pids(pid).first().copied();
         relay.is_some()
     });
     thread::sleep(wait);
