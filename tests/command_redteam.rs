@@ -28,48 +28,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    cmd_server, example, figures, namespaces_here, pids, serve_commands, start_server, within,
+    assert_back_to, children_of, cmd_server, example, figures, framed, is_root, kill_all,
+    namespaces_here, pids, serve_commands, start_server, within,
 };
 use socketserver::command::{self, Client, CommandConfig, CommandError, Protocol};
-
-/// Kills whatever runs `argv` and says how many there were.
-fn kill_all(argv: &[&str]) -> usize {
-    let left = pids(argv);
-    for pid in &left {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    }
-    left.len()
-}
-
-/// The children of `pid` (zombies too), with their state letter.
-fn children_of(pid: u32) -> Vec<(u32, char)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let child: u32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let rest = &stat[stat.rfind(')')? + 1..];
-            let mut fields = rest.split_whitespace();
-            let state = fields.next()?.chars().next()?;
-            (fields.next()? == pid.to_string()).then_some((child, state))
-        })
-        .collect()
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
 
 fn have(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program} >/dev/null")])
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn framed(addr: SocketAddr) -> Client {
-    Client::connect(addr, Protocol::Framed).unwrap()
 }
 
 /// A fresh directory of this test's own under the temporary directory.
@@ -602,18 +570,6 @@ fn held_relay_and_init_hold_one_pipe_and_are_out_of_a_commands_reach() {
     assert!(out.contains("attach 1: Operation not permitted"), "{out}");
     assert!(!out.contains("READ"), "{out}");
     assert!(out.matches("Permission denied").count() >= 6, "{out}");
-}
-
-/// Fails unless, within `wait`, the server `pid` has no child (no zombie
-/// either) and its threads and descriptors are `before` again.
-fn assert_back_to(pid: u32, before: (usize, usize), wait: Duration) {
-    assert!(
-        within(wait, || children_of(pid).is_empty()
-            && figures(pid) == before),
-        "children {:?}, figures {:?} (before {before:?})",
-        children_of(pid),
-        figures(pid)
-    );
 }
 
 /// 400 processes (a quarter in sessions of their own, a quarter

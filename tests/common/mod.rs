@@ -437,3 +437,56 @@ pub fn cmd_server(args: &[&str]) -> Running {
     command.arg("127.0.0.1:0").args(args).process_group(0);
     start_server(command)
 }
+
+/// Kills whatever runs `argv` (SIGKILL, by pid) and says how many there
+/// were: what a process test does with what it finds left before it fails.
+#[cfg(target_os = "linux")]
+pub fn kill_all(argv: &[&str]) -> usize {
+    let left = pids(argv);
+    for pid in &left {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    left.len()
+}
+
+/// The children of `pid` (zombies too), with their state letter.
+#[cfg(target_os = "linux")]
+pub fn children_of(pid: u32) -> Vec<(u32, char)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let mut fields = rest.split_whitespace();
+            let state = fields.next()?.chars().next()?;
+            (fields.next()? == pid.to_string()).then_some((child, state))
+        })
+        .collect()
+}
+
+/// Whether this test runs as root.
+#[cfg(unix)]
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A client of ours on `addr`.
+#[cfg(unix)]
+pub fn framed(addr: std::net::SocketAddr) -> socketserver::command::Client {
+    socketserver::command::Client::connect(addr, socketserver::command::Protocol::Framed).unwrap()
+}
+
+/// Fails unless, within `wait`, the server `pid` has no child (no zombie
+/// either) and its threads and descriptors are `before` again.
+#[cfg(target_os = "linux")]
+pub fn assert_back_to(pid: u32, before: (usize, usize), wait: std::time::Duration) {
+    assert!(
+        within(wait, || children_of(pid).is_empty()
+            && figures(pid) == before),
+        "children {:?}, figures {:?} (before {before:?})",
+        children_of(pid),
+        figures(pid)
+    );
+}
