@@ -82,7 +82,11 @@
 //! in one memory): each reads it right after its own failed call, while
 //! the others are blocked in `waitpid` or make calls that do not fail
 //! (the relay's `waitpid` misreading an `EINTR` would end the command,
-//! never let it outlive anything).
+//! never let it outlive anything). No handler of the server's runs in
+//! them: every signal is blocked across the init's clone and put back to
+//! its default action in the init before it is unblocked, as
+//! `posix_spawn` does, and a namespace's pid 1 at its defaults gets no
+//! signal from inside the namespace.
 
 #![allow(unsafe_code)]
 
@@ -108,6 +112,13 @@ pub(crate) struct Plan {
     /// `/proc` files are root's while it is not, which only root may write.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     dumpable_for_maps: bool,
+    /// Where the process's original environment block lies (`env_start`
+    /// to `env_end` of `/proc/self/stat`), which the relay zeroes in its
+    /// copy before it is ever dumpable: `/proc/PID/environ` reads that
+    /// block, and a variable removed with `remove_var` (a token) is still
+    /// in it.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    environ: Option<(usize, usize)>,
 }
 
 impl Plan {
@@ -135,7 +146,19 @@ fn plan(user: bool) -> Plan {
             (u, ulen, g, glen)
         }),
         dumpable_for_maps: !rustix::process::geteuid().is_root(),
+        environ: environ_block(),
     }
+}
+
+/// The original environment block's bounds, from `/proc/self/stat`
+/// (fields 50 and 51, after the command name in parentheses).
+fn environ_block() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    // Field 3 (the state) is the first after the name: field N is N - 3.
+    let start = fields.get(50 - 3)?.parse().ok()?;
+    let end: usize = fields.get(51 - 3)?.parse().ok()?;
+    (start < end).then_some((start, end))
 }
 
 /// Whether commands can run in PID namespaces on this system, and how:
@@ -454,6 +477,7 @@ fn end_as(status: libc::c_int) -> ! {
         if libc::WIFSIGNALED(status) {
             let signal = libc::WTERMSIG(status);
             default_action(signal);
+            block_signals(false); // the relay blocked them all
             let me = libc::syscall(libc::SYS_getpid) as libc::pid_t;
             libc::kill(me, signal);
             libc::_exit(128 + signal);
@@ -502,6 +526,23 @@ fn default_action(signal: libc::c_int) {
             libc::SYS_rt_sigaction,
             signal,
             action.as_ptr(),
+            std::ptr::null_mut::<libc::c_void>(),
+            8usize,
+        );
+    }
+}
+
+/// Blocks every signal (`true`) or none, with the raw system call (the C
+/// library's wrapper leaves its own two signals alone).
+#[cfg(target_os = "linux")]
+fn block_signals(all: bool) {
+    let set: u64 = if all { u64::MAX } else { 0 };
+    // SAFETY: a valid 8-byte signal set, no old set asked for.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            (&raw const set).cast::<libc::c_void>(),
             std::ptr::null_mut::<libc::c_void>(),
             8usize,
         );
@@ -572,6 +613,11 @@ fn enter(plan: &Plan, target: Option<&Target>, failed: libc::c_int) -> io::Resul
             // open this one's `/proc/PID/mem`, a copy of the server's; root
             // has none.
             if plan.dumpable_for_maps {
+                // Nothing of the environment the server started with (a
+                // token passed in it) is there to read in that window.
+                if let Some((start, end)) = plan.environ {
+                    std::ptr::write_bytes(start as *mut u8, 0, end - start);
+                }
                 check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0))?;
             }
             write_file(c"/proc/self/setgroups", b"deny")?;
@@ -603,6 +649,11 @@ fn enter(plan: &Plan, target: Option<&Target>, failed: libc::c_int) -> io::Resul
     // flag is the memory's). With it, an IPC namespace: System V shared
     // memory, semaphores and message queues the command makes end with
     // the namespace, as its processes do.
+    // Every signal blocked across the clone, as `posix_spawn` does: none
+    // can run a handler of the server's in the init before it has put
+    // them all back to their defaults. The relay keeps them blocked; it
+    // needs none (SIGKILL, which ends it, cannot be blocked).
+    block_signals(true);
     // SAFETY: the stack is ours (this process's copy of `STACKS`) and
     // grows down from its top; `init` makes plain system calls only and
     // never returns; `start` lives in this frame, which `relay` never
@@ -642,6 +693,7 @@ extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
     for signal in 1..=64 {
         default_action(signal);
     }
+    block_signals(false);
     // SAFETY: plain system calls.
     unsafe {
         libc::close(start.from_init);
