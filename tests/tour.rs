@@ -208,10 +208,18 @@ fn the_readmes_give_the_same_commands() {
         en, zh,
         "README.md and README.zh-CN.md give different commands"
     );
-    // The two first commands, the ones everyone runs.
+    // The README starts with two commands, the ones everyone runs, alone
+    // in its first block.
     assert_eq!(
         en[..2],
         ["cargo run --example tour", "cargo test"].map(String::from)
+    );
+    let readme = read("README.md");
+    let first = blocks(&readme, "```sh").into_iter().next();
+    assert_eq!(
+        first.map(|b| b.len()),
+        Some(2),
+        "README.md's first block: two commands"
     );
 }
 
