@@ -16,7 +16,10 @@ use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect_from, example, figures, pids, serve_commands as serve, start_server, within};
+use common::{
+    children_of, connect_from, example, figures, pids, serve_commands as serve, start_server,
+    within,
+};
 use socketserver::command::{Client, CommandConfig, CommandError, Protocol};
 use socketserver::frame::{Frame, Header, read_frame, write_frame_with};
 
@@ -29,21 +32,6 @@ fn end(pids: &[i32]) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
     }
-}
-
-/// `(pid, state)` of every process whose parent is `parent`.
-fn children(parent: u32) -> Vec<(i32, char)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
-            let state = rest.next()?.chars().next()?;
-            (rest.next()? == parent.to_string()).then_some((pid, state))
-        })
-        .collect()
 }
 
 /// Sends one framed request, as our client would, without reading.
@@ -121,7 +109,7 @@ fn finding_1_traceless_escapes_outlive_the_reply() {
         println!("{what}: {} process(es) left: {left:?}", left.len());
         escaped.extend(left.into_iter().map(|p| (what, p)));
     }
-    let adopted = children(pid).len();
+    let adopted = children_of(pid).len();
     end(&escaped.iter().map(|(_, p)| *p).collect::<Vec<_>>());
     println!(
         "{} escaped, {adopted} adopted by the server and never killed",
@@ -158,7 +146,7 @@ fn finding_2_unattributed_orphans_become_zombies_of_the_server() {
     thread::sleep(Duration::from_millis(300));
     // Another command, and time: somebody must have waited for them.
     assert_eq!(client.run("true").unwrap().exit, Some(0));
-    let zombies: Vec<_> = children(pid)
+    let zombies: Vec<_> = children_of(pid)
         .into_iter()
         .filter(|(_, state)| *state == 'Z')
         .collect();
@@ -337,7 +325,7 @@ fn held_escapes_that_keep_a_trace_end_with_the_reply() {
     drop(client);
     let back = within(Duration::from_secs(10), || figures(pid) == baseline);
     let after = figures(pid);
-    let kids = children(pid);
+    let kids = children_of(pid);
     end(&left.iter().map(|(_, p)| *p).collect::<Vec<_>>());
     println!(
         "{} traced escapes: left {}, threads {} -> {}, fds {} -> {}, children {}",

@@ -392,16 +392,10 @@ pub fn pids(argv: &[&str]) -> Vec<i32> {
         .collect()
 }
 
-/// Processes (zombies too) whose parent is `pid`.
+/// Processes (zombies too) whose parent is `pid`: how many
+/// [`children_of`] finds.
 pub fn children(pid: u32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter(|stat| {
-            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
-            rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
-        })
-        .count()
+    children_of(pid).len()
 }
 
 /// A command server in this process on 127.0.0.1, port 0, serving on a
@@ -449,8 +443,8 @@ pub fn kill_all(argv: &[&str]) -> usize {
     left.len()
 }
 
-/// The children of `pid` (zombies too), with their state letter.
-#[cfg(target_os = "linux")]
+/// The children of `pid` (zombies too), with their state letter, from
+/// `/proc`.
 pub fn children_of(pid: u32) -> Vec<(u32, char)> {
     std::fs::read_dir("/proc")
         .unwrap()
