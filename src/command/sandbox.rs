@@ -633,10 +633,11 @@ fn enter(plan: &Plan, target: Option<&Target>, failed: libc::c_int) -> io::Resul
     check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })?;
     // The init tells the relay how the command ended through this pipe;
     // and finds the relay gone if its end has no reader.
-    let mut pipe = [0 as libc::c_int; 2];
-    // SAFETY: a valid two-element array.
-    check(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    let [from_init, to_relay] = pipe;
+    // Raw from here: the relay, the init and the command close them
+    // themselves, each its own way, and none of them returns.
+    let (from_init, to_relay) = cloexec_pipe()?;
+    use std::os::fd::IntoRawFd;
+    let (from_init, to_relay) = (from_init.into_raw_fd(), to_relay.into_raw_fd());
     let start = Start {
         to_relay,
         from_init,
