@@ -516,13 +516,14 @@ sys.stdout.flush()
 time.sleep(1)  # the test looks at the relay and the init meanwhile
 "#;
 
-/// The relay and the init, copies of the server's memory, hold one pipe
-/// each and no socket; a command of an unprivileged server can neither
+/// The relay and the init, copies of the server's memory, hold one
+/// descriptor each (the relay a pipe, the init its socket to the server,
+/// and no client's); a command of an unprivileged server can neither
 /// ptrace its init nor read the relay's or the init's environment, memory
 /// or maps (the init holds every capability of the user namespace, the
-/// command none). Measured: 1 descriptor each (a pipe), EPERM, EACCES x6.
+/// command none). Measured: 1 descriptor each, EPERM, EACCES x6.
 #[test]
-fn held_relay_and_init_hold_one_pipe_and_are_out_of_a_commands_reach() {
+fn held_relay_and_init_hold_one_descriptor_each_and_are_out_of_a_commands_reach() {
     if !namespaces_here() || !have("python3") {
         eprintln!("SKIPPED: needs PID namespaces and python3");
         return;
@@ -563,9 +564,11 @@ fn held_relay_and_init_hold_one_pipe_and_are_out_of_a_commands_reach() {
         seen,
         "no relay and init seen; {fds:?}; the command said {out}"
     );
-    for links in &fds {
+    // The relay: its pipe from the init. The init: its socket to the
+    // server, on which its requests come (a warm namespace's).
+    for (links, kind) in fds.iter().zip(["pipe:", "socket:"]) {
         assert_eq!(links.len(), 1, "{fds:?}");
-        assert!(links[0].starts_with("pipe:"), "{fds:?}");
+        assert!(links[0].starts_with(kind), "{fds:?}");
     }
     assert!(out.contains("attach 1: Operation not permitted"), "{out}");
     assert!(!out.contains("READ"), "{out}");

@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -37,7 +37,8 @@ use std::time::{Duration, Instant};
 
 use super::allow::Allowlist;
 use super::contain::{self, Tree};
-use super::sandbox::{self, Plan};
+use super::sandbox;
+use super::warm::{Job, Pool, Request};
 use super::{CommandConfig, CommandError};
 
 /// The environment variable the example server reads its token from; never
@@ -212,8 +213,8 @@ struct Shared {
 
 /// How the command's processes are held together.
 enum Watch {
-    /// In a PID namespace ([`sandbox`]): the relay's pidfd. Killing the
-    /// relay ends the namespace, and the kernel every process in it.
+    /// In a PID namespace ([`sandbox`]): a pidfd on its relay. Killing
+    /// the relay ends the namespace, and the kernel every process in it.
     Kernel(OwnedFd),
     /// Found by looking ([`contain`]).
     Scan(Mutex<Tree>),
@@ -236,38 +237,18 @@ impl Shared {
         }
     }
 
-    /// Waits up to `at_most` for the main process to end, where there is a
-    /// pidfd to wait on (a namespace's relay); `false` where there is none.
-    fn wait_exit(&self, at_most: Duration) -> bool {
-        match &self.watch {
-            Watch::Kernel(relay) => {
-                let mut fds = [rustix::event::PollFd::new(
-                    relay,
-                    rustix::event::PollFlags::IN,
-                )];
-                let timeout = rustix::event::Timespec {
-                    tv_sec: at_most.as_secs() as _,
-                    tv_nsec: at_most.subsec_nanos() as _,
-                };
-                let _ = rustix::event::poll(&mut fds, Some(&timeout));
-                true
-            }
-            Watch::Scan(_) => false,
-        }
-    }
-
     /// Once the main process is reaped: ends what is left, and says how
-    /// many processes that was. In a namespace, nothing is left: the
-    /// relay ends only after the kernel has ended the rest, or, killed,
-    /// takes the namespace with it.
-    fn end(&self) -> usize {
-        match &self.watch {
-            Watch::Kernel(_) => 0,
-            Watch::Scan(tree) => {
+    /// many processes that was. In a namespace, its init has done that
+    /// before answering (or, killed, took the namespace with it).
+    fn end(&self, child: &Process<'_>) -> usize {
+        match (&self.watch, child) {
+            (Watch::Scan(tree), Process::Plain(_)) => {
                 let mut tree = lock(tree);
                 tree.end_all(true);
                 tree.stragglers.len()
             }
+            (_, Process::Warm(job)) => job.stragglers(),
+            (Watch::Kernel(_), Process::Plain(_)) => 0,
         }
     }
 }
@@ -278,15 +259,67 @@ fn lock(tree: &Mutex<Tree>) -> std::sync::MutexGuard<'_, Tree> {
     tree.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The command's main process: a `std` child (the scan), or a job in a
+/// warm namespace ([`super::warm`]).
+enum Process<'a> {
+    Plain(Child),
+    Warm(Job<'a>),
+}
+
+impl Process<'_> {
+    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        match self {
+            Process::Plain(child) => child.try_wait(),
+            Process::Warm(job) => job.try_wait(),
+        }
+    }
+
+    fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self {
+            Process::Plain(child) => child.wait(),
+            Process::Warm(job) => job.wait(),
+        }
+    }
+
+    /// Kills the main process only: what the scan then finds is its own.
+    fn kill(&mut self) {
+        match self {
+            Process::Plain(child) => drop(child.kill()),
+            Process::Warm(job) => job.kill(),
+        }
+    }
+
+    /// Waits up to `at_most` for the main process to end, where there is
+    /// something to wait on (a warm namespace's answer); `false` where
+    /// there is not.
+    fn wait_exit(&self, at_most: Duration) -> bool {
+        let Process::Warm(job) = self else {
+            return false;
+        };
+        let ready = job.ready();
+        let mut fds = [rustix::event::PollFd::new(
+            &ready,
+            rustix::event::PollFlags::IN,
+        )];
+        let timeout = rustix::event::Timespec {
+            tv_sec: at_most.as_secs() as _,
+            tv_nsec: at_most.subsec_nanos() as _,
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+        true
+    }
+}
+
 /// Spawns the command with stdin from /dev/null and the token removed:
-/// in a PID namespace of its own if `plan` says so ([`sandbox`]), else in
-/// a session of its own with `marker` set, for the scan ([`contain`]).
-fn spawn(
+/// in a warm PID namespace from `pool` if there is one ([`super::warm`]),
+/// else in a session of its own with `marker` set, for the scan
+/// ([`contain`]). Returns it with the read ends of its stdout and stderr.
+fn spawn<'a>(
     program: &str,
     args: &[String],
-    plan: Option<&Plan>,
+    pool: Option<&'a Pool>,
     marker: Option<&str>,
-) -> Result<Child, CommandError> {
+) -> Result<(Process<'a>, File, File), CommandError> {
     // Found here, once, rather than by `execvp` in the child, which tries
     // every directory of PATH with an `execve` of its own.
     let path = resolve(program).ok_or_else(|| CommandError::UnknownProgram(program.to_owned()))?;
@@ -298,41 +331,47 @@ fn spawn(
         // Told to the client, whose connection goes on.
         _ => CommandError::Server(format!("cannot start {program}: {e}")),
     };
+    if let Some(pool) = pool {
+        // The namespace's init executes the program with these arguments,
+        // this environment and this directory, on these pipes.
+        let argv: Vec<&OsStr> = std::iter::once(OsStr::new(program))
+            .chain(args.iter().map(OsStr::new))
+            .collect();
+        let env = std::env::vars_os().filter(|(k, _)| k != TOKEN_ENV);
+        let dir = std::env::current_dir().ok();
+        let request = Request::new(dir.as_deref(), &path, &argv, env).map_err(cannot_start)?;
+        let (out, out_w) = sandbox::cloexec_pipe().map_err(cannot_start)?;
+        let (err, err_w) = sandbox::cloexec_pipe().map_err(cannot_start)?;
+        let job = pool
+            .start(&request, out_w.as_fd(), err_w.as_fd())
+            .map_err(cannot_start)?;
+        // Only the command holds the write ends now: they close with it.
+        drop((out_w, err_w));
+        return Ok((Process::Warm(job), File::from(out), File::from(err)));
+    }
     let mut command = Command::new(&path);
-    let started = match plan {
-        Some(plan) => {
-            // In a namespace `std` only forks the relay and sets up its
-            // three streams; the command's process executes the program
-            // itself, with these arguments and this environment (so `std`
-            // is given none to prepare).
-            let argv: Vec<&OsStr> = std::iter::once(OsStr::new(program))
-                .chain(args.iter().map(OsStr::new))
-                .collect();
-            let env = std::env::vars_os().filter(|(k, _)| k != TOKEN_ENV);
-            let target = sandbox::Target::new(&path, &argv, env).map_err(cannot_start)?;
-            Some(sandbox::prepare(&mut command, plan, Some(target)).map_err(cannot_start)?)
-        }
-        None => {
-            command.arg0(program).args(args).env_remove(TOKEN_ENV);
-            if let Some(marker) = marker {
-                command.env(contain::MARKER_ENV, marker);
-            }
-            sandbox::prepare_plain(&mut command);
-            None
-        }
-    };
+    command.arg0(program).args(args).env_remove(TOKEN_ENV);
+    if let Some(marker) = marker {
+        command.env(contain::MARKER_ENV, marker);
+    }
+    sandbox::prepare_plain(&mut command);
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().map_err(cannot_start)?;
-    drop(command); // its copy of the pipe `failed` reads to the end
-    if let Some(e) = started.and_then(|s| s.failed()) {
+    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(cannot_start(e));
-    }
-    Ok(child)
+        return Err(CommandError::Io(io::Error::other(
+            "the child's pipes are missing",
+        )));
+    };
+    Ok((
+        Process::Plain(child),
+        File::from(OwnedFd::from(out)),
+        File::from(OwnedFd::from(err)),
+    ))
 }
 
 /// Where `execvp` would find `program`: as given if it names a path,
@@ -364,7 +403,7 @@ fn resolve(program: &str) -> Option<PathBuf> {
 pub(crate) fn run(
     argv: &[String],
     config: &CommandConfig,
-    plan: Option<&Plan>,
+    pool: Option<&Pool>,
     client_gone: &dyn Fn() -> bool,
     hang_up: &(dyn Fn() + Sync),
     output: OutputSink<'_>,
@@ -373,41 +412,36 @@ pub(crate) fn run(
     // No deadline past what an `Instant` can hold (`Duration::MAX`): the
     // command runs until it ends, and is still contained then.
     let deadline = Instant::now().checked_add(config.timeout);
-    let marker = plan.is_none().then(contain::new_marker);
+    let marker = pool.is_none().then(contain::new_marker);
     // For the scan, held until the tree is made: no sweep sees the child
     // unclaimed.
-    let mut claims = plan.is_none().then(contain::claims);
-    let mut child = spawn(program, args, plan, marker.as_deref())?;
-    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(CommandError::Io(io::Error::other(
-            "the child's pipes are missing",
-        )));
-    };
-    let watch = match (&mut claims, &marker) {
-        (Some(claims), Some(marker)) => {
+    let mut claims = pool.is_none().then(contain::claims);
+    let (mut child, out, err) = spawn(program, args, pool, marker.as_deref())?;
+    let watch = match (&mut claims, &marker, &child) {
+        (Some(claims), Some(marker), Process::Plain(plain)) => {
             let pipes = [out.as_raw_fd(), err.as_raw_fd()]
                 .into_iter()
                 .filter_map(contain::fd_link)
                 .collect();
             Ok(Watch::Scan(Mutex::new(Tree::new(
                 claims,
-                child.id() as i32,
+                plain.id() as i32,
                 marker,
                 pipes,
                 config.subreaper && cfg!(target_os = "linux"),
                 config.kill_unclaimed_orphans,
             ))))
         }
-        // Not reaped yet, so the pid is still the relay's.
-        _ => sandbox::handle(&child).map(Watch::Kernel),
+        (_, _, Process::Warm(job)) => job.killer().map(Watch::Kernel),
+        _ => Err(io::Error::other(
+            "a command with neither a namespace nor a scan",
+        )),
     };
     drop(claims);
     let watch = match watch {
         Ok(watch) => watch,
         Err(e) => {
-            let _ = child.kill();
+            child.kill();
             let _ = child.wait();
             return Err(CommandError::Io(e));
         }
@@ -423,21 +457,19 @@ pub(crate) fn run(
         let _ = child.wait();
         return Err(CommandError::Io(e.into()));
     }
-    let pipes = vec![
-        (File::from(OwnedFd::from(out)), Pipe::Stdout),
-        (File::from(OwnedFd::from(err)), Pipe::Stderr),
-    ];
+    let pipes = vec![(out, Pipe::Stdout), (err, Pipe::Stderr)];
     // In a namespace, the first moments in this thread alone (see `quick`).
-    let (early, pipes, ended) = match &shared.watch {
-        Watch::Kernel(relay) => {
+    let (early, pipes, ended) = match &child {
+        Process::Warm(job) => {
             let until = Instant::now() + QUICK;
-            quick(relay, pipes, deadline.map_or(until, |d| d.min(until)))
+            quick(job.ready(), pipes, deadline.map_or(until, |d| d.min(until)))
         }
-        Watch::Scan(_) => (VecDeque::new(), pipes, false),
+        Process::Plain(_) => (VecDeque::new(), pipes, false),
     };
     // What is left after `read_output`: the main process reaped, and
     // every other process the command started ended.
-    let finish = |child: &mut Child, result: Result<(Option<ExitStatus>, Ending), CommandError>| {
+    let finish = |child: &mut Process<'_>,
+                  result: Result<(Option<ExitStatus>, Ending), CommandError>| {
         // Whatever happened, nothing the command started outlives it: the
         // main process first (its status is the reply's), then the rest.
         let status = match &result {
@@ -447,7 +479,7 @@ pub(crate) fn run(
                 child.wait()
             }
         };
-        let stragglers = shared.end();
+        let stragglers = shared.end(child);
         let (_, mut ending) = result?;
         let status = status?;
         ending.exit = status.code();
@@ -503,7 +535,7 @@ pub(crate) fn run(
             drop(finished);
             shared.kill();
             let _ = child.wait();
-            shared.end();
+            shared.end(&child);
             return Err(CommandError::Server(format!(
                 "cannot watch the command: no thread ({e})"
             )));
@@ -527,14 +559,14 @@ pub(crate) fn run(
 /// thread: most commands (an `echo`, an `ls`) end within them having
 /// written little, and then need neither a reader nor a watchdog thread
 /// (starting and joining the two costs about a tenth of running `echo`).
-/// Reads both pipes and waits on the relay's pidfd at once, in one
+/// Reads both pipes and waits for the init's answer at once, in one
 /// `poll`, until `until` (at most [`QUICK`], never past the deadline) or
 /// [`QUICK_OUTPUT`] bytes. Returns what it read (as the reader's events,
 /// in order), the pipes still open, and whether the command has ended
 /// with both pipes closed: then nothing is left to watch. Otherwise
 /// [`run`] goes on as if it had started with this output.
 fn quick(
-    relay: &OwnedFd,
+    ready: BorrowedFd<'_>,
     mut open: Vec<(File, Pipe)>,
     until: Instant,
 ) -> (VecDeque<Event>, Vec<(File, Pipe)>, bool) {
@@ -566,7 +598,7 @@ fn quick(
                 }
             }
         }
-        // The relay ends after every process in the namespace: the pipes
+        // The init answers after every process in the namespace: the pipes
         // are at their end once read.
         if ended && open.is_empty() {
             return (events, open, true);
@@ -580,7 +612,7 @@ fn quick(
             .map(|(pipe, _)| PollFd::new(pipe, PollFlags::IN))
             .collect();
         if !ended {
-            fds.push(PollFd::new(relay, PollFlags::IN));
+            fds.push(PollFd::new(&ready, PollFlags::IN));
         }
         let timeout = Timespec {
             tv_sec: left.as_secs() as _,
@@ -602,7 +634,7 @@ fn quick(
 /// [`KILL_GRACE`] at most), or after a kill. Returns the main process's
 /// status if it was reaped.
 fn read_output(
-    child: &mut Child,
+    child: &mut Process<'_>,
     config: &CommandConfig,
     shared: &Shared,
     stop: &AtomicBool,
@@ -668,11 +700,11 @@ fn read_output(
         }
         if open_pipes == 0 {
             // The output is all in; the child is exiting, or has closed
-            // its pipes and runs on. A relay's pidfd says when it has
+            // its pipes and runs on. A namespace's init says when it has
             // ended; else poll gently, quickly at first: most are gone
             // within microseconds.
             let wait = next_tick.saturating_duration_since(now);
-            if !shared.wait_exit(wait.min(Duration::from_millis(5))) {
+            if !child.wait_exit(wait.min(Duration::from_millis(5))) {
                 thread::sleep(reap_backoff);
                 reap_backoff = (reap_backoff * 2).min(Duration::from_millis(5));
             }

@@ -112,6 +112,7 @@ mod reply;
 mod request;
 mod sandbox;
 mod server;
+mod warm;
 
 use std::fmt;
 use std::io;

@@ -92,12 +92,9 @@
 
 #[cfg(target_os = "linux")]
 use std::ffi::CStr;
-use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -183,27 +180,11 @@ pub(crate) fn probe() -> Result<Plan, String> {
 }
 
 fn try_plan(plan: Plan) -> Result<Plan, String> {
-    let mut probe = Command::new("/");
-    probe
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let started = prepare(&mut probe, &plan, None).map_err(|e| e.to_string())?;
-    let mut child = probe.spawn().map_err(|e| e.to_string())?;
-    drop(probe);
-    if let Some(e) = started.failed() {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(e.to_string());
-    }
-    // The watchdog kills through a pidfd: a namespace is no use without.
-    let pidfd = handle(&child);
-    let status = child.wait().map_err(|e| e.to_string())?;
-    pidfd.map_err(|e| format!("no pidfd: {e}"))?;
-    match status.success() {
-        true => Ok(plan),
-        false => Err(format!("the probe ended with {status}")),
-    }
+    // A warm namespace, and one request through it for "/", which cannot
+    // be executed: every step a command takes but running a program.
+    let slot = super::warm::Slot::start(&plan).map_err(|e| e.to_string())?;
+    slot.probe().map_err(|e| e.to_string())?;
+    Ok(plan)
 }
 
 /// A handle on a command's relay that stays its own once the relay is
@@ -231,137 +212,43 @@ pub(crate) fn kill(relay: &OwnedFd) {
     let _ = relay;
 }
 
-/// What a command's process executes, prepared before the fork: the
-/// program's path, its arguments and its environment as C strings, with
-/// the arrays of pointers `execve` takes. The relay never returns to
-/// `std` (its stack is not where the command runs), so the command calls
-/// `execve` itself, as `std` would have.
-// Off Linux no namespace runs, and nothing executes a target.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-pub(crate) struct Target {
-    path: CString,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
-    argv_ptrs: Vec<*const libc::c_char>,
-    envp_ptrs: Vec<*const libc::c_char>,
-    /// `/bin/sh PATH ARGS...`, for a file the kernel cannot execute
-    /// (`ENOEXEC`): a script without a `#!` line, run by the shell as
-    /// `execvp` (and so `std`) runs it.
-    sh_argv: Vec<CString>,
-    sh_ptrs: Vec<*const libc::c_char>,
-}
+/// The most bytes one request to an init may hold: the directory, the
+/// program's path, its arguments and its environment, each with its NUL.
+/// Linux itself takes at most a quarter of the stack limit (2 MiB by
+/// default) for arguments and environment together.
+pub(crate) const REQUEST_MAX: usize = 2 << 20;
+/// The most strings (arguments and variables together) one request holds.
+pub(crate) const STRINGS_MAX: usize = 128 << 10;
+/// A request's header: the payload's length, the number of arguments, the
+/// number of variables (native-endian `u32`s: both ends are this process).
+pub(crate) const HEADER: usize = 12;
+/// The first reply to a request, once the command's process has executed
+/// the program or failed to: the stage (`STARTED`, `NO_CLONE`, `NO_EXEC`)
+/// and an `errno`.
+pub(crate) const STARTED: u32 = 0;
+pub(crate) const NO_CLONE: u32 = 1;
+pub(crate) const NO_EXEC: u32 = 2;
 
-// SAFETY: the pointers point into the `CString`s the same value owns, whose
-// heap buffers do not move; nothing mutates them.
-unsafe impl Send for Target {}
-// SAFETY: as above; shared access only reads.
-unsafe impl Sync for Target {}
-
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target")
-            .field("path", &self.path)
-            .field("argv", &self.argv)
-            .field("env", &self.envp.len())
-            .finish()
-    }
-}
-
-impl Target {
-    /// `path` run with `argv` (its `argv[0]` first) in `env`. A NUL byte in
-    /// any of them is `InvalidInput`, as `std` has it.
-    pub(crate) fn new<I>(path: &Path, argv: &[&OsStr], env: I) -> io::Result<Target>
-    where
-        I: IntoIterator<Item = (OsString, OsString)>,
-    {
-        let c = |bytes: &[u8]| {
-            CString::new(bytes)
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a command"))
-        };
-        let path = c(path.as_os_str().as_bytes())?;
-        let argv = argv
-            .iter()
-            .map(|a| c(a.as_bytes()))
-            .collect::<io::Result<Vec<_>>>()?;
-        let envp = env
-            .into_iter()
-            .map(|(k, v)| c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
-            .collect::<io::Result<Vec<_>>>()?;
-        let mut sh_argv = vec![c(b"/bin/sh")?, path.clone()];
-        sh_argv.extend(argv.iter().skip(1).cloned());
-        let ptrs = |v: &[CString]| {
-            v.iter()
-                .map(|s| s.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect::<Vec<_>>()
-        };
-        Ok(Target {
-            argv_ptrs: ptrs(&argv),
-            envp_ptrs: ptrs(&envp),
-            sh_ptrs: ptrs(&sh_argv),
-            path,
-            argv,
-            envp,
-            sh_argv,
-        })
-    }
-}
-
-/// The server's end of a pipe the command's process writes its `errno`
-/// to if it cannot start (`execve` failed): read once `spawn` has
-/// returned, which it does only once the command has executed or ended.
-#[derive(Debug)]
-pub(crate) struct Started(Option<OwnedFd>);
-
-impl Started {
-    /// The error the command's process met before it could run, if any:
-    /// waits until it has executed (or ended). Call it once `spawn` has
-    /// returned and the `Command` (which holds a copy of the other end) is
-    /// dropped.
-    pub(crate) fn failed(&self) -> Option<io::Error> {
-        let fd = self.0.as_ref()?;
-        let mut word = [0u8; 4];
-        let mut got = 0;
-        while got < word.len() {
-            match rustix::io::read(fd, &mut word[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(_) => break,
-            }
-        }
-        (got == word.len()).then(|| io::Error::from_raw_os_error(i32::from_ne_bytes(word)))
-    }
-}
-
-/// Sets `command` up to run in a PID namespace of its own as [`Plan`]
-/// says (see the module docs): its process becomes the relay, and the
-/// command executes `target`. Without a target (the probe), the command's
-/// process ends before `exec`, with status 0. `std`'s own program and
-/// arguments go unused, its standard streams do not.
-pub(crate) fn prepare(
-    command: &mut Command,
-    plan: &Plan,
-    target: Option<Target>,
-) -> io::Result<Started> {
+/// Starts a warm namespace (see the module docs): a relay forked by `std`
+/// whose init serves requests on `sock` until its other end closes. The
+/// relay's standard streams are `/dev/null`; the init sends four zero
+/// bytes on `sock` once it is ready.
+pub(crate) fn start_relay(plan: &Plan, sock: OwnedFd) -> io::Result<std::process::Child> {
     let mut plan = plan.clone();
     // This process's pid now, not at the probe: a program may have forked
     // since.
     plan.server = std::process::id() as libc::pid_t;
-    let (failed_read, failed_write) = cloexec_pipe()?;
-    // Above the three standard streams, which `std` sets up in the relay
-    // over whatever had their numbers (a server started with one closed
-    // gets it back from `pipe2`).
-    let failed_write = match failed_write.as_raw_fd() {
-        0..=2 => rustix::io::fcntl_dupfd_cloexec(&failed_write, 3)?,
-        _ => failed_write,
-    };
+    let mut relay = Command::new("/");
+    relay
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: `enter` makes only async-signal-safe system calls, on data
     // prepared before the fork, and allocates nothing.
     unsafe {
-        command.pre_exec(move || enter(&plan, target.as_ref(), failed_write.as_raw_fd()));
+        relay.pre_exec(move || enter(&plan, sock.as_raw_fd()));
     }
-    Ok(Started(Some(failed_read)))
+    relay.spawn()
 }
 
 /// Sets `command` up for the scan: a session of its own (so none of its
@@ -468,29 +355,11 @@ fn close_from_but(from: libc::c_int, keep: [libc::c_int; 2]) {
     }
 }
 
-/// Ends this process as `status` (a `waitpid` status) says its child
-/// ended: the same exit code, or the same signal.
-#[cfg(target_os = "linux")]
-fn end_as(status: libc::c_int) -> ! {
-    // SAFETY: plain system calls; `_exit` does not return.
-    unsafe {
-        if libc::WIFSIGNALED(status) {
-            let signal = libc::WTERMSIG(status);
-            default_action(signal);
-            block_signals(false); // the relay blocked them all
-            let me = libc::syscall(libc::SYS_getpid) as libc::pid_t;
-            libc::kill(me, signal);
-            libc::_exit(128 + signal);
-        }
-        libc::_exit(libc::WEXITSTATUS(status))
-    }
-}
-
 /// A pipe whose both ends close on `exec`: at once where the system has
 /// `pipe2` (no other thread's child can inherit it meanwhile), else set
-/// right after (macOS: no namespace runs there, and only the probe gets
-/// this far).
-fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+/// right after (macOS: no namespace runs there, so no command gets such a
+/// pipe).
+pub(crate) fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: a valid two-element array; the descriptors are new and ours.
     let (read, write) = unsafe {
@@ -580,25 +449,44 @@ struct Stacks([u8; 2 * STACK]);
 #[cfg(target_os = "linux")]
 static mut STACKS: Stacks = Stacks([0; 2 * STACK]);
 
-/// What the init and the command need from the relay, on the relay's
-/// stack (it never returns, so the frame outlives them both).
+/// What the init needs from the relay, on the relay's stack (it never
+/// returns, so the frame outlives the init).
 #[cfg(target_os = "linux")]
-struct Start<'a> {
-    /// The init's end of its pipe to the relay.
+struct Start {
+    /// The init's end of its pipe to the relay: polled once, to find out
+    /// whether the relay is still there.
     to_relay: libc::c_int,
     /// The relay's end, closed in the init.
     from_init: libc::c_int,
-    /// What the command executes; `None` for the probe.
-    target: Option<&'a Target>,
-    /// Where the command's process writes its `errno` if it cannot start.
-    failed: libc::c_int,
+    /// The init's end of its socket to the server.
+    sock: libc::c_int,
+}
+
+/// One request, as the init hands it to the command's process, which
+/// shares the init's memory until it executes.
+#[cfg(target_os = "linux")]
+struct Job {
+    /// Its standard input, output and error, as they arrived.
+    fds: [libc::c_int; 3],
+    /// The directory to run in (empty: the init's).
+    dir: *const libc::c_char,
+    /// The program, its `argv` and its `envp`.
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    /// `/bin/sh PATH ARGS...`, for a file the kernel cannot execute
+    /// (`ENOEXEC`): a script without a `#!` line, run by the shell as
+    /// `execvp` (and so `std`) runs it.
+    sh: *const *const libc::c_char,
+    /// Set by the command's process if it could not execute the program.
+    errno: libc::c_int,
 }
 
 /// The child side, from the relay on (see the module docs). Returns only
-/// with an error met before the init exists; else the relay ends as the
-/// command did.
+/// with an error met before the init exists; else the relay ends when the
+/// init does.
 #[cfg(target_os = "linux")]
-fn enter(plan: &Plan, target: Option<&Target>, failed: libc::c_int) -> io::Result<()> {
+fn enter(plan: &Plan, sock: libc::c_int) -> io::Result<()> {
     // The relay.
     die_with_parent(plan.server)?;
     if let Some((uid, ulen, gid, glen)) = &plan.user {
@@ -608,10 +496,10 @@ fn enter(plan: &Plan, target: Option<&Target>, failed: libc::c_int) -> io::Resul
             // A server holding a token is not dumpable, and a process that
             // is not may not write its own maps, unless it is root (its
             // `/proc` files are then root's): dumpable just for that, and
-            // not again below. A window of some microseconds in which a
-            // process of the same user (another client's command) could
-            // open this one's `/proc/PID/mem`, a copy of the server's; root
-            // has none.
+            // not again below. A window of some microseconds, once per
+            // warm namespace, in which a process of the same user (another
+            // client's command) could open this one's `/proc/PID/mem`, a
+            // copy of the server's; root has none.
             if plan.dumpable_for_maps {
                 // Nothing of the environment the server started with (a
                 // token passed in it) is there to read in that window.
@@ -631,58 +519,75 @@ fn enter(plan: &Plan, target: Option<&Target>, failed: libc::c_int) -> io::Resul
     // (`/proc/PID/mem`) nor take them over, nor leave a core of them.
     // SAFETY: a plain system call.
     check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })?;
-    // The init tells the relay how the command ended through this pipe;
-    // and finds the relay gone if its end has no reader.
-    // Raw from here: the relay, the init and the command close them
-    // themselves, each its own way, and none of them returns.
+    // The init finds the relay gone if this pipe's end has no reader.
+    // Raw from here: the relay and the init close them themselves, each
+    // its own way, and neither returns.
     let (from_init, to_relay) = cloexec_pipe()?;
     use std::os::fd::IntoRawFd;
     let (from_init, to_relay) = (from_init.into_raw_fd(), to_relay.into_raw_fd());
     let start = Start {
         to_relay,
         from_init,
-        target,
-        failed,
+        sock,
     };
     // The init shares this process's memory (`CLONE_VM`), on a stack of
-    // its own: no copy of the server's page tables is made for it, as a
-    // fork would. Both are copies of the server, neither dumpable (the
-    // flag is the memory's). With it, an IPC namespace: System V shared
-    // memory, semaphores and message queues the command makes end with
-    // the namespace, as its processes do.
+    // its own: no second copy of the server's page tables is made for it.
+    // Both are copies of the server, neither dumpable (the flag is the
+    // memory's).
     // Every signal blocked across the clone, as `posix_spawn` does: none
     // can run a handler of the server's in the init before it has put
     // them all back to their defaults. The relay keeps them blocked; it
     // needs none (SIGKILL, which ends it, cannot be blocked).
     block_signals(true);
     // SAFETY: the stack is ours (this process's copy of `STACKS`) and
-    // grows down from its top; `init` makes plain system calls only and
-    // never returns; `start` lives in this frame, which `relay` never
+    // grows down from its top; `init_main` makes plain system calls only
+    // and never returns; `start` lives in this frame, which `relay` never
     // leaves.
     let init = check(unsafe {
         libc::clone(
             init_main,
             (&raw mut STACKS).cast::<u8>().add(STACK).cast(),
-            libc::CLONE_VM | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_NEWPID | libc::SIGCHLD,
             (&raw const start).cast_mut().cast(),
         )
     })?;
     relay(init, from_init)
 }
 
-/// Reports `errno` to the server through `failed`, and ends this process.
+#[cfg(not(target_os = "linux"))]
+fn enter(_plan: &Plan, _sock: libc::c_int) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// The relay: holds nothing of the server's (a client's socket would
+/// outlive its close here), waits for the init, and ends after it.
+/// Killed, it takes the init with it (its `PR_SET_PDEATHSIG`).
 #[cfg(target_os = "linux")]
-fn fail(failed: libc::c_int, status: libc::c_int) -> ! {
-    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-    // SAFETY: plain system calls on a valid buffer.
+fn relay(init: libc::pid_t, from_init: libc::c_int) -> ! {
+    close_all_but(from_init);
+    let mut status: libc::c_int = 0;
+    // SAFETY: plain system calls on valid pointers.
     unsafe {
-        libc::write(failed, errno.to_ne_bytes().as_ptr().cast(), 4);
-        libc::_exit(status)
+        while libc::waitpid(init, &mut status, 0) < 0 {
+            if errno() != libc::EINTR {
+                libc::_exit(1);
+            }
+        }
+        libc::_exit(0)
     }
 }
 
-/// The init, pid 1 of the new namespace: starts the command, then reaps
-/// (see [`init_loop`]).
+/// This thread's `errno` (the init's and the command's are the relay's
+/// thread's storage: each reads it right after its own failed call,
+/// while the others are blocked).
+#[cfg(target_os = "linux")]
+fn errno() -> libc::c_int {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// The init, pid 1 of the new namespace: holds nothing but its socket to
+/// the server, and serves its requests one at a time until the server
+/// closes it (see [`serve`]).
 #[cfg(target_os = "linux")]
 extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `enter` passed its `Start`, alive as long as the relay.
@@ -699,7 +604,7 @@ extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
     unsafe {
         libc::close(start.from_init);
         if kill_me_with_parent().is_err() {
-            fail(start.failed, 1);
+            libc::_exit(1);
         }
         // The relay may have died before that call, and then nothing
         // would end this namespace: a pipe with no reader polls as error.
@@ -712,107 +617,308 @@ extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
             libc::_exit(1);
         }
     }
-    // Nothing of the server's is held past this point: the command gets
-    // its three streams, the pipe its `errno` would go to, and the init's
-    // own pipe (which it closes).
-    close_from_but(3, [start.to_relay, start.failed]);
-    // The command shares this memory too until it executes, as a process
-    // `posix_spawn` starts does: again no copy. It reads only what the
-    // relay prepared (`start`, the target), on a stack of its own.
-    // SAFETY: the upper half of this process's `STACKS` is free; `command`
-    // makes plain system calls only and ends in `execve` or `_exit`.
-    let command = unsafe {
-        libc::clone(
+    // Nothing of the server's is held past this point but the socket.
+    close_all_but(start.sock);
+    serve(start.sock)
+}
+
+/// Room for the pointer arrays of one request: `argv`, `envp` and the
+/// shell's `argv`, each with its NULL.
+#[cfg(target_os = "linux")]
+const POINTERS: usize = 2 * STRINGS_MAX + 4;
+
+/// The init's loop: a buffer mapped once, a ready word to the server,
+/// then one request after another ([`one`]). Ends when the server closes
+/// the socket (the namespace is retired) or breaks the protocol.
+#[cfg(target_os = "linux")]
+fn serve(sock: libc::c_int) -> ! {
+    let size = REQUEST_MAX + POINTERS * std::mem::size_of::<*const libc::c_char>();
+    // SAFETY: an anonymous private mapping, the init's alone; `mmap` is a
+    // plain system call.
+    unsafe {
+        let buf = libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if buf == libc::MAP_FAILED {
+            libc::_exit(1);
+        }
+        let buf = buf.cast::<u8>();
+        let pointers = buf.add(REQUEST_MAX).cast::<*const libc::c_char>();
+        answer(sock, [STARTED, 0]); // ready
+        loop {
+            one(sock, buf, pointers);
+        }
+    }
+}
+
+/// Sends a reply of two words to the server; a server that is gone finds
+/// out from its end, the init from its next `recvmsg`.
+#[cfg(target_os = "linux")]
+fn answer(sock: libc::c_int, words: [u32; 2]) {
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&words[0].to_ne_bytes());
+    bytes[4..].copy_from_slice(&words[1].to_ne_bytes());
+    // SAFETY: a plain system call on a valid buffer.
+    unsafe {
+        libc::send(sock, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL);
+    }
+}
+
+/// Reads exactly `len` bytes into `buf`; `false` at an end or an error.
+///
+/// # Safety
+///
+/// `buf` must be valid for `len` bytes.
+#[cfg(target_os = "linux")]
+unsafe fn read_exact(sock: libc::c_int, buf: *mut u8, len: usize) -> bool {
+    let mut got = 0;
+    while got < len {
+        // SAFETY: within the caller's buffer.
+        let n = unsafe { libc::read(sock, buf.add(got).cast(), len - got) };
+        match n {
+            n if n > 0 => got += n as usize,
+            n if n < 0 && errno() == libc::EINTR => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Receives a request's header and its three descriptors; `false` when
+/// the server has closed the socket.
+#[cfg(target_os = "linux")]
+fn receive(sock: libc::c_int, header: &mut [u8; HEADER], fds: &mut [libc::c_int; 3]) -> bool {
+    // Room for one SCM_RIGHTS message of three descriptors, aligned.
+    let mut control = [0u64; 8];
+    // SAFETY: plain system calls on buffers that outlive them; the
+    // control message is read only where the kernel says it lies.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: header.as_mut_ptr().cast(),
+            iov_len: HEADER,
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = loop {
+            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n >= 0 || errno() != libc::EINTR {
+                break n;
+            }
+        };
+        if n <= 0 {
+            return false;
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        let wanted = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as usize;
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+            || (*cmsg).cmsg_len as usize != wanted
+            || msg.msg_flags & libc::MSG_CTRUNC != 0
+        {
+            libc::_exit(1); // not this crate's server
+        }
+        std::ptr::copy_nonoverlapping(
+            libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
+            fds.as_mut_ptr(),
+            3,
+        );
+        let n = n as usize;
+        read_exact(sock, header.as_mut_ptr().add(n), HEADER - n)
+    }
+}
+
+/// Serves one request: starts the command in its own IPC namespace,
+/// answers whether it executed, reaps orphans until the command's main
+/// process ends, then kills every other process in the namespace, reaps
+/// them all, and answers with the command's status and how many there
+/// were. The namespace is then as empty as when it was made.
+///
+/// # Safety
+///
+/// `buf` must be valid for [`REQUEST_MAX`] bytes and `pointers` for
+/// [`POINTERS`] pointers.
+#[cfg(target_os = "linux")]
+unsafe fn one(sock: libc::c_int, buf: *mut u8, pointers: *mut *const libc::c_char) {
+    let mut header = [0u8; HEADER];
+    let mut fds = [-1; 3];
+    if !receive(sock, &mut header, &mut fds) {
+        // SAFETY: `_exit` does not return.
+        unsafe { libc::_exit(0) }
+    }
+    let word = |i: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&header[4 * i..4 * i + 4]);
+        u32::from_ne_bytes(w) as usize
+    };
+    let (len, argc, envc) = (word(0), word(1), word(2));
+    // The server checks all of this before sending: anything else is not
+    // this crate's server, and the init ends.
+    // SAFETY: within the mapped buffer; then plain system calls.
+    unsafe {
+        if len > REQUEST_MAX || argc == 0 || argc + envc > STRINGS_MAX {
+            libc::_exit(1);
+        }
+        if !read_exact(sock, buf, len) || len == 0 || *buf.add(len - 1) != 0 {
+            libc::_exit(1);
+        }
+        // The strings, each ending in NUL: the directory, the program,
+        // `argc` arguments, `envc` variables.
+        let argv = pointers;
+        let envp = pointers.add(argc + 1);
+        let sh = envp.add(envc + 1);
+        let (mut dir, mut path) = (std::ptr::null(), std::ptr::null());
+        let (mut n, mut at) = (0, 0);
+        while at < len {
+            let s = buf.add(at).cast::<libc::c_char>();
+            match n {
+                0 => dir = s,
+                1 => path = s,
+                i if i < 2 + argc => *argv.add(i - 2) = s,
+                i if i < 2 + argc + envc => *envp.add(i - 2 - argc) = s,
+                _ => libc::_exit(1),
+            }
+            n += 1;
+            while *buf.add(at) != 0 {
+                at += 1;
+            }
+            at += 1;
+        }
+        if n != 2 + argc + envc {
+            libc::_exit(1);
+        }
+        *argv.add(argc) = std::ptr::null();
+        *envp.add(envc) = std::ptr::null();
+        *sh = c"/bin/sh".as_ptr();
+        *sh.add(1) = path;
+        std::ptr::copy_nonoverlapping(argv.add(1), sh.add(2), argc - 1);
+        *sh.add(argc + 1) = std::ptr::null();
+        let mut job = Job {
+            fds,
+            dir,
+            path,
+            argv,
+            envp,
+            sh,
+            errno: 0,
+        };
+        // The command shares this memory until it executes, as a process
+        // `posix_spawn` starts does (`CLONE_VFORK`: the init waits until
+        // then): no copy of any page table. With it, an IPC namespace:
+        // System V shared memory, semaphores and message queues the
+        // command makes end with it, as its processes do.
+        // SAFETY: the upper half of this process's `STACKS` is free while
+        // the init waits; `command_main` makes plain system calls only and
+        // ends in `execve` or `_exit`.
+        let command = libc::clone(
             command_main,
             (&raw mut STACKS).cast::<u8>().add(2 * STACK).cast(),
-            libc::CLONE_VM | libc::SIGCHLD,
-            start as *const Start as *mut libc::c_void,
-        )
-    };
-    if command < 0 {
-        fail(start.failed, 1);
-    }
-    init_loop(command, start.to_relay)
-}
-
-/// The command's process, until it executes: a session of its own, no
-/// descriptor of the server's but its three streams, then `execve`.
-#[cfg(target_os = "linux")]
-extern "C" fn command_main(start: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: as in `init`.
-    let start = unsafe { &*start.cast::<Start>() };
-    // SAFETY: plain system calls, on C strings and arrays prepared before
-    // the fork.
-    unsafe {
-        libc::close(start.to_relay);
-        if libc::setsid() < 0 {
-            fail(start.failed, 127);
-        }
-        close_inherited_on_exec();
-        let Some(target) = start.target else {
-            libc::_exit(0) // the probe
-        };
-        libc::execve(
-            target.path.as_ptr(),
-            target.argv_ptrs.as_ptr(),
-            target.envp_ptrs.as_ptr(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWIPC | libc::SIGCHLD,
+            (&raw mut job).cast(),
         );
-        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOEXEC) {
-            libc::execve(
-                target.sh_argv[0].as_ptr(),
-                target.sh_ptrs.as_ptr(),
-                target.envp_ptrs.as_ptr(),
-            );
+        let clone_errno = errno();
+        for fd in fds {
+            libc::close(fd);
         }
-        fail(start.failed, 127)
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn enter(_plan: &Plan, _target: Option<&Target>, _failed: libc::c_int) -> io::Result<()> {
-    Err(io::ErrorKind::Unsupported.into())
-}
-
-/// The relay: holds nothing of the server's (a client's socket would
-/// outlive its close here), waits for the init, ends as the command did.
-#[cfg(target_os = "linux")]
-fn relay(init: libc::pid_t, from_init: libc::c_int) -> ! {
-    close_all_but(from_init);
-    let mut status: libc::c_int = 0;
-    // SAFETY: plain system calls on valid pointers.
-    unsafe {
-        while libc::waitpid(init, &mut status, 0) < 0 {
-            if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                libc::_exit(1);
-            }
+        if command < 0 {
+            answer(sock, [NO_CLONE, clone_errno as u32]);
+            return;
         }
-        let mut word = [0u8; 4];
-        if libc::read(from_init, word.as_mut_ptr().cast(), 4) == 4 {
-            status = libc::c_int::from_ne_bytes(word);
+        let mut status: libc::c_int = 0;
+        let failed = std::ptr::read_volatile(&raw const job.errno);
+        if failed != 0 {
+            while libc::waitpid(command, &mut status, 0) < 0 && errno() == libc::EINTR {}
+            answer(sock, [NO_EXEC, failed as u32]);
+            return;
         }
-    }
-    end_as(status)
-}
-
-/// The init: holds nothing but its pipe to the relay, reaps every process
-/// that ends in the namespace, and ends once the command has, passing its
-/// status to the relay. The kernel then ends the rest.
-#[cfg(target_os = "linux")]
-fn init_loop(command: libc::pid_t, to_relay: libc::c_int) -> ! {
-    close_all_but(to_relay);
-    let mut status: libc::c_int = 0;
-    // SAFETY: plain system calls on valid pointers.
-    unsafe {
+        answer(sock, [STARTED, 0]);
+        // Orphans the command leaves are reaped as they end (no zombie
+        // piles up while it runs), until its main process ends.
         loop {
             let pid = libc::waitpid(-1, &mut status, 0);
             if pid == command {
-                let word = status.to_ne_bytes();
-                libc::write(to_relay, word.as_ptr().cast(), 4);
-                libc::_exit(0);
+                break;
             }
-            if pid < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            if pid < 0 && errno() != libc::EINTR {
                 libc::_exit(1);
             }
         }
+        // Then the rest: `kill(-1)` from a namespace's pid 1 reaches every
+        // other process in it (the kernel also catches one being forked
+        // meanwhile); reaped until none is left, again after each.
+        let mut left = 0u32;
+        let mut reaped = 0;
+        loop {
+            libc::kill(-1, libc::SIGKILL);
+            match libc::waitpid(-1, &mut reaped, 0) {
+                pid if pid > 0 => left += 1,
+                _ if errno() == libc::EINTR => {}
+                _ => break, // ECHILD: the namespace is empty
+            }
+        }
+        answer(sock, [status as u32, left]);
     }
+}
+
+/// The command's process, until it executes: its three streams as 0, 1
+/// and 2 and no other descriptor (the init's socket least of all), a
+/// session of its own, the server's directory, then `execve`.
+#[cfg(target_os = "linux")]
+extern "C" fn command_main(job: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `one` passed its `Job`, alive until this process executes or
+    // ends (the init waits: `CLONE_VFORK`).
+    let job = unsafe { &mut *job.cast::<Job>() };
+    // SAFETY: plain system calls, on C strings and arrays prepared by the
+    // init.
+    unsafe {
+        // Above 2 first, so that moving one to its place cannot overwrite
+        // another that arrived there.
+        let mut high = [0; 3];
+        for (to, from) in high.iter_mut().zip(job.fds) {
+            *to = libc::fcntl(from, libc::F_DUPFD, 3);
+            if *to < 0 {
+                fail(job);
+            }
+        }
+        for (fd, from) in high.into_iter().enumerate() {
+            if libc::dup2(from, fd as libc::c_int) < 0 {
+                fail(job);
+            }
+        }
+        // Not just close-on-exec: a command that kept the init's socket
+        // could send it requests of its own.
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) < 0 {
+            fail(job);
+        }
+        if libc::setsid() < 0 {
+            fail(job);
+        }
+        if *job.dir != 0 && libc::chdir(job.dir) < 0 {
+            fail(job);
+        }
+        libc::execve(job.path, job.argv, job.envp);
+        if errno() == libc::ENOEXEC {
+            libc::execve(*job.sh, job.sh, job.envp);
+        }
+        fail(job)
+    }
+}
+
+/// Leaves `errno` where the init reads it, and ends the command's process.
+#[cfg(target_os = "linux")]
+fn fail(job: &mut Job) -> ! {
+    job.errno = match errno() {
+        0 => libc::EINVAL,
+        e => e,
+    };
+    // SAFETY: `_exit` does not return.
+    unsafe { libc::_exit(127) }
 }

@@ -15,7 +15,8 @@ use super::auth::{Nonce, PROTOCOL, Session};
 use super::exec::{self, Pipe};
 use super::reply::{SeedSpool, write_end, write_error, write_piece};
 use super::request::{Request, detect, line, read_request};
-use super::sandbox::{self, Plan};
+use super::sandbox;
+use super::warm::Pool;
 use super::{CommandConfig, CommandError, Containment, Protocol};
 use super::{auth, contain};
 use crate::handler::{Addr, BaseRequestHandler, Connection, is_timeout};
@@ -45,7 +46,7 @@ pub struct CommandHandler {
     /// Addresses already logged for sending HTTP: one line per peer.
     warned: Mutex<HashSet<IpAddr>>,
     /// How commands run in PID namespaces; `None`: the scan.
-    sandbox: Option<Plan>,
+    sandbox: Option<Pool>,
 }
 
 /// How many addresses are remembered as logged for sending HTTP; past it
@@ -81,7 +82,7 @@ impl CommandHandler {
         let sandbox = match config.containment {
             Containment::Scan => None,
             wanted => match sandbox::probe() {
-                Ok(plan) => Some(plan),
+                Ok(plan) => Some(Pool::new(plan)?),
                 Err(why) if wanted == Containment::Namespace => {
                     return Err(io::Error::new(io::ErrorKind::Unsupported, why));
                 }
@@ -98,7 +99,7 @@ impl CommandHandler {
             rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
         }
         match &sandbox {
-            Some(plan) if plan.user_namespace() => log::info!(
+            Some(pool) if pool.user_namespace() => log::info!(
                 target: "socketserver",
                 "commands run in PID namespaces, in user namespaces: every process a command starts ends with it"
             ),
