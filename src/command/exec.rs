@@ -3,7 +3,7 @@
 //! enforce the timeout and the output cap, and end every process it
 //! started before the reply goes.
 //!
-//! The child runs in a PID namespace of its own ([`sandbox`]), or, where
+//! The child runs in a warm PID namespace of its own ([`super::warm`]), or, where
 //! the system allows none, in a session of its own with the marker
 //! [`contain`] looks for; either way with an environment without the
 //! server's token. Two threads serve a command that runs for more than a
@@ -12,12 +12,12 @@
 //! sending) and a watchdog that kills the command at its deadline even
 //! while the handler is blocked writing to a client that does not read.
 //! In a namespace, the first [`QUICK`] of a command are spent in the
-//! handler's thread alone, reading and waiting on the relay in one
-//! `poll`: most commands end within it (an `echo` in about a
+//! handler's thread alone, reading and waiting for the init's answer in
+//! one `poll`: most commands end within it (an `echo` in about a
 //! millisecond), and starting the two threads would cost about a tenth of
 //! their run. Reading ends once the main process has exited and
 //! [`DRAIN`] has passed, whoever still holds the pipes (in a namespace,
-//! nobody: the kernel has ended them all); then the scan's
+//! nobody: its init has ended them all); then the scan's
 //! [`contain::Tree::end_all`] kills and reaps the rest.
 
 use std::collections::VecDeque;

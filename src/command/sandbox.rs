@@ -12,37 +12,51 @@
 //! parent learns it has ended.
 //!
 //! ```text
-//!  server thread ─fork (std)─▶ relay ─clone(CLONE_VM|CLONE_NEWPID)─▶ init (pid 1) ─clone(CLONE_VM)─▶ command (pid 2)
-//!   Child::id() is the relay     waits for init,                    reaps orphans,                  setsid, execve:
-//!   SIGKILL to it ends all       passes its status on               ends with the                   sh, ls, ...
-//!                                dies with the server               command, and all
-//!                                thread (PDEATHSIG)                 with it
+//!  keeper thread ─fork (std)─▶ relay ─clone(CLONE_VM|CLONE_NEWPID)─▶ init (pid 1) ─clone(CLONE_VM|CLONE_VFORK|CLONE_NEWIPC)─▶ command
+//!   a pidfd on the relay:        waits for init,                   one request after            setsid, chdir, execve:
+//!   SIGKILL to it ends all       dies with the keeper              another, on its              sh, ls, ...
+//!                                thread (PDEATHSIG)                socket to the server
 //! ```
 //!
-//! * The **relay** stays in the server's namespace: it is the process
-//!   `std::process::Child` knows. It waits for the init and ends as the
-//!   command did (its exit code, or its signal). Killed (by the server's
-//!   watchdog, or by `PR_SET_PDEATHSIG` when the server's thread dies,
+//! A namespace is kept *warm* and serves one command after another
+//! ([`super::warm`] is the server's side): making one costs a fork of the
+//! server and its namespaces (~0.5 ms here, more than half of what
+//! running `echo` costs), running a command in one that exists costs what
+//! `posix_spawn` costs. Between two
+//! commands the init empties it: once the command's main process has
+//! ended, `kill(-1, SIGKILL)` from a namespace's pid 1 reaches every other
+//! process in it (the kernel also catches one being forked meanwhile), and
+//! the init reaps until it has no child left, which means nothing is left
+//! in the namespace (every process there descends from it), before it
+//! answers. The next command finds it as new.
+//!
+//! * The **relay** stays in the server's namespace, a child of the
+//!   server's keeper thread. It waits for the init and ends after it.
+//!   Killed (by a command's watchdog, by the pool retiring an idle
+//!   namespace, or by `PR_SET_PDEATHSIG` when the keeper thread ends,
 //!   SIGKILL of the server included), it takes the init with it, and the
 //!   kernel the rest.
-//! * The **init** is the namespace's pid 1. It reaps every orphan the
-//!   command leaves (no zombie piles up while the command runs) and ends
-//!   as soon as the command's main process does; with it, the kernel ends
-//!   everything else in the namespace.
-//! * The **command** starts a session of its own (`setsid`) and executes
-//!   the program with the arguments and environment prepared before the
-//!   fork ([`Target`]), its three pipes as `std` set them up for the relay.
+//! * The **init** is the namespace's pid 1. It holds one descriptor, its
+//!   socket to the server, and serves requests on it ([`serve`]): a
+//!   header, the command's three streams (`SCM_RIGHTS`), its directory,
+//!   program, arguments and environment; it answers once the command has
+//!   executed (or failed to: the `errno`), and again with its status and
+//!   how many processes it left once the namespace is empty. It reaps
+//!   every orphan meanwhile, so no zombie piles up.
+//! * The **command** moves its streams to 0, 1 and 2, closes every other
+//!   descriptor (the init's socket least of all: a command that held it
+//!   could send requests of its own), starts a session of its own, enters
+//!   the server's directory and executes the program. It has an IPC
+//!   namespace of its own: System V shared memory, semaphores and message
+//!   queues it makes end with it.
 //!
-//! Only the relay is a fork, the one copy of the server's page tables a
-//! command costs (a fork and its copy-on-write faults are the dearest
-//! part of starting a process here, ~0.15 ms of a 1 ms `echo`). The init
-//! shares the relay's memory (`CLONE_VM`) on a stack of its own, and the
-//! command shares it too until it executes, as a process `posix_spawn`
-//! starts does: the relay's memory is a private copy, so neither can
-//! touch the server's, and all three run only the plain system calls
-//! below, on data prepared before the fork.
+//! Only the relay is a fork, once per namespace. The init shares the
+//! relay's memory (`CLONE_VM`) on a stack of its own, and the command
+//! shares the init's until it executes, as a process `posix_spawn` starts
+//! does: the relay's memory is a private copy, so neither can touch the
+//! server's, and all three run only the plain system calls below.
 //!
-//! Each command's PID namespace is made inside a user namespace of its own,
+//! Each PID namespace is made inside a user namespace of its own,
 //! which maps the server's user and group to themselves (root to root), so
 //! the command's files are its user's as before, while the capabilities it
 //! holds (root's included) hold in that namespace only: none over the
@@ -54,16 +68,11 @@
 //! then take over its init: the server says so at start. [`probe`] finds
 //! out once per process which works, if any.
 //!
-//! The command gets its three pipes and nothing else of the server's: every
-//! other descriptor is closed on `exec`, those the server inherited open
-//! too (`close_range` with `CLOSE_RANGE_CLOEXEC`, Linux 5.11 and later;
-//! on an older kernel only what is already close-on-exec is closed, as
-//! everything `std` opens is).
-//!
-//! The PID namespace has an IPC namespace of its own beside it, so System V
-//! shared memory, semaphores and message queues the command makes end with
-//! it too. Files it leaves (in `/tmp`, or POSIX shared memory in `/dev/shm`)
-//! are files, and stay.
+//! The command gets its three pipes and nothing else of the server's: the
+//! relay and the init close everything else, those the server inherited
+//! open too, and the command everything but its streams (`close_range`,
+//! Linux 5.9 and later, which the probe makes sure of). Files it leaves
+//! (in `/tmp`, or POSIX shared memory in `/dev/shm`) are files, and stay.
 //!
 //! What the namespace is not: a sandbox. `/proc` is the server's, files and
 //! the network are as reachable as the server's user can reach them, and
@@ -72,17 +81,17 @@
 //!
 //! # The one place with `unsafe`
 //!
-//! Everything between `fork` and `exec` runs in a copy of a multithreaded
-//! program where only async-signal-safe calls are sound: no allocation, no
-//! locks, no `std` I/O. The code here makes plain system calls only, on
-//! data prepared before the fork ([`Plan`], [`Target`]), and starts the
-//! init and the command with the C library's `clone` wrapper, which only
-//! switches stacks (its `fork` runs handlers and takes locks). The relay,
-//! the init and the command share one C `errno` (one thread's storage,
-//! in one memory): each reads it right after its own failed call, while
-//! the others are blocked in `waitpid` or make calls that do not fail
-//! (the relay's `waitpid` misreading an `EINTR` would end the command,
-//! never let it outlive anything). No handler of the server's runs in
+//! Everything after the `fork` runs in a copy of a multithreaded program
+//! where only async-signal-safe calls are sound: no allocation, no locks,
+//! no `std` I/O, for the init's whole life (it never executes anything).
+//! The code here makes plain system calls only, on data prepared before
+//! the fork ([`Plan`]) or received into a buffer the init maps once, and
+//! starts the init and the command with the C library's `clone` wrapper,
+//! which only switches stacks (its `fork` runs handlers and takes locks).
+//! The relay, the init and the command share one C `errno` (one thread's
+//! storage, in one memory): each reads it right after its own failed
+//! call, while the others are blocked (the relay in `waitpid`, the init
+//! until the command executes). No handler of the server's runs in
 //! them: every signal is blocked across the init's clone and put back to
 //! its default action in the init before it is unblocked, as
 //! `posix_spawn` does, and a namespace's pid 1 at its defaults gets no
