@@ -898,3 +898,58 @@ fn held_a_command_that_closes_its_pipes_early_is_still_waited_for_and_timed() {
     );
     assert_back_to(pid, before, Duration::from_secs(2));
 }
+
+/// Namespaces are warm: commands in a row run in one namespace (the same
+/// relay is the server's only child throughout, and the shell's pid in the
+/// namespace keeps counting up), each finds it empty (the two sleeps the
+/// first leaves are gone before its reply: its init killed and reaped
+/// them), and idle it ends by itself: no child of the server is left
+/// within a second (`IDLE` is 200 ms, the keeper looks as often), with
+/// the keeper thread gone and the server's threads and descriptors back
+/// where they were.
+#[test]
+fn held_a_warm_namespace_serves_the_next_command_empty_and_ends_when_idle() {
+    if !namespaces_here() {
+        eprintln!("SKIPPED: needs PID namespaces");
+        return;
+    }
+    let server = cmd_server(&[]);
+    let pid = server.child.id();
+    let before = figures(pid);
+    let mut client = framed(server.addr);
+    let mut shells = Vec::new();
+    let mut relays = Vec::new();
+    for _ in 0..3 {
+        let reply = client
+            .run("sh -c 'sleep 47.31 & sleep 47.31 & echo $$'")
+            .unwrap();
+        let shell: u32 = String::from_utf8_lossy(&reply.stdout)
+            .trim()
+            .parse()
+            .unwrap();
+        shells.push(shell);
+        assert!(
+            pids(&["sleep", "47.31"]).is_empty(),
+            "left running after the reply"
+        );
+        relays.push(children_pids(pid));
+    }
+    assert_eq!(kill_all(&["sleep", "47.31"]), 0);
+    assert!(
+        relays.iter().all(|r| r.len() == 1 && *r == relays[0]),
+        "one warm namespace throughout: {relays:?}"
+    );
+    assert!(
+        shells.windows(2).all(|w| w[1] > w[0]),
+        "pids in the namespace count on: {shells:?}"
+    );
+    let started = Instant::now();
+    let ended = within(Duration::from_secs(2), || children_pids(pid).is_empty());
+    let took = started.elapsed();
+    println!(
+        "warm namespace: shells {shells:?}, relay {relays:?}, ended {took:?} after the last reply"
+    );
+    assert!(ended && took < Duration::from_secs(1), "idle for {took:?}");
+    drop(client);
+    assert_back_to(pid, before, Duration::from_secs(2));
+}

@@ -504,3 +504,32 @@ impl Drop for Job<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_its_header_then_each_string_with_its_nul() {
+        let argv = [OsStr::new("echo"), OsStr::new("hi")];
+        let env = [("A".into(), "1".into())];
+        let request =
+            Request::new(Some(Path::new("/tmp")), Path::new("/bin/echo"), &argv, env).unwrap();
+        let (header, payload) = request.0.split_at(HEADER);
+        assert_eq!(payload, b"/tmp\0/bin/echo\0echo\0hi\0A=1\0");
+        let word = |i: usize| u32::from_ne_bytes(header[4 * i..4 * i + 4].try_into().unwrap());
+        assert_eq!([word(0), word(1), word(2)], [payload.len() as u32, 2, 1]);
+    }
+
+    #[test]
+    fn a_nul_is_invalid_input_and_too_much_is_e2big_as_execve_says() {
+        let nul = Request::new(None, Path::new("/bin/echo"), &[OsStr::new("a\0b")], []);
+        assert_eq!(nul.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        let big = "x".repeat(REQUEST_MAX);
+        let e2big = Request::new(None, Path::new("/bin/echo"), &[OsStr::new(&big)], []);
+        assert_eq!(e2big.unwrap_err().raw_os_error(), Some(libc::E2BIG));
+        let many = vec![OsStr::new("x"); STRINGS_MAX + 1];
+        let e2big = Request::new(None, Path::new("/bin/echo"), &many, []);
+        assert_eq!(e2big.unwrap_err().raw_os_error(), Some(libc::E2BIG));
+    }
+}
