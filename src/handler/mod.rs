@@ -620,22 +620,3 @@ where
         self(datagram)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timeouts_read_as_timeouts_and_keep_what_they_say() {
-        // Unix reports a socket timeout as WouldBlock: it becomes TimedOut.
-        let unix = HandlerError::io(io::Error::from(io::ErrorKind::WouldBlock));
-        let HandlerError::Io(e) = unix else { panic!() };
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        // A deadline's own TimedOut keeps its message.
-        let deadline = HandlerError::io(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "connection deadline passed",
-        ));
-        assert!(deadline.to_string().contains("deadline"), "{deadline}");
-    }
-}
