@@ -110,27 +110,13 @@ impl DatagramFamily for Unix {
 /// ```
 #[derive(Debug)]
 pub struct Datagram<F: DatagramFamily = Udp> {
-    data: Vec<u8>,
-    peer: F::PeerAddr,
-    socket: Arc<F::Socket>,
-    server: ServerInfo,
+    pub(crate) data: Vec<u8>,
+    pub(crate) peer: F::PeerAddr,
+    pub(crate) socket: Arc<F::Socket>,
+    pub(crate) server: ServerInfo,
 }
 
 impl<F: DatagramFamily> Datagram<F> {
-    pub(crate) fn new(
-        data: Vec<u8>,
-        peer: F::PeerAddr,
-        socket: Arc<F::Socket>,
-        server: ServerInfo,
-    ) -> Datagram<F> {
-        Datagram {
-            data,
-            peer,
-            socket,
-            server,
-        }
-    }
-
     /// The datagram's bytes, whole: datagrams up to 65,507 bytes (the IPv4
     /// maximum) are received without truncation.
     pub fn data(&self) -> &[u8] {

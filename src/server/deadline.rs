@@ -188,11 +188,12 @@ impl Clock {
         self.at.store(earlier(set.0, set.1), Ordering::Relaxed);
     }
 
-    /// Ends every call through the connection: each fails at once with
-    /// [`cut`]'s error from now on.
-    pub(crate) fn cut(&self) {
+    /// Ends the connection: `stream` shut both ways, and every call
+    /// through it failing at once with [`cut`]'s error from now on.
+    pub(crate) fn cut(&self, stream: &Stream) {
         self.cut.store(true, Ordering::Relaxed);
         self.limit(self.base);
+        let _ = stream.shutdown(std::net::Shutdown::Both);
     }
 
     /// Whether [`cut`](Self::cut) was called.

@@ -102,8 +102,7 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
         // Known to the server until the handler is done, so a shutdown can
         // end it (dropped before `conn`, which closes the socket).
         let (stream, clock) = conn.parts();
-        let clock = Arc::clone(clock);
-        let _live = state.live.register(stream, &clock);
+        let _live = state.live.register(stream, clock);
         if config.proxy.is_some() {
             // Only a connection whose header was read, and that passed the
             // checks the serving loop left to this thread, goes on.
@@ -119,7 +118,7 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
         });
         // A connection cut at the end of the grace period failed, whatever
         // its handler made of the errors it saw.
-        if clock.is_cut() {
+        if conn.parts().1.is_cut() {
             return Err(super::deadline::cut());
         }
         handled
@@ -265,7 +264,12 @@ impl<F: DatagramFamily, H: DatagramRequestHandler<F>> Handler<Received<F>> for H
                 format!("a datagram longer than {DATAGRAM_BUFFER} bytes, dropped"),
             ));
         };
-        self.handle(&Datagram::new(data, request.peer, request.socket, info))
+        self.handle(&Datagram {
+            data,
+            peer: request.peer,
+            socket: request.socket,
+            server: info,
+        })
     }
     fn verify(&self, peer: &Addr) -> bool {
         self.verify_request(peer)
@@ -315,13 +319,10 @@ impl<H> Shared<H> {
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a panic with no message)".to_owned()
-    }
+    let text = panic.downcast_ref::<String>().map(String::as_str);
+    text.or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(a panic with no message)")
+        .to_owned()
 }
 
 /// Who runs a request.
@@ -349,7 +350,8 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
     /// A server on `source`, configured; not yet serving.
     pub(crate) fn new(source: S, handler: H, config: Config) -> io::Result<Self> {
         let local = source.prepare()?;
-        let (executor, default_max) = match config.run {
+        let cap = |default| config.max_connections.unwrap_or(default).max(1);
+        let (executor, asked) = match config.run {
             Run::Inline => (Executor::Inline, 1),
             Run::Pool(0) => {
                 return Err(io::Error::new(
@@ -357,43 +359,22 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
                     "a pool needs at least one worker",
                 ));
             }
-            Run::Pool(workers) => (
-                Executor::Pool(
-                    threadpool::Builder::new()
-                        .num_threads(workers)
-                        .thread_name("socketserver-worker".into())
-                        .thread_stack_size(config.stack_size)
-                        .build(),
-                ),
-                workers,
-            ),
-            Run::PerConnection => (
-                Executor::Spawn(Threads::new(config.stack_size)),
-                super::DEFAULT_MAX_CONNECTIONS,
-            ),
+            Run::Pool(workers) => {
+                let pool = threadpool::Builder::new()
+                    .num_threads(workers)
+                    .thread_name("socketserver-worker".into())
+                    .thread_stack_size(config.stack_size)
+                    .build();
+                (Executor::Pool(pool), cap(workers))
+            }
+            Run::PerConnection => {
+                let threads = Threads::new(config.stack_size);
+                (
+                    Executor::Spawn(threads),
+                    cap(super::DEFAULT_MAX_CONNECTIONS),
+                )
+            }
         };
-        let asked = match executor {
-            Executor::Inline => 1,
-            _ => config.max_connections.unwrap_or(default_max).max(1),
-        };
-        // Never promise connections the descriptor limit would refuse.
-        let limit = source::raise_limit();
-        let max_active = asked.min(source::connections_allowed(limit));
-        // Once per process: a test suite binds hundreds of servers.
-        static NOTED: std::sync::Once = std::sync::Once::new();
-        if max_active < asked {
-            NOTED.call_once(|| {
-                report(
-                    Level::Info,
-                    format_args!(
-                        "serving at most {max_active} connections at once, not {asked}: \
-                 the descriptor limit is {} ({} kept for other uses)",
-                        limit.unwrap_or(0),
-                        source::FD_RESERVE,
-                    ),
-                );
-            });
-        }
         let grace = config.graceful.unwrap_or(super::DEFAULT_GRACE);
         let waker = Waker::new(&local)?;
         Ok(Server {
@@ -404,7 +385,8 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
                 state: Arc::new(State::new(local, waker, grace)),
             }),
             executor,
-            max_active,
+            // Never promise connections the descriptor limit would refuse.
+            max_active: source::connection_cap(asked),
             buf: Mutex::new(vec![0; S::BUFFER]),
             created: None,
             _policy: PhantomData,
@@ -450,13 +432,9 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
     /// The error of the `poll`, `accept` or `recv_from` call, if one
     /// failed.
     pub fn handle_request_timeout(&self, timeout: Duration) -> io::Result<bool> {
-        // A timeout past what an Instant holds (`Duration::MAX`) is a year:
-        // longer than any server waits for a request and means it.
-        let now = Instant::now();
-        let deadline = now
-            .checked_add(timeout)
-            .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
-        let came = self.next(Some(deadline))?;
+        // A timeout past what an Instant holds (`Duration::MAX`) waits
+        // without a bound.
+        let came = self.next(Instant::now().checked_add(timeout))?;
         if !came && !self.shared.state.is_shutdown() {
             self.shared.handler.timed_out(&self.info());
         }
@@ -473,8 +451,7 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
         if !state.wait_for_slot(self.max_active, deadline) {
             return Ok(false);
         }
-        let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
-        if !state.waker.wait(&*self.source, left)? {
+        if !state.waker.wait(&*self.source, deadline)? {
             return Ok(false);
         }
         let (request, peer) = S::receive(&self.source, &mut crate::lock(&self.buf))?;
@@ -508,8 +485,7 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
         let mut failures = Failures::default();
         while !state.is_shutdown() {
             match self.next(None) {
-                Ok(_) if !failures.in_run() => {}
-                Ok(_) => failures.recovered(&state.local_addr, Instant::now()),
+                Ok(_) => failures.recovered(&state.local_addr),
                 // The client gave up between its connect and our accept.
                 Err(e)
                     if matches!(
@@ -559,11 +535,6 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
         ) {
             return; // dropping the request closes its socket
         }
-        self.hand_on(request, peer, ticket);
-    }
-
-    /// Gives a request counted in to its executor.
-    fn hand_on(&self, request: S::Request, peer: Addr, ticket: Ticket) {
         let job_shared = Arc::clone(&self.shared);
         let job_peer = peer.clone();
         let job = move || job_shared.run(request, job_peer, ticket);
@@ -624,10 +595,6 @@ struct Failures {
 }
 
 impl Failures {
-    fn in_run(&self) -> bool {
-        !self.pause.is_zero()
-    }
-
     /// Counts a failure, reports it if a line is due, and returns how long
     /// to pause before the next `accept`: doubling from [`PAUSE_MIN`] to
     /// [`PAUSE_MAX`].
@@ -648,11 +615,12 @@ impl Failures {
 
     /// An `accept` worked: the run is over. Failures not yet reported are
     /// reported now, if a line is due, or with the next run's first line.
-    fn recovered(&mut self, addr: &Addr, now: Instant) {
+    fn recovered(&mut self, addr: &Addr) {
         if self.pause.is_zero() {
             return; // the hot path: nothing had failed
         }
         self.pause = Duration::ZERO;
+        let now = Instant::now();
         if self.every.unreported > 0 && self.every.is_due(now) {
             let earlier = self.every.due(now).unwrap_or(0);
             report(
@@ -681,7 +649,7 @@ mod tests {
         assert_eq!(*pauses.last().unwrap(), PAUSE_MAX);
         // The first was reported, the other nine (within a second) counted.
         assert_eq!(failures.every.unreported, 9);
-        failures.recovered(&addr, start + Duration::from_millis(900));
+        failures.recovered(&addr); // within the second
         assert_eq!(failures.pause, Duration::ZERO);
         assert_eq!(failures.every.unreported, 9, "kept for the next line");
         // A second on, the next failure's line carries them.

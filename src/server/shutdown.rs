@@ -22,7 +22,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -241,11 +240,10 @@ impl Waker {
     }
 
     /// Waits until `source` has a request, the waker is woken, or
-    /// `timeout` passes (`None`: no bound), with one `poll(2)` (again after
-    /// a signal, for the time left). Whether a request is there.
-    pub(crate) fn wait(&self, source: &impl Source, timeout: Option<Duration>) -> io::Result<bool> {
+    /// `deadline` passes (`None`: no bound), with one `poll(2)` (again
+    /// after a signal, for the time left). Whether a request is there.
+    pub(crate) fn wait(&self, source: &impl Source, deadline: Option<Instant>) -> io::Result<bool> {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             // Past what a Timespec holds (centuries): wait without a bound.
             let left = deadline
@@ -300,8 +298,8 @@ impl Waker {
 
     /// Off Unix the loop waits in `accept` itself; std cannot wait for a
     /// listener without accepting, so no timeout.
-    pub(crate) fn wait(&self, _: &impl Source, timeout: Option<Duration>) -> io::Result<bool> {
-        match timeout {
+    pub(crate) fn wait(&self, _: &impl Source, deadline: Option<Instant>) -> io::Result<bool> {
+        match deadline {
             None => Ok(true),
             Some(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -430,28 +428,12 @@ enum Phase {
     Cut,
 }
 
-#[derive(Debug)]
-struct Entry {
-    stream: Arc<Stream>,
-    clock: Arc<Clock>,
-}
-
-impl Entry {
-    fn drain(&self, until: Instant) {
-        self.clock.drain(&self.stream, until);
-    }
-
-    fn cut(&self) {
-        self.clock.cut();
-        let _ = self.stream.shutdown(Shutdown::Both);
-    }
-}
-
 #[derive(Debug, Default)]
 struct Inner {
     next: u64,
     phase: Phase,
-    conns: HashMap<u64, Entry>,
+    /// Each live connection's socket and deadline.
+    conns: HashMap<u64, (Arc<Stream>, Arc<Clock>)>,
 }
 
 /// The registry of live connections.
@@ -468,19 +450,17 @@ impl Live {
     /// Adds a connection; the guard removes it when dropped. A connection
     /// that starts while a shutdown is under way gets its step at once.
     pub(crate) fn register(&self, stream: &Arc<Stream>, clock: &Arc<Clock>) -> Registered<'_> {
-        let entry = Entry {
-            stream: Arc::clone(stream),
-            clock: Arc::clone(clock),
-        };
         let mut inner = self.lock();
         match inner.phase {
             Phase::Open => {}
-            Phase::Draining(until) => entry.drain(until),
-            Phase::Cut => entry.cut(),
+            Phase::Draining(until) => clock.drain(stream, until),
+            Phase::Cut => clock.cut(stream),
         }
         let id = inner.next;
         inner.next += 1;
-        inner.conns.insert(id, entry);
+        inner
+            .conns
+            .insert(id, (Arc::clone(stream), Arc::clone(clock)));
         Registered { live: self, id }
     }
 
@@ -500,8 +480,8 @@ impl Live {
     pub(crate) fn drain_all(&self) {
         let inner = self.lock();
         if let Phase::Draining(until) = inner.phase {
-            for entry in inner.conns.values() {
-                entry.drain(until);
+            for (stream, clock) in inner.conns.values() {
+                clock.drain(stream, until);
             }
         }
     }
@@ -510,8 +490,8 @@ impl Live {
     pub(crate) fn cut(&self) -> usize {
         let mut inner = self.lock();
         inner.phase = Phase::Cut;
-        for entry in inner.conns.values() {
-            entry.cut();
+        for (stream, clock) in inner.conns.values() {
+            clock.cut(stream);
         }
         inner.conns.len()
     }
@@ -634,17 +614,17 @@ mod tests {
         let _registered = live.register(&stream, &clock);
         assert_eq!(live.cut(), 1);
         assert!(clock.is_cut());
+        assert_eq!(
+            (&*stream).read(&mut [0u8; 8]).unwrap(),
+            0,
+            "both halves shut"
+        );
         assert_eq!(live.grace_end(), None);
         live.announce_drain(Instant::now());
         assert_eq!(live.lock().phase, Phase::Cut, "a drain does not undo a cut");
         live.reopen();
         assert_eq!(live.lock().phase, Phase::Open);
     }
-}
-
-#[cfg(test)]
-mod thread_tests {
-    use super::*;
 
     #[test]
     fn threads_are_joined_once_ended_and_the_others_counted() {
