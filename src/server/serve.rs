@@ -45,17 +45,11 @@ use crate::proxy;
     note = "a stream server (TCP, Unix) takes a `BaseRequestHandler`, a `StreamRequestHandler` wrapped in `Streamed(..)`, or a closure `|conn: &mut Connection| -> io::Result<()>`; a datagram server takes a `DatagramRequestHandler` or a closure `|d: &Datagram| -> io::Result<()>` (with the argument's type written out)"
 )]
 pub trait Handler<R>: Send + Sync + 'static {
-    /// Serves one request to its end. Behind the PROXY protocol, `peer`
-    /// becomes the client's address once its header is read.
+    /// Serves one request to its end; the server's state comes with its
+    /// ticket. Behind the PROXY protocol, `peer` becomes the client's
+    /// address once its header is read.
     #[doc(hidden)]
-    fn serve(
-        &self,
-        request: R,
-        peer: &mut Addr,
-        info: ServerInfo,
-        config: &Config,
-        ticket: &mut Ticket,
-    ) -> io::Result<()>;
+    fn serve(&self, request: R, peer: &mut Addr, ticket: &mut Ticket) -> io::Result<()>;
     /// `verify_request`.
     #[doc(hidden)]
     fn verify(&self, peer: &Addr) -> bool;
@@ -72,14 +66,9 @@ pub trait Handler<R>: Send + Sync + 'static {
 // Unmet, rustc names the handler trait itself (its own message), not this.
 #[diagnostic::do_not_recommend]
 impl<H: BaseRequestHandler> Handler<Stream> for H {
-    fn serve(
-        &self,
-        stream: Stream,
-        peer: &mut Addr,
-        info: ServerInfo,
-        config: &Config,
-        ticket: &mut Ticket,
-    ) -> io::Result<()> {
+    fn serve(&self, stream: Stream, peer: &mut Addr, ticket: &mut Ticket) -> io::Result<()> {
+        let state = Arc::clone(&ticket.state);
+        let config = &state.config;
         // New sockets have no timeouts and Nagle on: skip the system calls
         // that would set what is already so.
         if config.read_timeout.is_some() {
@@ -92,8 +81,8 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
             tcp.set_nodelay(true)?;
         }
         // Numbered from 1 in the order handlers start; a u64 never wraps.
-        let id = info.state.ids.fetch_add(1, Ordering::Relaxed) + 1;
-        let state = Arc::clone(&info.state);
+        let id = state.ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = ServerInfo::new(Arc::clone(&state));
         let (read, write) = (config.read_timeout, config.write_timeout);
         let mut conn = Connection::new(stream, id, peer.clone(), info, read, write);
         if let Some(deadline) = config.initial_deadline {
@@ -106,7 +95,7 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
         if config.proxy.is_some() {
             // Only a connection whose header was read, and that passed the
             // checks the serving loop left to this thread, goes on.
-            if !proxied(self, &mut conn, config, ticket) {
+            if !proxied(self, &mut conn, ticket) {
                 return Ok(());
             }
             *peer = conn.peer_addr().clone();
@@ -138,13 +127,9 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
 /// the client's address, on the connection's own thread: reads the header
 /// under the first-request deadline, then [`admit`]s the client it names.
 /// Whether to serve the connection; if not, its ticket is counted out.
-fn proxied(
-    handler: &impl BaseRequestHandler,
-    conn: &mut Connection,
-    config: &Config,
-    ticket: &mut Ticket,
-) -> bool {
+fn proxied(handler: &impl BaseRequestHandler, conn: &mut Connection, ticket: &mut Ticket) -> bool {
     let state = Arc::clone(&conn.server().state);
+    let config = &state.config;
     let first = config.initial_deadline.unwrap_or(proxy::HEADER_DEADLINE);
     conn.set_deadline_in(first);
     match proxy::read_with(&mut &*conn) {
@@ -157,7 +142,7 @@ fn proxied(
         }
     }
     let verify = |peer: &Addr| handler.verify_request(peer);
-    if !admit(&state, conn.peer_addr(), config, verify, ticket) {
+    if !admit(&state, conn.peer_addr(), verify, ticket) {
         return false;
     }
     // The header was no request: the connection waits for its first,
@@ -202,11 +187,10 @@ impl proxy::Source for &Connection {
 fn admit(
     state: &State,
     peer: &Addr,
-    config: &Config,
     verify: impl FnOnce(&Addr) -> bool,
     ticket: &mut Ticket,
 ) -> bool {
-    let cap = config.max_per_peer;
+    let cap = state.config.max_per_peer;
     if let Some((max, key)) = cap.and_then(|max| Some((max, peer_key(peer)?))) {
         if !ticket.claim_peer(key, max) {
             ticket.withdraw(|s| s.refused_per_peer += 1);
@@ -250,14 +234,7 @@ impl<F: DatagramFamily> Received<F> {
 /// A datagram: Python's `handle`, with the datagram whole.
 #[diagnostic::do_not_recommend]
 impl<F: DatagramFamily, H: DatagramRequestHandler<F>> Handler<Received<F>> for H {
-    fn serve(
-        &self,
-        request: Received<F>,
-        _: &mut Addr,
-        info: ServerInfo,
-        _: &Config,
-        _: &mut Ticket,
-    ) -> io::Result<()> {
+    fn serve(&self, request: Received<F>, _: &mut Addr, ticket: &mut Ticket) -> io::Result<()> {
         let Some(data) = request.data else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -268,7 +245,7 @@ impl<F: DatagramFamily, H: DatagramRequestHandler<F>> Handler<Received<F>> for H
             data,
             peer: request.peer,
             socket: request.socket,
-            server: info,
+            server: ServerInfo::new(Arc::clone(&ticket.state)),
         })
     }
     fn verify(&self, peer: &Addr) -> bool {
@@ -282,40 +259,24 @@ impl<F: DatagramFamily, H: DatagramRequestHandler<F>> Handler<Received<F>> for H
     }
 }
 
-/// What every request's thread shares.
-pub(crate) struct Shared<H> {
-    pub(crate) handler: H,
-    config: Config,
-    pub(crate) state: Arc<State>,
-}
-
-impl<H> Shared<H> {
-    /// Runs one request to its end, on whatever thread the executor chose.
-    fn run<R>(&self, request: R, mut peer: Addr, mut ticket: Ticket)
-    where
-        H: Handler<R>,
-    {
-        let info = ServerInfo::new(Arc::clone(&self.state));
-        // `serve` consumes the request, so the socket is closed before the
-        // ticket is dropped: when the counters say a request is done, its
-        // client has its last byte and its end of stream.
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.handler
-                .serve(request, &mut peer, info, &self.config, &mut ticket)
-        }));
-        let error = match outcome {
-            Ok(Ok(())) => {
-                ticket.succeeded();
-                return;
-            }
-            Ok(Err(e)) => HandlerError::io(e),
-            Err(panic) => HandlerError::Panic(panic_message(&*panic)),
-        };
-        // A panicking error hook must not take the worker down either.
-        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.handler.report(&peer, &error);
-        }));
-    }
+/// Runs one request to its end, on whatever thread the executor chose.
+fn run<R, H: Handler<R>>(handler: &H, request: R, mut peer: Addr, mut ticket: Ticket) {
+    // `serve` consumes the request, so the socket is closed before the
+    // ticket is dropped: when the counters say a request is done, its
+    // client has its last byte and its end of stream.
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        handler.serve(request, &mut peer, &mut ticket)
+    }));
+    let error = match outcome {
+        Ok(Ok(())) => {
+            ticket.succeeded();
+            return;
+        }
+        Ok(Err(e)) => HandlerError::io(e),
+        Err(panic) => HandlerError::Panic(panic_message(&*panic)),
+    };
+    // A panicking error hook must not take the worker down either.
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| handler.report(&peer, &error)));
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {
@@ -352,7 +313,7 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
         let local = source.prepare()?;
         let cap = |default| config.max_connections.unwrap_or(default).max(1);
         let (executor, asked) = match config.run {
-            Run::Inline => (Executor::Inline, 1),
+            _ if !P::THREADED => (Executor::Inline, 1),
             Run::Pool(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -375,15 +336,11 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
                 )
             }
         };
-        let grace = config.graceful.unwrap_or(super::DEFAULT_GRACE);
         let waker = Waker::new(&local)?;
         Ok(Server {
             source: Arc::new(source),
-            shared: Arc::new(Shared {
-                handler,
-                config,
-                state: Arc::new(State::new(local, waker, grace)),
-            }),
+            handler: Arc::new(handler),
+            state: Arc::new(State::new(local, waker, config)),
             executor,
             // Never promise connections the descriptor limit would refuse.
             max_active: source::connection_cap(asked),
@@ -435,8 +392,8 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
         // A timeout past what an Instant holds (`Duration::MAX`) waits
         // without a bound.
         let came = self.next(Instant::now().checked_add(timeout))?;
-        if !came && !self.shared.state.is_shutdown() {
-            self.shared.handler.timed_out(&self.info());
+        if !came && !self.state.is_shutdown() {
+            self.handler.timed_out(&self.info());
         }
         Ok(came)
     }
@@ -445,7 +402,7 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
     /// then receives it and hands it on. Whether one came: not if the
     /// wait ran out or a shutdown woke it.
     fn next(&self, deadline: Option<Instant>) -> io::Result<bool> {
-        let state = &self.shared.state;
+        let state = &self.state;
         // Backpressure: at the cap, stop taking requests and let them wait
         // in the kernel's queue, rather than queue without bound in ours.
         if !state.wait_for_slot(self.max_active, deadline) {
@@ -481,7 +438,7 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn serve_forever(&self) {
-        let state = &self.shared.state;
+        let state = &self.state;
         let mut failures = Failures::default();
         while !state.is_shutdown() {
             match self.next(None) {
@@ -508,9 +465,8 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
     }
 
     fn dispatch(&self, request: S::Request, peer: Addr) {
-        let shared = &self.shared;
-        let mut ticket = shared.state.begin();
-        if let Some(trusted) = &shared.config.proxy {
+        let mut ticket = self.state.begin();
+        if let Some(trusted) = &self.state.config.proxy {
             // Only the source's trust is checked here: the header and
             // `admit` wait for the connection's thread, so that a balancer
             // dripping its header holds no one else up.
@@ -519,29 +475,20 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
                 .is_some_and(|ip| trusted.iter().any(|net| net.contains(ip)))
             {
                 ticket.withdraw(|s| s.refused_proxy += 1);
-                refused(
-                    &shared.state,
-                    &peer,
-                    &"not a trusted balancer (PROXY protocol)",
-                );
+                let why = "not a trusted balancer (PROXY protocol)";
+                refused(&self.state, &peer, &why);
                 return; // dropping the request closes its socket, unread
             }
-        } else if !admit(
-            &shared.state,
-            &peer,
-            &shared.config,
-            |p| shared.handler.verify(p),
-            &mut ticket,
-        ) {
+        } else if !admit(&self.state, &peer, |p| self.handler.verify(p), &mut ticket) {
             return; // dropping the request closes its socket
         }
-        let job_shared = Arc::clone(&self.shared);
+        let handler = Arc::clone(&self.handler);
         let job_peer = peer.clone();
-        let job = move || job_shared.run(request, job_peer, ticket);
+        let job = move || run(&*handler, request, job_peer, ticket);
         if let Err(e) = self.executor.execute(job) {
             // The job was dropped unrun: its ticket counted it failed and
             // its socket is closed. Say why.
-            self.shared.handler.report(&peer, &HandlerError::Io(e));
+            self.handler.report(&peer, &HandlerError::Io(e));
         }
     }
 }

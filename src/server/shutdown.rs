@@ -324,7 +324,7 @@ impl State {
         // A grace too long for an `Instant` (`Duration::MAX`) is a century.
         let now = Instant::now();
         let end = now
-            .checked_add(self.grace)
+            .checked_add(self.config.graceful)
             .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
         self.live.announce_drain(end);
         self.stop();
@@ -359,8 +359,8 @@ impl<S, H, P> Server<S, H, P> {
     /// After the loop: waits out the grace period, cuts what is left, and
     /// joins every thread that ran a request.
     pub(crate) fn finish_shutdown(&self) {
-        let state = &self.shared.state;
-        let grace = state.grace;
+        let state = &self.state;
+        let grace = state.config.graceful;
         // `None`: cut already (`shutdown_now`); then there is no grace
         // left to give.
         let grace_end = state.live.grace_end();
@@ -406,8 +406,8 @@ impl<S, H, P> Drop for Server<S, H, P> {
     fn drop(&mut self) {
         let threads =
             matches!(&self.executor, Executor::Spawn(t) if !crate::lock(&t.handles).is_empty());
-        if threads || self.shared.state.stats().active > 0 {
-            self.shared.state.request_shutdown();
+        if threads || self.state.stats().active > 0 {
+            self.state.request_shutdown();
             self.finish_shutdown();
         }
         if let Some(path) = &self.created {

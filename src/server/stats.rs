@@ -171,7 +171,7 @@ impl State {
 #[derive(Debug)]
 #[doc(hidden)]
 pub struct Ticket {
-    state: Arc<State>,
+    pub(super) state: Arc<State>,
     /// The per-peer count this request holds, if the cap is on.
     peer: Option<IpAddr>,
     /// Not yet counted out (by [`Ticket::withdraw`], or the drop).
@@ -257,7 +257,7 @@ mod tests {
     fn an_idle_peer_is_forgotten() {
         let addr = Addr::Inet("127.0.0.2:1".parse().unwrap());
         let waker = Waker::new(&addr).unwrap();
-        let state = Arc::new(State::new(addr.clone(), waker, Duration::ZERO));
+        let state = Arc::new(State::new(addr.clone(), waker, Default::default()));
         let mut ticket = state.begin();
         assert!(ticket.claim_peer(peer_key(&addr).unwrap(), 1));
         drop(ticket);
