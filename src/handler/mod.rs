@@ -90,14 +90,13 @@ impl HandlerError {
     /// says something already (a connection deadline, a frame timeout)
     /// keeps its words.
     pub(crate) fn io(e: io::Error) -> HandlerError {
-        if e.kind() == io::ErrorKind::WouldBlock {
-            HandlerError::Io(io::Error::new(
+        HandlerError::Io(match e.kind() {
+            io::ErrorKind::WouldBlock => io::Error::new(
                 io::ErrorKind::TimedOut,
                 "socket timed out (the server's read or write timeout)",
-            ))
-        } else {
-            HandlerError::Io(e)
-        }
+            ),
+            _ => e,
+        })
     }
 }
 

@@ -684,7 +684,9 @@ impl ServerInfo {
     }
 }
 
-mod sealed {
+/// Seals the framework's traits (`Source`, `Policy`, `DatagramFamily`,
+/// the builder's markers): only the types here implement them.
+pub(crate) mod sealed {
     pub trait Sealed {}
 }
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use log::Level;
 use threadpool::ThreadPool;
 
+use super::deadline::{Clock, Dir};
 use super::shutdown::{Threads, Waker};
 use super::source::{self, DATAGRAM_BUFFER, Source};
 use super::stats::Ticket;
@@ -80,18 +81,21 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
         if let (true, Some(tcp)) = (config.nodelay, stream.as_tcp()) {
             tcp.set_nodelay(true)?;
         }
-        // Numbered from 1 in the order handlers start; a u64 never wraps.
-        let id = state.ids.fetch_add(1, Ordering::Relaxed) + 1;
-        let info = ServerInfo::new(Arc::clone(&state));
-        let (read, write) = (config.read_timeout, config.write_timeout);
-        let mut conn = Connection::new(stream, id, peer.clone(), info, read, write);
+        let mut conn = Connection {
+            stream: Arc::new(stream),
+            // Numbered from 1 in the order handlers start; never wraps.
+            id: state.ids.fetch_add(1, Ordering::Relaxed) + 1,
+            peer: peer.clone(),
+            proxy: None,
+            server: ServerInfo::new(Arc::clone(&state)),
+            clock: Arc::new(Clock::new(config.read_timeout, config.write_timeout)),
+        };
         if let Some(deadline) = config.initial_deadline {
             conn.set_deadline_in(deadline);
         }
         // Known to the server until the handler is done, so a shutdown can
         // end it (dropped before `conn`, which closes the socket).
-        let (stream, clock) = conn.parts();
-        let _live = state.live.register(stream, clock);
+        let _live = state.live.register(&conn.stream, &conn.clock);
         if config.proxy.is_some() {
             // Only a connection whose header was read, and that passed the
             // checks the serving loop left to this thread, goes on.
@@ -107,7 +111,7 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
         });
         // A connection cut at the end of the grace period failed, whatever
         // its handler made of the errors it saw.
-        if conn.parts().1.is_cut() {
+        if conn.clock.is_cut() {
             return Err(super::deadline::cut());
         }
         handled
@@ -134,7 +138,10 @@ fn proxied(handler: &impl BaseRequestHandler, conn: &mut Connection, ticket: &mu
     conn.set_deadline_in(first);
     match proxy::read_with(&mut &*conn) {
         Ok(proxy::Header::Local) => {}
-        Ok(proxy::Header::Proxied { source, .. }) => conn.set_proxied(Addr::Inet(source)),
+        // The header names the client: the socket's peer is the balancer.
+        Ok(proxy::Header::Proxied { source, .. }) => {
+            conn.proxy = Some(std::mem::replace(&mut conn.peer, Addr::Inet(source)));
+        }
         Err(e) => {
             ticket.withdraw(|s| s.refused_proxy += 1);
             refused(&state, conn.peer_addr(), &e);
@@ -163,7 +170,7 @@ impl proxy::Source for &Connection {
         io::Read::read_exact(self, buf)
     }
     fn read_line_part(&mut self, buf: &mut [u8], _after_cr: bool) -> io::Result<usize> {
-        let seen = self.peek_guarded(buf)?;
+        let seen = self.clock.guard(&self.stream, Dir::Read, |s| s.peek(buf))?;
         if seen == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }

@@ -34,6 +34,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use log::Level;
 
+use super::sealed;
 use super::serve::{Received, report};
 #[cfg(unix)]
 use crate::handler::Unix;
@@ -188,10 +189,6 @@ fn set_reuse_port(_: &Socket) -> io::Result<()> {
         io::ErrorKind::Unsupported,
         "SO_REUSEPORT is not available on this system",
     ))
-}
-
-mod sealed {
-    pub trait Sealed {}
 }
 
 /// Where a server's requests come from: a `TcpListener`, a `UdpSocket`, a
