@@ -127,10 +127,8 @@ impl std::error::Error for HandlerError {
 /// assert!(!socketserver::handler::is_timeout(&Error::from(ErrorKind::BrokenPipe)));
 /// ```
 pub fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    let kind = e.kind();
+    kind == io::ErrorKind::WouldBlock || kind == io::ErrorKind::TimedOut
 }
 
 /// The same error with a socket timeout's `WouldBlock` (what Unix reports)

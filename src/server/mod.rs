@@ -876,6 +876,27 @@ impl<H, S: Connected> Builder<H, S> {
         self.config.nodelay = nodelay;
         self
     }
+
+    /// The listen backlog (Python's `request_queue_size`, default 5 there):
+    /// how many connections the kernel completes and holds for `accept`
+    /// while the server is busy or at its connection cap. Past it, Linux
+    /// drops new clients' handshakes (their `connect` waits and retries)
+    /// rather than refusing them. Default [`DEFAULT_BACKLOG`] (128, as
+    /// `std`); the kernel clamps larger values to its own maximum
+    /// (`/proc/sys/net/core/somaxconn` on Linux).
+    ///
+    /// ```
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// let server = ThreadingTcpServer::builder(|_: &mut Connection| Ok(()))
+    ///     .backlog(1024) // bursts of connections, accepted a moment later
+    ///     .bind("127.0.0.1:0")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn backlog(mut self, backlog: u32) -> Builder<H, S> {
+        self.config.socket.backlog = Some(backlog);
+        self
+    }
 }
 
 impl<H, P> Builder<H, Server<TcpListener, H, P>> {
@@ -951,33 +972,11 @@ impl<H, P> Builder<H, Server<TcpListener, H, P>> {
     }
 }
 
-// Python's socket knobs: `request_queue_size`, `allow_reuse_address`,
-// `allow_reuse_port`, `create_server(dualstack_ipv6=True)`. Set between
-// `socket()` and `bind()` (see `source.rs`); a builder that sets none binds
-// exactly as `std` does.
-
-impl<H, S: Connected> Builder<H, S> {
-    /// The listen backlog (Python's `request_queue_size`, default 5 there):
-    /// how many connections the kernel completes and holds for `accept`
-    /// while the server is busy or at its connection cap. Past it, Linux
-    /// drops new clients' handshakes (their `connect` waits and retries)
-    /// rather than refusing them. Default [`DEFAULT_BACKLOG`] (128, as
-    /// `std`); the kernel clamps larger values to its own maximum
-    /// (`/proc/sys/net/core/somaxconn` on Linux).
-    ///
-    /// ```
-    /// use socketserver::{Connection, ThreadingTcpServer};
-    ///
-    /// let server = ThreadingTcpServer::builder(|_: &mut Connection| Ok(()))
-    ///     .backlog(1024) // bursts of connections, accepted a moment later
-    ///     .bind("127.0.0.1:0")?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn backlog(mut self, backlog: u32) -> Builder<H, S> {
-        self.config.socket.backlog = Some(backlog);
-        self
-    }
-}
+// Python's socket knobs: `request_queue_size` (`backlog`, above, with the
+// stream servers' options), `allow_reuse_address`, `allow_reuse_port`,
+// `create_server(dualstack_ipv6=True)`. Set between `socket()` and
+// `bind()` (see `source.rs`); a builder that sets none binds exactly as
+// `std` does.
 
 impl<H, S: Inet> Builder<H, S> {
     /// Sets `SO_REUSEADDR` before `bind` (Python's `allow_reuse_address`).
