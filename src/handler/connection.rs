@@ -110,16 +110,11 @@ impl Eq for Addr {}
 
 impl std::hash::Hash for Addr {
     fn hash<S: std::hash::Hasher>(&self, state: &mut S) {
-        match self {
-            Addr::Inet(a) => {
-                0u8.hash(state);
-                a.hash(state);
-            }
-            #[cfg(unix)]
-            Addr::Unix(a) => {
-                1u8.hash(state);
-                unix_key(a).hash(state);
-            }
+        // What `==` compares: the internet address, or the Unix one's key.
+        self.as_inet().hash(state);
+        #[cfg(unix)]
+        if let Addr::Unix(a) = self {
+            unix_key(a).hash(state);
         }
     }
 }

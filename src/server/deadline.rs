@@ -55,8 +55,8 @@ pub(crate) struct Clock {
     /// The server closed the connection (its shutdown's grace period
     /// ended): calls fail with `ConnectionAborted`, not `TimedOut`.
     cut: AtomicBool,
-    read: Half,
-    write: Half,
+    /// The read half's and the write half's, in [`Dir`] order.
+    halves: [Half; 2],
     /// Between requests: nothing read since the connection began, or
     /// since its last reply was written or the handler marked a boundary
     /// ([`Clock::boundary`]). A drain shuts such a connection's read half
@@ -94,8 +94,7 @@ impl Clock {
             at: AtomicU64::new(0),
             set: Mutex::new((0, 0)),
             cut: AtomicBool::new(false),
-            read: half(read),
-            write: half(write),
+            halves: [half(read), half(write)],
             between: AtomicBool::new(true),
             draining: AtomicBool::new(false),
         }
@@ -218,10 +217,7 @@ impl Clock {
         dir: Dir,
         call: impl FnOnce(&mut &Stream) -> io::Result<T>,
     ) -> io::Result<T> {
-        let half = match dir {
-            Dir::Read => &self.read,
-            Dir::Write => &self.write,
-        };
+        let half = &self.halves[dir as usize];
         // The time left, if the deadline governs this call: only if it
         // comes before the server's own timeout would.
         let governs = match self.get() {

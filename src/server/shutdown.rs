@@ -141,7 +141,9 @@ impl ShutdownHandle {
     /// # Ok::<(), io::Error>(())
     /// ```
     pub fn shutdown_now(&self) {
-        self.state.request_shutdown_now();
+        self.state.live.cut();
+        self.state.stop();
+        self.state.waker.wake();
     }
 
     /// Whether a shutdown was asked for and `serve_forever` has not yet
@@ -284,12 +286,7 @@ impl Waker {
     /// blocked, and the flag alone stops it.
     fn wake(&self) {
         let _ = std::net::TcpStream::connect_timeout(&self.target, Duration::from_millis(200));
-        let any = if self.target.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
-        };
-        if let Ok(socket) = std::net::UdpSocket::bind(any) {
+        if let Ok(socket) = std::net::UdpSocket::bind((self.target.ip(), 0)) {
             let _ = socket.send_to(&[], self.target);
         }
     }
@@ -332,13 +329,6 @@ impl State {
         self.waker.wake();
     }
 
-    /// Stops the serving loop and cuts every live connection at once.
-    pub(crate) fn request_shutdown_now(&self) {
-        self.live.cut();
-        self.stop();
-        self.waker.wake();
-    }
-
     fn stop(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         // Taking the lock orders this notify after any waiter's check of the
@@ -360,25 +350,27 @@ impl<S, H, P> Server<S, H, P> {
     /// joins every thread that ran a request.
     pub(crate) fn finish_shutdown(&self) {
         let state = &self.state;
-        let grace = state.config.graceful;
         // `None`: cut already (`shutdown_now`); then there is no grace
         // left to give.
-        let grace_end = state.live.grace_end();
-        if grace_end.is_some_and(|end| !state.wait_idle(end)) {
+        if state
+            .live
+            .grace_end()
+            .is_some_and(|end| !state.wait_idle(end))
+        {
             let cut = state.live.cut();
             report(
                 Level::Warn,
                 format_args!(
-                    "{} requests still running after the {grace:?} grace period; \
+                    "{} requests still running after the {:?} grace period; \
                      closing their {cut} connections",
-                    state.stats().active
+                    state.stats().active,
+                    state.config.graceful,
                 ),
             );
         }
         // Cut handlers see end of stream or an error at once; give them a
         // moment to return, then join their threads.
-        let until = Instant::now() + CUT_WAIT;
-        let idle = state.wait_idle(until);
+        let idle = state.wait_idle(Instant::now() + CUT_WAIT);
         let running = match &self.executor {
             // Its workers live as long as the server; a request done is
             // all there is to wait for.
@@ -520,10 +512,10 @@ pub(crate) struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        let entry = self.live.lock().conns.remove(&self.id);
         // The socket closes when the connection drops its own handle,
-        // after this: dropping ours outside the lock only gives it back.
-        drop(entry);
+        // after this: dropping ours (at the end, outside the lock) only
+        // gives it back.
+        let _entry = self.live.lock().conns.remove(&self.id);
     }
 }
 
@@ -581,13 +573,6 @@ mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
 
-    fn pair() -> (Arc<Stream>, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        (Arc::new(Stream::Tcp(server)), client)
-    }
-
     // A connection that starts during a drain, and serving again after
     // it: tests/shutdown.rs. Threads joined once ended, and none waited
     // for while it runs: the thread counts there, and every test of a
@@ -596,7 +581,9 @@ mod tests {
     #[test]
     fn a_cut_ends_every_connection_and_a_reopen_forgets_it() {
         let live = Live::default();
-        let (stream, _client) = pair();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let stream = Arc::new(Stream::Tcp(listener.accept().unwrap().0));
         let clock = Arc::new(Clock::new(None, None));
         let registered = live.register(&stream, &clock);
         assert_eq!(live.cut(), 1);

@@ -86,10 +86,8 @@ impl std::fmt::Display for Stats {
 /// as its /64, the block one host or one home usually gets.
 pub(crate) fn peer_key(peer: &Addr) -> Option<IpAddr> {
     match peer.ip()?.to_canonical() {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            Some(IpAddr::V6(Ipv6Addr::from(prefix)))
-        }
+        // The /64: the address's top 64 bits.
+        IpAddr::V6(v6) => Some(Ipv6Addr::from(u128::from(v6) >> 64 << 64).into()),
         v4 => Some(v4),
     }
 }
