@@ -90,11 +90,9 @@ impl HandlerError {
     /// says something already (a connection deadline, a frame timeout)
     /// keeps its words.
     pub(crate) fn io(e: io::Error) -> HandlerError {
+        let timed_out = "socket timed out (the server's read or write timeout)";
         HandlerError::Io(match e.kind() {
-            io::ErrorKind::WouldBlock => io::Error::new(
-                io::ErrorKind::TimedOut,
-                "socket timed out (the server's read or write timeout)",
-            ),
+            io::ErrorKind::WouldBlock => io::Error::new(io::ErrorKind::TimedOut, timed_out),
             _ => e,
         })
     }

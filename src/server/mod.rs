@@ -742,7 +742,8 @@ impl<H, S> Builder<H, S> {
     /// a next request end at once. `Duration::ZERO` closes everything at
     /// once. The [module docs](crate::server#shutting-down) say how.
     pub fn graceful_shutdown(mut self, deadline: Duration) -> Builder<H, S> {
-        self.config.graceful = deadline;
+        // Longer than an `Instant` can reach (`Duration::MAX`): a century.
+        self.config.graceful = deadline.min(Duration::from_secs(100 * 365 * 24 * 3600));
         self
     }
 }

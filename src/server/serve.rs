@@ -226,15 +226,9 @@ pub(crate) fn refused(state: &State, from: &Addr, why: &dyn fmt::Display) {
 /// takes), its sender, and the socket to reply on.
 #[derive(Debug)]
 pub struct Received<F: DatagramFamily> {
-    data: Option<Vec<u8>>,
-    peer: F::PeerAddr,
-    socket: Arc<F::Socket>,
-}
-
-impl<F: DatagramFamily> Received<F> {
-    pub(crate) fn new(data: Option<Vec<u8>>, peer: F::PeerAddr, socket: Arc<F::Socket>) -> Self {
-        Received { data, peer, socket }
-    }
+    pub(crate) data: Option<Vec<u8>>,
+    pub(crate) peer: F::PeerAddr,
+    pub(crate) socket: Arc<F::Socket>,
 }
 
 /// A datagram: Python's `handle`, with the datagram whole.

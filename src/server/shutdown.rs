@@ -25,7 +25,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use log::Level;
 
@@ -285,7 +285,8 @@ impl Waker {
     /// Failures are fine: the socket is closed, or the loop is not
     /// blocked, and the flag alone stops it.
     fn wake(&self) {
-        let _ = std::net::TcpStream::connect_timeout(&self.target, Duration::from_millis(200));
+        let wait = std::time::Duration::from_millis(200);
+        let _ = std::net::TcpStream::connect_timeout(&self.target, wait);
         if let Ok(socket) = std::net::UdpSocket::bind((self.target.ip(), 0)) {
             let _ = socket.send_to(&[], self.target);
         }
@@ -318,12 +319,9 @@ impl State {
         // In this order: the grace end is known before the flag is up (the
         // serving loop then asks for it), and the flag is up before any
         // handler sees its end of stream (it may ask whether we stop).
-        // A grace too long for an `Instant` (`Duration::MAX`) is a century.
-        let now = Instant::now();
-        let end = now
-            .checked_add(self.config.graceful)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-        self.live.announce_drain(end);
+        // (The builder keeps the grace within what an `Instant` reaches.)
+        self.live
+            .announce_drain(Instant::now() + self.config.graceful);
         self.stop();
         self.live.drain_all();
         self.waker.wake();

@@ -145,12 +145,9 @@ impl SocketOptions {
         // use: not what the option means on Unix (rebinding a port whose
         // old connections linger in TIME_WAIT, which Windows allows
         // anyway). It is left alone there.
+        // std turns it on for TCP listeners on Unix; keep that default.
         #[cfg(unix)]
-        {
-            // std turns it on for TCP listeners on Unix; keep that default.
-            let default = ty == Type::STREAM;
-            socket.set_reuse_address(self.reuse_address.unwrap_or(default))?;
-        }
+        socket.set_reuse_address(self.reuse_address.unwrap_or(ty == Type::STREAM))?;
         if self.reuse_port {
             set_reuse_port(&socket)?;
         }
@@ -255,10 +252,8 @@ impl Source for UdpSocket {
     fn receive(this: &Arc<Self>, buf: &mut [u8]) -> io::Result<(Received<Udp>, Addr)> {
         let (n, peer) = this.recv_from(buf)?;
         let data = Some(buf[..n].to_vec());
-        Ok((
-            Received::new(data, peer, Arc::clone(this)),
-            Addr::Inet(peer),
-        ))
+        let socket = Arc::clone(this);
+        Ok((Received { data, peer, socket }, Addr::Inet(peer)))
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
         UdpSocket::local_addr(self)
@@ -309,7 +304,8 @@ impl Source for UnixDatagram {
         let (n, peer) = this.recv_from(buf)?;
         let data = (n <= MAX_UNIX_DATAGRAM).then(|| buf[..n].to_vec());
         let addr = Addr::Unix(peer.clone());
-        Ok((Received::new(data, peer, Arc::clone(this)), addr))
+        let socket = Arc::clone(this);
+        Ok((Received { data, peer, socket }, addr))
     }
     fn local_addr(&self) -> io::Result<Self::Addr> {
         UnixDatagram::local_addr(self)
