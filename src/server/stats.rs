@@ -158,7 +158,7 @@ impl State {
             state: Arc::clone(self),
             peer: None,
             active: true,
-            failed: true,
+            outcome: |s| s.failed += 1,
         }
     }
 }
@@ -174,12 +174,14 @@ pub struct Ticket {
     peer: Option<IpAddr>,
     /// Not yet counted out (by [`Ticket::withdraw`], or the drop).
     active: bool,
-    failed: bool,
+    /// What the drop counts the request as: failed, unless it
+    /// [`succeeded`](Ticket::succeeded).
+    outcome: fn(&mut Stats),
 }
 
 impl Ticket {
     pub(crate) fn succeeded(&mut self) {
-        self.failed = false;
+        self.outcome = |s| s.completed += 1;
     }
 
     /// Takes the request back out of `accepted` and `active` now: it was
@@ -233,14 +235,7 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let failed = self.failed;
-        self.end(|s| {
-            if failed {
-                s.failed += 1;
-            } else {
-                s.completed += 1;
-            }
-        });
+        self.end(self.outcome);
     }
 }
 
