@@ -16,7 +16,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `mod.rs` | [`Server`], its [`Builder`], Python's names, [`ServerInfo`] |
-//! | `source.rs` | the four sources: binding (Python's `server_bind`), socket options, receiving |
+//! | `source.rs` | the four sources: binding (Python's `server_bind`), socket options, receiving; the descriptor limit and the cap it sets |
 //! | `serve.rs` | the serving loop, the executors, and the one path to the handler's hooks |
 //! | `shutdown.rs` | [`ShutdownHandle`]: the waker, drain, grace, cut, joins, the registry of live connections |
 //! | `stats.rs` | [`Stats`], the connection gate, the per-peer cap |

@@ -467,8 +467,8 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
             // Only the source's trust is checked here: the header and
             // `admit` wait for the connection's thread, so that a balancer
             // dripping its header holds no one else up.
-            let ip = peer.ip();
-            if !ip.is_some_and(|ip| trusted.iter().any(|net| net.contains(ip))) {
+            let from = peer.ip();
+            if !from.is_some_and(|ip| trusted.iter().any(|net| net.contains(ip))) {
                 ticket.withdraw(|s| s.refused_proxy += 1);
                 let why = "not a trusted balancer (PROXY protocol)";
                 refused(&self.state, &peer, &why);
