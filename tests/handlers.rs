@@ -5,14 +5,15 @@
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use socketserver::handler::{ConnectionHandler, per_connection};
 use socketserver::{
-    Addr, BaseRequestHandler, Connection, Datagram, DatagramRequestHandler, StreamRequest,
-    StreamRequestHandler, Streamed, TcpServer, ThreadingTcpServer, UdpServer,
+    Addr, BaseRequestHandler, Connection, Datagram, DatagramRequestHandler, HandlerError,
+    StreamRequest, StreamRequestHandler, Streamed, TcpServer, ThreadingTcpServer, UdpServer,
 };
 
 #[derive(Default)]
@@ -216,4 +217,51 @@ fn unnamed_unix_peers_are_equal_addresses_but_different_connections() {
     let named = Addr::Unix(std::os::unix::net::SocketAddr::from_pathname("/tmp/x").unwrap());
     assert_ne!(named, seen[0].0);
     assert_eq!(named.to_string(), "/tmp/x");
+}
+
+/// Reads one byte (after setting a deadline already past, if told to), and
+/// keeps the kind and the words of every error `handle_error` hears.
+#[derive(Default)]
+struct Errors {
+    deadline: AtomicBool,
+    heard: Mutex<Vec<(io::ErrorKind, String)>>,
+}
+
+impl BaseRequestHandler for Errors {
+    fn handle(&self, conn: &mut Connection) -> io::Result<()> {
+        if self.deadline.load(Ordering::SeqCst) {
+            conn.set_deadline(Instant::now());
+        }
+        conn.read(&mut [0u8; 1]).map(drop)
+    }
+    fn handle_error(&self, _: &Addr, error: &HandlerError) {
+        let HandlerError::Io(e) = error else {
+            panic!("{error}")
+        };
+        self.heard
+            .lock()
+            .unwrap()
+            .push((e.kind(), error.to_string()));
+    }
+}
+
+// Shows: a socket timeout reaches handle_error as TimedOut on every
+// platform (Unix says WouldBlock), and a passed deadline's TimedOut keeps
+// its own words.
+#[test]
+fn timeouts_reach_handle_error_as_timeouts_and_keep_what_they_say() {
+    let server = TcpServer::builder(Errors::default())
+        .read_timeout(Some(Duration::from_millis(50)))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    for deadline in [false, true] {
+        server.handler().deadline.store(deadline, Ordering::SeqCst);
+        let _silent = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        server.handle_request().unwrap();
+    }
+    let heard = server.handler().heard.lock().unwrap();
+    assert_eq!(heard[0].0, io::ErrorKind::TimedOut, "{heard:?}");
+    assert!(heard[0].1.contains("timed out"), "{heard:?}");
+    assert_eq!(heard[1].0, io::ErrorKind::TimedOut, "{heard:?}");
+    assert!(heard[1].1.contains("deadline"), "{heard:?}");
 }

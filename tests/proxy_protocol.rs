@@ -356,6 +356,46 @@ fn the_per_peer_cap_and_verify_request_see_the_client() {
     drop(first);
 }
 
+// Shows: the per-peer cap counts by IPv4 address (any port), an
+// IPv4-mapped IPv6 address as its IPv4 one, and IPv6 by /64 (one host's
+// block); a refused connection counts only as refused_per_peer; and a
+// peer's count comes back when its connection ends. The headers name the
+// clients, so any address can be tried from loopback.
+#[test]
+fn the_per_peer_cap_counts_ipv4_addresses_and_ipv6_slash_64s() {
+    let server = serve(Recorder::default(), |b| b.max_per_peer(Some(1)));
+    let connect = |proto: &str, client: &str, port: u16| {
+        let stream = TcpStream::connect(server.addr).unwrap();
+        let header = format!("PROXY {proto} {client} {client} {port} 7000\r\nhi\n");
+        exchange(stream.try_clone().unwrap(), header.as_bytes())
+            .starts_with("ok ")
+            .then_some(stream)
+    };
+    let first = connect("TCP4", "127.0.0.2", 5000).expect("served");
+    assert!(connect("TCP4", "127.0.0.2", 6000).is_none(), "another port");
+    let stats = until(&server, |s| s.refused_per_peer == 1);
+    assert_eq!(
+        (stats.accepted, stats.active),
+        (1, 1),
+        "refused: not accepted"
+    );
+    assert!(
+        connect("TCP6", "::ffff:127.0.0.2", 5000).is_none(),
+        "mapped"
+    );
+    let _other = connect("TCP4", "127.0.0.1", 5000).expect("another address");
+    let _v6 = connect("TCP6", "2001:db8:0:1::1", 1).expect("served");
+    assert!(
+        connect("TCP6", "2001:db8:0:1:ffff::9", 2).is_none(),
+        "same /64"
+    );
+    let _next = connect("TCP6", "2001:db8:0:2::1", 1).expect("another /64");
+    until(&server, |s| s.refused_per_peer == 3);
+    drop(first);
+    until(&server, |s| s.completed == 1);
+    assert!(connect("TCP4", "127.0.0.2", 7000).is_some(), "given back");
+}
+
 // Shows: with the protocol off (the default), a connection that starts
 // with a PROXY line is served as it is: the handler reads the line, and
 // the peer is the socket's.

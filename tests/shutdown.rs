@@ -23,8 +23,9 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 /// (cut to 15 bytes), and starts them when it likes, so they are not
 /// counted.
 #[cfg(target_os = "linux")]
-const TESTS: [&str; 4] = [
+const TESTS: [&str; 5] = [
     "idle_clients_end_at_once_and_every_thread_is_joined",
+    "a_connection_that_starts_during_a_drain_ends_at_once",
     "a_reply_in_progress_completes",
     "a_handler_that_ignores_end_of_stream_is_cut_at_the_deadline",
     "shutdown_now_ends_every_connection_at_once",
@@ -306,4 +307,55 @@ impl BaseRequestHandler for SharedStubborn {
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
         self.0.handle_error(peer, error)
     }
+}
+
+/// A connection whose handler starts during a drain (here: one queued for
+/// a pool's only worker when the shutdown came) is drained at once: its
+/// first read sees end of stream, and its deadline is the end of the grace
+/// period, already as it starts. Once `serve_forever` has returned, the
+/// drain is forgotten: the next client is served in full.
+#[test]
+fn a_connection_that_starts_during_a_drain_ends_at_once() {
+    let _one = one_at_a_time();
+    // What each handler saw: whether it had a deadline as it started, and
+    // how many bytes its one read got.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let started = Arc::new(Mutex::new(0));
+    let (record, start) = (Arc::clone(&seen), Arc::clone(&started));
+    let server = ThreadingTcpServer::builder(move |conn: &mut Connection| {
+        let deadline = conn.deadline().is_some();
+        *start.lock().unwrap() += 1;
+        let mut buf = [0u8; 8];
+        let n = conn.read(&mut buf)?;
+        record.lock().unwrap().push((deadline, n));
+        conn.write_all(&buf[..n])
+    })
+    .pool(1)
+    .max_connections(2)
+    .graceful_shutdown(Duration::from_secs(30))
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let _first = TcpStream::connect(addr).unwrap(); // idle, on the only worker
+    let _queued = TcpStream::connect(addr).unwrap(); // accepted, waits for it
+    let stop = server.shutdown_handle();
+    let took = thread::scope(|s| {
+        let serving = s.spawn(|| server.serve_forever());
+        until_active(|| server.stats().active, 2);
+        until_active(|| *started.lock().unwrap(), 1);
+        let start = Instant::now();
+        stop.shutdown();
+        serving.join().unwrap();
+        start.elapsed()
+    });
+    assert!(took < Duration::from_secs(10), "not the grace: {took:?}");
+    assert_eq!(*seen.lock().unwrap(), [(false, 0), (true, 0)]);
+    // Served again: the request is read and answered, with no deadline.
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(b"hi").unwrap();
+    server.handle_request().unwrap();
+    let mut reply = [0u8; 2];
+    client.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"hi");
+    assert_eq!(seen.lock().unwrap()[2], (false, 2));
 }

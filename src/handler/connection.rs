@@ -110,16 +110,11 @@ impl Eq for Addr {}
 
 impl std::hash::Hash for Addr {
     fn hash<S: std::hash::Hasher>(&self, state: &mut S) {
-        match self {
-            Addr::Inet(a) => {
-                0u8.hash(state);
-                a.hash(state);
-            }
-            #[cfg(unix)]
-            Addr::Unix(a) => {
-                1u8.hash(state);
-                unix_key(a).hash(state);
-            }
+        // What `==` compares: the internet address, or the Unix one's key.
+        self.as_inet().hash(state);
+        #[cfg(unix)]
+        if let Addr::Unix(a) = self {
+            unix_key(a).hash(state);
         }
     }
 }
@@ -186,10 +181,7 @@ impl Stream {
     /// shutdown's drain, never per read or write.
     pub(crate) fn input_waiting(&self) -> bool {
         #[cfg(unix)]
-        {
-            let socket = self.socket();
-            rustix::io::ioctl_fionread(&*socket).is_ok_and(|n| n > 0)
-        }
+        return rustix::io::ioctl_fionread(&*self.socket()).is_ok_and(|n| n > 0);
         #[cfg(not(unix))]
         false
     }
@@ -392,38 +384,19 @@ impl Write for Stream {
 /// ```
 #[derive(Debug)]
 pub struct Connection {
+    // The server builds it (`server/serve.rs`), its socket's timeouts set.
     /// Shared with the server's registry of live connections, which shuts
     /// it down on shutdown (no second descriptor, no system call).
-    stream: Arc<Stream>,
-    id: u64,
-    peer: Addr,
+    pub(crate) stream: Arc<Stream>,
+    pub(crate) id: u64,
+    pub(crate) peer: Addr,
     /// The balancer's address, behind the PROXY protocol.
-    proxy: Option<Addr>,
-    server: ServerInfo,
-    clock: Arc<Clock>,
+    pub(crate) proxy: Option<Addr>,
+    pub(crate) server: ServerInfo,
+    pub(crate) clock: Arc<Clock>,
 }
 
 impl Connection {
-    /// A connection whose socket has the server's `read` and `write`
-    /// timeouts set already.
-    pub(crate) fn new(
-        stream: Stream,
-        id: u64,
-        peer: Addr,
-        server: ServerInfo,
-        read: Option<Duration>,
-        write: Option<Duration>,
-    ) -> Connection {
-        Connection {
-            stream: Arc::new(stream),
-            id,
-            peer,
-            proxy: None,
-            server,
-            clock: Arc::new(Clock::new(read, write)),
-        }
-    }
-
     /// The socket (Python's `self.request`).
     ///
     /// Reading or writing the socket directly bypasses the connection's
@@ -607,12 +580,6 @@ impl Connection {
         self.id
     }
 
-    /// The socket and the deadline, for the server's registry of live
-    /// connections (`server::live`), which ends them on shutdown.
-    pub(crate) fn parts(&self) -> (&Arc<Stream>, &Arc<Clock>) {
-        (&self.stream, &self.clock)
-    }
-
     /// Marks a request boundary: this connection now waits for its
     /// client's next request. A server that shuts down ends a connection
     /// waiting for its next request at once (its read half is shut: the
@@ -697,20 +664,6 @@ impl Connection {
         self.proxy.as_ref()
     }
 
-    /// The PROXY header named `client`: it is the peer now, and the
-    /// socket's peer the balancer.
-    pub(crate) fn set_proxied(&mut self, client: Addr) {
-        self.proxy = Some(std::mem::replace(&mut self.peer, client));
-    }
-
-    /// Looks at the bytes waiting in the socket without taking them,
-    /// under the connection's deadline: how the PROXY header is read
-    /// exactly.
-    pub(crate) fn peek_guarded(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let stream: &Stream = &self.stream;
-        self.clock.guard(stream, Dir::Read, || stream.peek(buf))
-    }
-
     /// The server this connection came to (Python's `self.server`): its
     /// address, its counters, and a way to shut it down.
     pub fn server(&self) -> &ServerInfo {
@@ -769,11 +722,8 @@ pub const LINGER_BYTES: u64 = 1 << 20;
 // after which the connection waits for its next request.
 impl Read for &Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let stream: &Stream = &self.stream;
-        self.clock.before_read(stream);
-        let n = self
-            .clock
-            .guard(stream, Dir::Read, || (&mut &*stream).read(buf))?;
+        self.clock.before_read(&self.stream);
+        let n = self.clock.guard(&self.stream, Dir::Read, |s| s.read(buf))?;
         // A read that got less than it asked for belongs to a message that
         // goes on (a reader that wanted more): a request under way. One
         // that got all it asked for may have ended a message; a reader
@@ -788,19 +738,17 @@ impl Read for &Connection {
 
 impl Write for &Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let stream: &Stream = &self.stream;
         let n = self
             .clock
-            .guard(stream, Dir::Write, || (&mut &*stream).write(buf))?;
-        self.clock.boundary(stream);
+            .guard(&self.stream, Dir::Write, |s| s.write(buf))?;
+        self.clock.boundary(&self.stream);
         Ok(n)
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let stream: &Stream = &self.stream;
         let n = self
             .clock
-            .guard(stream, Dir::Write, || (&mut &*stream).write_vectored(bufs))?;
-        self.clock.boundary(stream);
+            .guard(&self.stream, Dir::Write, |s| s.write_vectored(bufs))?;
+        self.clock.boundary(&self.stream);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

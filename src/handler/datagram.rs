@@ -9,15 +9,11 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 #[cfg(unix)]
-use std::os::unix::net::UnixDatagram;
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
 use std::sync::Arc;
 
 use super::Addr;
-use crate::server::ServerInfo;
-
-mod sealed {
-    pub trait Sealed {}
-}
+use crate::server::{ServerInfo, sealed};
 
 /// A kind of datagram socket: [`Udp`] (the default everywhere) or, on
 /// Unix, [`Unix`]. It fixes the type of a [`Datagram`]'s socket and of its
@@ -69,12 +65,8 @@ impl sealed::Sealed for Unix {}
 #[cfg(unix)]
 impl DatagramFamily for Unix {
     type Socket = UnixDatagram;
-    type PeerAddr = std::os::unix::net::SocketAddr;
-    fn send_to(
-        socket: &UnixDatagram,
-        bytes: &[u8],
-        peer: &std::os::unix::net::SocketAddr,
-    ) -> io::Result<()> {
+    type PeerAddr = UnixAddr;
+    fn send_to(socket: &UnixDatagram, bytes: &[u8], peer: &UnixAddr) -> io::Result<()> {
         if peer.is_unnamed() {
             // The kernel would say only "Invalid argument".
             return Err(io::Error::new(
@@ -84,7 +76,7 @@ impl DatagramFamily for Unix {
         }
         socket.send_to_addr(bytes, peer).map(drop)
     }
-    fn to_addr(peer: &std::os::unix::net::SocketAddr) -> Addr {
+    fn to_addr(peer: &UnixAddr) -> Addr {
         Addr::Unix(peer.clone())
     }
 }
@@ -110,27 +102,13 @@ impl DatagramFamily for Unix {
 /// ```
 #[derive(Debug)]
 pub struct Datagram<F: DatagramFamily = Udp> {
-    data: Vec<u8>,
-    peer: F::PeerAddr,
-    socket: Arc<F::Socket>,
-    server: ServerInfo,
+    pub(crate) data: Vec<u8>,
+    pub(crate) peer: F::PeerAddr,
+    pub(crate) socket: Arc<F::Socket>,
+    pub(crate) server: ServerInfo,
 }
 
 impl<F: DatagramFamily> Datagram<F> {
-    pub(crate) fn new(
-        data: Vec<u8>,
-        peer: F::PeerAddr,
-        socket: Arc<F::Socket>,
-        server: ServerInfo,
-    ) -> Datagram<F> {
-        Datagram {
-            data,
-            peer,
-            socket,
-            server,
-        }
-    }
-
     /// The datagram's bytes, whole: datagrams up to 65,507 bytes (the IPv4
     /// maximum) are received without truncation.
     pub fn data(&self) -> &[u8] {

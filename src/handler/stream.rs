@@ -44,16 +44,10 @@ pub struct Streamed<H>(pub H);
 impl<H: StreamRequestHandler> BaseRequestHandler for Streamed<H> {
     fn handle(&self, conn: &mut Connection) -> io::Result<()> {
         let conn = &*conn;
-        let pending = Mutex::new(Vec::new());
+        let pending = &Mutex::new(Vec::new());
         let mut request = StreamRequest {
-            rfile: BufReader::new(ReadHalf {
-                conn,
-                pending: &pending,
-            }),
-            wfile: WriteHalf {
-                conn,
-                pending: &pending,
-            },
+            rfile: BufReader::new(ReadHalf { conn, pending }),
+            wfile: WriteHalf { conn, pending },
             conn,
         };
         self.0.setup(&mut request)?;

@@ -55,8 +55,8 @@ pub(crate) struct Clock {
     /// The server closed the connection (its shutdown's grace period
     /// ended): calls fail with `ConnectionAborted`, not `TimedOut`.
     cut: AtomicBool,
-    read: Half,
-    write: Half,
+    /// The read half's and the write half's, in [`Dir`] order.
+    halves: [Half; 2],
     /// Between requests: nothing read since the connection began, or
     /// since its last reply was written or the handler marked a boundary
     /// ([`Clock::boundary`]). A drain shuts such a connection's read half
@@ -65,11 +65,6 @@ pub(crate) struct Clock {
     between: AtomicBool,
     /// A drain is under way: the next boundary shuts the read half.
     draining: AtomicBool,
-}
-
-/// The error every call returns once the deadline has passed.
-pub(crate) fn passed() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "connection deadline passed")
 }
 
 /// The error every call returns once the server has cut the connection.
@@ -99,8 +94,7 @@ impl Clock {
             at: AtomicU64::new(0),
             set: Mutex::new((0, 0)),
             cut: AtomicBool::new(false),
-            read: half(read),
-            write: half(write),
+            halves: [half(read), half(write)],
             between: AtomicBool::new(true),
             draining: AtomicBool::new(false),
         }
@@ -154,17 +148,11 @@ impl Clock {
     }
 
     fn encode(&self, deadline: Option<Instant>) -> u64 {
-        match deadline {
-            None => 0,
-            // An instant before the connection began has passed already.
-            Some(at) => {
-                let nanos = at.saturating_duration_since(self.base).as_nanos();
-                u64::try_from(nanos)
-                    .unwrap_or(u64::MAX - 1)
-                    .min(u64::MAX - 1)
-                    + 1
-            }
-        }
+        // An instant before the connection began has passed already.
+        deadline.map_or(0, |at| {
+            let nanos = at.saturating_duration_since(self.base).as_nanos();
+            u64::try_from(nanos).unwrap_or(u64::MAX).min(u64::MAX - 1) + 1
+        })
     }
 
     /// The handler's deadline (`Connection::set_deadline`): in force
@@ -188,11 +176,12 @@ impl Clock {
         self.at.store(earlier(set.0, set.1), Ordering::Relaxed);
     }
 
-    /// Ends every call through the connection: each fails at once with
-    /// [`cut`]'s error from now on.
-    pub(crate) fn cut(&self) {
+    /// Ends the connection: `stream` shut both ways, and every call
+    /// through it failing at once with [`cut`]'s error from now on.
+    pub(crate) fn cut(&self, stream: &Stream) {
         self.cut.store(true, Ordering::Relaxed);
         self.limit(self.base);
+        let _ = stream.shutdown(std::net::Shutdown::Both);
     }
 
     /// Whether [`cut`](Self::cut) was called.
@@ -207,7 +196,7 @@ impl Clock {
         if self.is_cut() || earlier(handler, server) == server && server != 0 {
             cut()
         } else {
-            passed()
+            io::Error::new(io::ErrorKind::TimedOut, "connection deadline passed")
         }
     }
 
@@ -226,49 +215,43 @@ impl Clock {
         &self,
         stream: &Stream,
         dir: Dir,
-        call: impl FnOnce() -> io::Result<T>,
+        call: impl FnOnce(&mut &Stream) -> io::Result<T>,
     ) -> io::Result<T> {
-        let half = match dir {
-            Dir::Read => &self.read,
-            Dir::Write => &self.write,
-        };
-        let Some(deadline) = self.get() else {
-            // The hot path: no deadline, no system call, unless one was
-            // cleared since this half last shrank its timeout.
-            if half.shrunk.load(Ordering::Relaxed) {
-                restore(stream, dir, half)?;
+        let half = &self.halves[dir as usize];
+        // The time left, if the deadline governs this call: only if it
+        // comes before the server's own timeout would.
+        let governs = match self.get() {
+            None => None,
+            Some(deadline) => {
+                let left = deadline
+                    .checked_duration_since(Instant::now())
+                    .filter(|left| !left.is_zero())
+                    .ok_or_else(|| self.expired())?;
+                half.server
+                    .is_none_or(|server| left < server)
+                    .then_some(left)
             }
-            return call();
         };
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|left| !left.is_zero())
-            .ok_or_else(|| self.expired())?;
-        // The deadline governs this call only if it comes before the
-        // server's own timeout would; otherwise that timeout stays.
-        let governs = half.server.is_none_or(|server| left < server);
-        if governs {
-            set_timeout(stream, dir, Some(left))?;
-            half.shrunk.store(true, Ordering::Relaxed);
-        } else if half.shrunk.load(Ordering::Relaxed) {
-            restore(stream, dir, half)?;
+        // The hot path (no deadline) makes no system call, unless one was
+        // cleared since this half last shrank its timeout.
+        if governs.is_some() || half.shrunk.load(Ordering::Relaxed) {
+            set_timeout(stream, dir, half, governs)?;
         }
-        match call() {
-            Err(e) if governs && is_timeout(&e) => Err(self.expired()),
+        match call(&mut &*stream) {
+            Err(e) if governs.is_some() && is_timeout(&e) => Err(self.expired()),
             other => other,
         }
     }
 }
 
-fn restore(stream: &Stream, dir: Dir, half: &Half) -> io::Result<()> {
-    set_timeout(stream, dir, half.server)?;
-    half.shrunk.store(false, Ordering::Relaxed);
-    Ok(())
-}
-
-fn set_timeout(stream: &Stream, dir: Dir, timeout: Option<Duration>) -> io::Result<()> {
+/// Sets `dir`'s timeout on `stream`: `shrunk` to a deadline's time left,
+/// or (`None`) the server's own back.
+fn set_timeout(stream: &Stream, dir: Dir, half: &Half, shrunk: Option<Duration>) -> io::Result<()> {
+    let timeout = shrunk.or(half.server);
     match dir {
-        Dir::Read => stream.set_read_timeout(timeout),
-        Dir::Write => stream.set_write_timeout(timeout),
+        Dir::Read => stream.set_read_timeout(timeout)?,
+        Dir::Write => stream.set_write_timeout(timeout)?,
     }
+    half.shrunk.store(shrunk.is_some(), Ordering::Relaxed);
+    Ok(())
 }

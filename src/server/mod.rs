@@ -16,7 +16,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `mod.rs` | [`Server`], its [`Builder`], Python's names, [`ServerInfo`] |
-//! | `source.rs` | the four sources: binding (Python's `server_bind`), socket options, receiving |
+//! | `source.rs` | the four sources: binding (Python's `server_bind`), socket options, receiving; the descriptor limit and the cap it sets |
 //! | `serve.rs` | the serving loop, the executors, and the one path to the handler's hooks |
 //! | `shutdown.rs` | [`ShutdownHandle`]: the waker, drain, grace, cut, joins, the registry of live connections |
 //! | `stats.rs` | [`Stats`], the connection gate, the per-peer cap |
@@ -194,8 +194,8 @@ use std::time::Duration;
 
 pub use crate::proxy;
 pub(crate) use deadline::{Clock, Dir};
+use serve::Executor;
 pub use serve::Handler;
-use serve::{Executor, Shared};
 pub use shutdown::ShutdownHandle;
 use shutdown::{Live, Waker};
 pub use source::{BindAddr, DEFAULT_BACKLOG, FD_RESERVE, Source, SourceAddr};
@@ -404,7 +404,9 @@ pub type ThreadingUnixDatagramServer<H> = Server<UnixDatagram, H, Threading>;
 /// [module docs](crate::server) tell its lifecycle.
 pub struct Server<S, H, P = Threading> {
     source: Arc<S>,
-    shared: Arc<Shared<H>>,
+    /// Shared with every request's job (the state through its ticket).
+    handler: Arc<H>,
+    state: Arc<State>,
     executor: Executor,
     max_active: usize,
     /// The buffer datagrams are received into (empty for stream sources).
@@ -452,14 +454,11 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn builder(handler: H) -> Builder<H, Self> {
-        Builder::new(
+        Builder {
             handler,
-            if P::THREADED {
-                Run::PerConnection
-            } else {
-                Run::Inline
-            },
-        )
+            config: Config::default(),
+            _server: PhantomData,
+        }
     }
 
     /// Binds `addr` with the default options and returns the server, ready
@@ -500,7 +499,7 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        self.shared.state.stats()
+        self.state.stats()
     }
 
     /// What handlers see of this server: its address, its counters, a
@@ -512,44 +511,45 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn info(&self) -> ServerInfo {
-        ServerInfo::new(Arc::clone(&self.shared.state))
+        ServerInfo::new(Arc::clone(&self.state))
     }
 
     /// The handler this server runs, to reach its state (counters, a
     /// cache) while it serves or after. To keep it past the server, give
     /// the server an `Arc` of it and keep a clone.
     pub fn handler(&self) -> &H {
-        &self.shared.handler
+        &self.handler
     }
 }
 
 impl<S: Source, H, P> fmt::Debug for Server<S, H, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("local_addr", &self.shared.state.local_addr)
-            .field("stats", &self.shared.state.stats())
+            .field("local_addr", &self.state.local_addr)
+            .field("stats", &self.state.stats())
             .finish()
     }
 }
 
-/// How a server runs requests, as configured.
+/// How a threading server runs requests, as configured (a sequential one
+/// serves each on the thread that waits for it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Run {
-    Inline,
     Pool(usize),
     PerConnection,
 }
 
-/// A server's options, as the builder set them.
+/// A server's options, as the builder set them; the server's threads read
+/// them in its [`State`].
 #[derive(Debug, Clone)]
-#[doc(hidden)]
-pub struct Config {
+pub(crate) struct Config {
     run: Run,
     max_connections: Option<usize>,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     nodelay: bool,
-    graceful: Option<Duration>,
+    /// How long a shutdown lets requests run on ([`Builder::graceful_shutdown`]).
+    graceful: Duration,
     stack_size: usize,
     initial_deadline: Option<Duration>,
     max_per_peer: Option<usize>,
@@ -558,12 +558,31 @@ pub struct Config {
     socket: source::SocketOptions,
 }
 
-/// What a server's threads share: its address, the counters and the gate
-/// they drive (`stats.rs`), and the shutdown's flag, waker and registry of
-/// live connections (`shutdown.rs`).
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            run: Run::PerConnection,
+            max_connections: None,
+            read_timeout: Some(DEFAULT_READ_TIMEOUT),
+            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+            nodelay: false,
+            graceful: DEFAULT_GRACE,
+            stack_size: DEFAULT_STACK_SIZE,
+            initial_deadline: None,
+            max_per_peer: None,
+            proxy: None,
+            socket: source::SocketOptions::default(),
+        }
+    }
+}
+
+/// What a server's threads share: its address and options, the counters
+/// and the gate they drive (`stats.rs`), and the shutdown's flag, waker and
+/// registry of live connections (`shutdown.rs`).
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) local_addr: Addr,
+    config: Config,
     waker: Waker,
     shutdown: std::sync::atomic::AtomicBool,
     counts: Mutex<stats::Counts>,
@@ -572,8 +591,6 @@ pub(crate) struct State {
     live: Live,
     /// The last connection number given (`Connection::id`).
     ids: std::sync::atomic::AtomicU64,
-    /// How long a shutdown lets requests run on ([`Builder::graceful_shutdown`]).
-    grace: Duration,
     /// Lines about connections closed unserved (the per-peer cap, the
     /// PROXY protocol), at most one a second, from the serving thread and
     /// the connections'.
@@ -581,16 +598,16 @@ pub(crate) struct State {
 }
 
 impl State {
-    fn new(local_addr: Addr, waker: Waker, grace: Duration) -> State {
+    fn new(local_addr: Addr, waker: Waker, config: Config) -> State {
         State {
             local_addr,
+            config,
             waker,
             shutdown: std::sync::atomic::AtomicBool::new(false),
             counts: Mutex::default(),
             changed: Condvar::new(),
             live: Live::default(),
             ids: std::sync::atomic::AtomicU64::new(0),
-            grace,
             refused: Mutex::default(),
         }
     }
@@ -667,7 +684,9 @@ impl ServerInfo {
     }
 }
 
-mod sealed {
+/// Seals the framework's traits (`Source`, `Policy`, `DatagramFamily`,
+/// the builder's markers): only the types here implement them.
+pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
@@ -716,26 +735,6 @@ pub struct Builder<H, S> {
 }
 
 impl<H, S> Builder<H, S> {
-    fn new(handler: H, run: Run) -> Builder<H, S> {
-        Builder {
-            handler,
-            config: Config {
-                run,
-                max_connections: None,
-                read_timeout: Some(DEFAULT_READ_TIMEOUT),
-                write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
-                nodelay: false,
-                graceful: None,
-                stack_size: DEFAULT_STACK_SIZE,
-                initial_deadline: None,
-                max_per_peer: None,
-                proxy: None,
-                socket: source::SocketOptions::default(),
-            },
-            _server: PhantomData,
-        }
-    }
-
     /// On shutdown, requests under way may run for up to `deadline` (the
     /// grace period; [`DEFAULT_GRACE`] unless set) before their connections
     /// are closed (Python's `block_on_close`, with a deadline), so a
@@ -743,7 +742,8 @@ impl<H, S> Builder<H, S> {
     /// a next request end at once. `Duration::ZERO` closes everything at
     /// once. The [module docs](crate::server#shutting-down) say how.
     pub fn graceful_shutdown(mut self, deadline: Duration) -> Builder<H, S> {
-        self.config.graceful = Some(deadline);
+        // Longer than an `Instant` can reach (`Duration::MAX`): a century.
+        self.config.graceful = deadline.min(Duration::from_secs(100 * 365 * 24 * 3600));
         self
     }
 }
@@ -877,6 +877,27 @@ impl<H, S: Connected> Builder<H, S> {
         self.config.nodelay = nodelay;
         self
     }
+
+    /// The listen backlog (Python's `request_queue_size`, default 5 there):
+    /// how many connections the kernel completes and holds for `accept`
+    /// while the server is busy or at its connection cap. Past it, Linux
+    /// drops new clients' handshakes (their `connect` waits and retries)
+    /// rather than refusing them. Default [`DEFAULT_BACKLOG`] (128, as
+    /// `std`); the kernel clamps larger values to its own maximum
+    /// (`/proc/sys/net/core/somaxconn` on Linux).
+    ///
+    /// ```
+    /// use socketserver::{Connection, ThreadingTcpServer};
+    ///
+    /// let server = ThreadingTcpServer::builder(|_: &mut Connection| Ok(()))
+    ///     .backlog(1024) // bursts of connections, accepted a moment later
+    ///     .bind("127.0.0.1:0")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn backlog(mut self, backlog: u32) -> Builder<H, S> {
+        self.config.socket.backlog = Some(backlog);
+        self
+    }
 }
 
 impl<H, P> Builder<H, Server<TcpListener, H, P>> {
@@ -952,33 +973,11 @@ impl<H, P> Builder<H, Server<TcpListener, H, P>> {
     }
 }
 
-// Python's socket knobs: `request_queue_size`, `allow_reuse_address`,
-// `allow_reuse_port`, `create_server(dualstack_ipv6=True)`. Set between
-// `socket()` and `bind()` (see `source.rs`); a builder that sets none binds
-// exactly as `std` does.
-
-impl<H, S: Connected> Builder<H, S> {
-    /// The listen backlog (Python's `request_queue_size`, default 5 there):
-    /// how many connections the kernel completes and holds for `accept`
-    /// while the server is busy or at its connection cap. Past it, Linux
-    /// drops new clients' handshakes (their `connect` waits and retries)
-    /// rather than refusing them. Default [`DEFAULT_BACKLOG`] (128, as
-    /// `std`); the kernel clamps larger values to its own maximum
-    /// (`/proc/sys/net/core/somaxconn` on Linux).
-    ///
-    /// ```
-    /// use socketserver::{Connection, ThreadingTcpServer};
-    ///
-    /// let server = ThreadingTcpServer::builder(|_: &mut Connection| Ok(()))
-    ///     .backlog(1024) // bursts of connections, accepted a moment later
-    ///     .bind("127.0.0.1:0")?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn backlog(mut self, backlog: u32) -> Builder<H, S> {
-        self.config.socket.backlog = Some(backlog);
-        self
-    }
-}
+// Python's socket knobs: `request_queue_size` (`backlog`, above, with the
+// stream servers' options), `allow_reuse_address`, `allow_reuse_port`,
+// `create_server(dualstack_ipv6=True)`. Set between `socket()` and
+// `bind()` (see `source.rs`); a builder that sets none binds exactly as
+// `std` does.
 
 impl<H, S: Inet> Builder<H, S> {
     /// Sets `SO_REUSEADDR` before `bind` (Python's `allow_reuse_address`).

@@ -22,11 +22,10 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use log::Level;
 
@@ -142,7 +141,9 @@ impl ShutdownHandle {
     /// # Ok::<(), io::Error>(())
     /// ```
     pub fn shutdown_now(&self) {
-        self.state.request_shutdown_now();
+        self.state.live.cut();
+        self.state.stop();
+        self.state.waker.wake();
     }
 
     /// Whether a shutdown was asked for and `serve_forever` has not yet
@@ -241,11 +242,10 @@ impl Waker {
     }
 
     /// Waits until `source` has a request, the waker is woken, or
-    /// `timeout` passes (`None`: no bound), with one `poll(2)` (again after
-    /// a signal, for the time left). Whether a request is there.
-    pub(crate) fn wait(&self, source: &impl Source, timeout: Option<Duration>) -> io::Result<bool> {
+    /// `deadline` passes (`None`: no bound), with one `poll(2)` (again
+    /// after a signal, for the time left). Whether a request is there.
+    pub(crate) fn wait(&self, source: &impl Source, deadline: Option<Instant>) -> io::Result<bool> {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             // Past what a Timespec holds (centuries): wait without a bound.
             let left = deadline
@@ -285,13 +285,9 @@ impl Waker {
     /// Failures are fine: the socket is closed, or the loop is not
     /// blocked, and the flag alone stops it.
     fn wake(&self) {
-        let _ = std::net::TcpStream::connect_timeout(&self.target, Duration::from_millis(200));
-        let any = if self.target.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
-        };
-        if let Ok(socket) = std::net::UdpSocket::bind(any) {
+        let wait = std::time::Duration::from_millis(200);
+        let _ = std::net::TcpStream::connect_timeout(&self.target, wait);
+        if let Ok(socket) = std::net::UdpSocket::bind((self.target.ip(), 0)) {
             let _ = socket.send_to(&[], self.target);
         }
     }
@@ -300,8 +296,8 @@ impl Waker {
 
     /// Off Unix the loop waits in `accept` itself; std cannot wait for a
     /// listener without accepting, so no timeout.
-    pub(crate) fn wait(&self, _: &impl Source, timeout: Option<Duration>) -> io::Result<bool> {
-        match timeout {
+    pub(crate) fn wait(&self, _: &impl Source, deadline: Option<Instant>) -> io::Result<bool> {
+        match deadline {
             None => Ok(true),
             Some(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -323,21 +319,11 @@ impl State {
         // In this order: the grace end is known before the flag is up (the
         // serving loop then asks for it), and the flag is up before any
         // handler sees its end of stream (it may ask whether we stop).
-        // A grace too long for an `Instant` (`Duration::MAX`) is a century.
-        let now = Instant::now();
-        let end = now
-            .checked_add(self.grace)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-        self.live.announce_drain(end);
+        // (The builder keeps the grace within what an `Instant` reaches.)
+        self.live
+            .announce_drain(Instant::now() + self.config.graceful);
         self.stop();
         self.live.drain_all();
-        self.waker.wake();
-    }
-
-    /// Stops the serving loop and cuts every live connection at once.
-    pub(crate) fn request_shutdown_now(&self) {
-        self.live.cut();
-        self.stop();
         self.waker.wake();
     }
 
@@ -361,26 +347,28 @@ impl<S, H, P> Server<S, H, P> {
     /// After the loop: waits out the grace period, cuts what is left, and
     /// joins every thread that ran a request.
     pub(crate) fn finish_shutdown(&self) {
-        let state = &self.shared.state;
-        let grace = state.grace;
+        let state = &self.state;
         // `None`: cut already (`shutdown_now`); then there is no grace
         // left to give.
-        let grace_end = state.live.grace_end();
-        if grace_end.is_some_and(|end| !state.wait_idle(end)) {
+        if state
+            .live
+            .grace_end()
+            .is_some_and(|end| !state.wait_idle(end))
+        {
             let cut = state.live.cut();
             report(
                 Level::Warn,
                 format_args!(
-                    "{} requests still running after the {grace:?} grace period; \
+                    "{} requests still running after the {:?} grace period; \
                      closing their {cut} connections",
-                    state.stats().active
+                    state.stats().active,
+                    state.config.graceful,
                 ),
             );
         }
         // Cut handlers see end of stream or an error at once; give them a
         // moment to return, then join their threads.
-        let until = Instant::now() + CUT_WAIT;
-        let idle = state.wait_idle(until);
+        let idle = state.wait_idle(Instant::now() + CUT_WAIT);
         let running = match &self.executor {
             // Its workers live as long as the server; a request done is
             // all there is to wait for.
@@ -408,8 +396,8 @@ impl<S, H, P> Drop for Server<S, H, P> {
     fn drop(&mut self) {
         let threads =
             matches!(&self.executor, Executor::Spawn(t) if !crate::lock(&t.handles).is_empty());
-        if threads || self.shared.state.stats().active > 0 {
-            self.shared.state.request_shutdown();
+        if threads || self.state.stats().active > 0 {
+            self.state.request_shutdown();
             self.finish_shutdown();
         }
         if let Some(path) = &self.created {
@@ -430,28 +418,12 @@ enum Phase {
     Cut,
 }
 
-#[derive(Debug)]
-struct Entry {
-    stream: Arc<Stream>,
-    clock: Arc<Clock>,
-}
-
-impl Entry {
-    fn drain(&self, until: Instant) {
-        self.clock.drain(&self.stream, until);
-    }
-
-    fn cut(&self) {
-        self.clock.cut();
-        let _ = self.stream.shutdown(Shutdown::Both);
-    }
-}
-
 #[derive(Debug, Default)]
 struct Inner {
     next: u64,
     phase: Phase,
-    conns: HashMap<u64, Entry>,
+    /// Each live connection's socket and deadline.
+    conns: HashMap<u64, (Arc<Stream>, Arc<Clock>)>,
 }
 
 /// The registry of live connections.
@@ -468,19 +440,17 @@ impl Live {
     /// Adds a connection; the guard removes it when dropped. A connection
     /// that starts while a shutdown is under way gets its step at once.
     pub(crate) fn register(&self, stream: &Arc<Stream>, clock: &Arc<Clock>) -> Registered<'_> {
-        let entry = Entry {
-            stream: Arc::clone(stream),
-            clock: Arc::clone(clock),
-        };
         let mut inner = self.lock();
         match inner.phase {
             Phase::Open => {}
-            Phase::Draining(until) => entry.drain(until),
-            Phase::Cut => entry.cut(),
+            Phase::Draining(until) => clock.drain(stream, until),
+            Phase::Cut => clock.cut(stream),
         }
         let id = inner.next;
         inner.next += 1;
-        inner.conns.insert(id, entry);
+        inner
+            .conns
+            .insert(id, (Arc::clone(stream), Arc::clone(clock)));
         Registered { live: self, id }
     }
 
@@ -500,8 +470,8 @@ impl Live {
     pub(crate) fn drain_all(&self) {
         let inner = self.lock();
         if let Phase::Draining(until) = inner.phase {
-            for entry in inner.conns.values() {
-                entry.drain(until);
+            for (stream, clock) in inner.conns.values() {
+                clock.drain(stream, until);
             }
         }
     }
@@ -510,8 +480,8 @@ impl Live {
     pub(crate) fn cut(&self) -> usize {
         let mut inner = self.lock();
         inner.phase = Phase::Cut;
-        for entry in inner.conns.values() {
-            entry.cut();
+        for (stream, clock) in inner.conns.values() {
+            clock.cut(stream);
         }
         inner.conns.len()
     }
@@ -540,10 +510,10 @@ pub(crate) struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        let entry = self.live.lock().conns.remove(&self.id);
         // The socket closes when the connection drops its own handle,
-        // after this: dropping ours outside the lock only gives it back.
-        drop(entry);
+        // after this: dropping ours (at the end, outside the lock) only
+        // gives it back.
+        let _entry = self.live.lock().conns.remove(&self.id);
     }
 }
 
@@ -599,39 +569,21 @@ impl Threads {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
     use std::net::{TcpListener, TcpStream};
-    use std::time::Duration;
 
-    fn pair() -> (Arc<Stream>, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        (Arc::new(Stream::Tcp(server)), client)
-    }
-
-    #[test]
-    fn a_connection_that_starts_during_a_drain_is_drained_at_once() {
-        let live = Live::default();
-        let (stream, _client) = pair();
-        let clock = Arc::new(Clock::new(None, None));
-        live.announce_drain(Instant::now() + Duration::from_secs(60));
-        live.drain_all();
-        let registered = live.register(&stream, &clock);
-        // The read half is shut: end of stream at once, not a wait.
-        assert_eq!((&*stream).read(&mut [0u8; 8]).unwrap(), 0);
-        assert!(clock.get().is_some(), "the grace end limits the deadline");
-        assert_eq!(live.lock().conns.len(), 1);
-        drop(registered);
-        assert_eq!(live.lock().conns.len(), 0);
-    }
-
+    // A connection that starts during a drain, and serving again after
+    // it: tests/shutdown.rs. Threads joined once ended, and none waited
+    // for while it runs: the thread counts there, and every test of a
+    // thread-per-connection server that holds one client while serving
+    // another.
     #[test]
     fn a_cut_ends_every_connection_and_a_reopen_forgets_it() {
         let live = Live::default();
-        let (stream, _client) = pair();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let stream = Arc::new(Stream::Tcp(listener.accept().unwrap().0));
         let clock = Arc::new(Clock::new(None, None));
-        let _registered = live.register(&stream, &clock);
+        let registered = live.register(&stream, &clock);
         assert_eq!(live.cut(), 1);
         assert!(clock.is_cut());
         assert_eq!(live.grace_end(), None);
@@ -639,25 +591,7 @@ mod tests {
         assert_eq!(live.lock().phase, Phase::Cut, "a drain does not undo a cut");
         live.reopen();
         assert_eq!(live.lock().phase, Phase::Open);
-    }
-}
-
-#[cfg(test)]
-mod thread_tests {
-    use super::*;
-
-    #[test]
-    fn threads_are_joined_once_ended_and_the_others_counted() {
-        let threads = Threads::new(64 * 1024);
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        threads
-            .spawn(move || {
-                let _ = rx.recv();
-            })
-            .unwrap();
-        assert_eq!(threads.join(false), 1, "the one waiting on rx runs on");
-        drop(tx);
-        assert_eq!(threads.join(true), 0);
-        assert!(crate::lock(&threads.handles).is_empty());
+        drop(registered);
+        assert!(live.lock().conns.is_empty(), "an ended connection is gone");
     }
 }

@@ -32,7 +32,10 @@ use std::sync::Arc;
 use socket2::SockAddr;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::serve::Received;
+use log::Level;
+
+use super::sealed;
+use super::serve::{Received, report};
 #[cfg(unix)]
 use crate::handler::Unix;
 use crate::handler::{Addr, Stream, Udp};
@@ -119,19 +122,32 @@ impl SocketOptions {
         i32::try_from(self.backlog.unwrap_or(DEFAULT_BACKLOG)).unwrap_or(i32::MAX)
     }
 
-    /// A socket for `addr` with the internet options set, not yet bound.
+    /// Binds a TCP or UDP socket to the first address of `addr` that
+    /// binds, as `std`'s `bind` does, with the options set first (and
+    /// listening, for TCP); the last error if none binds.
+    fn bind_inet(&self, addr: impl BindAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
+        let mut last = io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        );
+        for a in addr.bind_addrs()? {
+            match self.inet_socket(a, ty, proto) {
+                Ok(socket) => return Ok(socket),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     fn inet_socket(&self, addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
         let socket = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
         // Windows' SO_REUSEADDR lets another socket take over a port in
         // use: not what the option means on Unix (rebinding a port whose
         // old connections linger in TIME_WAIT, which Windows allows
         // anyway). It is left alone there.
+        // std turns it on for TCP listeners on Unix; keep that default.
         #[cfg(unix)]
-        {
-            // std turns it on for TCP listeners on Unix; keep that default.
-            let default = ty == Type::STREAM;
-            socket.set_reuse_address(self.reuse_address.unwrap_or(default))?;
-        }
+        socket.set_reuse_address(self.reuse_address.unwrap_or(ty == Type::STREAM))?;
         if self.reuse_port {
             set_reuse_port(&socket)?;
         }
@@ -146,44 +162,10 @@ impl SocketOptions {
             _ => {}
         }
         socket.bind(&addr.into())?;
-        Ok(socket)
-    }
-
-    /// Binds a TCP listener to the first address of `addr` that binds.
-    pub(crate) fn tcp_listener(&self, addr: impl BindAddr) -> io::Result<TcpListener> {
-        if self.is_default() {
-            return TcpListener::bind(&addr.bind_addrs()?[..]);
-        }
-        each_addr(addr, |a| {
-            let socket = self.inet_socket(a, Type::STREAM, Protocol::TCP)?;
+        if ty == Type::STREAM {
             socket.listen(self.backlog())?;
-            Ok(socket.into())
-        })
-    }
-
-    /// Binds a UDP socket to the first address of `addr` that binds.
-    pub(crate) fn udp_socket(&self, addr: impl BindAddr) -> io::Result<UdpSocket> {
-        if self.is_default() {
-            return UdpSocket::bind(&addr.bind_addrs()?[..]);
         }
-        each_addr(addr, |a| {
-            Ok(self.inet_socket(a, Type::DGRAM, Protocol::UDP)?.into())
-        })
-    }
-
-    /// Creates the socket file at `path` and listens on it.
-    #[cfg(unix)]
-    pub(crate) fn unix_listener(&self, path: &Path) -> io::Result<UnixListener> {
-        if self.backlog.is_none() {
-            return UnixListener::bind(path);
-        }
-        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-        socket.bind(&SockAddr::unix(path)?)?;
-        if let Err(e) = socket.listen(self.backlog()) {
-            let _ = std::fs::remove_file(path);
-            return Err(e);
-        }
-        Ok(socket.into())
+        Ok(socket)
     }
 }
 
@@ -204,31 +186,6 @@ fn set_reuse_port(_: &Socket) -> io::Result<()> {
         io::ErrorKind::Unsupported,
         "SO_REUSEPORT is not available on this system",
     ))
-}
-
-/// Tries each address `addr` resolves to, as `std`'s `bind` does; the last
-/// error if none binds.
-fn each_addr<T>(
-    addr: impl BindAddr,
-    mut bind: impl FnMut(SocketAddr) -> io::Result<T>,
-) -> io::Result<T> {
-    let mut last = None;
-    for a in addr.bind_addrs()? {
-        match bind(a) {
-            Ok(t) => return Ok(t),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "could not resolve to any addresses",
-        )
-    }))
-}
-
-mod sealed {
-    pub trait Sealed {}
 }
 
 /// Where a server's requests come from: a `TcpListener`, a `UdpSocket`, a
@@ -295,10 +252,8 @@ impl Source for UdpSocket {
     fn receive(this: &Arc<Self>, buf: &mut [u8]) -> io::Result<(Received<Udp>, Addr)> {
         let (n, peer) = this.recv_from(buf)?;
         let data = Some(buf[..n].to_vec());
-        Ok((
-            Received::new(data, peer, Arc::clone(this)),
-            Addr::Inet(peer),
-        ))
+        let socket = Arc::clone(this);
+        Ok((Received { data, peer, socket }, Addr::Inet(peer)))
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
         UdpSocket::local_addr(self)
@@ -349,7 +304,8 @@ impl Source for UnixDatagram {
         let (n, peer) = this.recv_from(buf)?;
         let data = (n <= MAX_UNIX_DATAGRAM).then(|| buf[..n].to_vec());
         let addr = Addr::Unix(peer.clone());
-        Ok((Received::new(data, peer, Arc::clone(this)), addr))
+        let socket = Arc::clone(this);
+        Ok((Received { data, peer, socket }, addr))
     }
     fn local_addr(&self) -> io::Result<Self::Addr> {
         UnixDatagram::local_addr(self)
@@ -372,13 +328,21 @@ pub trait SourceAddr<S> {
 
 impl<A: BindAddr> SourceAddr<TcpListener> for A {
     fn open(self, options: &SocketOptions) -> io::Result<(TcpListener, Option<PathBuf>)> {
-        Ok((options.tcp_listener(self)?, None))
+        if options.is_default() {
+            return Ok((TcpListener::bind(&self.bind_addrs()?[..])?, None));
+        }
+        let socket = options.bind_inet(self, Type::STREAM, Protocol::TCP)?;
+        Ok((socket.into(), None))
     }
 }
 
 impl<A: BindAddr> SourceAddr<UdpSocket> for A {
     fn open(self, options: &SocketOptions) -> io::Result<(UdpSocket, Option<PathBuf>)> {
-        Ok((options.udp_socket(self)?, None))
+        if options.is_default() {
+            return Ok((UdpSocket::bind(&self.bind_addrs()?[..])?, None));
+        }
+        let socket = options.bind_inet(self, Type::DGRAM, Protocol::UDP)?;
+        Ok((socket.into(), None))
     }
 }
 
@@ -386,7 +350,16 @@ impl<A: BindAddr> SourceAddr<UdpSocket> for A {
 impl<A: AsRef<Path>> SourceAddr<UnixListener> for A {
     fn open(self, options: &SocketOptions) -> io::Result<(UnixListener, Option<PathBuf>)> {
         let path = self.as_ref();
-        Ok((options.unix_listener(path)?, Some(path.to_owned())))
+        if options.backlog.is_none() {
+            return Ok((UnixListener::bind(path)?, Some(path.to_owned())));
+        }
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        socket.bind(&SockAddr::unix(path)?)?;
+        if let Err(e) = socket.listen(options.backlog()) {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        Ok((socket.into(), Some(path.to_owned())))
     }
 }
 
@@ -408,11 +381,39 @@ impl<A: AsRef<Path>> SourceAddr<UnixDatagram> for A {
 /// ```
 pub const FD_RESERVE: usize = 64;
 
-/// Raises the soft descriptor limit to the hard one, as Go's runtime does
-/// at start, and returns the soft limit now in force (`None`: unlimited, or
-/// not a Unix system).
+/// How many connections a server that asks for `asked` at once may
+/// promise: no more than the descriptor limit less [`FD_RESERVE`] (and at
+/// least one), once the soft limit is raised to the hard one, as Go's
+/// runtime does at start. A clamp is noted through `log`, once per process
+/// (a test suite binds hundreds of servers).
+pub(crate) fn connection_cap(asked: usize) -> usize {
+    let limit = raise_limit();
+    let allowed = limit.map_or(usize::MAX, |limit| {
+        usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(FD_RESERVE)
+            .max(1)
+    });
+    static NOTED: std::sync::Once = std::sync::Once::new();
+    if allowed < asked {
+        NOTED.call_once(|| {
+            report(
+                Level::Info,
+                format_args!(
+                    "serving at most {allowed} connections at once, not {asked}: \
+                     the descriptor limit is {} ({FD_RESERVE} kept for other uses)",
+                    limit.unwrap_or(0),
+                ),
+            );
+        });
+    }
+    asked.min(allowed)
+}
+
+/// Raises the soft descriptor limit to the hard one and returns the soft
+/// limit now in force (`None`: unlimited, or not a Unix system).
 #[cfg(unix)]
-pub(crate) fn raise_limit() -> Option<u64> {
+fn raise_limit() -> Option<u64> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current.is_some() && limit.current != limit.maximum {
@@ -429,17 +430,6 @@ pub(crate) fn raise_limit() -> Option<u64> {
 }
 
 #[cfg(not(unix))]
-pub(crate) fn raise_limit() -> Option<u64> {
+fn raise_limit() -> Option<u64> {
     None
-}
-
-/// The most connections a descriptor limit of `limit` lets a server
-/// promise: the limit less [`FD_RESERVE`], and at least one.
-pub(crate) fn connections_allowed(limit: Option<u64>) -> usize {
-    limit.map_or(usize::MAX, |limit| {
-        usize::try_from(limit)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(FD_RESERVE)
-            .max(1)
-    })
 }

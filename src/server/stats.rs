@@ -86,10 +86,8 @@ impl std::fmt::Display for Stats {
 /// as its /64, the block one host or one home usually gets.
 pub(crate) fn peer_key(peer: &Addr) -> Option<IpAddr> {
     match peer.ip()?.to_canonical() {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            Some(IpAddr::V6(Ipv6Addr::from(prefix)))
-        }
+        // The /64: the address's top 64 bits.
+        IpAddr::V6(v6) => Some(Ipv6Addr::from(u128::from(v6) >> 64 << 64).into()),
         v4 => Some(v4),
     }
 }
@@ -114,41 +112,30 @@ impl State {
     /// (if given) passes. Whether a slot is free: `false` if the wait ran
     /// out or a shutdown was asked for meanwhile.
     pub(crate) fn wait_for_slot(&self, max: usize, deadline: Option<Instant>) -> bool {
-        let mut counts = self.counts();
-        while counts.stats.active >= max as u64 && !self.is_shutdown() {
-            let left = deadline.map(|at| at.checked_duration_since(Instant::now()));
-            counts = match left {
-                None => self
-                    .changed
-                    .wait(counts)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(None) => return false,
-                Some(Some(left)) => {
-                    self.changed
-                        .wait_timeout(counts, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-            };
-        }
-        !self.is_shutdown()
+        let full = |c: &mut Counts| c.stats.active >= max as u64 && !self.is_shutdown();
+        self.wait_while(deadline, full) && !self.is_shutdown()
     }
 
     /// Sleeps until no request is active or `deadline` passes. Returns
     /// whether the server went idle.
     pub(crate) fn wait_idle(&self, deadline: Instant) -> bool {
-        let mut counts = self.counts();
-        while counts.stats.active > 0 {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            counts = self
-                .changed
-                .wait_timeout(counts, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        true
+        self.wait_while(Some(deadline), |c| c.stats.active > 0)
+    }
+
+    /// Sleeps while `busy` holds, woken to ask again by every change to
+    /// the counts and by a shutdown, until `deadline` if given (`None`: a
+    /// `Duration::MAX`, which the condvar takes as no bound). Whether
+    /// `busy` stopped holding in time.
+    fn wait_while(&self, deadline: Option<Instant>, busy: impl FnMut(&mut Counts) -> bool) -> bool {
+        let left = deadline.map_or(Duration::MAX, |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        let waited = self
+            .changed
+            .wait_timeout_while(self.counts(), left, busy)
+            .unwrap_or_else(PoisonError::into_inner)
+            .1;
+        !waited.timed_out()
     }
 
     /// Sleeps until a request ends, shutdown is asked for, or `timeout`
@@ -170,8 +157,8 @@ impl State {
         Ticket {
             state: Arc::clone(self),
             peer: None,
-            failed: true,
-            withdrawn: false,
+            active: true,
+            outcome: |s| s.failed += 1,
         }
     }
 }
@@ -182,34 +169,30 @@ impl State {
 #[derive(Debug)]
 #[doc(hidden)]
 pub struct Ticket {
-    state: Arc<State>,
+    pub(super) state: Arc<State>,
     /// The per-peer count this request holds, if the cap is on.
     peer: Option<IpAddr>,
-    failed: bool,
-    /// Counted out already ([`Ticket::withdraw`]).
-    withdrawn: bool,
+    /// Not yet counted out (by [`Ticket::withdraw`], or the drop).
+    active: bool,
+    /// What the drop counts the request as: failed, unless it
+    /// [`succeeded`](Ticket::succeeded).
+    outcome: fn(&mut Stats),
 }
 
 impl Ticket {
     pub(crate) fn succeeded(&mut self) {
-        self.failed = false;
+        self.outcome = |s| s.completed += 1;
     }
 
-    /// Takes the request back out of `accepted` and `active`: it was
+    /// Takes the request back out of `accepted` and `active` now: it was
     /// refused (the per-peer cap, `verify_request`, the PROXY protocol),
-    /// and counts only under the counter `refused` adds to. Dropping the ticket then counts
-    /// nothing more.
+    /// and counts only under the counter `refused` adds to. Dropping the
+    /// ticket then counts nothing more.
     pub(crate) fn withdraw(&mut self, refused: fn(&mut Stats)) {
-        if self.withdrawn {
-            return;
-        }
-        self.withdrawn = true;
-        let mut counts = self.state.counts();
-        counts.stats.accepted -= 1;
-        counts.stats.active -= 1;
-        refused(&mut counts.stats);
-        drop(counts);
-        self.state.changed.notify_all();
+        self.end(|s| {
+            s.accepted -= 1;
+            refused(s);
+        });
     }
 
     /// Counts this request against its peer's cap of `max`: whether there
@@ -225,21 +208,17 @@ impl Ticket {
         self.peer = Some(key);
         true
     }
-}
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut counts = self.state.counts();
-        if self.withdrawn {
-            // Counted out by `withdraw`.
-        } else if self.failed {
-            counts.stats.active -= 1;
-            counts.stats.failed += 1;
-        } else {
-            counts.stats.active -= 1;
-            counts.stats.completed += 1;
+    /// Counts the request out of `active` (once), into what `count` adds
+    /// to, and gives back its per-peer count.
+    fn end(&mut self, count: impl FnOnce(&mut Stats)) {
+        if !std::mem::take(&mut self.active) {
+            return;
         }
-        if let Some(key) = self.peer {
+        let mut counts = self.state.counts();
+        counts.stats.active -= 1;
+        count(&mut counts.stats);
+        if let Some(key) = self.peer.take() {
             // Forget a peer with nothing left, so the map holds only the
             // addresses being served.
             if let Some(n) = counts.per_peer.get_mut(&key) {
@@ -254,45 +233,27 @@ impl Drop for Ticket {
     }
 }
 
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.end(self.outcome);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::server::shutdown::Waker;
 
-    fn key(addr: &str) -> Option<IpAddr> {
-        peer_key(&Addr::Inet(addr.parse().unwrap()))
-    }
-
+    // Which addresses count as one peer, and the count given back when a
+    // request ends: tests/proxy_protocol.rs, through the public API.
     #[test]
-    fn peers_count_by_ipv4_address_and_ipv6_slash_64() {
-        assert_eq!(key("127.0.0.2:5000"), key("127.0.0.2:6000"));
-        assert_ne!(key("127.0.0.2:5000"), key("127.0.0.1:5000"));
-        // An IPv4 client on a dual-stack socket is still its IPv4 address.
-        assert_eq!(key("[::ffff:127.0.0.2]:5000"), key("127.0.0.2:1"));
-        // One host's IPv6 addresses share a /64; another /64 is another peer.
-        assert_eq!(key("[2001:db8:0:1::1]:1"), key("[2001:db8:0:1:ffff::9]:2"));
-        assert_ne!(key("[2001:db8:0:1::1]:1"), key("[2001:db8:0:2::1]:1"));
-    }
-
-    #[test]
-    fn the_per_peer_count_is_given_back_when_a_request_ends() {
-        let addr = Addr::Inet("127.0.0.1:1".parse().unwrap());
+    fn an_idle_peer_is_forgotten() {
+        let addr = Addr::Inet("127.0.0.2:1".parse().unwrap());
         let waker = Waker::new(&addr).unwrap();
-        let state = Arc::new(State::new(addr, waker, Duration::ZERO));
-        let peer = key("127.0.0.2:1").unwrap();
-        let mut first = state.begin();
-        assert!(first.claim_peer(peer, 1));
-        let mut second = state.begin();
-        assert!(!second.claim_peer(peer, 1), "one at a time");
-        second.withdraw(|s| s.refused_per_peer += 1);
-        drop(second);
-        assert_eq!(state.stats().refused_per_peer, 1);
-        assert_eq!((state.stats().accepted, state.stats().active), (1, 1));
-        drop(first);
-        assert!(state.begin().claim_peer(peer, 1));
-        assert!(
-            state.counts().per_peer.is_empty(),
-            "an idle peer is forgotten"
-        );
+        let state = Arc::new(State::new(addr.clone(), waker, Default::default()));
+        let mut ticket = state.begin();
+        assert!(ticket.claim_peer(peer_key(&addr).unwrap(), 1));
+        drop(ticket);
+        assert!(state.counts().per_peer.is_empty());
     }
 }
