@@ -20,8 +20,10 @@
 //! ```
 //!
 //! * The **relay** stays in the server's namespace: it is the process
-//!   `std::process::Child` knows. It waits for the init and ends as the
-//!   command did (its exit code, or its signal). Killed (by the server's
+//!   `std::process::Child` knows. It waits for the init and ends after
+//!   it: with 0 if the init ended as the server asked, else by SIGKILL
+//!   (a command whose init was killed is reported killed, never as
+//!   having exited with 0; see [`relay`]). Killed (by the server's
 //!   watchdog, or by `PR_SET_PDEATHSIG` when the server's thread dies,
 //!   SIGKILL of the server included), it takes the init with it, and the
 //!   kernel the rest.
@@ -562,18 +564,33 @@ fn enter(_plan: &Plan, _sock: libc::c_int) -> io::Result<()> {
 /// The relay: holds nothing of the server's (a client's socket would
 /// outlive its close here), waits for the init, and ends after it.
 /// Killed, it takes the init with it (its `PR_SET_PDEATHSIG`).
+///
+/// Its status is what the server reports for a command whose namespace
+/// ended under it: 0 only if the init ended as the server asked (its
+/// socket closed); an init killed from outside (the OOM killer, a process
+/// of the server's user) or ended by an error makes the relay die of
+/// SIGKILL, as the watchdog's kill would, so that no such command is
+/// reported as having exited with 0.
 #[cfg(target_os = "linux")]
 fn relay(init: libc::pid_t, from_init: libc::c_int) -> ! {
     close_all_but(from_init);
     let mut status: libc::c_int = 0;
-    // SAFETY: plain system calls on valid pointers.
+    // SAFETY: plain system calls on valid pointers; SIGKILL cannot be
+    // blocked, so the relay ends there.
     unsafe {
-        while libc::waitpid(init, &mut status, 0) < 0 {
-            if errno() != libc::EINTR {
-                libc::_exit(1);
+        let ended = loop {
+            if libc::waitpid(init, &mut status, 0) >= 0 {
+                break true;
             }
+            if errno() != libc::EINTR {
+                break false;
+            }
+        };
+        if ended && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            libc::_exit(0)
         }
-        libc::_exit(0)
+        libc::kill(libc::getpid(), libc::SIGKILL);
+        libc::_exit(1)
     }
 }
 

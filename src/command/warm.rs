@@ -148,13 +148,32 @@ impl Slot {
         while sent < bytes.len() {
             sent += send(&self.sock, &bytes[sent..], NOSIGNAL)?;
         }
-        Ok(match self.read_words()? {
+        // No wait without a deadline: the command's watchdog starts only
+        // once this answer is in, and an init stopped from outside its
+        // namespace (SIGSTOP from any process of the server's user, a
+        // debugger) would never give it. As long as a new namespace may
+        // take to say it is ready; past it the namespace is ended.
+        self.sock.set_read_timeout(Some(READY))?;
+        let words = self.read_words().map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                io::Error::other("a namespace's init did not answer within 10 s")
+            }
+            _ => e,
+        })?;
+        self.sock.set_read_timeout(None)?;
+        Ok(match words {
             [STARTED, _] => Ok(()),
             [NO_EXEC, errno] => Err(io::Error::from_raw_os_error(errno as i32)),
-            [NO_CLONE, errno] => Err(io::Error::other(format!(
-                "no process for the command: {}",
-                io::Error::from_raw_os_error(errno as i32)
-            ))),
+            // The init cannot start a process: a limit of its namespaces,
+            // which a command of a root server (root in the namespace's
+            // user namespace) can set for every command after it. The
+            // namespace is ended, not handed to the next command.
+            [NO_CLONE, errno] => {
+                return Err(io::Error::other(format!(
+                    "no process for the command: {}",
+                    io::Error::from_raw_os_error(errno as i32)
+                )));
+            }
             _ => return Err(io::Error::other("a namespace's init broke the protocol")),
         })
     }

@@ -1,0 +1,496 @@
+//! A red team of the warm namespaces (4e553da): one PID namespace (in a
+//! user namespace of its own) serving one command after another, its
+//! init killing and reaping everything between two commands, kept idle
+//! for 200 ms, started by a keeper thread.
+//!
+//! What is attacked is the reuse: what one command can leave in its
+//! namespace for the next (another client's), what it can do to the init
+//! that serves them both, and whether the server's books (threads,
+//! descriptors, children) come back when commands race their deadlines,
+//! come all at once, or the server is stopped. Each finding is a test
+//! that failed on that code: committed `#[ignore]`d with its number where
+//! it is left open, running where it is mended. Each thing that held is a
+//! test that passes. Servers are `cmd_server` processes (or a handler in
+//! this process where only answers are looked at), on loopback only;
+//! every process a command leaves has arguments of its own (`sleep
+//! 53.11`), so a test counts exactly what it started and kills by pid
+//! whatever it finds left before it fails. Every loop is bounded and every
+//! wait has a deadline.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{
+    Running, children_of, cmd_server, example, figures, framed, is_root, kill_all, namespaces_here,
+    pids, serve_commands, start_server, within,
+};
+use socketserver::command::{CommandConfig, CommandError, Reply};
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A fresh directory of this test's own, open to every user (a server
+/// run as `nobody` executes what is in it).
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("socketserver-warm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// A `cmd_server` running lines with `sh -c`, every command slot open to
+/// one address (the tests' clients all come from 127.0.0.1).
+fn shell_server(args: &[&str]) -> Running {
+    let mut all = vec!["--shell", "--max-commands-per-peer", "8"];
+    all.extend_from_slice(args);
+    cmd_server(&all)
+}
+
+/// Runs `line` on a new connection, the reply or the error as text if it
+/// takes more than `wait` (the client thread is then left to end with
+/// the server).
+fn run_within(
+    addr: std::net::SocketAddr,
+    line: &str,
+    wait: Duration,
+) -> Option<Result<Reply, CommandError>> {
+    let (tx, rx) = mpsc::channel();
+    let line = line.to_owned();
+    thread::spawn(move || {
+        let reply =
+            socketserver::command::Client::connect(addr, socketserver::command::Protocol::Framed)
+                .map_err(CommandError::Io)
+                .and_then(|mut c| c.run(&line));
+        let _ = tx.send(reply);
+    });
+    rx.recv_timeout(wait).ok()
+}
+
+/// The command's standard output as text.
+fn out(reply: &Reply) -> String {
+    String::from_utf8_lossy(&reply.stdout).into_owned()
+}
+
+/// The namespaces' relays (the server's children) and their inits (each
+/// relay's child), from `/proc`.
+fn relays_and_inits(server: u32) -> Vec<(u32, u32)> {
+    children_of(server)
+        .into_iter()
+        .filter_map(|(relay, _)| Some((relay, children_of(relay).first()?.0)))
+        .collect()
+}
+
+/// Compiles a small C program into `dir`; `None` without a C compiler.
+fn cc(dir: &Path, name: &str, source: &str) -> Option<PathBuf> {
+    let src = dir.join(format!("{name}.c"));
+    let exe = dir.join(name);
+    std::fs::write(&src, source).unwrap();
+    Command::new("cc")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success())
+        .then_some(exe)
+}
+
+/// The line that prints a command's PID namespace, first thing.
+const PIDNS: &str = "readlink /proc/self/ns/pid";
+
+/// Runs `first` then `second` on one connection until both ran in the
+/// same namespace (each prints its namespace first, [`PIDNS`]), at most 5
+/// times: the second reply's output without that line, and how many
+/// tries it took. `None` if it never happened (the namespace retired).
+fn in_turn(addr: std::net::SocketAddr, first: &str, second: &str) -> Option<(Reply, Reply, usize)> {
+    let mut client = framed(addr);
+    for attempt in 1..=5 {
+        let a = client.run(&format!("{PIDNS}; {first}")).unwrap();
+        let mut b = client.run(&format!("{PIDNS}; {second}")).unwrap();
+        let (na, nb) = (out(&a), out(&b));
+        let (na, nb) = (na.lines().next(), nb.lines().next());
+        if na.is_some() && na == nb {
+            let rest = out(&b)
+                .split_once('\n')
+                .map_or(String::new(), |(_, r)| r.to_owned());
+            b.stdout = rest.into_bytes();
+            return Some((a, b, attempt));
+        }
+    }
+    None
+}
+
+// ------------------------------------------------------- what is left
+
+/// What a command leaves: a double fork into a new session, a stopped
+/// process, a traced one and its tracer, one in a nested user and PID
+/// namespace, a subreaper with an orphan of its own, a System V segment
+/// and queue, a POSIX message queue. Each `sleep` has a tag of its own.
+const LEAVE: &str = r#"setsid sh -c 'sleep 53.11 </dev/null >/dev/null 2>&1 &'
+sleep 53.12 </dev/null >/dev/null 2>&1 & kill -STOP $!
+if command -v strace >/dev/null; then strace -o /dev/null sleep 53.13 </dev/null >/dev/null 2>&1 & fi
+if command -v unshare >/dev/null; then unshare -Urpf --mount-proc sleep 53.14 </dev/null >/dev/null 2>&1 & fi
+python3 -c '
+import ctypes, os
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
+if os.fork() == 0:
+    if os.fork() == 0:
+        os.execvp("sleep", ["sleep", "53.15"])
+    os._exit(0)
+os.execvp("sleep", ["sleep", "53.16"])
+' </dev/null >/dev/null 2>&1 &
+ipcmk -M 4096 >/dev/null; ipcmk -Q >/dev/null
+python3 -c '
+import ctypes, os
+rt = ctypes.CDLL("librt.so.1", use_errno=True)
+print("mq made" if rt.mq_open(b"/socketserver-warm", os.O_CREAT | os.O_RDWR, 0o600, None) >= 0 else "no mq")
+'
+sleep 0.3; echo left"#;
+
+/// What the next command looks at: the processes of its PID namespace
+/// (all of them are in the server's `/proc`, their `ns/pid` links
+/// readable by the same user) other than its own, and the System V
+/// objects and the POSIX queue of the IPC namespace it is in.
+const LOOK: &str = r#"python3 -c '
+import ctypes, os
+me = os.readlink("/proc/self/ns/pid")
+# /proc is the server'\''s: pids there are the host'\''s.
+mine, p = set(), int(os.readlink("/proc/self"))
+while p > 1 and str(p) not in mine:
+    mine.add(str(p))
+    p = int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1])
+others = []
+for p in os.listdir("/proc"):
+    if not p.isdigit() or p in mine:
+        continue
+    try:
+        if os.readlink(f"/proc/{p}/ns/pid") == me:
+            others.append(open(f"/proc/{p}/cmdline", "rb").read().replace(b"\0", b" ").decode())
+    except OSError:
+        pass
+print("others:", others)
+ipc = [len(open(f"/proc/sysvipc/{k}").read().splitlines()) - 1 for k in ("shm", "msg")]
+print("sysv:", ipc)
+rt = ctypes.CDLL("librt.so.1", use_errno=True)
+fd = rt.mq_open(b"/socketserver-warm", os.O_RDONLY, 0, None)
+print("mq:", "OPEN" if fd >= 0 else os.strerror(ctypes.get_errno()))
+'"#;
+
+/// The tags of [`LEAVE`]'s sleeps.
+const LEFT_TAGS: [&str; 6] = ["53.11", "53.12", "53.13", "53.14", "53.15", "53.16"];
+
+fn left_behind() -> Vec<(&'static str, usize)> {
+    LEFT_TAGS
+        .iter()
+        .map(|t| (*t, pids(&["sleep", t]).len()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// Nothing a command leaves reaches the next command in its namespace
+/// (another client's): when the first reply comes, every process it left
+/// (double-forked into a session, stopped, traced, in a nested user and
+/// PID namespace, under a subreaper of its own) is gone already, and the
+/// next command, in the same PID namespace, sees no process of it and
+/// none of its System V objects or POSIX queue (each command has an IPC
+/// namespace of its own). The server has no zombie.
+#[test]
+fn held_nothing_a_command_leaves_reaches_the_next_in_its_namespace() {
+    if !namespaces_here() || !have("python3") || !have("ipcmk") {
+        eprintln!("SKIPPED: needs PID namespaces, python3 and ipcmk");
+        return;
+    }
+    let server = shell_server(&[]);
+    let pid = server.child.id();
+    let mut first = framed(server.addr);
+    let mut second = framed(server.addr);
+    let mut seen = None;
+    for _ in 0..5 {
+        let a = first.run(&format!("{PIDNS}; {LEAVE}")).unwrap();
+        let at_reply = left_behind();
+        let b = second.run(&format!("{PIDNS}; {LOOK}")).unwrap();
+        let (a, b) = (out(&a), out(&b));
+        if a.lines().next() == b.lines().next() {
+            seen = Some((a, b, at_reply));
+            break;
+        }
+    }
+    let zombies = children_of(pid).iter().filter(|(_, s)| *s == 'Z').count();
+    let killed: usize = LEFT_TAGS.iter().map(|t| kill_all(&["sleep", t])).sum();
+    let Some((a, b, at_reply)) = seen else {
+        panic!("never twice in one namespace in 5 tries");
+    };
+    eprintln!("first: {a}\nsecond: {b}");
+    assert!(a.ends_with("left\n"), "{a}");
+    assert!(a.contains("mq made"), "{a}");
+    assert_eq!(
+        at_reply,
+        vec![],
+        "alive when the first reply came ({killed} killed now)"
+    );
+    assert!(b.contains("others: []"), "{b}");
+    assert!(b.contains("sysv: [0, 0]"), "{b}");
+    assert!(b.contains("mq: No such file or directory"), "{b}");
+    assert_eq!(zombies, 0);
+}
+
+/// A process that moves to a new pid all the time (forks, and the parent
+/// exits): what a `kill(-1)` that walks the process list might miss.
+const HOPPER: &str = r#"
+#include <unistd.h>
+int main(void) {
+    for (;;) {
+        pid_t p = fork();
+        if (p > 0) _exit(0);
+    }
+}
+"#;
+
+/// A parent stuck in `vfork` (its child sleeps instead of executing).
+const VFORK: &str = r#"
+#include <unistd.h>
+int main(void) {
+    if (vfork() == 0) { sleep(60); _exit(0); }
+    return 0;
+}
+"#;
+
+/// Four pid hoppers (each forking and exiting in a tight loop while the
+/// init kills) and a parent stuck in `vfork`: the reply comes, nothing is
+/// left when it does, and the next command in the namespace runs.
+/// Measured: reply in ~0.35 s (0.3 s of it the command's own sleep), 0
+/// left.
+#[test]
+fn held_pid_hoppers_and_a_vfork_end_before_the_reply() {
+    if !namespaces_here() || !have("cc") {
+        eprintln!("SKIPPED: needs PID namespaces and a C compiler");
+        return;
+    }
+    let dir = scratch("hoppers");
+    let (Some(hopper), Some(vfork)) = (cc(&dir, "hopper", HOPPER), cc(&dir, "vfork", VFORK)) else {
+        eprintln!("SKIPPED: the C helpers do not build");
+        return;
+    };
+    let (hopper, vfork) = (hopper.display().to_string(), vfork.display().to_string());
+    let server = shell_server(&["--timeout-ms", "20000"]);
+    let pid = server.child.id();
+    let line = format!(
+        "for i in 1 2 3 4; do {hopper} 53.21 </dev/null >/dev/null 2>&1 & done; \
+         {vfork} 53.22 </dev/null >/dev/null 2>&1 & sleep 0.3; echo hopping"
+    );
+    let mut client = framed(server.addr);
+    let started = Instant::now();
+    let reply = client.run(&line).unwrap();
+    let took = started.elapsed();
+    let left = pids(&[&hopper, "53.21"]).len() + pids(&[&vfork, "53.22"]).len();
+    let next = client.run("echo next").unwrap();
+    let zombies = children_of(pid).iter().filter(|(_, s)| *s == 'Z').count();
+    let killed = kill_all(&[&hopper, "53.21"]) + kill_all(&[&vfork, "53.22"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("reply after {took:?}, {left} left");
+    assert_eq!(out(&reply), "hopping\n", "{reply:?}");
+    assert_eq!(
+        (left, killed, zombies),
+        (0, 0, 0),
+        "left at the reply, killed now, zombies"
+    );
+    assert_eq!(out(&next), "next\n");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+// ------------------------------------------- what a root command can set
+
+/// Limits of the user namespace (`/proc/sys/user`) and of the PID
+/// namespace (`pid_max`, per namespace since Linux 6.14) that a command of
+/// a root server holds the capabilities to set: it is root in the warm
+/// namespace's user namespace, which owns its PID namespace.
+const SET_LIMITS: &str = "for f in max_inotify_instances max_user_namespaces max_mnt_namespaces; do \
+     echo 0 > /proc/sys/user/$f; done; echo 1000 > /proc/sys/kernel/pid_max; \
+     cat /proc/sys/user/max_inotify_instances /proc/sys/kernel/pid_max";
+const READ_LIMITS: &str = "cat /proc/sys/user/max_inotify_instances /proc/sys/user/max_user_namespaces \
+     /proc/sys/user/max_mnt_namespaces /proc/sys/kernel/pid_max";
+
+/// Finding 1 (low; root servers): a command of a root server is root in
+/// its warm namespace's user namespace, with every capability there, and
+/// that namespace (with its PID namespace) now outlives it: whatever it
+/// sets of them, the next commands in that namespace (any client's) live
+/// with. Measured: `max_inotify_instances`, `max_user_namespaces` and
+/// `max_mnt_namespaces` set to 0 and `pid_max` to 1000 by one command; the
+/// next command, another client's in the same namespace, reads 0, 0, 0
+/// and 1000 (its `inotifywait`, `unshare -U` and `unshare -m` fail). A
+/// server as root ran every command in a namespace of its own before;
+/// the user keyring (per user namespace) is shared the same way. A
+/// command as the server's user could always do worse to other commands
+/// (kill them), but not silently change what they find. Mending it takes
+/// the command out of the warm user namespace (a user namespace of its
+/// own per command, or no capabilities in the shared one); the part that
+/// made the namespace unusable (`max_ipc_namespaces`) is mended, see
+/// [`held_a_namespace_that_cannot_start_a_command_is_not_reused`].
+#[test]
+#[ignore = "finding 1: a root server's command sets its warm namespace's user-namespace limits and pid_max for the next commands in it"]
+fn finding_1_a_root_command_sets_limits_for_the_next_command() {
+    if !is_root() || !namespaces_here() {
+        eprintln!("SKIPPED: needs root and PID namespaces");
+        return;
+    }
+    let server = shell_server(&[]);
+    let Some((a, b, tries)) = in_turn(server.addr, SET_LIMITS, READ_LIMITS) else {
+        panic!("never twice in one namespace in 5 tries");
+    };
+    eprintln!("set: {}\nread after ({tries} tries): {}", out(&a), out(&b));
+    let host = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    let user = |f: &str| std::fs::read_to_string(format!("/proc/sys/user/{f}")).unwrap();
+    let fresh = format!(
+        "{}{}{}{host}",
+        user("max_inotify_instances"),
+        user("max_user_namespaces"),
+        user("max_mnt_namespaces")
+    );
+    assert_eq!(out(&b), fresh, "the first command set: {}", out(&a));
+}
+
+/// Finding 2 (medium, mended; root servers): a command that sets its
+/// user namespace's `max_ipc_namespaces` to 0 (or `pid_max` below the
+/// pids in use) makes the init's `clone` of every later command in that
+/// namespace fail; the init answered so and served on, and the server put
+/// the namespace back as the idle one used next. Measured: 5 of 5
+/// commands after it, on the same connection, failed with "no process for
+/// the command: No space left on device", for as long as commands came
+/// within 200 ms of each other. Mended: a namespace whose init cannot
+/// start a command is ended (a fresh one is taken for that command once).
+#[test]
+fn held_a_namespace_that_cannot_start_a_command_is_not_reused() {
+    if !is_root() || !namespaces_here() {
+        eprintln!("SKIPPED: needs root and PID namespaces");
+        return;
+    }
+    let server = shell_server(&[]);
+    let mut client = framed(server.addr);
+    let set = client
+        .run("echo 0 > /proc/sys/user/max_ipc_namespaces && echo set")
+        .unwrap();
+    assert_eq!(out(&set), "set\n", "{set:?}");
+    let after: Vec<String> = (0..5)
+        .map(|_| match client.run("echo ran") {
+            Ok(reply) => out(&reply),
+            Err(e) => e.to_string(),
+        })
+        .collect();
+    assert!(after.iter().all(|r| r == "ran\n"), "{after:?}");
+}
+
+// ------------------------------------------- the init, from outside
+
+/// Makes `n` namespaces of `server` idle (as many commands at once) and
+/// returns their relays and inits.
+fn idle_namespaces(server: &Running, n: usize) -> Vec<(u32, u32)> {
+    let addr = server.addr;
+    let running: Vec<_> = (0..n)
+        .map(|_| thread::spawn(move || framed(addr).run("sleep 0.4")))
+        .collect();
+    for r in running {
+        r.join().unwrap().unwrap();
+    }
+    relays_and_inits(server.child.id())
+}
+
+/// Finding 3 (low, mended): an idle init stopped from outside its
+/// namespace (SIGSTOP, which a namespace's pid 1 takes from an ancestor
+/// namespace: any process of the server's user, a debugger) hangs the
+/// next command handed to it for good: the handler waits for the init's
+/// "started" answer without a deadline (the command's watchdog starts
+/// after it), so neither the command's timeout nor its client's leaving
+/// ends it, and its command slot stays taken. Measured: with both idle
+/// inits stopped and `--timeout-ms 1000`, 2 of 2 commands without a reply
+/// after 30 s. (A command cannot do it: it sees no pid outside its
+/// namespace, and `pidfd_send_signal` on a `/proc/PID` directory outside
+/// it is refused; see [`held_the_init_is_out_of_a_commands_reach`].)
+/// Mended: the answer is awaited as long as a new namespace's first
+/// answer (10 s); past it the namespace is ended and the command tried
+/// once in a new one. Measured: both replies after 10.1 s. Left open: the
+/// 10 s count against the command's own deadline only afterwards (with
+/// `--timeout-ms 1000` the replies are "timed out", or the connection is
+/// closed, after 10.1 s): bounding the wait by the command's deadline
+/// takes `exec.rs` handing it to the pool.
+#[test]
+fn held_a_stopped_idle_init_delays_the_next_command_boundedly() {
+    if !namespaces_here() {
+        eprintln!("SKIPPED: needs PID namespaces");
+        return;
+    }
+    let server = shell_server(&["--timeout-ms", "15000"]);
+    let inits = idle_namespaces(&server, 2);
+    assert_eq!(inits.len(), 2, "{inits:?}");
+    for (_, init) in &inits {
+        let _ = Command::new("kill")
+            .args(["-STOP", &init.to_string()])
+            .status();
+    }
+    let addr = server.addr;
+    let started = Instant::now();
+    let replies: Vec<_> = (0..2)
+        .map(|_| thread::spawn(move || run_within(addr, "echo ran", Duration::from_secs(30))))
+        .collect();
+    let replies: Vec<_> = replies.into_iter().map(|r| r.join().unwrap()).collect();
+    let took = started.elapsed();
+    eprintln!("after {took:?}: {replies:?}");
+    for reply in &replies {
+        match reply {
+            Some(Ok(r)) => assert_eq!(out(r), "ran\n", "{r:?}"),
+            other => panic!("no reply within 30 s: {other:?}"),
+        }
+    }
+    assert!(took < Duration::from_secs(25), "{took:?}");
+}
+
+/// Finding 4 (medium, mended): a command whose namespace's init is killed
+/// from outside (the OOM killer, which sees a copy of the server's memory
+/// in the init and its relay; any process of the server's user) is
+/// reported as having exited with code 0: the relay ends with 0 whatever
+/// ended its init, and the handler takes the relay's status for the
+/// command's. Measured: `sleep 2; echo done` whose init got SIGKILL after
+/// 0.3 s: reply `exit: Some(0)`, no output, not timed out. Mended: a relay
+/// whose init did not end on the server's word dies of SIGKILL, so the
+/// reply says the command was killed.
+#[test]
+fn held_a_command_whose_init_is_killed_is_reported_killed() {
+    if !namespaces_here() {
+        eprintln!("SKIPPED: needs PID namespaces");
+        return;
+    }
+    let server = shell_server(&[]);
+    let addr = server.addr;
+    let pid = server.child.id();
+    let victim = thread::spawn(move || framed(addr).run("sleep 53.41; echo done"));
+    let mut init = None;
+    assert!(
+        within(Duration::from_secs(5), || {
+            init = pids(&["sleep", "53.41"])
+                .first()
+                .and_then(|_| relays_and_inits(pid).first().map(|(_, init)| *init));
+            init.is_some()
+        }),
+        "the victim's sleep never ran"
+    );
+    let init = init.unwrap();
+    let _ = Command::new("kill")
+        .args(["-KILL", &init.to_string()])
+        .status();
+    let reply = victim.join().unwrap().unwrap();
+    let left = kill_all(&["sleep", "53.41"]);
+    eprintln!("{reply:?}");
+    assert_eq!(left, 0);
+    assert_eq!((reply.exit, reply.signal), (None, Some(9)), "{reply:?}");
+}
