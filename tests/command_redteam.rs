@@ -458,37 +458,6 @@ fn finding_5_an_http_request_split_across_writes_runs_its_first_part() {
 
 // ---------------------------------------------------------- what held
 
-/// A `cmd_server` that does not run as root: as `nobody` through setpriv
-/// when the test runs as root (the server then uses a user namespace),
-/// else as the test's own user. `None` where that cannot be arranged.
-fn unprivileged_server(args: &[&str]) -> Option<common::Running> {
-    let mut command = if is_root() {
-        let exe = example("cmd_server").get_program().to_owned();
-        let reachable = Command::new("setpriv")
-            .args([
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                "test",
-                "-x",
-            ])
-            .arg(&exe)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !reachable {
-            return None;
-        }
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(exe);
-        c
-    } else {
-        example("cmd_server")
-    };
-    command.arg("127.0.0.1:0").args(args).process_group(0);
-    Some(start_server(command))
-}
-
 /// What a command tries on its relay and its init: ptrace its pid 1, read
 /// their environment, memory and maps through the server's /proc.
 const REACH: &str = r#"
@@ -528,7 +497,7 @@ fn held_relay_and_init_hold_one_descriptor_each_and_are_out_of_a_commands_reach(
         eprintln!("SKIPPED: needs PID namespaces and python3");
         return;
     }
-    let Some(server) = unprivileged_server(&["--timeout-ms", "10000"]) else {
+    let Some(server) = common::unprivileged_server(&["--timeout-ms", "10000"]) else {
         eprintln!("SKIPPED: cannot run cmd_server unprivileged here");
         return;
     };

@@ -494,3 +494,262 @@ fn held_a_command_whose_init_is_killed_is_reported_killed() {
     assert_eq!(left, 0);
     assert_eq!((reply.exit, reply.signal), (None, Some(9)), "{reply:?}");
 }
+
+/// What a command tries on the init that serves it and the next command,
+/// and on its relay: its own descriptors (the init's socket is not among
+/// them), ptrace of pid 1, the init's and the relay's descriptors, memory,
+/// environment, maps and PID namespace link through the server's /proc,
+/// a signal through a `/proc/PID` directory of the init's (a pidfd to
+/// `pidfd_send_signal`), the init's host pid with `kill`, and SIGKILL and
+/// SIGSTOP to its pid 1.
+const REACH: &str = r#"python3 -c '
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+def err(r):
+    return "ok" if r >= 0 else os.strerror(ctypes.get_errno())
+print("fds:", sorted(int(f) for f in os.listdir("/proc/self/fd")))
+p, init, relay = int(os.readlink("/proc/self")), None, None
+while p > 1:
+    st = open(f"/proc/{p}/status").read().splitlines()
+    nspid = [l.split()[1:] for l in st if l.startswith("NSpid")][0]
+    ppid = int([l.split()[1] for l in st if l.startswith("PPid")][0])
+    if nspid[-1] == "1":
+        init, relay = p, ppid
+        break
+    p = ppid
+print("init found:", init is not None)
+print("ptrace 1:", err(libc.ptrace(16, 1, 0, 0)))
+for who, pid in (("init", init), ("relay", relay)):
+    for f in ("fd", "mem", "environ", "maps", "ns/pid"):
+        path = f"/proc/{pid}/{f}"
+        try:
+            if f == "fd":
+                print(who, "fd numbers listed:", len(os.listdir(path)))
+                continue
+            elif f == "ns/pid":
+                os.readlink(path)
+            else:
+                open(path, "rb").read(16)
+            print(who, f, "READ")
+        except OSError as e:
+            print(who, f, e.strerror)
+for fd in os.listdir(f"/proc/{init}/fd") if os.access(f"/proc/{init}/fd", os.R_OK) else []:
+    try:
+        os.readlink(f"/proc/{init}/fd/{fd}")
+        print("init fd link READ")
+    except OSError as e:
+        print("init fd link", e.strerror)
+def stopped(pid):
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T"
+server = int(open(f"/proc/{relay}/stat").read().rsplit(")", 1)[1].split()[1])
+def children(of):
+    for q in os.listdir("/proc"):
+        try:
+            if q.isdigit() and int(open(f"/proc/{q}/stat").read().rsplit(")", 1)[1].split()[1]) == of:
+                yield int(q)
+        except OSError:
+            pass
+siblings = [i for r in children(server) if r != relay for i in children(r)]
+for pid in [init] + siblings:
+    d = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY)
+    who = "own init" if pid == init else "sibling init"
+    r = err(libc.syscall(424, d, signal.SIGSTOP, None, 0))
+    print(who, "pidfd_send_signal:", r, "stopped" if stopped(pid) else "running")
+print("kill host pid:", err(libc.kill(init, 0)))
+libc.kill(1, signal.SIGKILL)
+libc.kill(1, signal.SIGSTOP)
+print("own init", "stopped" if stopped(init) else "running")
+print("done")
+'"#;
+
+/// Runs [`REACH`] on `server` while another client's command runs in a
+/// namespace beside it, then a command in the same namespace: what
+/// [`REACH`] said, after checking that both inits still served.
+fn reach(server: &Running) -> String {
+    let addr = server.addr;
+    let beside = thread::spawn(move || framed(addr).run("sleep 1.5; echo beside"));
+    let seen = within(Duration::from_secs(5), || {
+        relays_and_inits(server.child.id()).len() == 1
+    });
+    let Some((a, b, _)) = in_turn(server.addr, REACH, "echo served") else {
+        panic!("never twice in one namespace in 5 tries");
+    };
+    let said = out(&a);
+    eprintln!("{said}{}", String::from_utf8_lossy(&a.stderr));
+    let beside = beside.join().unwrap().unwrap();
+    assert!(seen, "no command beside");
+    assert_eq!(out(&beside), "beside\n", "{beside:?}");
+    assert_eq!(out(&b), "served\n", "{b:?}");
+    assert!(said.contains("fds: [0, 1, 2, 3]"), "{said}");
+    assert!(said.contains("init found: True"), "{said}");
+    assert!(said.contains("ptrace 1: Operation not permitted"), "{said}");
+    assert!(!said.contains("READ"), "{said}");
+    assert!(!said.contains("stopped"), "{said}");
+    assert!(
+        said.contains("own init pidfd_send_signal: ok running"),
+        "{said}"
+    );
+    assert!(
+        said.contains("sibling init pidfd_send_signal: Invalid argument running"),
+        "{said}"
+    );
+    assert!(said.contains("kill host pid: No such process"), "{said}");
+    assert!(said.ends_with("own init running\ndone\n"), "{said}");
+    said
+}
+
+/// The init that serves one command after another is out of each
+/// command's reach, for a root server (the command is root in the
+/// namespace's user namespace) and for an unprivileged one: the command
+/// holds its three pipes only (and the directory it lists), cannot
+/// ptrace pid 1 (EPERM), read anything of the init's or the relay's in
+/// /proc (EACCES x10, the descriptor list and the namespace link
+/// included), signal the init through a pidfd of its /proc directory
+/// (EINVAL: it is outside the command's namespace) or by its host pid
+/// (ESRCH); its SIGKILL and SIGSTOP to pid 1 are dropped, and the init
+/// serves the next command.
+#[test]
+fn held_the_init_is_out_of_a_commands_reach() {
+    if !namespaces_here() || !have("python3") {
+        eprintln!("SKIPPED: needs PID namespaces and python3");
+        return;
+    }
+    reach(&shell_server(&[]));
+    match common::unprivileged_server(&["--shell", "--max-commands-per-peer", "8"]) {
+        Some(server) => drop(reach(&server)),
+        None => eprintln!("SKIPPED (unprivileged part): cannot run cmd_server unprivileged"),
+    }
+}
+
+// ------------------------------------------------------------- races
+
+/// A small generator of pseudo-random numbers (xorshift), seeded from the
+/// clock and printed, so that a failing run can be told apart.
+struct Random(u64);
+
+impl Random {
+    fn new() -> Random {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("seed {seed}");
+        Random(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// What [`race_deadlines`] saw: per connection, how many replies were
+/// timed out, the replies that were neither the command's status nor
+/// timed out, those killed by SIGKILL without being said to be timed out,
+/// the next commands that failed, the sleeps that outlived their command
+/// by more than 2 s.
+#[derive(Debug, Default)]
+struct Race {
+    timed_out: usize,
+    wrong: Vec<String>,
+    killed_untold: usize,
+    next_failed: Vec<String>,
+    outlived: usize,
+}
+
+/// Two connections at once, `each` commands each, that end within a few
+/// milliseconds of their 40 ms deadline (20-60 ms), each leaving a
+/// background sleep, each followed by `echo next` on its connection.
+/// Checks at the end that the server's threads, descriptors and children
+/// are back where they were once the namespaces have retired.
+fn race_deadlines(each: usize) -> Option<Vec<Race>> {
+    if !namespaces_here() {
+        eprintln!("SKIPPED: needs PID namespaces");
+        return None;
+    }
+    let tag = "53.51";
+    let server = shell_server(&["--timeout-ms", "40"]);
+    let pid = server.child.id();
+    let before = figures(pid);
+    let addr = server.addr;
+    let seed = Random::new().0;
+    let runs: Vec<_> = (0..2u64)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut random = Random(seed + i * 7919);
+                let mut client = framed(addr);
+                let mut race = Race::default();
+                for _ in 0..each {
+                    let ms = 20 + random.below(40);
+                    let line =
+                        format!("sleep {tag} </dev/null >/dev/null 2>&1 & sleep 0.{ms:03}; exit 7");
+                    let reply = client.run(&line).unwrap();
+                    match (reply.timed_out, reply.exit, reply.signal) {
+                        (true, _, _) => race.timed_out += 1,
+                        (false, Some(7), None) => {}
+                        (false, None, Some(9)) => race.killed_untold += 1,
+                        _ => race.wrong.push(format!("{reply:?}")),
+                    }
+                    let next = client.run("echo next").unwrap();
+                    if out(&next) != "next\n" && !next.timed_out {
+                        race.next_failed.push(format!("{next:?}"));
+                    }
+                    if !within(Duration::from_secs(2), || pids(&["sleep", tag]).is_empty()) {
+                        race.outlived += 1;
+                    }
+                }
+                race
+            })
+        })
+        .collect();
+    let races: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    let left = kill_all(&["sleep", tag]);
+    eprintln!("{races:?}");
+    assert_eq!(left, 0);
+    common::assert_back_to(pid, before, Duration::from_secs(3));
+    Some(races)
+}
+
+/// 200 commands (two connections at once, 100 each) racing their 40 ms
+/// deadline: every reply is the command's own status (exit 7) or its
+/// timeout, or (finding 5) a SIGKILL; never another status; the command
+/// after each, on the same connection, runs; no sleep outlives its
+/// command by more than 2 s; once the namespaces have retired, the
+/// server has no child (no zombie) and its threads and descriptors are
+/// back where they were. Measured over 13 runs: 50-73 of 100 timed out
+/// per connection, 0 other statuses, 0 next commands failed, 0 left; a
+/// sleep outlived its command by more than 1 s once (load average 10 on
+/// 2 cores), never by 2 s.
+#[test]
+fn held_timeouts_racing_the_end_leave_nothing_and_no_wrong_status() {
+    let Some(races) = race_deadlines(100) else {
+        return;
+    };
+    for race in &races {
+        assert_eq!((&race.wrong, &race.next_failed), (&vec![], &vec![]));
+        assert_eq!(race.outlived, 0);
+    }
+}
+
+/// Finding 5 (low; `exec.rs`): a command its watchdog kills is now and
+/// then reported killed by SIGKILL but not timed out. The handler's loop
+/// reads the watchdog's flag, then reaps; the watchdog sets the flag and
+/// kills in between; the loop finds the command ended (the namespace's
+/// socket at its end, the relay killed) with its pipes closed and
+/// returns without looking at the flag again. Measured: 0, 1, 2 and 4
+/// replies of 400 (`exit: None, signal: Some(9), timed_out: false`) in
+/// four runs, with 240-283 of them timed out. Not
+/// a warm namespaces' bug (the plain spawn has the same order) and not
+/// mended here (`exec.rs` is being edited on main): reading the flag
+/// again once the status is known mends it.
+#[test]
+#[ignore = "finding 5: a command killed by its watchdog is now and then reported killed, not timed out (exec.rs reads the flag before the reap)"]
+fn finding_5_a_watchdog_kill_is_sometimes_not_reported_as_a_timeout() {
+    let Some(races) = race_deadlines(200) else {
+        return;
+    };
+    let untold: usize = races.iter().map(|r| r.killed_untold).sum();
+    assert_eq!(untold, 0, "{races:?}");
+}
