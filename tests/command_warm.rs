@@ -753,3 +753,243 @@ fn finding_5_a_watchdog_kill_is_sometimes_not_reported_as_a_timeout() {
     let untold: usize = races.iter().map(|r| r.killed_untold).sum();
     assert_eq!(untold, 0, "{races:?}");
 }
+
+// ------------------------------------------------------------ bounds
+
+/// Whether the server `pid` has its namespace keeper thread now.
+fn keeper(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks.filter_map(Result::ok).any(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("socketserver-na"))
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// 16 clients at once, 32 commands each (512 in all, the command cap 8):
+/// each reply is its command's own output or a "busy" refusal; the
+/// server never has more than 8 namespaces (relays) at once; the keeper
+/// thread runs while any namespace lives and is gone, with every
+/// namespace, 200 ms after the last command (within 2 s here), when the
+/// server's threads, descriptors and children are back where they were.
+/// Measured: 512 replies, ~35 refused busy, 0 wrong, at most 8 relays
+/// and 8 inits, 3 threads and 6 descriptors before and after (the keeper
+/// the fourth thread while it ran), gone 0.3 s after the last reply.
+#[test]
+fn held_many_clients_at_once_stay_within_the_slots_and_come_back() {
+    if !namespaces_here() {
+        eprintln!("SKIPPED: needs PID namespaces");
+        return;
+    }
+    let tag = "53.61";
+    let server = shell_server(&["--max-per-peer", "0"]);
+    let pid = server.child.id();
+    let before = figures(pid);
+    assert!(!keeper(pid), "a keeper before any command");
+    let addr = server.addr;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = {
+        let done = std::sync::Arc::clone(&done);
+        thread::spawn(move || {
+            let (mut most, mut keeper_seen) = (0, false);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                most = most.max(children_of(pid).len());
+                keeper_seen |= keeper(pid);
+                thread::sleep(Duration::from_millis(5));
+            }
+            (most, keeper_seen)
+        })
+    };
+    let clients: Vec<_> = (0..16)
+        .map(|c| {
+            thread::spawn(move || {
+                let mut client = framed(addr);
+                let (mut busy, mut wrong) = (0, vec![]);
+                for i in 0..32 {
+                    let line = match i % 4 {
+                        0 => format!("echo {c}.{i}"),
+                        1 => format!("sleep 0.02; echo {c}.{i}"),
+                        2 => format!("sleep {tag} </dev/null >/dev/null 2>&1 & echo {c}.{i}"),
+                        _ => format!("echo {c}.{i}; exit 3"),
+                    };
+                    match client.run(&line) {
+                        Ok(r) if out(&r) == format!("{c}.{i}\n") => {
+                            if r.exit != Some(if i % 4 == 3 { 3 } else { 0 }) {
+                                wrong.push(format!("{r:?}"));
+                            }
+                        }
+                        Ok(r) => wrong.push(format!("{r:?}")),
+                        Err(CommandError::Server(m)) if m.contains("busy") => busy += 1,
+                        Err(e) => wrong.push(e.to_string()),
+                    }
+                }
+                (busy, wrong)
+            })
+        })
+        .collect();
+    let results: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let ended = Instant::now();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (most, keeper_seen) = watch.join().unwrap();
+    let gone = within(Duration::from_secs(2), || {
+        !keeper(pid) && children_of(pid).is_empty() && figures(pid) == before
+    });
+    let after = ended.elapsed();
+    let left = kill_all(&["sleep", tag]);
+    let busy: usize = results.iter().map(|(b, _)| b).sum();
+    let wrong: Vec<_> = results.iter().flat_map(|(_, w)| w).collect();
+    eprintln!(
+        "busy {busy}, wrong {}, at most {most} relays, back after {after:?}",
+        wrong.len()
+    );
+    assert_eq!(wrong, Vec::<&String>::new());
+    assert!(most <= 8, "{most} relays at once");
+    assert!(keeper_seen);
+    assert_eq!(left, 0);
+    assert!(
+        gone,
+        "keeper {}, children {:?}, figures {:?} (before {before:?})",
+        keeper(pid),
+        children_of(pid),
+        figures(pid)
+    );
+}
+
+/// Whether process `pid` is alive (a zombie is not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+/// The server stopped by SIGINT, SIGTERM or SIGKILL while it has idle
+/// warm namespaces and one running command (with a background sleep):
+/// within a second of the server's end, no relay, no init and no sleep
+/// of the command is alive. Measured: 3 namespaces (2 idle, 1 running),
+/// their relays, inits and sleeps gone 1-25 ms after the server's end,
+/// for each signal.
+#[test]
+fn held_the_servers_end_ends_every_warm_namespace() {
+    if !namespaces_here() {
+        eprintln!("SKIPPED: needs PID namespaces");
+        return;
+    }
+    for (signal, tag) in [("INT", "53.71"), ("TERM", "53.72"), ("KILL", "53.73")] {
+        let mut server = shell_server(&[]);
+        let pid = server.child.id();
+        let _ = idle_namespaces(&server, 3);
+        let addr = server.addr;
+        let line = format!("sleep {tag} </dev/null >/dev/null 2>&1 & sleep {tag}");
+        let _running = thread::spawn(move || framed(addr).run(&line));
+        assert!(
+            within(Duration::from_secs(5), || pids(&["sleep", tag]).len() == 2),
+            "SIG{signal}: the command never ran"
+        );
+        let namespaces = relays_and_inits(pid);
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status();
+        let _ = server.child.wait();
+        let ended = Instant::now();
+        let gone = within(Duration::from_secs(1), || {
+            pids(&["sleep", tag]).is_empty()
+                && namespaces.iter().all(|(r, i)| !alive(*r) && !alive(*i))
+        });
+        let took = ended.elapsed();
+        let left = kill_all(&["sleep", tag]);
+        eprintln!(
+            "SIG{signal}: {} namespaces, gone after {took:?}",
+            namespaces.len()
+        );
+        assert!(namespaces.len() >= 2, "SIG{signal}: {namespaces:?}");
+        assert!(
+            gone && left == 0,
+            "SIG{signal}: {left} sleeps left, {namespaces:?}"
+        );
+    }
+}
+
+// ----------------------------------------------------- odd requests
+
+/// One namespace's init handed, one after another, statuses of every
+/// kind and requests at and past its limits, each followed by a command
+/// that must run in a namespace still serving: exit codes 0, 1, 127, 128
+/// and 255 and `exit 256` (0) come back exactly, as do deaths by signals
+/// 1, 6, 9, 15, 33, 34 and 64; 256 arguments and 120,000 arguments run;
+/// 140,000 arguments (past the 131,072 strings a request holds), one
+/// argument of 200 KB (past the kernel's 128 KiB for one) and a request
+/// of 2.1 MiB without a NUL (past the 2 MiB a request holds) are refused
+/// with an error, and the next command runs; a script without `#!` runs
+/// with /bin/sh.
+#[test]
+fn held_odd_statuses_and_requests_leave_the_init_serving() {
+    if !namespaces_here() {
+        eprintln!("SKIPPED: needs PID namespaces");
+        return;
+    }
+    // Lines for `sh -c` (statuses), and lines split into arguments.
+    let mut shell = CommandConfig::default().shell(true);
+    shell.max_request = 4 << 20;
+    let mut split = CommandConfig::default();
+    split.max_request = 4 << 20;
+    let (shell, _a) = serve_commands(shell);
+    let (split, _b) = serve_commands(split);
+    let (mut shell, mut split) = (framed(shell), framed(split));
+    let check = |client: &mut socketserver::command::Client,
+                 line: &str,
+                 want: Result<(Option<i32>, Option<i32>), ()>| {
+        let got = client.run(line).map(|r| (r.exit, r.signal));
+        let shown: String = line.chars().take(40).collect();
+        match (&got, want) {
+            (Ok(g), Ok(w)) => assert_eq!(*g, w, "{shown}"),
+            (Err(CommandError::Server(_)), Err(())) => {}
+            _ => panic!("{shown}: {got:?}"),
+        }
+        let next = client.run("echo next").unwrap();
+        assert_eq!(out(&next), "next\n", "after {shown}");
+    };
+    for code in [0, 1, 127, 128, 255] {
+        check(&mut shell, &format!("exit {code}"), Ok((Some(code), None)));
+    }
+    check(&mut shell, "exit 256", Ok((Some(0), None)));
+    for signal in [1, 6, 9, 15, 33, 34, 64] {
+        check(
+            &mut shell,
+            &format!("kill -{signal} $$"),
+            Ok((None, Some(signal))),
+        );
+    }
+    let args = |n: usize| vec!["a"; n].join(" ");
+    check(
+        &mut split,
+        &format!("true {}", args(256)),
+        Ok((Some(0), None)),
+    );
+    check(
+        &mut split,
+        &format!("true {}", args(120_000)),
+        Ok((Some(0), None)),
+    );
+    check(&mut split, &format!("true {}", args(140_000)), Err(()));
+    check(
+        &mut split,
+        &format!("true {}", "a".repeat(200_000)),
+        Err(()),
+    );
+    check(
+        &mut split,
+        &format!("true {}", "a".repeat(2_200_000)),
+        Err(()),
+    );
+    let dir = scratch("odd");
+    let script = dir.join("no-shebang");
+    std::fs::write(&script, "echo script-ran \"$1\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let reply = split.run(&format!("{} arg", script.display())).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out(&reply), "script-ran arg\n", "{reply:?}");
+}
