@@ -644,12 +644,107 @@ extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
 #[cfg(target_os = "linux")]
 const POINTERS: usize = 2 * STRINGS_MAX + 4;
 
+/// What a command's process inherits from its init that a process of the
+/// server's user can change in the init from outside it, without being
+/// able to read or trace it: a command does it to its pid 1 (`prlimit`,
+/// `renice`, `taskset`, `chrt`, `ionice` take pids of its namespace; a
+/// root server's command, root in the namespace's user namespace, also
+/// writes the init's `oom_score_adj` and `cgroup.procs`). Every later
+/// command in the namespace would inherit it (a file size limit of 0,
+/// nice 19, `SCHED_IDLE`, one CPU...), and a lowered hard limit cannot be
+/// raised again from inside. Read when the namespace starts and before
+/// each command: a namespace where it changed is ended, not reused.
+#[cfg(target_os = "linux")]
+#[repr(C)]
+struct Inherited {
+    /// Every resource limit (`prlimit64`: the kernel's 16), soft and hard.
+    limits: [[u64; 2]; 16],
+    /// The nice value, the scheduling policy and priority, the I/O
+    /// priority (each as its call returns it).
+    nice: libc::c_int,
+    policy: libc::c_int,
+    priority: libc::c_int,
+    ioprio: libc::c_int,
+    /// The CPUs it may run on (up to 1024).
+    affinity: [u64; 16],
+    /// `/proc/self/oom_score_adj` and `/proc/self/cgroup` (their first
+    /// bytes), and how many bytes each read returned.
+    oom: [u8; 16],
+    cgroup: [u8; 512],
+    read: [isize; 2],
+}
+
+#[cfg(target_os = "linux")]
+impl Inherited {
+    /// Fills `self` from this process.
+    ///
+    /// # Safety
+    ///
+    /// Plain system calls only: callable in the init.
+    unsafe fn read(&mut self) {
+        // SAFETY: plain system calls on buffers of the sizes given.
+        unsafe {
+            for (resource, limit) in self.limits.iter_mut().enumerate() {
+                libc::syscall(
+                    libc::SYS_prlimit64,
+                    0,
+                    resource,
+                    std::ptr::null::<u64>(),
+                    limit.as_mut_ptr(),
+                );
+            }
+            self.nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+            self.policy = libc::sched_getscheduler(0);
+            let mut param = libc::sched_param { sched_priority: 0 };
+            libc::sched_getparam(0, &mut param);
+            self.priority = param.sched_priority;
+            self.ioprio = libc::syscall(libc::SYS_ioprio_get, 1, 0) as libc::c_int; // IOPRIO_WHO_PROCESS, self
+            libc::syscall(
+                libc::SYS_sched_getaffinity,
+                0,
+                std::mem::size_of_val(&self.affinity),
+                self.affinity.as_mut_ptr(),
+            );
+            self.read[0] = read_file(c"/proc/self/oom_score_adj", &mut self.oom);
+            self.read[1] = read_file(c"/proc/self/cgroup", &mut self.cgroup);
+        }
+    }
+
+    /// Its bytes, to compare.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: a `repr(C)` struct of plain integers, read as bytes
+        // (its padding, if any, is zero: it lies in a zeroed mapping and
+        // is never written).
+        unsafe {
+            std::slice::from_raw_parts((self as *const Self).cast(), std::mem::size_of::<Self>())
+        }
+    }
+}
+
+/// Reads the start of the file at `path` into `buf`: how many bytes, or -1.
+#[cfg(target_os = "linux")]
+fn read_file(path: &CStr, buf: &mut [u8]) -> isize {
+    // SAFETY: plain system calls on a valid C string and buffer.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return -1;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    }
+}
+
 /// The init's loop: a buffer mapped once, a ready word to the server,
 /// then one request after another ([`one`]). Ends when the server closes
-/// the socket (the namespace is retired) or breaks the protocol.
+/// the socket (the namespace is retired) or breaks the protocol, or when
+/// what its commands inherit has been changed ([`Inherited`]).
 #[cfg(target_os = "linux")]
 fn serve(sock: libc::c_int) -> ! {
-    let size = REQUEST_MAX + POINTERS * std::mem::size_of::<*const libc::c_char>();
+    let size = REQUEST_MAX
+        + POINTERS * std::mem::size_of::<*const libc::c_char>()
+        + 2 * std::mem::size_of::<Inherited>();
     // SAFETY: an anonymous private mapping, the init's alone; `mmap` is a
     // plain system call.
     unsafe {
@@ -666,9 +761,14 @@ fn serve(sock: libc::c_int) -> ! {
         }
         let buf = buf.cast::<u8>();
         let pointers = buf.add(REQUEST_MAX).cast::<*const libc::c_char>();
+        // In the mapping, not on the init's small stack: as the namespace
+        // started, and as it is now.
+        let inherited = pointers.add(POINTERS).cast::<Inherited>();
+        let (start, now) = (&mut *inherited, &mut *inherited.add(1));
+        start.read();
         answer(sock, [STARTED, 0]); // ready
         loop {
-            one(sock, buf, pointers);
+            one(sock, buf, pointers, start, now);
         }
     }
 }
@@ -757,14 +857,22 @@ fn receive(sock: libc::c_int, header: &mut [u8; HEADER], fds: &mut [libc::c_int;
 /// answers whether it executed, reaps orphans until the command's main
 /// process ends, then kills every other process in the namespace, reaps
 /// them all, and answers with the command's status and how many there
-/// were. The namespace is then as empty as when it was made.
+/// were. The namespace is then as empty as when it was made. Ends the
+/// init instead if what a command inherits from it is no longer `start`
+/// ([`Inherited`]); `now` is room to read it into.
 ///
 /// # Safety
 ///
 /// `buf` must be valid for [`REQUEST_MAX`] bytes and `pointers` for
 /// [`POINTERS`] pointers.
 #[cfg(target_os = "linux")]
-unsafe fn one(sock: libc::c_int, buf: *mut u8, pointers: *mut *const libc::c_char) {
+unsafe fn one(
+    sock: libc::c_int,
+    buf: *mut u8,
+    pointers: *mut *const libc::c_char,
+    start: &Inherited,
+    now: &mut Inherited,
+) {
     let mut header = [0u8; HEADER];
     let mut fds = [-1; 3];
     if !receive(sock, &mut header, &mut fds) {
@@ -818,6 +926,13 @@ unsafe fn one(sock: libc::c_int, buf: *mut u8, pointers: *mut *const libc::c_cha
         *sh.add(1) = path;
         std::ptr::copy_nonoverlapping(argv.add(1), sh.add(2), argc - 1);
         *sh.add(argc + 1) = std::ptr::null();
+        // What this command would inherit is what the first did, or the
+        // namespace ends here: the server finds it ended and runs the
+        // command in a new one.
+        now.read();
+        if now.bytes() != start.bytes() {
+            libc::_exit(1);
+        }
         let mut job = Job {
             fds,
             dir,
