@@ -106,7 +106,7 @@ pub(crate) struct Plan {
     /// The server's pid: the relay's parent, unless the server is gone.
     server: libc::pid_t,
     /// A user namespace first, with these maps (`"UID UID 1"`, `"GID GID 1"`).
-    user: Option<([u8; 32], usize, [u8; 32], usize)>,
+    user: Option<Maps>,
     /// Whether the relay must be dumpable to write those maps: its own
     /// `/proc` files are root's while it is not, which only root may write.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -127,6 +127,10 @@ impl Plan {
         self.user.is_some()
     }
 }
+
+/// The user and group maps of a user namespace, each a one-line map
+/// `"ID ID 1\n"` and its length.
+type Maps = ([u8; 32], usize, [u8; 32], usize);
 
 /// A one-line map `"ID ID 1\n"`, for `/proc/self/{uid,gid}_map`.
 fn id_map(id: u32) -> ([u8; 32], usize) {
@@ -462,6 +466,9 @@ struct Start {
     from_init: libc::c_int,
     /// The init's end of its socket to the server.
     sock: libc::c_int,
+    /// The maps of a user namespace of its own for each command, or null
+    /// (see [`enter`]).
+    nest: *const Maps,
 }
 
 /// One request, as the init hands it to the command's process, which
@@ -480,6 +487,8 @@ struct Job {
     /// (`ENOEXEC`): a script without a `#!` line, run by the shell as
     /// `execvp` (and so `std`) runs it.
     sh: *const *const libc::c_char,
+    /// A user namespace of the command's own, with these maps, or null.
+    nest: *const Maps,
     /// Set by the command's process if it could not execute the program.
     errno: libc::c_int,
 }
@@ -527,10 +536,24 @@ fn enter(plan: &Plan, sock: libc::c_int) -> io::Result<()> {
     let (from_init, to_relay) = cloexec_pipe()?;
     use std::os::fd::IntoRawFd;
     let (from_init, to_relay) = (from_init.into_raw_fd(), to_relay.into_raw_fd());
+    // A root server's command is root in the namespace's user namespace,
+    // with every capability there, and that namespace outlives it: its
+    // limits (`/proc/sys/user`), its PID namespace's `pid_max`, its user
+    // keyring would be the next command's. Each command is put in a user
+    // namespace of its own inside it (the same maps: root stays root, over
+    // the same files), where it holds its capabilities and which ends with
+    // it. An unprivileged server's command holds none after `exec`, and
+    // could not write its own maps (its `/proc` files are root's while it
+    // shares the init's memory, which is not dumpable).
+    let nest = match &plan.user {
+        Some(maps) if !plan.dumpable_for_maps => maps as *const Maps,
+        _ => std::ptr::null(),
+    };
     let start = Start {
         to_relay,
         from_init,
         sock,
+        nest,
     };
     // The init shares this process's memory (`CLONE_VM`), on a stack of
     // its own: no second copy of the server's page tables is made for it.
@@ -636,7 +659,7 @@ extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
     }
     // Nothing of the server's is held past this point but the socket.
     close_all_but(start.sock);
-    serve(start.sock)
+    serve(start.sock, start.nest)
 }
 
 /// Room for the pointer arrays of one request: `argv`, `envp` and the
@@ -667,11 +690,14 @@ struct Inherited {
     ioprio: libc::c_int,
     /// The CPUs it may run on (up to 1024).
     affinity: [u64; 16],
-    /// `/proc/self/oom_score_adj` and `/proc/self/cgroup` (their first
-    /// bytes), and how many bytes each read returned.
+    /// `/proc/self/oom_score_adj`, `/proc/self/cgroup` (their first
+    /// bytes) and the PID namespace's `pid_max` (which a root server's
+    /// command may set, as the namespace's root user, even from a user
+    /// namespace of its own), and how many bytes each read returned.
     oom: [u8; 16],
     cgroup: [u8; 512],
-    read: [isize; 2],
+    pid_max: [u8; 16],
+    read: [isize; 3],
 }
 
 #[cfg(target_os = "linux")]
@@ -707,6 +733,7 @@ impl Inherited {
             );
             self.read[0] = read_file(c"/proc/self/oom_score_adj", &mut self.oom);
             self.read[1] = read_file(c"/proc/self/cgroup", &mut self.cgroup);
+            self.read[2] = read_file(c"/proc/sys/kernel/pid_max", &mut self.pid_max);
         }
     }
 
@@ -741,7 +768,7 @@ fn read_file(path: &CStr, buf: &mut [u8]) -> isize {
 /// the socket (the namespace is retired) or breaks the protocol, or when
 /// what its commands inherit has been changed ([`Inherited`]).
 #[cfg(target_os = "linux")]
-fn serve(sock: libc::c_int) -> ! {
+fn serve(sock: libc::c_int, nest: *const Maps) -> ! {
     let size = REQUEST_MAX
         + POINTERS * std::mem::size_of::<*const libc::c_char>()
         + 2 * std::mem::size_of::<Inherited>();
@@ -768,7 +795,7 @@ fn serve(sock: libc::c_int) -> ! {
         start.read();
         answer(sock, [STARTED, 0]); // ready
         loop {
-            one(sock, buf, pointers, start, now);
+            one(sock, buf, pointers, (start, now), nest);
         }
     }
 }
@@ -859,19 +886,20 @@ fn receive(sock: libc::c_int, header: &mut [u8; HEADER], fds: &mut [libc::c_int;
 /// them all, and answers with the command's status and how many there
 /// were. The namespace is then as empty as when it was made. Ends the
 /// init instead if what a command inherits from it is no longer `start`
-/// ([`Inherited`]); `now` is room to read it into.
+/// ([`Inherited`]); `now` is room to read it into. With `nest`, the
+/// command gets a user namespace of its own with those maps.
 ///
 /// # Safety
 ///
 /// `buf` must be valid for [`REQUEST_MAX`] bytes and `pointers` for
-/// [`POINTERS`] pointers.
+/// [`POINTERS`] pointers; `nest` null or valid for as long as the init.
 #[cfg(target_os = "linux")]
 unsafe fn one(
     sock: libc::c_int,
     buf: *mut u8,
     pointers: *mut *const libc::c_char,
-    start: &Inherited,
-    now: &mut Inherited,
+    (start, now): (&Inherited, &mut Inherited),
+    nest: *const Maps,
 ) {
     let mut header = [0u8; HEADER];
     let mut fds = [-1; 3];
@@ -940,6 +968,7 @@ unsafe fn one(
             argv,
             envp,
             sh,
+            nest,
             errno: 0,
         };
         // The command shares this memory until it executes, as a process
@@ -950,10 +979,15 @@ unsafe fn one(
         // SAFETY: the upper half of this process's `STACKS` is free while
         // the init waits; `command_main` makes plain system calls only and
         // ends in `execve` or `_exit`.
+        let user = if nest.is_null() {
+            0
+        } else {
+            libc::CLONE_NEWUSER
+        };
         let command = libc::clone(
             command_main,
             (&raw mut STACKS).cast::<u8>().add(2 * STACK).cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWIPC | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWIPC | user | libc::SIGCHLD,
             (&raw mut job).cast(),
         );
         let clone_errno = errno();
@@ -1029,6 +1063,21 @@ extern "C" fn command_main(job: *mut libc::c_void) -> libc::c_int {
         // could send it requests of its own.
         if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) < 0 {
             fail(job);
+        }
+        // Its own user namespace's maps, the warm one's again (see
+        // `enter`): a process may map its own ids in a namespace it made.
+        // A failure is not `EACCES`, which the probe takes for success.
+        if let Some((uid, ulen, gid, glen)) = job.nest.as_ref() {
+            let written = write_file(c"/proc/self/setgroups", b"deny")
+                .and_then(|()| write_file(c"/proc/self/uid_map", &uid[..*ulen]))
+                .and_then(|()| write_file(c"/proc/self/gid_map", &gid[..*glen]));
+            if written.is_err() {
+                job.errno = match errno() {
+                    libc::EACCES | 0 => libc::EPERM,
+                    e => e,
+                };
+                libc::_exit(127);
+            }
         }
         if libc::setsid() < 0 {
             fail(job);
