@@ -50,6 +50,11 @@
 //! holds (root's included) hold in that namespace only: none over the
 //! relay and the init, which are not dumpable, so no command can read
 //! their memory (copies of the server's) or take them over with `ptrace`.
+//! A warm namespace serves many commands ([`warm`](super::warm)), so a
+//! root server's command, which would be root in that user namespace and
+//! could set its limits for the next, gets a user namespace of its own
+//! inside it (the same maps); and the init ends rather than serve on if
+//! what its commands inherit from it was changed ([`Inherited`]).
 //! Where the system allows no user namespace (some distributions turn
 //! unprivileged ones off), a privileged server makes the PID namespace
 //! alone, and a command running with the server's root capabilities could
