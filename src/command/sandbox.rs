@@ -213,14 +213,30 @@ pub(crate) fn handle(_relay: &std::process::Child) -> io::Result<OwnedFd> {
 
 /// SIGKILL to the relay: the init dies with it, and the kernel ends the
 /// rest of the namespace.
+///
+/// The pidfd is marked first (`O_NONBLOCK` on its open file description,
+/// which every clone of it shares, the slot's own included): a warm
+/// namespace whose relay was killed after its init's last answer was
+/// read (a watchdog firing as the command ends) must not be handed to the
+/// next command, which the dying init could still start before it dies
+/// ([`killed`]).
 pub(crate) fn kill(relay: &OwnedFd) {
     #[cfg(target_os = "linux")]
     {
+        use rustix::fs::{OFlags, fcntl_setfl};
         use rustix::process::{Signal, pidfd_send_signal};
+        let _ = fcntl_setfl(relay, OFlags::NONBLOCK);
         let _ = pidfd_send_signal(relay, Signal::KILL);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = relay;
+}
+
+/// Whether [`kill`] was called on this pidfd or any clone of it (an error
+/// reading its flags counts as killed: the namespace is not reused).
+pub(crate) fn killed(relay: &OwnedFd) -> bool {
+    use rustix::fs::{OFlags, fcntl_getfl};
+    fcntl_getfl(relay).map_or(true, |flags| flags.contains(OFlags::NONBLOCK))
 }
 
 /// The most bytes one request to an init may hold: the directory, the

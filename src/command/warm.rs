@@ -515,11 +515,51 @@ impl Drop for Job<'_> {
     /// pool; any other (killed, or left mid-command) is ended.
     fn drop(&mut self) {
         let Some(slot) = self.slot.take() else { return };
-        // (A watchdog's kill that lands after the answer is found by the
-        // next command, which then starts a new namespace.)
-        match self.ended.is_some() && self.reply.len() == 8 {
+        // A kill through any clone of the relay's pidfd (a watchdog that
+        // fired as the command ended, after the answer was read) is seen
+        // here: its SIGKILL may not have ended the init yet, which could
+        // still start the next command, and die under it.
+        match self.ended.is_some() && self.reply.len() == 8 && !sandbox::killed(&slot.pidfd) {
             true => self.pool.put(slot),
             false => self.pool.discard(slot),
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn sh(line: &str) -> Request {
+        let argv = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new(line)];
+        Request::new(None, Path::new("/bin/sh"), &argv, []).unwrap()
+    }
+
+    /// A namespace whose relay a watchdog killed after the init's answer
+    /// was read (the command ended as its deadline came) is not put back
+    /// for the next command: the SIGKILL may not have ended the init yet,
+    /// and the next command would start in it and die with it, reported
+    /// killed though nothing killed it. One that ended unkilled is.
+    #[test]
+    fn a_namespace_killed_after_its_answer_is_not_reused() {
+        let Ok(plan) = sandbox::probe() else {
+            eprintln!("SKIPPED: no PID namespaces here");
+            return;
+        };
+        let pool = Pool::new(plan).unwrap();
+        let (_read, write) = sandbox::cloexec_pipe().unwrap();
+        for late_kill in [false, true] {
+            let mut job = pool
+                .start(&sh("exit 7"), write.as_fd(), write.as_fd())
+                .unwrap();
+            let watchdog = job.killer().unwrap();
+            assert_eq!(job.wait().unwrap().code(), Some(7));
+            if late_kill {
+                sandbox::kill(&watchdog);
+            }
+            drop(job);
+            let idle = lock(&pool.shared.state).idle.len();
+            assert_eq!(idle, usize::from(!late_kill), "late kill: {late_kill}");
         }
     }
 }
