@@ -1187,3 +1187,59 @@ fn held_a_bounded_fork_bomb_ends_before_the_next_command() {
     assert_eq!((left, killed), (0, 0));
     assert_eq!(out(&next), "next\n");
 }
+
+/// A command, the init's own child (`exec`), plants a key in its session
+/// keyring and hands that keyring to its parent, the init
+/// (`KEYCTL_SESSION_TO_PARENT`: the same user, and a parent that is not
+/// the machine's pid 1).
+const PLANT_KEY: &str = r#"exec python3 -c '
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+session = libc.syscall(250, 1, None)
+libc.syscall(248, b"user", b"socketserver-planted", b"from-a", 6, -3)
+r = libc.syscall(250, 18)
+print(session, "to parent:", "ok" if r >= 0 else os.strerror(ctypes.get_errno()))
+'"#;
+/// The next command's session keyring, and whether the key is in it.
+const FIND_KEY: &str = r#"python3 -c '
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.syscall(250, 10, -3, b"user", b"socketserver-planted", 0)
+print(libc.syscall(250, 0, -3, 0), "key:", "FOUND" if r >= 0 else os.strerror(ctypes.get_errno()))
+'"#;
+
+/// Finding 7 (low, mended): a command handed its session keyring to the
+/// init (see [`PLANT_KEY`]), and every later command in the namespace,
+/// another client's, inherited it: the key planted in it, and whatever
+/// the later commands put in their session keyring for the next command
+/// of the planter to read. Measured: 3 of 3 next commands had the
+/// planter's session keyring and found the key, on a root server and on
+/// an unprivileged one. Mended: each command joins a session keyring of
+/// its own before it executes (so it no longer sees the server's either).
+/// Measured after: 0 of 3, a keyring of its own each time.
+#[test]
+fn held_a_session_keyring_handed_to_the_init_reaches_no_next_command() {
+    if !namespaces_here() || !have("python3") {
+        eprintln!("SKIPPED: needs PID namespaces and python3");
+        return;
+    }
+    let check = |server: &Running| {
+        for _ in 0..3 {
+            let planted = out(&framed(server.addr).run(PLANT_KEY).unwrap());
+            let found = out(&framed(server.addr).run(FIND_KEY).unwrap());
+            eprintln!("planted: {planted}found: {found}");
+            assert!(planted.ends_with("to parent: ok\n"), "{planted}");
+            let planted_in = planted.split_whitespace().next();
+            assert_ne!(found.split_whitespace().next(), planted_in, "{found}");
+            assert!(
+                found.ends_with("key: Required key not available\n"),
+                "{found}"
+            );
+        }
+    };
+    check(&shell_server(&[]));
+    match common::unprivileged_server(&["--shell", "--max-commands-per-peer", "8"]) {
+        Some(server) => check(&server),
+        None => eprintln!("SKIPPED (unprivileged part): cannot run cmd_server unprivileged"),
+    }
+}

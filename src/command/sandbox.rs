@@ -1057,7 +1057,8 @@ unsafe fn one(
 
 /// The command's process, until it executes: its three streams as 0, 1
 /// and 2 and no other descriptor (the init's socket least of all), a
-/// session of its own, the server's directory, then `execve`.
+/// session and a session keyring of its own, the server's directory,
+/// then `execve`.
 #[cfg(target_os = "linux")]
 extern "C" fn command_main(job: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `one` passed its `Job`, alive until this process executes or
@@ -1103,6 +1104,13 @@ extern "C" fn command_main(job: *mut libc::c_void) -> libc::c_int {
         if libc::setsid() < 0 {
             fail(job);
         }
+        // A session keyring of its own, as it has a session of its own: a
+        // command may hand its session keyring to its parent, the init
+        // (`KEYCTL_SESSION_TO_PARENT`), which every later command in the
+        // namespace would inherit, keys and all. Nor does it get the
+        // server's. Where keys are refused (a seccomp profile, a full
+        // quota), it keeps what it inherited.
+        libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()); // KEYCTL_JOIN_SESSION_KEYRING, anonymous
         if *job.dir != 0 && libc::chdir(job.dir) < 0 {
             fail(job);
         }
