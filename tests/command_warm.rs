@@ -1041,6 +1041,7 @@ while p > 1:
     st = open(f"/proc/{p}/status").read().splitlines()
     if [l.split()[-1] for l in st if l.startswith("NSpid")][0] == "1":
         open(f"/proc/{p}/oom_score_adj", "w").write("1000")
+        open(f"/proc/{p}/coredump_filter", "w").write("0x7f")
         break
     p = int([l.split()[1] for l in st if l.startswith("PPid")][0])
 ' 2>/dev/null
@@ -1048,7 +1049,7 @@ prlimit --pid 1 --fsize --output SOFT --noheadings"#;
 
 /// What a command inherited: the same, as it sees them in itself.
 const INHERITED: &str = "ulimit -f; ulimit -n; ulimit -s; nice; taskset -p $$ | sed 's/.*: //'; \
-     chrt -p $$ | sed 's/.*: //'; ionice -p $$; cat /proc/self/oom_score_adj";
+     chrt -p $$ | sed 's/.*: //'; ionice -p $$; cat /proc/self/oom_score_adj /proc/self/coredump_filter";
 
 /// Finding 6 (medium, mended): a command changes what every later command
 /// in its namespace inherits, through its pid 1: `prlimit`, `renice`,
@@ -1060,7 +1061,8 @@ const INHERITED: &str = "ulimit -f; ulimit -n; ulimit -s; nice; taskset -p $$ | 
 /// killed by SIGXFSZ), 64 descriptors, a 976 KiB stack, nice 19, one CPU,
 /// `SCHED_IDLE` and the idle I/O class, for as long as commands kept the
 /// namespace warm (a lowered hard limit cannot be raised again from
-/// inside), and `oom_score_adj` 1000: measured on a root server. On an
+/// inside), and `oom_score_adj` 1000: measured on a root server (its
+/// `coredump_filter`, which `exec` keeps, is checked too). On an
 /// unprivileged one (`nobody`), the next command inherited the three
 /// limits (0, 64, 976 KiB); the nice value, CPUs, policy and I/O class
 /// were not changed there. Mended: the init reads what a

@@ -703,23 +703,30 @@ const POINTERS: usize = 2 * STRINGS_MAX + 4;
 struct Inherited {
     /// Every resource limit (`prlimit64`: the kernel's 16), soft and hard.
     limits: [[u64; 2]; 16],
-    /// The nice value, the scheduling policy and priority, the I/O
-    /// priority (each as its call returns it).
-    nice: libc::c_int,
-    policy: libc::c_int,
-    priority: libc::c_int,
-    ioprio: libc::c_int,
+    /// The scheduling attributes (`sched_getattr`: the policy and its
+    /// flags, the nice value, the priority, the utilization clamps) and
+    /// the I/O priority, as the calls return them.
+    sched: [u32; 14],
+    ioprio: i64,
     /// The CPUs it may run on (up to 1024).
     affinity: [u64; 16],
-    /// `/proc/self/oom_score_adj`, `/proc/self/cgroup` (their first
-    /// bytes) and the PID namespace's `pid_max` (which a root server's
-    /// command may set, as the namespace's root user, even from a user
-    /// namespace of its own), and how many bytes each read returned.
+    /// `/proc/self/oom_score_adj`, `/proc/self/coredump_filter` (which
+    /// an `exec` keeps), `/proc/self/cgroup` (their first bytes) and the
+    /// PID namespace's `pid_max` (which a root server's command may set,
+    /// as the namespace's root user, even from a user namespace of its
+    /// own), and how many bytes each read returned.
     oom: [u8; 16],
+    coredump: [u8; 16],
     cgroup: [u8; 512],
     pid_max: [u8; 16],
-    read: [isize; 3],
+    read: [i64; 4],
 }
+
+// No padding in it, on any architecture: its bytes are all fields.
+#[cfg(target_os = "linux")]
+const _: () = assert!(
+    std::mem::size_of::<Inherited>() == 16 * 16 + 14 * 4 + 8 + 16 * 8 + 16 + 16 + 512 + 16 + 4 * 8
+);
 
 #[cfg(target_os = "linux")]
 impl Inherited {
@@ -740,29 +747,32 @@ impl Inherited {
                     limit.as_mut_ptr(),
                 );
             }
-            self.nice = libc::getpriority(libc::PRIO_PROCESS, 0);
-            self.policy = libc::sched_getscheduler(0);
-            let mut param = libc::sched_param { sched_priority: 0 };
-            libc::sched_getparam(0, &mut param);
-            self.priority = param.sched_priority;
-            self.ioprio = libc::syscall(libc::SYS_ioprio_get, 1, 0) as libc::c_int; // IOPRIO_WHO_PROCESS, self
+            libc::syscall(
+                libc::SYS_sched_getattr,
+                0,
+                self.sched.as_mut_ptr(),
+                std::mem::size_of_val(&self.sched),
+                0,
+            );
+            self.ioprio = libc::syscall(libc::SYS_ioprio_get, 1, 0) as i64; // IOPRIO_WHO_PROCESS, self
             libc::syscall(
                 libc::SYS_sched_getaffinity,
                 0,
                 std::mem::size_of_val(&self.affinity),
                 self.affinity.as_mut_ptr(),
             );
-            self.read[0] = read_file(c"/proc/self/oom_score_adj", &mut self.oom);
-            self.read[1] = read_file(c"/proc/self/cgroup", &mut self.cgroup);
-            self.read[2] = read_file(c"/proc/sys/kernel/pid_max", &mut self.pid_max);
+            self.read[0] = read_file(c"/proc/self/oom_score_adj", &mut self.oom) as i64;
+            self.read[1] = read_file(c"/proc/self/coredump_filter", &mut self.coredump) as i64;
+            self.read[2] = read_file(c"/proc/self/cgroup", &mut self.cgroup) as i64;
+            self.read[3] = read_file(c"/proc/sys/kernel/pid_max", &mut self.pid_max) as i64;
         }
     }
 
     /// Its bytes, to compare.
     fn bytes(&self) -> &[u8] {
-        // SAFETY: a `repr(C)` struct of plain integers, read as bytes
-        // (its padding, if any, is zero: it lies in a zeroed mapping and
-        // is never written).
+        // SAFETY: a `repr(C)` struct of plain integers laid out without
+        // padding (each field's size a multiple of the next one's
+        // alignment), read as bytes.
         unsafe {
             std::slice::from_raw_parts((self as *const Self).cast(), std::mem::size_of::<Self>())
         }
