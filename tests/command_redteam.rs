@@ -485,14 +485,15 @@ sys.stdout.flush()
 time.sleep(1)  # the test looks at the relay and the init meanwhile
 "#;
 
-/// The relay and the init, copies of the server's memory, hold one
-/// descriptor each (the relay a pipe, the init its socket to the server,
-/// and no client's); a command of an unprivileged server can neither
-/// ptrace its init nor read the relay's or the init's environment, memory
-/// or maps (the init holds every capability of the user namespace, the
-/// command none). Measured: 1 descriptor each, EPERM, EACCES x6.
+/// The relay and the init, copies of the server's memory, hold no
+/// client's descriptor (the relay a pipe, the init its socket to the
+/// server and five /proc files of its own); a command of an unprivileged
+/// server can neither ptrace its init nor read the relay's or the init's
+/// environment, memory or maps (the init holds every capability of the
+/// user namespace, the command none). Measured: 1 descriptor and 6,
+/// EPERM, EACCES x6.
 #[test]
-fn held_relay_and_init_hold_one_descriptor_each_and_are_out_of_a_commands_reach() {
+fn held_relay_and_init_hold_no_clients_descriptor_and_are_out_of_a_commands_reach() {
     if !namespaces_here() || !have("python3") {
         eprintln!("SKIPPED: needs PID namespaces and python3");
         return;
@@ -534,11 +535,18 @@ fn held_relay_and_init_hold_one_descriptor_each_and_are_out_of_a_commands_reach(
         "no relay and init seen; {fds:?}; the command said {out}"
     );
     // The relay: its pipe from the init. The init: its socket to the
-    // server, on which its requests come (a warm namespace's).
-    for (links, kind) in fds.iter().zip(["pipe:", "socket:"]) {
-        assert_eq!(links.len(), 1, "{fds:?}");
-        assert!(links[0].starts_with(kind), "{fds:?}");
-    }
+    // server, on which its requests come (a warm namespace's), and the
+    // /proc files it reads before each command (what its commands
+    // inherit: its own limits, oom_score_adj, coredump_filter, cgroup,
+    // its namespace's pid_max), none a client's.
+    assert_eq!(fds.len(), 2, "{fds:?}");
+    assert!(
+        fds[0].len() == 1 && fds[0][0].starts_with("pipe:"),
+        "{fds:?}"
+    );
+    let sockets = fds[1].iter().filter(|l| l.starts_with("socket:")).count();
+    let proc_files = fds[1].iter().filter(|l| l.starts_with("/proc/")).count();
+    assert_eq!((sockets, proc_files, fds[1].len()), (1, 5, 6), "{fds:?}");
     assert!(out.contains("attach 1: Operation not permitted"), "{out}");
     assert!(!out.contains("READ"), "{out}");
     assert!(out.matches("Permission denied").count() >= 6, "{out}");

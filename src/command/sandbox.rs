@@ -699,54 +699,53 @@ const POINTERS: usize = 2 * STRINGS_MAX + 4;
 /// raised again from inside. Read when the namespace starts and before
 /// each command: a namespace where it changed is ended, not reused.
 #[cfg(target_os = "linux")]
-#[repr(C)]
 struct Inherited {
-    /// Every resource limit (`prlimit64`: the kernel's 16), soft and hard.
-    limits: [[u64; 2]; 16],
     /// The scheduling attributes (`sched_getattr`: the policy and its
     /// flags, the nice value, the priority, the utilization clamps) and
     /// the I/O priority, as the calls return them.
     sched: [u32; 14],
-    ioprio: i64,
+    ioprio: libc::c_long,
     /// The CPUs it may run on (up to 1024).
     affinity: [u64; 16],
-    /// `/proc/self/oom_score_adj`, `/proc/self/coredump_filter` (which
-    /// an `exec` keeps), `/proc/self/cgroup` (their first bytes) and the
-    /// PID namespace's `pid_max` (which a root server's command may set,
-    /// as the namespace's root user, even from a user namespace of its
-    /// own), and how many bytes each read returned.
-    oom: [u8; 16],
-    coredump: [u8; 16],
-    cgroup: [u8; 512],
-    pid_max: [u8; 16],
-    read: [i64; 4],
+    /// The first bytes of each of [`INHERITED_FILES`], and how many each
+    /// read returned.
+    files: [[u8; 2048]; 5],
+    read: [isize; 5],
 }
 
-// No padding in it, on any architecture: its bytes are all fields.
+/// What [`Inherited`] reads from files, opened once by the init (a read
+/// from an open file costs a fifth of opening it again): every resource
+/// limit, `oom_score_adj`, `coredump_filter` (which an `exec` keeps), the
+/// cgroup, and the PID namespace's `pid_max` (which a root server's
+/// command may set as the namespace's root user, even from a user
+/// namespace of its own). `/proc/self` is the init's.
 #[cfg(target_os = "linux")]
-const _: () = assert!(
-    std::mem::size_of::<Inherited>() == 16 * 16 + 14 * 4 + 8 + 16 * 8 + 16 + 16 + 512 + 16 + 4 * 8
-);
+const INHERITED_FILES: [&CStr; 5] = [
+    c"/proc/self/limits",
+    c"/proc/self/oom_score_adj",
+    c"/proc/self/coredump_filter",
+    c"/proc/self/cgroup",
+    c"/proc/sys/kernel/pid_max",
+];
 
 #[cfg(target_os = "linux")]
 impl Inherited {
-    /// Fills `self` from this process.
+    /// Opens [`INHERITED_FILES`] (-1 for one that cannot be opened: it
+    /// then reads the same, an error, every time).
+    fn open() -> [libc::c_int; 5] {
+        // SAFETY: plain system calls on valid C strings.
+        INHERITED_FILES
+            .map(|path| unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })
+    }
+
+    /// Fills `self` from this process, and from `files` ([`Self::open`]).
     ///
     /// # Safety
     ///
     /// Plain system calls only: callable in the init.
-    unsafe fn read(&mut self) {
+    unsafe fn read(&mut self, files: &[libc::c_int; 5]) {
         // SAFETY: plain system calls on buffers of the sizes given.
         unsafe {
-            for (resource, limit) in self.limits.iter_mut().enumerate() {
-                libc::syscall(
-                    libc::SYS_prlimit64,
-                    0,
-                    resource,
-                    std::ptr::null::<u64>(),
-                    limit.as_mut_ptr(),
-                );
-            }
             libc::syscall(
                 libc::SYS_sched_getattr,
                 0,
@@ -754,43 +753,31 @@ impl Inherited {
                 std::mem::size_of_val(&self.sched),
                 0,
             );
-            self.ioprio = libc::syscall(libc::SYS_ioprio_get, 1, 0) as i64; // IOPRIO_WHO_PROCESS, self
+            self.ioprio = libc::syscall(libc::SYS_ioprio_get, 1, 0); // IOPRIO_WHO_PROCESS, self
             libc::syscall(
                 libc::SYS_sched_getaffinity,
                 0,
                 std::mem::size_of_val(&self.affinity),
                 self.affinity.as_mut_ptr(),
             );
-            self.read[0] = read_file(c"/proc/self/oom_score_adj", &mut self.oom) as i64;
-            self.read[1] = read_file(c"/proc/self/coredump_filter", &mut self.coredump) as i64;
-            self.read[2] = read_file(c"/proc/self/cgroup", &mut self.cgroup) as i64;
-            self.read[3] = read_file(c"/proc/sys/kernel/pid_max", &mut self.pid_max) as i64;
+            for ((fd, buf), read) in files.iter().zip(&mut self.files).zip(&mut self.read) {
+                *read = libc::pread(*fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            }
         }
     }
 
-    /// Its bytes, to compare.
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: a `repr(C)` struct of plain integers laid out without
-        // padding (each field's size a multiple of the next one's
-        // alignment), read as bytes.
-        unsafe {
-            std::slice::from_raw_parts((self as *const Self).cast(), std::mem::size_of::<Self>())
-        }
+    /// What was read of file `n`.
+    fn text(&self, n: usize) -> &[u8] {
+        &self.files[n][..self.read[n].clamp(0, 2048) as usize]
     }
-}
 
-/// Reads the start of the file at `path` into `buf`: how many bytes, or -1.
-#[cfg(target_os = "linux")]
-fn read_file(path: &CStr, buf: &mut [u8]) -> isize {
-    // SAFETY: plain system calls on a valid C string and buffer.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return -1;
-        }
-        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-        libc::close(fd);
-        n
+    /// Whether `self` and `other` read the same.
+    fn same(&self, other: &Inherited) -> bool {
+        self.sched == other.sched
+            && self.ioprio == other.ioprio
+            && self.affinity == other.affinity
+            && self.read == other.read
+            && (0..self.files.len()).all(|n| self.text(n) == other.text(n))
     }
 }
 
@@ -823,10 +810,11 @@ fn serve(sock: libc::c_int, nest: *const Maps) -> ! {
         // started, and as it is now.
         let inherited = pointers.add(POINTERS).cast::<Inherited>();
         let (start, now) = (&mut *inherited, &mut *inherited.add(1));
-        start.read();
+        let files = Inherited::open();
+        start.read(&files);
         answer(sock, [STARTED, 0]); // ready
         loop {
-            one(sock, buf, pointers, (start, now), nest);
+            one(sock, buf, pointers, (start, now, &files), nest);
         }
     }
 }
@@ -917,7 +905,8 @@ fn receive(sock: libc::c_int, header: &mut [u8; HEADER], fds: &mut [libc::c_int;
 /// them all, and answers with the command's status and how many there
 /// were. The namespace is then as empty as when it was made. Ends the
 /// init instead if what a command inherits from it is no longer `start`
-/// ([`Inherited`]); `now` is room to read it into. With `nest`, the
+/// ([`Inherited`], read from the init and its `files`); `now` is room to
+/// read it into. With `nest`, the
 /// command gets a user namespace of its own with those maps.
 ///
 /// # Safety
@@ -929,7 +918,7 @@ unsafe fn one(
     sock: libc::c_int,
     buf: *mut u8,
     pointers: *mut *const libc::c_char,
-    (start, now): (&Inherited, &mut Inherited),
+    (start, now, files): (&Inherited, &mut Inherited, &[libc::c_int; 5]),
     nest: *const Maps,
 ) {
     let mut header = [0u8; HEADER];
@@ -988,8 +977,8 @@ unsafe fn one(
         // What this command would inherit is what the first did, or the
         // namespace ends here: the server finds it ended and runs the
         // command in a new one.
-        now.read();
-        if now.bytes() != start.bytes() {
+        now.read(files);
+        if !now.same(start) {
             libc::_exit(1);
         }
         let mut job = Job {
