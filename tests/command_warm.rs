@@ -495,8 +495,9 @@ fn held_a_stopped_idle_init_delays_the_next_command_boundedly() {
 /// in the init and its relay; any process of the server's user) is
 /// reported as having exited with code 0: the relay ends with 0 whatever
 /// ended its init, and the handler takes the relay's status for the
-/// command's. Measured: `sleep 2; echo done` whose init got SIGKILL after
-/// 0.3 s: reply `exit: Some(0)`, no output, not timed out. Mended: a relay
+/// command's. Measured: `sleep 53.41; echo done` whose init got SIGKILL
+/// once the sleep ran: reply `exit: Some(0)`, no output, not timed out.
+/// Mended: a relay
 /// whose init did not end on the server's word dies of SIGKILL, so the
 /// reply says the command was killed.
 #[test]
