@@ -714,7 +714,8 @@ struct Inherited {
 }
 
 /// What [`Inherited`] reads from files, opened once by the init (a read
-/// from an open file costs a fifth of opening it again): every resource
+/// from an open file costs a fifth to two fifths of opening it again,
+/// measured): every resource
 /// limit, `oom_score_adj`, `coredump_filter` (which an `exec` keeps), the
 /// cgroup, and the PID namespace's `pid_max` (which a root server's
 /// command may set as the namespace's root user, even from a user
@@ -906,8 +907,8 @@ fn receive(sock: libc::c_int, header: &mut [u8; HEADER], fds: &mut [libc::c_int;
 /// were. The namespace is then as empty as when it was made. Ends the
 /// init instead if what a command inherits from it is no longer `start`
 /// ([`Inherited`], read from the init and its `files`); `now` is room to
-/// read it into. With `nest`, the
-/// command gets a user namespace of its own with those maps.
+/// read it into. With `nest`, the command gets a user namespace of its
+/// own with those maps.
 ///
 /// # Safety
 ///
