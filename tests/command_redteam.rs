@@ -458,37 +458,6 @@ fn finding_5_an_http_request_split_across_writes_runs_its_first_part() {
 
 // ---------------------------------------------------------- what held
 
-/// A `cmd_server` that does not run as root: as `nobody` through setpriv
-/// when the test runs as root (the server then uses a user namespace),
-/// else as the test's own user. `None` where that cannot be arranged.
-fn unprivileged_server(args: &[&str]) -> Option<common::Running> {
-    let mut command = if is_root() {
-        let exe = example("cmd_server").get_program().to_owned();
-        let reachable = Command::new("setpriv")
-            .args([
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                "test",
-                "-x",
-            ])
-            .arg(&exe)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !reachable {
-            return None;
-        }
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(exe);
-        c
-    } else {
-        example("cmd_server")
-    };
-    command.arg("127.0.0.1:0").args(args).process_group(0);
-    Some(start_server(command))
-}
-
 /// What a command tries on its relay and its init: ptrace its pid 1, read
 /// their environment, memory and maps through the server's /proc.
 const REACH: &str = r#"
@@ -516,19 +485,20 @@ sys.stdout.flush()
 time.sleep(1)  # the test looks at the relay and the init meanwhile
 "#;
 
-/// The relay and the init, copies of the server's memory, hold one
-/// descriptor each (the relay a pipe, the init its socket to the server,
-/// and no client's); a command of an unprivileged server can neither
-/// ptrace its init nor read the relay's or the init's environment, memory
-/// or maps (the init holds every capability of the user namespace, the
-/// command none). Measured: 1 descriptor each, EPERM, EACCES x6.
+/// The relay and the init, copies of the server's memory, hold no
+/// client's descriptor (the relay a pipe, the init its socket to the
+/// server and five /proc files of its own); a command of an unprivileged
+/// server can neither ptrace its init nor read the relay's or the init's
+/// environment, memory or maps (the init holds every capability of the
+/// user namespace, the command none). Measured: 1 descriptor and 6,
+/// EPERM, EACCES x6.
 #[test]
-fn held_relay_and_init_hold_one_descriptor_each_and_are_out_of_a_commands_reach() {
+fn held_relay_and_init_hold_no_clients_descriptor_and_are_out_of_a_commands_reach() {
     if !namespaces_here() || !have("python3") {
         eprintln!("SKIPPED: needs PID namespaces and python3");
         return;
     }
-    let Some(server) = unprivileged_server(&["--timeout-ms", "10000"]) else {
+    let Some(server) = common::unprivileged_server(&["--timeout-ms", "10000"]) else {
         eprintln!("SKIPPED: cannot run cmd_server unprivileged here");
         return;
     };
@@ -565,11 +535,18 @@ fn held_relay_and_init_hold_one_descriptor_each_and_are_out_of_a_commands_reach(
         "no relay and init seen; {fds:?}; the command said {out}"
     );
     // The relay: its pipe from the init. The init: its socket to the
-    // server, on which its requests come (a warm namespace's).
-    for (links, kind) in fds.iter().zip(["pipe:", "socket:"]) {
-        assert_eq!(links.len(), 1, "{fds:?}");
-        assert!(links[0].starts_with(kind), "{fds:?}");
-    }
+    // server, on which its requests come (a warm namespace's), and the
+    // /proc files it reads before each command (what its commands
+    // inherit: its own limits, oom_score_adj, coredump_filter, cgroup,
+    // its namespace's pid_max), none a client's.
+    assert_eq!(fds.len(), 2, "{fds:?}");
+    assert!(
+        fds[0].len() == 1 && fds[0][0].starts_with("pipe:"),
+        "{fds:?}"
+    );
+    let sockets = fds[1].iter().filter(|l| l.starts_with("socket:")).count();
+    let proc_files = fds[1].iter().filter(|l| l.starts_with("/proc/")).count();
+    assert_eq!((sockets, proc_files, fds[1].len()), (1, 5, 6), "{fds:?}");
     assert!(out.contains("attach 1: Operation not permitted"), "{out}");
     assert!(!out.contains("READ"), "{out}");
     assert!(out.matches("Permission denied").count() >= 6, "{out}");

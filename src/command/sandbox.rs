@@ -31,13 +31,18 @@
 //! answers. The next command finds it as new.
 //!
 //! * The **relay** stays in the server's namespace, a child of the
-//!   server's keeper thread. It waits for the init and ends after it.
-//!   Killed (by a command's watchdog, by the pool retiring an idle
-//!   namespace, or by `PR_SET_PDEATHSIG` when the keeper thread ends,
+//!   server's keeper thread. It waits for the init and ends after it:
+//!   with 0 if the init ended as the server asked, else by SIGKILL (a
+//!   command whose init was killed is reported killed, never as having
+//!   exited with 0; see [`relay`]). Killed (by a command's watchdog, by
+//!   the pool retiring an idle namespace, or by `PR_SET_PDEATHSIG` when
+//!   the keeper thread ends,
 //!   SIGKILL of the server included), it takes the init with it, and the
 //!   kernel the rest.
-//! * The **init** is the namespace's pid 1. It holds one descriptor, its
-//!   socket to the server, and serves requests on it ([`serve`]): a
+//! * The **init** is the namespace's pid 1. It holds its socket to the
+//!   server and five `/proc` files of its own (what its commands inherit
+//!   from it, checked before each: [`Inherited`]), and serves requests on
+//!   the socket ([`serve`]): a
 //!   header, the command's three streams (`SCM_RIGHTS`), its directory,
 //!   program, arguments and environment; it answers once the command has
 //!   executed (or failed to: the `errno`), and again with its status and
@@ -45,8 +50,9 @@
 //!   every orphan meanwhile, so no zombie piles up.
 //! * The **command** moves its streams to 0, 1 and 2, closes every other
 //!   descriptor (the init's socket least of all: a command that held it
-//!   could send requests of its own), starts a session of its own, enters
-//!   the server's directory and executes the program. It has an IPC
+//!   could send requests of its own), starts a session of its own and
+//!   joins a session keyring of its own, enters the server's directory
+//!   and executes the program. It has an IPC
 //!   namespace of its own: System V shared memory, semaphores and message
 //!   queues it makes end with it.
 //!
@@ -62,6 +68,11 @@
 //! holds (root's included) hold in that namespace only: none over the
 //! relay and the init, which are not dumpable, so no command can read
 //! their memory (copies of the server's) or take them over with `ptrace`.
+//! A warm namespace serves many commands ([`warm`](super::warm)), so a
+//! root server's command, which would be root in that user namespace and
+//! could set its limits for the next, gets a user namespace of its own
+//! inside it (the same maps); and the init ends rather than serve on if
+//! what its commands inherit from it was changed ([`Inherited`]).
 //! Where the system allows no user namespace (some distributions turn
 //! unprivileged ones off), a privileged server makes the PID namespace
 //! alone, and a command running with the server's root capabilities could
@@ -113,7 +124,7 @@ pub(crate) struct Plan {
     /// The server's pid: the relay's parent, unless the server is gone.
     server: libc::pid_t,
     /// A user namespace first, with these maps (`"UID UID 1"`, `"GID GID 1"`).
-    user: Option<([u8; 32], usize, [u8; 32], usize)>,
+    user: Option<Maps>,
     /// Whether the relay must be dumpable to write those maps: its own
     /// `/proc` files are root's while it is not, which only root may write.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -134,6 +145,10 @@ impl Plan {
         self.user.is_some()
     }
 }
+
+/// The user and group maps of a user namespace, each a one-line map
+/// `"ID ID 1\n"` and its length.
+type Maps = ([u8; 32], usize, [u8; 32], usize);
 
 /// A one-line map `"ID ID 1\n"`, for `/proc/self/{uid,gid}_map`.
 fn id_map(id: u32) -> ([u8; 32], usize) {
@@ -211,14 +226,30 @@ pub(crate) fn handle(_relay: &std::process::Child) -> io::Result<OwnedFd> {
 
 /// SIGKILL to the relay: the init dies with it, and the kernel ends the
 /// rest of the namespace.
+///
+/// The pidfd is marked first (`O_NONBLOCK` on its open file description,
+/// which every clone of it shares, the slot's own included): a warm
+/// namespace whose relay was killed after its init's last answer was
+/// read (a watchdog firing as the command ends) must not be handed to the
+/// next command, which the dying init could still start before it dies
+/// ([`killed`]).
 pub(crate) fn kill(relay: &OwnedFd) {
     #[cfg(target_os = "linux")]
     {
+        use rustix::fs::{OFlags, fcntl_setfl};
         use rustix::process::{Signal, pidfd_send_signal};
+        let _ = fcntl_setfl(relay, OFlags::NONBLOCK);
         let _ = pidfd_send_signal(relay, Signal::KILL);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = relay;
+}
+
+/// Whether [`kill`] was called on this pidfd or any clone of it (an error
+/// reading its flags counts as killed: the namespace is not reused).
+pub(crate) fn killed(relay: &OwnedFd) -> bool {
+    use rustix::fs::{OFlags, fcntl_getfl};
+    fcntl_getfl(relay).map_or(true, |flags| flags.contains(OFlags::NONBLOCK))
 }
 
 /// The most bytes one request to an init may hold: the directory, the
@@ -469,6 +500,9 @@ struct Start {
     from_init: libc::c_int,
     /// The init's end of its socket to the server.
     sock: libc::c_int,
+    /// The maps of a user namespace of its own for each command, or null
+    /// (see [`enter`]).
+    nest: *const Maps,
 }
 
 /// One request, as the init hands it to the command's process, which
@@ -487,6 +521,8 @@ struct Job {
     /// (`ENOEXEC`): a script without a `#!` line, run by the shell as
     /// `execvp` (and so `std`) runs it.
     sh: *const *const libc::c_char,
+    /// A user namespace of the command's own, with these maps, or null.
+    nest: *const Maps,
     /// Set by the command's process if it could not execute the program.
     errno: libc::c_int,
 }
@@ -534,10 +570,24 @@ fn enter(plan: &Plan, sock: libc::c_int) -> io::Result<()> {
     let (from_init, to_relay) = cloexec_pipe()?;
     use std::os::fd::IntoRawFd;
     let (from_init, to_relay) = (from_init.into_raw_fd(), to_relay.into_raw_fd());
+    // A root server's command is root in the namespace's user namespace,
+    // with every capability there, and that namespace outlives it: its
+    // limits (`/proc/sys/user`), its PID namespace's `pid_max`, its user
+    // keyring would be the next command's. Each command is put in a user
+    // namespace of its own inside it (the same maps: root stays root, over
+    // the same files), where it holds its capabilities and which ends with
+    // it. An unprivileged server's command holds none after `exec`, and
+    // could not write its own maps (its `/proc` files are root's while it
+    // shares the init's memory, which is not dumpable).
+    let nest = match &plan.user {
+        Some(maps) if !plan.dumpable_for_maps => maps as *const Maps,
+        _ => std::ptr::null(),
+    };
     let start = Start {
         to_relay,
         from_init,
         sock,
+        nest,
     };
     // The init shares this process's memory (`CLONE_VM`), on a stack of
     // its own: no second copy of the server's page tables is made for it.
@@ -571,18 +621,33 @@ fn enter(_plan: &Plan, _sock: libc::c_int) -> io::Result<()> {
 /// The relay: holds nothing of the server's (a client's socket would
 /// outlive its close here), waits for the init, and ends after it.
 /// Killed, it takes the init with it (its `PR_SET_PDEATHSIG`).
+///
+/// Its status is what the server reports for a command whose namespace
+/// ended under it: 0 only if the init ended as the server asked (its
+/// socket closed); an init killed from outside (the OOM killer, a process
+/// of the server's user) or ended by an error makes the relay die of
+/// SIGKILL, as the watchdog's kill would, so that no such command is
+/// reported as having exited with 0.
 #[cfg(target_os = "linux")]
 fn relay(init: libc::pid_t, from_init: libc::c_int) -> ! {
     close_all_but(from_init);
     let mut status: libc::c_int = 0;
-    // SAFETY: plain system calls on valid pointers.
+    // SAFETY: plain system calls on valid pointers; SIGKILL cannot be
+    // blocked, so the relay ends there.
     unsafe {
-        while libc::waitpid(init, &mut status, 0) < 0 {
-            if errno() != libc::EINTR {
-                libc::_exit(1);
+        let ended = loop {
+            if libc::waitpid(init, &mut status, 0) >= 0 {
+                break true;
             }
+            if errno() != libc::EINTR {
+                break false;
+            }
+        };
+        if ended && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            libc::_exit(0)
         }
-        libc::_exit(0)
+        libc::kill(libc::getpid(), libc::SIGKILL);
+        libc::_exit(1)
     }
 }
 
@@ -628,7 +693,7 @@ extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
     }
     // Nothing of the server's is held past this point but the socket.
     close_all_but(start.sock);
-    serve(start.sock)
+    serve(start.sock, start.nest)
 }
 
 /// Room for the pointer arrays of one request: `argv`, `envp` and the
@@ -636,12 +701,109 @@ extern "C" fn init_main(start: *mut libc::c_void) -> libc::c_int {
 #[cfg(target_os = "linux")]
 const POINTERS: usize = 2 * STRINGS_MAX + 4;
 
+/// What a command's process inherits from its init that a process of the
+/// server's user can change in the init from outside it, without being
+/// able to read or trace it: a command does it to its pid 1 (`prlimit`,
+/// `renice`, `taskset`, `chrt`, `ionice` take pids of its namespace; a
+/// root server's command, root in the namespace's user namespace, also
+/// writes the init's `oom_score_adj` and `cgroup.procs`). Every later
+/// command in the namespace would inherit it (a file size limit of 0,
+/// nice 19, `SCHED_IDLE`, one CPU...), and a lowered hard limit cannot be
+/// raised again from inside. Read when the namespace starts and before
+/// each command: a namespace where it changed is ended, not reused.
+#[cfg(target_os = "linux")]
+struct Inherited {
+    /// The scheduling attributes (`sched_getattr`: the policy and its
+    /// flags, the nice value, the priority, the utilization clamps) and
+    /// the I/O priority, as the calls return them.
+    sched: [u32; 14],
+    ioprio: libc::c_long,
+    /// The CPUs it may run on (up to 1024).
+    affinity: [u64; 16],
+    /// The first bytes of each of [`INHERITED_FILES`], and how many each
+    /// read returned.
+    files: [[u8; 2048]; 5],
+    read: [isize; 5],
+}
+
+/// What [`Inherited`] reads from files, opened once by the init (a read
+/// from an open file costs a fifth to two fifths of opening it again,
+/// measured): every resource
+/// limit, `oom_score_adj`, `coredump_filter` (which an `exec` keeps), the
+/// cgroup, and the PID namespace's `pid_max` (which a root server's
+/// command may set as the namespace's root user, even from a user
+/// namespace of its own). `/proc/self` is the init's.
+#[cfg(target_os = "linux")]
+const INHERITED_FILES: [&CStr; 5] = [
+    c"/proc/self/limits",
+    c"/proc/self/oom_score_adj",
+    c"/proc/self/coredump_filter",
+    c"/proc/self/cgroup",
+    c"/proc/sys/kernel/pid_max",
+];
+
+#[cfg(target_os = "linux")]
+impl Inherited {
+    /// Opens [`INHERITED_FILES`] (-1 for one that cannot be opened: it
+    /// then reads the same, an error, every time).
+    fn open() -> [libc::c_int; 5] {
+        // SAFETY: plain system calls on valid C strings.
+        INHERITED_FILES
+            .map(|path| unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })
+    }
+
+    /// Fills `self` from this process, and from `files` ([`Self::open`]).
+    ///
+    /// # Safety
+    ///
+    /// Plain system calls only: callable in the init.
+    unsafe fn read(&mut self, files: &[libc::c_int; 5]) {
+        // SAFETY: plain system calls on buffers of the sizes given.
+        unsafe {
+            libc::syscall(
+                libc::SYS_sched_getattr,
+                0,
+                self.sched.as_mut_ptr(),
+                std::mem::size_of_val(&self.sched),
+                0,
+            );
+            self.ioprio = libc::syscall(libc::SYS_ioprio_get, 1, 0); // IOPRIO_WHO_PROCESS, self
+            libc::syscall(
+                libc::SYS_sched_getaffinity,
+                0,
+                std::mem::size_of_val(&self.affinity),
+                self.affinity.as_mut_ptr(),
+            );
+            for ((fd, buf), read) in files.iter().zip(&mut self.files).zip(&mut self.read) {
+                *read = libc::pread(*fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            }
+        }
+    }
+
+    /// What was read of file `n`.
+    fn text(&self, n: usize) -> &[u8] {
+        &self.files[n][..self.read[n].clamp(0, 2048) as usize]
+    }
+
+    /// Whether `self` and `other` read the same.
+    fn same(&self, other: &Inherited) -> bool {
+        self.sched == other.sched
+            && self.ioprio == other.ioprio
+            && self.affinity == other.affinity
+            && self.read == other.read
+            && (0..self.files.len()).all(|n| self.text(n) == other.text(n))
+    }
+}
+
 /// The init's loop: a buffer mapped once, a ready word to the server,
 /// then one request after another ([`one`]). Ends when the server closes
-/// the socket (the namespace is retired) or breaks the protocol.
+/// the socket (the namespace is retired) or breaks the protocol, or when
+/// what its commands inherit has been changed ([`Inherited`]).
 #[cfg(target_os = "linux")]
-fn serve(sock: libc::c_int) -> ! {
-    let size = REQUEST_MAX + POINTERS * std::mem::size_of::<*const libc::c_char>();
+fn serve(sock: libc::c_int, nest: *const Maps) -> ! {
+    let size = REQUEST_MAX
+        + POINTERS * std::mem::size_of::<*const libc::c_char>()
+        + 2 * std::mem::size_of::<Inherited>();
     // SAFETY: an anonymous private mapping, the init's alone; `mmap` is a
     // plain system call.
     unsafe {
@@ -658,9 +820,15 @@ fn serve(sock: libc::c_int) -> ! {
         }
         let buf = buf.cast::<u8>();
         let pointers = buf.add(REQUEST_MAX).cast::<*const libc::c_char>();
+        // In the mapping, not on the init's small stack: as the namespace
+        // started, and as it is now.
+        let inherited = pointers.add(POINTERS).cast::<Inherited>();
+        let (start, now) = (&mut *inherited, &mut *inherited.add(1));
+        let files = Inherited::open();
+        start.read(&files);
         answer(sock, [STARTED, 0]); // ready
         loop {
-            one(sock, buf, pointers);
+            one(sock, buf, pointers, (start, now, &files), nest);
         }
     }
 }
@@ -749,14 +917,24 @@ fn receive(sock: libc::c_int, header: &mut [u8; HEADER], fds: &mut [libc::c_int;
 /// answers whether it executed, reaps orphans until the command's main
 /// process ends, then kills every other process in the namespace, reaps
 /// them all, and answers with the command's status and how many there
-/// were. The namespace is then as empty as when it was made.
+/// were. The namespace is then as empty as when it was made. Ends the
+/// init instead if what a command inherits from it is no longer `start`
+/// ([`Inherited`], read from the init and its `files`); `now` is room to
+/// read it into. With `nest`, the command gets a user namespace of its
+/// own with those maps.
 ///
 /// # Safety
 ///
 /// `buf` must be valid for [`REQUEST_MAX`] bytes and `pointers` for
-/// [`POINTERS`] pointers.
+/// [`POINTERS`] pointers; `nest` null or valid for as long as the init.
 #[cfg(target_os = "linux")]
-unsafe fn one(sock: libc::c_int, buf: *mut u8, pointers: *mut *const libc::c_char) {
+unsafe fn one(
+    sock: libc::c_int,
+    buf: *mut u8,
+    pointers: *mut *const libc::c_char,
+    (start, now, files): (&Inherited, &mut Inherited, &[libc::c_int; 5]),
+    nest: *const Maps,
+) {
     let mut header = [0u8; HEADER];
     let mut fds = [-1; 3];
     if !receive(sock, &mut header, &mut fds) {
@@ -810,6 +988,13 @@ unsafe fn one(sock: libc::c_int, buf: *mut u8, pointers: *mut *const libc::c_cha
         *sh.add(1) = path;
         std::ptr::copy_nonoverlapping(argv.add(1), sh.add(2), argc - 1);
         *sh.add(argc + 1) = std::ptr::null();
+        // What this command would inherit is what the first did, or the
+        // namespace ends here: the server finds it ended and runs the
+        // command in a new one.
+        now.read(files);
+        if !now.same(start) {
+            libc::_exit(1);
+        }
         let mut job = Job {
             fds,
             dir,
@@ -817,6 +1002,7 @@ unsafe fn one(sock: libc::c_int, buf: *mut u8, pointers: *mut *const libc::c_cha
             argv,
             envp,
             sh,
+            nest,
             errno: 0,
         };
         // The command shares this memory until it executes, as a process
@@ -827,10 +1013,15 @@ unsafe fn one(sock: libc::c_int, buf: *mut u8, pointers: *mut *const libc::c_cha
         // SAFETY: the upper half of this process's `STACKS` is free while
         // the init waits; `command_main` makes plain system calls only and
         // ends in `execve` or `_exit`.
+        let user = if nest.is_null() {
+            0
+        } else {
+            libc::CLONE_NEWUSER
+        };
         let command = libc::clone(
             command_main,
             (&raw mut STACKS).cast::<u8>().add(2 * STACK).cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWIPC | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWIPC | user | libc::SIGCHLD,
             (&raw mut job).cast(),
         );
         let clone_errno = errno();
@@ -879,7 +1070,8 @@ unsafe fn one(sock: libc::c_int, buf: *mut u8, pointers: *mut *const libc::c_cha
 
 /// The command's process, until it executes: its three streams as 0, 1
 /// and 2 and no other descriptor (the init's socket least of all), a
-/// session of its own, the server's directory, then `execve`.
+/// session and a session keyring of its own, the server's directory,
+/// then `execve`.
 #[cfg(target_os = "linux")]
 extern "C" fn command_main(job: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `one` passed its `Job`, alive until this process executes or
@@ -907,9 +1099,31 @@ extern "C" fn command_main(job: *mut libc::c_void) -> libc::c_int {
         if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) < 0 {
             fail(job);
         }
+        // Its own user namespace's maps, the warm one's again (see
+        // `enter`): a process may map its own ids in a namespace it made.
+        // A failure is not `EACCES`, which the probe takes for success.
+        if let Some((uid, ulen, gid, glen)) = job.nest.as_ref() {
+            let written = write_file(c"/proc/self/setgroups", b"deny")
+                .and_then(|()| write_file(c"/proc/self/uid_map", &uid[..*ulen]))
+                .and_then(|()| write_file(c"/proc/self/gid_map", &gid[..*glen]));
+            if written.is_err() {
+                job.errno = match errno() {
+                    libc::EACCES | 0 => libc::EPERM,
+                    e => e,
+                };
+                libc::_exit(127);
+            }
+        }
         if libc::setsid() < 0 {
             fail(job);
         }
+        // A session keyring of its own, as it has a session of its own: a
+        // command may hand its session keyring to its parent, the init
+        // (`KEYCTL_SESSION_TO_PARENT`), which every later command in the
+        // namespace would inherit, keys and all. Nor does it get the
+        // server's. Where keys are refused (a seccomp profile, a full
+        // quota), it keeps what it inherited.
+        libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()); // KEYCTL_JOIN_SESSION_KEYRING, anonymous
         if *job.dir != 0 && libc::chdir(job.dir) < 0 {
             fail(job);
         }

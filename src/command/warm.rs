@@ -148,13 +148,32 @@ impl Slot {
         while sent < bytes.len() {
             sent += send(&self.sock, &bytes[sent..], NOSIGNAL)?;
         }
-        Ok(match self.read_words()? {
+        // No wait without a deadline: the command's watchdog starts only
+        // once this answer is in, and an init stopped from outside its
+        // namespace (SIGSTOP from any process of the server's user, a
+        // debugger) would never give it. As long as a new namespace may
+        // take to say it is ready; past it the namespace is ended.
+        self.sock.set_read_timeout(Some(READY))?;
+        let words = self.read_words().map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                io::Error::other("a namespace's init did not answer within 10 s")
+            }
+            _ => e,
+        })?;
+        self.sock.set_read_timeout(None)?;
+        Ok(match words {
             [STARTED, _] => Ok(()),
             [NO_EXEC, errno] => Err(io::Error::from_raw_os_error(errno as i32)),
-            [NO_CLONE, errno] => Err(io::Error::other(format!(
-                "no process for the command: {}",
-                io::Error::from_raw_os_error(errno as i32)
-            ))),
+            // The init cannot start a process: a limit of its namespaces,
+            // which a command of a root server (root in the namespace's
+            // user namespace) can set for every command after it. The
+            // namespace is ended, not handed to the next command.
+            [NO_CLONE, errno] => {
+                return Err(io::Error::other(format!(
+                    "no process for the command: {}",
+                    io::Error::from_raw_os_error(errno as i32)
+                )));
+            }
             _ => return Err(io::Error::other("a namespace's init broke the protocol")),
         })
     }
@@ -496,9 +515,11 @@ impl Drop for Job<'_> {
     /// pool; any other (killed, or left mid-command) is ended.
     fn drop(&mut self) {
         let Some(slot) = self.slot.take() else { return };
-        // (A watchdog's kill that lands after the answer is found by the
-        // next command, which then starts a new namespace.)
-        match self.ended.is_some() && self.reply.len() == 8 {
+        // A kill through any clone of the relay's pidfd (a watchdog that
+        // fired as the command ended, after the answer was read) is seen
+        // here: its SIGKILL may not have ended the init yet, which could
+        // still start the next command, and die under it.
+        match self.ended.is_some() && self.reply.len() == 8 && !sandbox::killed(&slot.pidfd) {
             true => self.pool.put(slot),
             false => self.pool.discard(slot),
         }
@@ -531,5 +552,40 @@ mod tests {
         let many = vec![OsStr::new("x"); STRINGS_MAX + 1];
         let e2big = Request::new(None, Path::new("/bin/echo"), &many, []);
         assert_eq!(e2big.unwrap_err().raw_os_error(), Some(libc::E2BIG));
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sh(line: &str) -> Request {
+        let argv = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new(line)];
+        Request::new(None, Path::new("/bin/sh"), &argv, []).unwrap()
+    }
+
+    /// A namespace whose relay a watchdog killed after the init's answer
+    /// was read (the command ended as its deadline came) is not put back
+    /// for the next command: the SIGKILL may not have ended the init yet,
+    /// and the next command would start in it and die with it, reported
+    /// killed though nothing killed it. One that ended unkilled is.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_namespace_killed_after_its_answer_is_not_reused() {
+        let Ok(plan) = sandbox::probe() else {
+            eprintln!("SKIPPED: no PID namespaces here");
+            return;
+        };
+        let pool = Pool::new(plan).unwrap();
+        let (_read, write) = sandbox::cloexec_pipe().unwrap();
+        for late_kill in [false, true] {
+            let mut job = pool
+                .start(&sh("exit 7"), write.as_fd(), write.as_fd())
+                .unwrap();
+            let watchdog = job.killer().unwrap();
+            assert_eq!(job.wait().unwrap().code(), Some(7));
+            if late_kill {
+                sandbox::kill(&watchdog);
+            }
+            drop(job);
+            let idle = lock(&pool.shared.state).idle.len();
+            assert_eq!(idle, usize::from(!late_kill), "late kill: {late_kill}");
+        }
     }
 }

@@ -484,3 +484,36 @@ pub fn assert_back_to(pid: u32, before: (usize, usize), wait: std::time::Duratio
         figures(pid)
     );
 }
+
+/// A `cmd_server` that does not run as root: as `nobody` through setpriv
+/// when the test runs as root (the server then uses a user namespace),
+/// else as the test's own user. `None` where that cannot be arranged.
+#[cfg(unix)]
+pub fn unprivileged_server(args: &[&str]) -> Option<Running> {
+    use std::os::unix::process::CommandExt;
+    let mut command = if is_root() {
+        let exe = example("cmd_server").get_program().to_owned();
+        let reachable = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "test",
+                "-x",
+            ])
+            .arg(&exe)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !reachable {
+            return None;
+        }
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(exe);
+        c
+    } else {
+        example("cmd_server")
+    };
+    command.arg("127.0.0.1:0").args(args).process_group(0);
+    Some(start_server(command))
+}
