@@ -18,14 +18,13 @@
 //! command whose init was killed was reported as exit 0), 6 (limits,
 //! nice, CPUs, policy, I/O class set on the init were inherited by every
 //! later command), 7 (a session keyring handed to the init was every
-//! later command's); 5 is half mended (a watchdog kill reported without
-//! "timed out": the part in `exec.rs` is open). Each thing that held is a
-//! test that passes. Servers are `cmd_server` processes (or a handler in
-//! this process where only answers are looked at), on loopback only;
-//! every process a command leaves has arguments of its own (`sleep
-//! 53.11`), so a test counts exactly what it started and kills by pid
-//! whatever it finds left before it fails. Every loop is bounded and
-//! every wait has a deadline.
+//! later command's), 5 (a watchdog kill reported without "timed out").
+//! Each thing that held is a test that passes. Servers are `cmd_server`
+//! processes (or a handler in this process where only answers are looked
+//! at), on loopback only; every process a command leaves has arguments
+//! of its own (`sleep 53.11`), so a test counts exactly what it started
+//! and kills by pid whatever it finds left before it fails. Every loop is
+//! bounded and every wait has a deadline.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -454,17 +453,38 @@ fn idle_namespaces(server: &Running, n: usize) -> Vec<(u32, u32)> {
 /// it is refused; see [`held_the_init_is_out_of_a_commands_reach`].)
 /// Mended: the answer is awaited as long as a new namespace's first
 /// answer (10 s); past it the namespace is ended and the command tried
-/// once in a new one. Measured: both replies after 10.1 s. Left open: the
-/// 10 s count against the command's own deadline only afterwards (with
-/// `--timeout-ms 1000` the replies are "timed out", or the connection is
-/// closed, after 10.1 s): bounding the wait by the command's deadline
-/// takes `exec.rs` handing it to the pool.
+/// once in a new one. Measured: both replies after 10.1 s. And no longer
+/// than the command may run: with `--timeout-ms 1000` (the second
+/// round), both are told the command timed out (it never ran) after
+/// about 1 s, where before they were told only after the 10 s.
 #[test]
 fn held_a_stopped_idle_init_delays_the_next_command_boundedly() {
     if !namespaces_here() {
         eprintln!("SKIPPED: needs PID namespaces");
         return;
     }
+    // The command's deadline bounds the wait.
+    let server = shell_server(&["--timeout-ms", "1000"]);
+    let inits = idle_namespaces(&server, 2);
+    assert_eq!(inits.len(), 2, "{inits:?}");
+    for (_, init) in &inits {
+        let _ = Command::new("kill")
+            .args(["-STOP", &init.to_string()])
+            .status();
+    }
+    let addr = server.addr;
+    let started = Instant::now();
+    let replies: Vec<_> = (0..2)
+        .map(|_| thread::spawn(move || run_within(addr, "echo ran", Duration::from_secs(30))))
+        .collect();
+    let replies: Vec<_> = replies.into_iter().map(|r| r.join().unwrap()).collect();
+    let took = started.elapsed();
+    eprintln!("deadline 1 s: after {took:?}: {replies:?}");
+    let timed_out = |r: &Option<Result<Reply, CommandError>>| matches!(r, Some(Ok(reply)) if reply.timed_out && reply.stdout.is_empty());
+    assert!(replies.iter().all(timed_out), "{replies:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    drop(server);
+    // Within 10 s, the command runs in a new namespace.
     let server = shell_server(&["--timeout-ms", "15000"]);
     let inits = idle_namespaces(&server, 2);
     assert_eq!(inits.len(), 2, "{inits:?}");
@@ -769,7 +789,7 @@ fn held_timeouts_racing_the_end_leave_nothing_and_no_wrong_status() {
     }
 }
 
-/// Finding 5 (low; half mended): a command is now and then reported
+/// Finding 5 (low; mended): a command was now and then reported
 /// killed by SIGKILL but not timed out, when commands race their
 /// deadlines on two connections at once. Measured: 0, 1, 2 and 4
 /// replies of 400 (`exit: None, signal: Some(9), timed_out: false`) in
@@ -778,20 +798,19 @@ fn held_timeouts_racing_the_end_leave_nothing_and_no_wrong_status() {
 /// windows give that reply. (a) In `exec.rs`, the handler's loop reads
 /// the watchdog's flag, then reaps; the watchdog sets the flag and kills
 /// in between; the loop finds the command ended with its pipes closed and
-/// returns without reading the flag again (not mended here, `exec.rs`
-/// being edited on main: reading the flag once more when the status is
-/// known mends it). (b) A watchdog that fires as the command ends kills
+/// returned without reading the flag again. Mended: a command that died
+/// of SIGKILL is told timed out if the flag is set when its status is
+/// known. (b) A watchdog that fires as the command ends kills
 /// the relay after the init's last answer was read; the namespace went
 /// back to the pool, and the other connection's next command could start
 /// in it before the SIGKILL had ended the init, and die with it, told
 /// killed. Mended: `sandbox::kill` marks the pidfd it kills through (a
 /// flag of the open file description every clone shares) and a marked
 /// namespace is not put back (unit test
-/// `warm::tests::a_namespace_killed_after_its_answer_is_not_reused`). Which
-/// of the two gave the replies measured was not pinned down.
+/// `warm::tests::a_namespace_killed_after_its_answer_is_not_reused`). After
+/// both: 0 of 400 in this test.
 #[test]
-#[ignore = "finding 5: a command killed by its watchdog is now and then reported killed, not timed out (exec.rs reads the flag before the reap; the namespace-reuse half is mended)"]
-fn finding_5_a_watchdog_kill_is_sometimes_not_reported_as_a_timeout() {
+fn held_a_watchdog_kill_is_reported_as_a_timeout() {
     let Some(races) = race_deadlines(200) else {
         return;
     };

@@ -314,12 +314,15 @@ impl Process<'_> {
 /// in a warm PID namespace from `pool` if there is one ([`super::warm`]),
 /// else in a session of its own with `marker` set, for the scan
 /// ([`contain`]). Returns it with the read ends of its stdout and stderr.
+/// `None` if a namespace's init had not started it by `deadline`: the
+/// command timed out before it ran.
 fn spawn<'a>(
     program: &str,
     args: &[String],
     pool: Option<&'a Pool>,
     marker: Option<&str>,
-) -> Result<(Process<'a>, File, File), CommandError> {
+    deadline: Option<Instant>,
+) -> Result<Option<(Process<'a>, File, File)>, CommandError> {
     // Found here, once, rather than by `execvp` in the child, which tries
     // every directory of PATH with an `execve` of its own.
     let path = resolve(program).ok_or_else(|| CommandError::UnknownProgram(program.to_owned()))?;
@@ -342,12 +345,21 @@ fn spawn<'a>(
         let request = Request::new(dir.as_deref(), &path, &argv, env).map_err(cannot_start)?;
         let (out, out_w) = sandbox::cloexec_pipe().map_err(cannot_start)?;
         let (err, err_w) = sandbox::cloexec_pipe().map_err(cannot_start)?;
-        let job = pool
-            .start(&request, out_w.as_fd(), err_w.as_fd())
-            .map_err(cannot_start)?;
+        let job = match pool.start(&request, out_w.as_fd(), err_w.as_fd(), deadline) {
+            Ok(job) => job,
+            // A deadline shorter than a new namespace takes to answer
+            // (1 ms, on a loaded machine): it never ran, and timed out.
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut
+                    && deadline.is_some_and(|d| Instant::now() >= d) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(cannot_start(e)),
+        };
         // Only the command holds the write ends now: they close with it.
         drop((out_w, err_w));
-        return Ok((Process::Warm(job), File::from(out), File::from(err)));
+        return Ok(Some((Process::Warm(job), File::from(out), File::from(err))));
     }
     let mut command = Command::new(&path);
     command.arg0(program).args(args).env_remove(TOKEN_ENV);
@@ -367,11 +379,11 @@ fn spawn<'a>(
             "the child's pipes are missing",
         )));
     };
-    Ok((
+    Ok(Some((
         Process::Plain(child),
         File::from(OwnedFd::from(out)),
         File::from(OwnedFd::from(err)),
-    ))
+    )))
 }
 
 /// Where `execvp` would find `program`: as given if it names a path,
@@ -416,7 +428,14 @@ pub(crate) fn run(
     // For the scan, held until the tree is made: no sweep sees the child
     // unclaimed.
     let mut claims = pool.is_none().then(contain::claims);
-    let (mut child, out, err) = spawn(program, args, pool, marker.as_deref())?;
+    let Some((mut child, out, err)) = spawn(program, args, pool, marker.as_deref(), deadline)?
+    else {
+        let timed_out = true;
+        return Ok(Ending {
+            timed_out,
+            ..Ending::default()
+        });
+    };
     let watch = match (&mut claims, &marker, &child) {
         (Some(claims), Some(marker), Process::Plain(plain)) => {
             let pipes = [out.as_raw_fd(), err.as_raw_fd()]
@@ -485,6 +504,13 @@ pub(crate) fn run(
         ending.exit = status.code();
         ending.signal = status.signal();
         ending.stragglers = stragglers;
+        // The watchdog may have killed it after `read_output` last looked
+        // at its flag and before the reap: a command that died of that
+        // SIGKILL timed out. One that ended on its own as the deadline
+        // came did not, whatever the flag says.
+        if status.signal() == Some(libc::SIGKILL) && shared.timed_out.load(Ordering::SeqCst) {
+            ending.timed_out = true;
+        }
         Ok(ending)
     };
     let stop = AtomicBool::new(false);

@@ -128,9 +128,7 @@ impl Slot {
             }
         };
         let mut slot = Slot { sock, pidfd, relay };
-        slot.sock.set_read_timeout(Some(READY))?;
-        slot.read_words()?;
-        slot.sock.set_read_timeout(None)?;
+        slot.read_words(Instant::now() + READY)?;
         Ok(slot)
     }
 
@@ -138,8 +136,13 @@ impl Slot {
     /// waits until its process has executed the program. The outer error:
     /// the namespace is broken; the inner one: the command could not start
     /// (the error `execve` met, as `std`'s `spawn` returns it), and the
-    /// init serves on.
-    fn run(&mut self, request: &Request, fds: [BorrowedFd<'_>; 3]) -> io::Result<io::Result<()>> {
+    /// init serves on. The answer is waited for until `until` at most.
+    fn run(
+        &mut self,
+        request: &Request,
+        fds: [BorrowedFd<'_>; 3],
+        until: Instant,
+    ) -> io::Result<io::Result<()>> {
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         control.push(SendAncillaryMessage::ScmRights(&fds));
@@ -152,15 +155,15 @@ impl Slot {
         // once this answer is in, and an init stopped from outside its
         // namespace (SIGSTOP from any process of the server's user, a
         // debugger) would never give it. As long as a new namespace may
-        // take to say it is ready; past it the namespace is ended.
-        self.sock.set_read_timeout(Some(READY))?;
-        let words = self.read_words().map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                io::Error::other("a namespace's init did not answer within 10 s")
-            }
+        // take to say it is ready, and no longer than the command may
+        // run; past it the namespace is ended.
+        let words = self.read_words(until).map_err(|e| match e.kind() {
+            io::ErrorKind::TimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "a namespace's init did not answer in time",
+            ),
             _ => e,
         })?;
-        self.sock.set_read_timeout(None)?;
         Ok(match words {
             [STARTED, _] => Ok(()),
             [NO_EXEC, errno] => Err(io::Error::from_raw_os_error(errno as i32)),
@@ -183,22 +186,37 @@ impl Slot {
     pub(crate) fn probe(mut self) -> io::Result<()> {
         let null = File::open("/dev/null")?;
         let request = Request::new(None, Path::new("/"), &[OsStr::new("/")], [])?;
-        match self.run(&request, [null.as_fd(), null.as_fd(), null.as_fd()])? {
+        let fds = [null.as_fd(), null.as_fd(), null.as_fd()];
+        match self.run(&request, fds, Instant::now() + READY)? {
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => Ok(()),
             Err(e) => Err(e),
             Ok(()) => Err(io::Error::other("the probe executed /")),
         }
     }
 
-    /// Reads the init's next two words, waiting for them.
-    fn read_words(&mut self) -> io::Result<[u32; 2]> {
+    /// Reads the init's next two words, waiting for them until `until`
+    /// (then `TimedOut`).
+    fn read_words(&mut self, until: Instant) -> io::Result<[u32; 2]> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
         let mut buf = [0u8; 8];
         let mut got = 0;
         while got < buf.len() {
-            match recv(&self.sock, &mut buf[got..], RecvFlags::empty()) {
+            let left = until.saturating_duration_since(Instant::now());
+            let timeout = Timespec {
+                tv_sec: left.as_secs() as _,
+                tv_nsec: left.subsec_nanos() as _,
+            };
+            let mut fds = [PollFd::new(&self.sock, PollFlags::IN)];
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            match recv(&self.sock, &mut buf[got..], RecvFlags::DONTWAIT) {
                 Ok((0, _)) => return Err(ended()),
                 Ok((n, _)) => got += n,
-                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -270,23 +288,29 @@ impl Pool {
     /// Starts a command in a warm namespace (a new one if none is idle):
     /// `request` with stdin from `/dev/null` and `out`, `err` as its
     /// stdout and stderr. Returns once it has executed the program; the
-    /// error `execve` met if it could not.
+    /// error `execve` met if it could not; `TimedOut` if no answer came
+    /// within 10 s or by the command's `deadline`.
     pub(crate) fn start(
         &self,
         request: &Request,
         out: BorrowedFd<'_>,
         err: BorrowedFd<'_>,
+        deadline: Option<Instant>,
     ) -> io::Result<Job<'_>> {
         let fds = [self.null.as_fd(), out, err];
+        let until = || {
+            let ready = Instant::now() + READY;
+            deadline.map_or(ready, |d| d.min(ready))
+        };
         let (mut slot, warm) = self.take()?;
-        let mut answer = slot.run(request, fds);
+        let mut answer = slot.run(request, fds, until());
         if answer.is_err() && warm {
             // An idle namespace that ended meanwhile (killed from outside,
             // or by a watchdog that fired as its last command ended):
             // once more, in a new one.
             self.discard(slot);
             slot = self.take_new()?;
-            answer = slot.run(request, fds);
+            answer = slot.run(request, fds, until());
         }
         match answer {
             Ok(Ok(())) => Ok(Job {
@@ -576,7 +600,7 @@ mod tests {
         let (_read, write) = sandbox::cloexec_pipe().unwrap();
         for late_kill in [false, true] {
             let mut job = pool
-                .start(&sh("exit 7"), write.as_fd(), write.as_fd())
+                .start(&sh("exit 7"), write.as_fd(), write.as_fd(), None)
                 .unwrap();
             let watchdog = job.killer().unwrap();
             assert_eq!(job.wait().unwrap().code(), Some(7));
