@@ -79,7 +79,8 @@ fn main() {
         ("churn (connect, 1 round trip, close), 16 clients", 16, true),
     ] {
         let addrs: Vec<SocketAddr> = setups.iter().map(|s| s.1).collect();
-        let m = greeting::interleaved_medians(&addrs, conns, churn, round, ROUNDS);
+        let rounds = greeting::interleaved(&addrs, conns, churn, round, ROUNDS);
+        let m: Vec<f64> = rounds.iter().map(|r| greeting::median(r)).collect();
         print!("| {label} |");
         for v in &m {
             print!(" {v:.0} |");

@@ -53,7 +53,7 @@
 //! * **A thread per connection** (the default, and Python's
 //!   `ThreadingTCPServer`): right for long-lived connections such as the
 //!   seed's greeting chat, where a client may sit idle for minutes. Each
-//!   thread costs a stack (512 KiB reserved by default, a few pages
+//!   thread costs a stack (2 MiB reserved by default, a few pages
 //!   resident), so the number of connections is capped (default 1,024).
 //! * **A pool of N workers** ([`Builder::pool`]): right for short requests.
 //!   Threads are made once, so connection churn costs less, but a pool of N
@@ -72,7 +72,7 @@
 //! | write timeout per connection | 1 minute | [`Builder::write_timeout`] |
 //! | grace period on shutdown (idle connections end at once) | 5 s ([`DEFAULT_GRACE`]), then connections are closed | [`Builder::graceful_shutdown`] |
 //! | wait for handlers after their connections are closed | 1 s ([`CUT_WAIT`]), then left running, logged | fixed |
-//! | thread stack size | 512 KiB | [`Builder::stack_size`] |
+//! | thread stack size | 2 MiB (std's default) | [`Builder::stack_size`] |
 //! | UDP datagram size | 65,507 bytes, received whole | fixed |
 //! | Unix datagram size | 65,536 bytes, received whole; longer ones refused whole | fixed |
 //! | listen backlog | [`DEFAULT_BACKLOG`] (128) | [`Builder::backlog`] |
@@ -218,9 +218,13 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// still running then is left to run on, and logged.
 pub const CUT_WAIT: Duration = Duration::from_secs(1);
 /// The stack reserved for each connection or worker thread, unless set:
-/// room for handlers that keep 64 KiB buffers on the stack, while a
-/// thousand idle threads stay a few MB resident.
-pub const DEFAULT_STACK_SIZE: usize = 512 * 1024;
+/// std's own default (2 MiB). Reserved, not resident: a thousand idle
+/// threads stay a few MB resident whatever the size. Smaller stacks cost
+/// speed here: with 512 KiB ones, joined and reused as connections come
+/// and go, a busy thread-per-connection server more often ends up with
+/// each client on one core and its handler on the other (see the
+/// benchmark docs).
+pub const DEFAULT_STACK_SIZE: usize = 2 * 1024 * 1024;
 
 /// A TCP server that serves one connection at a time, on the thread that
 /// calls `serve_forever`: Python's `TCPServer`. While one client is served,

@@ -537,14 +537,16 @@ impl Threads {
         }
     }
 
-    /// Runs `job` on a new thread, after joining those that have ended.
+    /// Runs `job` on a new thread, then joins those that have ended: the
+    /// new client's thread starts first, not after the bookkeeping of
+    /// the old ones.
     pub(crate) fn spawn(&self, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
-        self.join(false);
         let handle = thread::Builder::new()
             .name("socketserver-conn".into())
             .stack_size(self.stack_size)
             .spawn(job)?;
         crate::lock(&self.handles).push(handle);
+        self.join(false);
         Ok(())
     }
 
