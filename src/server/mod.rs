@@ -219,7 +219,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 pub const CUT_WAIT: Duration = Duration::from_secs(1);
 /// The stack reserved for each connection or worker thread, unless set:
 /// std's own default (2 MiB). Reserved, not resident: a thousand idle
-/// threads stay a few MB resident whatever the size. Smaller stacks cost
+/// threads stay a few MB resident whatever the size (on a 32-bit system,
+/// though, 1,024 of them reserve 2 GiB of its address space: set less). Smaller stacks cost
 /// speed here: with 512 KiB ones, joined and reused as connections come
 /// and go, a busy thread-per-connection server more often ends up with
 /// each client on one core and its handler on the other (see the
