@@ -464,42 +464,13 @@ fn held_a_stopped_idle_init_delays_the_next_command_boundedly() {
         return;
     }
     // The command's deadline bounds the wait.
-    let server = shell_server(&["--timeout-ms", "1000"]);
-    let inits = idle_namespaces(&server, 2);
-    assert_eq!(inits.len(), 2, "{inits:?}");
-    for (_, init) in &inits {
-        let _ = Command::new("kill")
-            .args(["-STOP", &init.to_string()])
-            .status();
-    }
-    let addr = server.addr;
-    let started = Instant::now();
-    let replies: Vec<_> = (0..2)
-        .map(|_| thread::spawn(move || run_within(addr, "echo ran", Duration::from_secs(30))))
-        .collect();
-    let replies: Vec<_> = replies.into_iter().map(|r| r.join().unwrap()).collect();
-    let took = started.elapsed();
+    let (took, replies) = two_commands_on_stopped_inits("1000");
     eprintln!("deadline 1 s: after {took:?}: {replies:?}");
     let timed_out = |r: &Option<Result<Reply, CommandError>>| matches!(r, Some(Ok(reply)) if reply.timed_out && reply.stdout.is_empty());
     assert!(replies.iter().all(timed_out), "{replies:?}");
     assert!(took < Duration::from_secs(4), "{took:?}");
-    drop(server);
     // Within 10 s, the command runs in a new namespace.
-    let server = shell_server(&["--timeout-ms", "15000"]);
-    let inits = idle_namespaces(&server, 2);
-    assert_eq!(inits.len(), 2, "{inits:?}");
-    for (_, init) in &inits {
-        let _ = Command::new("kill")
-            .args(["-STOP", &init.to_string()])
-            .status();
-    }
-    let addr = server.addr;
-    let started = Instant::now();
-    let replies: Vec<_> = (0..2)
-        .map(|_| thread::spawn(move || run_within(addr, "echo ran", Duration::from_secs(30))))
-        .collect();
-    let replies: Vec<_> = replies.into_iter().map(|r| r.join().unwrap()).collect();
-    let took = started.elapsed();
+    let (took, replies) = two_commands_on_stopped_inits("15000");
     eprintln!("after {took:?}: {replies:?}");
     for reply in &replies {
         match reply {
@@ -508,6 +479,29 @@ fn held_a_stopped_idle_init_delays_the_next_command_boundedly() {
         }
     }
     assert!(took < Duration::from_secs(25), "{took:?}");
+}
+
+/// Two `echo ran` at once on a shell server with `--timeout-ms
+/// timeout_ms` whose two idle namespaces' inits were stopped (SIGSTOP):
+/// how long both replies took, and the replies (`None`: none in 30 s).
+fn two_commands_on_stopped_inits(
+    timeout_ms: &str,
+) -> (Duration, Vec<Option<Result<Reply, CommandError>>>) {
+    let server = shell_server(&["--timeout-ms", timeout_ms]);
+    let inits = idle_namespaces(&server, 2);
+    assert_eq!(inits.len(), 2, "{inits:?}");
+    for (_, init) in &inits {
+        let _ = Command::new("kill")
+            .args(["-STOP", &init.to_string()])
+            .status();
+    }
+    let addr = server.addr;
+    let started = Instant::now();
+    let replies: Vec<_> = (0..2)
+        .map(|_| thread::spawn(move || run_within(addr, "echo ran", Duration::from_secs(30))))
+        .collect();
+    let replies = replies.into_iter().map(|r| r.join().unwrap()).collect();
+    (started.elapsed(), replies)
 }
 
 /// Finding 4 (medium, mended): a command whose namespace's init is killed
