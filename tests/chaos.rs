@@ -212,7 +212,10 @@ fn the_chaos_proxy_example_says_what_it_did() {
     let page = std::env::temp_dir().join(format!("socketserver-chaos-{}.html", std::process::id()));
     let mut proxy = common::example("chaos_proxy")
         .args(["127.0.0.1:0", &addr.to_string()])
-        .args(["--segment", "2", "--conversations", "1", "--html"])
+        // 20 ms between pieces: with none, a client slow to call `recv`
+        // (a loaded machine) finds every piece of a message there, whole.
+        .args(["--segment", "2", "--delay-ms", "20"])
+        .args(["--conversations", "1", "--html"])
         .arg(&page)
         .stdout(std::process::Stdio::piped())
         .spawn()
