@@ -22,34 +22,16 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_back_to, children_of, cmd_server, example, figures, framed, is_root, kill_all,
-    namespaces_here, pids, serve_commands, start_server, within,
+    assert_back_to, children_of, cmd_server, example, figures, framed, have, is_root, kill_all,
+    namespaces_here, namespaces_or_skip, pids, scratch, serve_commands, start_server, within,
 };
 use socketserver::command::{self, Client, CommandConfig, CommandError, Protocol};
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A fresh directory of this test's own under the temporary directory.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "socketserver-redteam-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 // ------------------------------------------------------------- findings
 
@@ -74,7 +56,7 @@ fn finding_1_a_root_command_takes_over_its_init_and_outlives_the_server() {
         return;
     }
     let (init_tag, bg_tag) = ("47.11", "47.12");
-    let dir = scratch("finding1");
+    let dir = scratch("redteam", "finding1");
     let script = dir.join("escape.sh");
     // /proc is the server's; a private mount of a fresh proc shows this
     // namespace, so gdb's pid 1 is the init for ptrace and /proc alike.
@@ -120,7 +102,7 @@ fn finding_1_a_root_command_takes_over_its_init_and_outlives_the_server() {
 /// server is given fd 7 open on a file, and a command writes into it.
 #[test]
 fn finding_2_commands_inherit_the_descriptors_the_server_inherited() {
-    let dir = scratch("finding2");
+    let dir = scratch("redteam", "finding2");
     let leak = dir.join("fd7");
     std::fs::write(&leak, b"").unwrap();
     let cmd_server = example("cmd_server").get_program().to_owned();
@@ -164,7 +146,7 @@ fn finding_3_a_relay_dumps_a_core_of_the_servers_memory() {
         eprintln!("SKIPPED: cores go to {pattern:?}, not the working directory");
         return;
     }
-    let dir = scratch("finding3");
+    let dir = scratch("redteam", "finding3");
     let cmd_server = example("cmd_server").get_program().to_owned();
     let mut command = Command::new("sh");
     command
@@ -237,7 +219,7 @@ fn finding_6_thread_exhaustion_unbounds_the_next_command() {
         return;
     }
     let exe = example("cmd_server").get_program().to_owned();
-    let dir = scratch("finding6");
+    let dir = scratch("redteam", "finding6");
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let mut outcomes = Vec::new();
     for free in 3..=7 {
@@ -414,7 +396,7 @@ fn created(marker: &Path) -> bool {
 #[test]
 fn finding_4_request_lines_of_other_http_versions_run() {
     let (addr, _server) = serve_commands(CommandConfig::default().shell(true));
-    let dir = scratch("finding4");
+    let dir = scratch("redteam", "finding4");
     let mut ran = Vec::new();
     for (name, line) in [
         ("http12", "GET /;touch$IFS{m}; HTTP/1.2\n"),
@@ -442,7 +424,7 @@ fn finding_4_request_lines_of_other_http_versions_run() {
 #[test]
 fn finding_5_an_http_request_split_across_writes_runs_its_first_part() {
     let (addr, _server) = serve_commands(CommandConfig::default().shell(true));
-    let dir = scratch("finding5");
+    let dir = scratch("redteam", "finding5");
     let marker = dir.join("split");
     let first = format!("GET /;touch$IFS{};", marker.display());
     let rest = format!(" HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\n\r\n");
@@ -591,8 +573,7 @@ fn held_a_storm_of_escapes_ends_with_its_command() {
 /// back where they were. Measured with 60: 58 timed out, 2 ended, 0 left.
 #[test]
 fn held_commands_racing_their_deadline_leave_nothing() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let tag = "48.31";
@@ -623,8 +604,7 @@ fn held_commands_racing_their_deadline_leave_nothing() {
 /// on, twice each.
 #[test]
 fn held_signals_to_the_init_from_inside_change_nothing() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let server = cmd_server(&[]);
@@ -667,7 +647,7 @@ fn held_nested_namespaces_end_with_the_command() {
 #[test]
 fn held_browser_shaped_requests_are_refused() {
     let (addr, _server) = serve_commands(CommandConfig::default().shell(true));
-    let dir = scratch("held-http");
+    let dir = scratch("redteam", "held-http");
     let headers = "Host: 127.0.0.1\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\n\r\n";
     for (name, request) in [
         (

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     assert_back_to, children_of, cmd_server, example, figures, framed, is_root, kill_all,
-    namespaces_here, pids, serve_commands, start_server, within,
+    namespaces_here, namespaces_or_skip, pids, scratch, serve_commands, start_server, within,
 };
 use socketserver::command::{CommandConfig, CommandError, Reply};
 
@@ -37,17 +37,6 @@ fn children_pids(pid: u32) -> Vec<u32> {
         .into_iter()
         .map(|(child, _)| child)
         .collect()
-}
-
-/// A fresh directory of this test's own, open to every user (a server
-/// run as `nobody` executes the scripts in it).
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("socketserver-spawn-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    dir
 }
 
 /// `program` run as an unprivileged user: `nobody` through setpriv when
@@ -178,8 +167,7 @@ fn held_the_relays_environment_shows_no_token() {
 /// `secs`: what it caught, how long it ran, how many commands ran.
 /// `None` (skipped, said on stderr) where the test cannot run.
 fn catch_a_relay(secs: u64) -> Option<(String, Duration, usize)> {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return None;
     }
     let python = ["/usr/bin/python3", "/bin/python3"]
@@ -266,8 +254,7 @@ fn catch_a_relay(secs: u64) -> Option<(String, Duration, usize)> {
 /// a pid 1).
 #[test]
 fn finding_2_the_init_keeps_the_servers_signal_handlers() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let server = cmd_server(&[]);
@@ -337,11 +324,10 @@ fn ended(reply: &Result<Reply, CommandError>) -> String {
 /// has its threads, descriptors and no child, as before.
 #[test]
 fn held_exit_codes_signals_and_start_failures_pass_up_exactly() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
-    let dir = scratch("codes");
+    let dir = scratch("spawn", "codes");
     let script = file(&dir, "noshebang", "echo from-script \"$0\" \"$@\"\n", 0o755);
     let empty = file(&dir, "empty", "", 0o755);
     let notexec = file(&dir, "notexec", "echo never\n", 0o644);
@@ -415,8 +401,7 @@ fn held_exit_codes_signals_and_start_failures_pass_up_exactly() {
 /// Measured: the background case replied in ~2-5 ms.
 #[test]
 fn held_the_fast_path_keeps_output_whole_and_leaves_nothing() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let tag = "49.21";
@@ -476,8 +461,7 @@ fn held_the_fast_path_keeps_output_whole_and_leaves_nothing() {
 /// reply comes well within a second, and its background child is gone.
 #[test]
 fn held_timeouts_shorter_than_the_fast_path_are_kept() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     for (ms, tag) in [("1", "49.31"), ("5", "49.32"), ("15", "49.33")] {
@@ -515,8 +499,7 @@ fn request(line: &str) -> Vec<u8> {
 /// its background child), and the server is back where it was.
 #[test]
 fn held_a_client_gone_within_the_first_20_ms_ends_its_command() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let (a, b) = ("49.41", "49.42");
@@ -550,8 +533,7 @@ fn held_a_client_gone_within_the_first_20_ms_ends_its_command() {
 #[test]
 fn held_a_non_reader_of_quick_commands_frees_its_slot() {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, connect, socket_with, sockopt};
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let (addr, server) =
@@ -600,8 +582,7 @@ fn held_a_non_reader_of_quick_commands_frees_its_slot() {
 /// be refused.
 #[test]
 fn finding_3_signal_33_comes_up_as_exit_161() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let ns = cmd_server(&[]);
@@ -690,8 +671,7 @@ fn held_the_init_and_the_command_use_little_of_their_stacks() {
 #[test]
 fn held_environment_cap_and_argument_limits() {
     use std::os::unix::ffi::OsStrExt;
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let odd = std::ffi::OsStr::from_bytes(b"\xff\xfe\x01 x=y");
@@ -799,8 +779,7 @@ fn finding_4_the_library_builds_for_macos() {
 /// over, beside two running commands and two idle connections.
 #[test]
 fn held_only_the_three_pipes_reach_a_command_beside_other_clients() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let tag = "49.51";
@@ -875,8 +854,7 @@ fn held_what_a_quick_command_leaves_behind_ends_with_it() {
 /// deadline), and nothing is left.
 #[test]
 fn held_a_command_that_closes_its_pipes_early_is_still_waited_for_and_timed() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let line = "sh -c 'exec >&- 2>&-; sleep 0.3'";
@@ -909,8 +887,7 @@ fn held_a_command_that_closes_its_pipes_early_is_still_waited_for_and_timed() {
 /// where they were.
 #[test]
 fn held_a_warm_namespace_serves_the_next_command_empty_and_ends_when_idle() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let server = cmd_server(&[]);

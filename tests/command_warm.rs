@@ -36,27 +36,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    Running, children_of, cmd_server, figures, framed, is_root, kill_all, namespaces_here, pids,
-    serve_commands, within,
+    Running, children_of, cmd_server, figures, framed, have, is_root, kill_all, namespaces_here,
+    namespaces_or_skip, pids, scratch, serve_commands, within,
 };
 use socketserver::command::{CommandConfig, CommandError, Reply};
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A fresh directory of this test's own, open to every user (a server
-/// run as `nobody` executes what is in it).
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("socketserver-warm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    dir
-}
 
 /// A `cmd_server` running lines with `sh -c`, every command slot open to
 /// one address (the tests' clients all come from 127.0.0.1).
@@ -296,7 +279,7 @@ fn held_pid_hoppers_and_a_vfork_end_before_the_reply() {
         eprintln!("SKIPPED: needs PID namespaces and a C compiler");
         return;
     }
-    let dir = scratch("hoppers");
+    let dir = scratch("warm", "hoppers");
     let (Some(hopper), Some(vfork)) = (cc(&dir, "hopper", HOPPER), cc(&dir, "vfork", VFORK)) else {
         eprintln!("SKIPPED: the C helpers do not build");
         return;
@@ -459,8 +442,7 @@ fn idle_namespaces(server: &Running, n: usize) -> Vec<(u32, u32)> {
 /// about 1 s, where before they were told only after the 10 s.
 #[test]
 fn held_a_stopped_idle_init_delays_the_next_command_boundedly() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     // The command's deadline bounds the wait.
@@ -516,8 +498,7 @@ fn two_commands_on_stopped_inits(
 /// reply says the command was killed.
 #[test]
 fn held_a_command_whose_init_is_killed_is_reported_killed() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let server = shell_server(&[]);
@@ -715,8 +696,7 @@ struct Race {
 /// Checks at the end that the server's threads, descriptors and children
 /// are back where they were once the namespaces have retired.
 fn race_deadlines(each: usize) -> Option<Vec<Race>> {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return None;
     }
     let tag = "53.51";
@@ -837,8 +817,7 @@ fn keeper(pid: u32) -> bool {
 /// the fourth thread while it ran), gone 0.3 s after the last reply.
 #[test]
 fn held_many_clients_at_once_stay_within_the_slots_and_come_back() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let tag = "53.61";
@@ -932,8 +911,7 @@ fn alive(pid: u32) -> bool {
 /// for each signal.
 #[test]
 fn held_the_servers_end_ends_every_warm_namespace() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     for (signal, tag) in [("INT", "53.71"), ("TERM", "53.72"), ("KILL", "53.73")] {
@@ -985,8 +963,7 @@ fn held_the_servers_end_ends_every_warm_namespace() {
 /// with /bin/sh.
 #[test]
 fn held_odd_statuses_and_requests_leave_the_init_serving() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     // Lines for `sh -c` (statuses), and lines split into arguments.
@@ -1043,7 +1020,7 @@ fn held_odd_statuses_and_requests_leave_the_init_serving() {
         &format!("true {}", "a".repeat(2_200_000)),
         Err(()),
     );
-    let dir = scratch("odd");
+    let dir = scratch("warm", "odd");
     let script = dir.join("no-shebang");
     std::fs::write(&script, "echo script-ran \"$1\"\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -1135,8 +1112,7 @@ fn held_what_a_command_changes_in_its_init_is_not_inherited() {
 /// after it.
 #[test]
 fn held_after_500_commands_the_server_comes_back_to_its_baseline() {
-    if !namespaces_here() {
-        eprintln!("SKIPPED: needs PID namespaces");
+    if !namespaces_or_skip() {
         return;
     }
     let server = cmd_server(&[]);

@@ -422,6 +422,41 @@ pub fn namespaces_here() -> bool {
     CommandHandler::new(CommandConfig::default().containment(Containment::Namespace)).is_ok()
 }
 
+/// Whether `program` is on the PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A fresh directory of `suite`'s test `name` under the temporary
+/// directory, open to every user (a server run as `nobody` executes what
+/// is in it).
+#[cfg(unix)]
+pub fn scratch(suite: &str, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!(
+        "socketserver-{suite}-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Whether PID namespaces can be made here; if not, says the test is
+/// skipped, for the test to return.
+#[cfg(unix)]
+pub fn namespaces_or_skip() -> bool {
+    let here = namespaces_here();
+    if !here {
+        eprintln!("SKIPPED: needs PID namespaces");
+    }
+    here
+}
+
 /// `cmd_server` on 127.0.0.1, port 0, with `args`, in a process group of
 /// its own (so an escape has a group to aim at, and the test can count).
 #[cfg(unix)]
