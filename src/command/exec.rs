@@ -178,11 +178,8 @@ fn drain(mut open: Vec<(File, Pipe)>, events: SyncSender<Event>, stop: &AtomicBo
                 .iter()
                 .map(|(pipe, _)| rustix::event::PollFd::new(pipe, rustix::event::PollFlags::IN))
                 .collect();
-            let tick = rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: TICK.as_nanos() as _,
-            };
-            let _ = rustix::event::poll(&mut fds, Some(&tick));
+            let tick = rustix::event::Timespec::try_from(TICK).ok();
+            let _ = rustix::event::poll(&mut fds, tick.as_ref());
         }
     }
 }
@@ -301,11 +298,8 @@ impl Process<'_> {
             &ready,
             rustix::event::PollFlags::IN,
         )];
-        let timeout = rustix::event::Timespec {
-            tv_sec: at_most.as_secs() as _,
-            tv_nsec: at_most.subsec_nanos() as _,
-        };
-        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+        let timeout = rustix::event::Timespec::try_from(at_most).ok();
+        let _ = rustix::event::poll(&mut fds, timeout.as_ref());
         true
     }
 }
@@ -430,9 +424,8 @@ pub(crate) fn run(
     let mut claims = pool.is_none().then(contain::claims);
     let Some((mut child, out, err)) = spawn(program, args, pool, marker.as_deref(), deadline)?
     else {
-        let timed_out = true;
         return Ok(Ending {
-            timed_out,
+            timed_out: true,
             ..Ending::default()
         });
     };
@@ -640,11 +633,8 @@ fn quick(
         if !ended {
             fds.push(PollFd::new(&ready, PollFlags::IN));
         }
-        let timeout = Timespec {
-            tv_sec: left.as_secs() as _,
-            tv_nsec: left.subsec_nanos() as _,
-        };
-        if poll(&mut fds, Some(&timeout)).is_err() {
+        let timeout = Timespec::try_from(left).ok();
+        if poll(&mut fds, timeout.as_ref()).is_err() {
             return (events, open, false); // the threads take over
         }
         if !ended && fds.last().is_some_and(|fd| !fd.revents().is_empty()) {

@@ -202,12 +202,10 @@ impl Slot {
         let mut got = 0;
         while got < buf.len() {
             let left = until.saturating_duration_since(Instant::now());
-            let timeout = Timespec {
-                tv_sec: left.as_secs() as _,
-                tv_nsec: left.subsec_nanos() as _,
-            };
+            // `until` is at most `READY` away: it fits.
+            let timeout = Timespec::try_from(left).ok();
             let mut fds = [PollFd::new(&self.sock, PollFlags::IN)];
-            match poll(&mut fds, Some(&timeout)) {
+            match poll(&mut fds, timeout.as_ref()) {
                 Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
