@@ -249,11 +249,12 @@ fn framed_load_survives_faults_and_a_shutdown_in_its_middle() {
     const CLIENTS: u64 = 32;
     const FRAMES: usize = 10;
     const MAX_BODY: usize = 4 << 20;
+    const SILENT: u64 = 4;
     let (mut handler, echoed, failures) = FramedEcho::new();
     // The good clients (127.0.0.1) are held to PATIENCE: on a loaded
     // machine one of 32 threads moving 4 MiB frames can stall for seconds,
     // and that is no fault. The silent ones (127.0.0.2) to the server's
-    // read timeout, which is what drops them.
+    // read timeout, which drops them unless the shutdown comes first.
     handler.patient = Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
     let server = ThreadingTcpServer::builder(handler)
         .read_timeout(Some(Duration::from_secs(4)))
@@ -273,8 +274,10 @@ fn framed_load_survives_faults_and_a_shutdown_in_its_middle() {
         })
         .collect();
     // Silent clients hold connections until the read timeout drops them.
-    let silent: Vec<_> = (0..4).map(|_| connect_from(OTHER_PEER, addr)).collect();
-    let mut faulted = silent.len() as u64;
+    let silent: Vec<_> = (0..SILENT)
+        .map(|_| connect_from(OTHER_PEER, addr))
+        .collect();
+    let mut faulted = 0;
     for _ in 0..5 {
         faulted += faults(addr);
     }
@@ -305,22 +308,37 @@ fn framed_load_survives_faults_and_a_shutdown_in_its_middle() {
     let stats = info.stats();
     assert_eq!(stats.active, 0);
     assert_eq!(stats.accepted, stats.completed + stats.failed);
-    assert_eq!(stats.accepted, CLIENTS + faulted);
+    let silent = SILENT;
+    assert_eq!(stats.accepted, CLIENTS + faulted + silent);
+    // A silent connection ends one of two ways, and which depends on how
+    // fast the load ran: dropped by the read timeout (a failure, from
+    // OTHER_PEER) if that came first, or ended cleanly by the shutdown,
+    // which closes its read half before it had begun a frame.
+    let failures: Vec<_> = failures.try_iter().collect();
+    let timed_out = failures
+        .iter()
+        .filter(|(peer, _)| peer.ip() == Some(OTHER_PEER))
+        .count() as u64;
+    assert!(timed_out <= silent);
     // A frame that had begun to arrive when the shutdown came (read in part,
     // or its first bytes waiting in the socket) is finished within the
     // grace period and echoed; one whose first bytes were still on the way
     // meets a closed read half and is cut (0 or 1 in most runs). Every
     // other good client ended cleanly, and no echo already written was
     // lost (above).
-    let cut = CLIENTS - stats.completed;
-    println!("{cut} good clients cut mid-frame by the shutdown");
+    let cut = (CLIENTS + silent - timed_out)
+        .checked_sub(stats.completed)
+        .expect("no more clean ends than good clients and silent ones not timed out");
+    println!(
+        "{cut} good clients cut mid-frame by the shutdown, {timed_out} of {silent} silent ones timed out"
+    );
     assert!(cut <= CLIENTS / 2, "{cut} of {CLIENTS} good clients cut");
     assert_eq!(
         stats.failed,
-        faulted + cut,
+        faulted + timed_out + cut,
         "every fault failed its own connection, and only the cut good ones"
     );
-    assert_eq!(failures.try_iter().count() as u64, faulted + cut);
+    assert_eq!(failures.len() as u64, faulted + timed_out + cut);
 }
 
 #[test]
