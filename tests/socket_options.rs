@@ -387,3 +387,67 @@ fn a_unix_stream_server_takes_a_backlog_too() {
     drop(server);
     assert!(!path.exists(), "the socket file is removed on drop");
 }
+
+/// What a handler found on its connection: the read and write timeouts
+/// and `nodelay`.
+type Seen = (Option<Duration>, Option<Duration>, bool);
+
+/// A handler that sends what it finds on its connection to `tx`.
+fn reporter(tx: std::sync::mpsc::Sender<Seen>) -> impl Fn(&mut Connection) -> io::Result<()> {
+    let tx = Mutex::new(tx);
+    move |conn: &mut Connection| {
+        let tcp = conn.stream().as_tcp().expect("a TCP connection");
+        let seen = (tcp.read_timeout()?, tcp.write_timeout()?, tcp.nodelay()?);
+        tx.lock().unwrap().send(seen).unwrap();
+        Ok(())
+    }
+}
+
+/// Every accepted connection has the server's timeouts and `nodelay`,
+/// whatever the listener had when it was handed over (on Linux the
+/// listener passes them on; elsewhere each connection sets them), and a
+/// server whose listener has a read timeout still waits for a client
+/// longer than that timeout.
+#[test]
+fn accepted_connections_have_the_servers_timeouts_and_nodelay() {
+    let (tx, seen) = std::sync::mpsc::channel();
+    // The defaults: 300 s and 60 s, Nagle on.
+    let server = TcpServer::bind("127.0.0.1:0", reporter(tx.clone())).unwrap();
+    let _client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+    server.handle_request().unwrap();
+    let defaults = (
+        Some(socketserver::server::DEFAULT_READ_TIMEOUT),
+        Some(socketserver::server::DEFAULT_WRITE_TIMEOUT),
+        false,
+    );
+    assert_eq!(seen.recv().unwrap(), defaults);
+
+    // A listener handed over with options of its own: the server's win.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let short = Duration::from_millis(100);
+    let raw = socket2::SockRef::from(&listener);
+    raw.set_read_timeout(Some(short)).unwrap();
+    raw.set_write_timeout(Some(short)).unwrap();
+    let server = TcpServer::builder(reporter(tx))
+        .read_timeout(Some(Duration::from_secs(7)))
+        .write_timeout(Some(Duration::from_secs(9)))
+        .nodelay(true)
+        .from_listener(listener)
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let late = thread::spawn(move || {
+        // Three times the listener's old read timeout, and the server's
+        // new one on the listener (7 s) would not end the wait either.
+        thread::sleep(short * 3);
+        TcpStream::connect(addr).unwrap()
+    });
+    server.handle_request().unwrap();
+    let _client = late.join().unwrap();
+    let wanted = (
+        Some(Duration::from_secs(7)),
+        Some(Duration::from_secs(9)),
+        true,
+    );
+    assert_eq!(seen.recv().unwrap(), wanted);
+}

@@ -69,16 +69,19 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
     fn serve(&self, stream: Stream, peer: &mut Addr, ticket: &mut Ticket) -> io::Result<()> {
         let state = Arc::clone(&ticket.state);
         let config = &state.config;
-        // New sockets have no timeouts and Nagle on: skip the system calls
+        // Unless the listener passed them on (`Source::pass_on`): new
+        // sockets have no timeouts and Nagle on, so skip the system calls
         // that would set what is already so.
-        if config.read_timeout.is_some() {
-            stream.set_read_timeout(config.read_timeout)?;
-        }
-        if config.write_timeout.is_some() {
-            stream.set_write_timeout(config.write_timeout)?;
-        }
-        if let (true, Some(tcp)) = (config.nodelay, stream.as_tcp()) {
-            tcp.set_nodelay(true)?;
+        if !config.passed_on {
+            if config.read_timeout.is_some() {
+                stream.set_read_timeout(config.read_timeout)?;
+            }
+            if config.write_timeout.is_some() {
+                stream.set_write_timeout(config.write_timeout)?;
+            }
+            if let (true, Some(tcp)) = (config.nodelay, stream.as_tcp()) {
+                tcp.set_nodelay(true)?;
+            }
         }
         let mut conn = Connection {
             stream: Arc::new(stream),
@@ -306,8 +309,10 @@ impl Executor {
 
 impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
     /// A server on `source`, configured; not yet serving.
-    pub(crate) fn new(source: S, handler: H, config: Config) -> io::Result<Self> {
+    pub(crate) fn new(source: S, handler: H, mut config: Config) -> io::Result<Self> {
         let local = source.prepare()?;
+        config.passed_on =
+            source.pass_on(config.read_timeout, config.write_timeout, config.nodelay)?;
         let cap = |default| config.max_connections.unwrap_or(default).max(1);
         let (executor, asked) = match config.run {
             _ if !P::THREADED => (Executor::Inline, 1),

@@ -27,6 +27,7 @@ use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[cfg(unix)]
 use socket2::SockAddr;
@@ -208,6 +209,13 @@ pub trait Source: sealed::Sealed + Pollable + Send + Sync + Sized + 'static {
     /// caller in any state) and says its address.
     #[doc(hidden)]
     fn prepare(&self) -> io::Result<Addr>;
+    /// Sets on the socket the timeouts and `TCP_NODELAY` each connection
+    /// it accepts is to have, where the system copies them to every one;
+    /// whether it does (then no connection needs them set on its own).
+    #[doc(hidden)]
+    fn pass_on(&self, _: Option<Duration>, _: Option<Duration>, _: bool) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// A socket the serving loop can wait on beside its waker (`poll(2)`):
@@ -241,6 +249,27 @@ impl Source for TcpListener {
     fn prepare(&self) -> io::Result<Addr> {
         self.set_nonblocking(false)?;
         Ok(Addr::Inet(TcpListener::local_addr(self)?))
+    }
+    /// On Linux a socket `accept` returns starts as a copy of its listener
+    /// (the kernel clones the listening socket, options and all), so three
+    /// system calls here, once, spare three on every connection. The
+    /// listener's own read timeout would bound a blocking `accept`, but
+    /// the serving loop calls `accept` only once `poll` has said a
+    /// connection waits. (Unix sockets are made fresh for each connection,
+    /// and other systems do not promise the copy: they set them per
+    /// connection.)
+    #[cfg(target_os = "linux")]
+    fn pass_on(
+        &self,
+        read: Option<Duration>,
+        write: Option<Duration>,
+        nodelay: bool,
+    ) -> io::Result<bool> {
+        let socket = socket2::SockRef::from(self);
+        socket.set_read_timeout(read)?;
+        socket.set_write_timeout(write)?;
+        socket.set_tcp_nodelay(nodelay)?;
+        Ok(true)
     }
 }
 
