@@ -168,7 +168,7 @@ fn is_header_line(line: &[u8]) -> bool {
 
 /// Reads the next request. `Ok(None)` means the client closed the
 /// connection between requests. The body is returned as it arrived (the
-/// answer covers those bytes); [`line`] makes a command line of it.
+/// answer covers those bytes); [`line`](fn@line) makes a command line of it.
 pub(crate) fn read_request(
     r: &mut impl Read,
     protocol: Protocol,

@@ -1,7 +1,7 @@
 //! Python's `DatagramRequestHandler`: one datagram in, replies out.
 //!
 //! A datagram server receives whole datagrams and hands each, as a
-//! [`Datagram`], to a [`DatagramRequestHandler`] (or a closure). There is
+//! [`Datagram`], to a [`DatagramRequestHandler`](crate::DatagramRequestHandler) (or a closure). There is
 //! no connection: every datagram is a request of its own, and a reply is a
 //! datagram sent back to its sender.
 

@@ -13,7 +13,7 @@
 //! state (a counter, a cache, a config) lives in its fields, behind a
 //! `Mutex` or an atomic. Per-connection state that `setup`, `handle` and
 //! `finish` share, Python's `self.x`, lives in a value made for each
-//! connection: see [`per_connection`]. `verify_request`, `handle_error` and
+//! connection: see [`per_connection`](fn@per_connection). `verify_request`, `handle_error` and
 //! `handle_timeout`, which Python puts on the server class, are methods
 //! here too, so one type holds all you customize. An `Arc<H>` is a handler
 //! wherever `H` is, so the code that made the server can keep a clone and
@@ -30,7 +30,7 @@
 //! what the traits are handed: [`Connection`] and its [`Stream`]
 //! (`connection.rs`), [`StreamRequest`] with `rfile` and `wfile` and the
 //! [`Streamed`] adapter (`stream.rs`), [`Datagram`] and its families
-//! (`datagram.rs`), and [`per_connection`] (`per_connection.rs`).
+//! (`datagram.rs`), and [`per_connection`](fn@per_connection) (`per_connection.rs`).
 
 mod connection;
 mod datagram;
