@@ -59,9 +59,9 @@
 //! one; see [`server`] for stopping it, choosing a threading policy, and
 //! every limit with its default.
 
-// One module holds `unsafe`: `command::sandbox`, the code that runs between
-// fork and exec to put a command in a PID namespace; it allows it itself,
-// with a SAFETY note on every block.
+// One module holds `unsafe`: `command::sandbox` (with its `init`), the code
+// that runs between fork and exec to put a command in a PID namespace; it
+// allows it itself, with a SAFETY note on every block.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 // On docs.rs (`--cfg docsrs`, nightly), items behind `cfg(unix)` say
