@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use socketserver::{
     Addr, BaseRequestHandler, Connection, Datagram, DatagramRequestHandler, ServerInfo, TcpServer,
     UdpServer,
@@ -450,4 +452,47 @@ fn accepted_connections_have_the_servers_timeouts_and_nodelay() {
         true,
     );
     assert_eq!(seen.recv().unwrap(), wanted);
+}
+
+/// The write timeout a connection gets holds against a client that never
+/// reads: once the client's window and the server's send buffer are
+/// full, the handler's write fails with the timeout's error, on time.
+#[cfg(unix)]
+#[test]
+fn the_write_timeout_holds_against_a_client_that_never_reads() {
+    let (tx, failed) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = TcpServer::builder(move |conn: &mut Connection| {
+        let chunk = [7u8; 64 * 1024];
+        let start = Instant::now();
+        let mut written = 0usize;
+        let error = loop {
+            // Bounded: 64 MiB is far past any socket buffer here.
+            assert!(written < 64 << 20, "the writes never blocked");
+            match conn.write(&chunk) {
+                Ok(n) => written += n,
+                Err(e) => break e,
+            }
+        };
+        tx.lock()
+            .unwrap()
+            .send((error.kind(), start.elapsed(), written))
+            .unwrap();
+        Ok(())
+    })
+    .write_timeout(Some(Duration::from_millis(300)))
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let client = common::connect_from_with(addr.ip(), addr, Some(4096)).unwrap();
+    server.handle_request().unwrap();
+    let (kind, took, written) = failed.recv().unwrap();
+    println!("the write failed ({kind:?}) after {took:?} and {written} bytes");
+    assert!(
+        matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+        "{kind:?}"
+    );
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    drop(client);
 }
