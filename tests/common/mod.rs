@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod files;
+#[cfg(target_os = "linux")]
+pub mod warm;
 
 use std::path::PathBuf;
 use std::process::Command;
