@@ -405,11 +405,11 @@ fn reporter(tx: std::sync::mpsc::Sender<Seen>) -> impl Fn(&mut Connection) -> io
     }
 }
 
-/// Every accepted connection has the server's timeouts and `nodelay`,
-/// whatever the listener had when it was handed over (on Linux the
-/// listener passes them on; elsewhere each connection sets them), and a
-/// server whose listener has a read timeout still waits for a client
-/// longer than that timeout.
+/// Every accepted connection has the server's timeouts and `nodelay`:
+/// with a socket the server binds (on Linux the listener passes them on),
+/// and with one handed over that had other options and a connection
+/// queued already (which it passed its own on to): each connection sets
+/// them, whatever they were, off included.
 #[test]
 fn accepted_connections_have_the_servers_timeouts_and_nodelay() {
     let (tx, seen) = std::sync::mpsc::channel();
@@ -423,35 +423,44 @@ fn accepted_connections_have_the_servers_timeouts_and_nodelay() {
         false,
     );
     assert_eq!(seen.recv().unwrap(), defaults);
-
-    // A listener handed over with options of its own: the server's win.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let short = Duration::from_millis(100);
-    let raw = socket2::SockRef::from(&listener);
-    raw.set_read_timeout(Some(short)).unwrap();
-    raw.set_write_timeout(Some(short)).unwrap();
-    let server = TcpServer::builder(reporter(tx))
-        .read_timeout(Some(Duration::from_secs(7)))
-        .write_timeout(Some(Duration::from_secs(9)))
-        .nodelay(true)
-        .from_listener(listener)
+    // A timeout under a microsecond is one, as std makes it, not none
+    // (the kernel may round it up further: Linux keeps it in ticks).
+    let server = TcpServer::builder(reporter(tx.clone()))
+        .read_timeout(Some(Duration::from_nanos(500)))
+        .bind("127.0.0.1:0")
         .unwrap();
-    let addr = server.local_addr().unwrap();
-    let late = thread::spawn(move || {
-        // Three times the listener's old read timeout, and the server's
-        // new one on the listener (7 s) would not end the wait either.
-        thread::sleep(short * 3);
-        TcpStream::connect(addr).unwrap()
-    });
+    let _client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
     server.handle_request().unwrap();
-    let _client = late.join().unwrap();
-    let wanted = (
-        Some(Duration::from_secs(7)),
-        Some(Duration::from_secs(9)),
-        true,
-    );
-    assert_eq!(seen.recv().unwrap(), wanted);
+    let read = seen.recv().unwrap().0;
+    assert!(read.is_some_and(|t| t < Duration::from_secs(1)), "{read:?}");
+
+    // Handed over with options of its own and a client already queued.
+    let handed_over = |read: Option<Duration>, write: Option<Duration>, nodelay: bool| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let raw = socket2::SockRef::from(&listener);
+        raw.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        raw.set_write_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        raw.set_tcp_nodelay(!nodelay).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let queued = TcpStream::connect(addr).unwrap();
+        let server = TcpServer::builder(reporter(tx.clone()))
+            .read_timeout(read)
+            .write_timeout(write)
+            .nodelay(nodelay)
+            .from_listener(listener)
+            .unwrap();
+        let later = TcpStream::connect(addr).unwrap();
+        server.handle_request().unwrap();
+        server.handle_request().unwrap();
+        drop((queued, later));
+        [seen.recv().unwrap(), seen.recv().unwrap()]
+    };
+    let (seven, nine) = (Duration::from_secs(7), Duration::from_secs(9));
+    let wanted = (Some(seven), Some(nine), true);
+    assert_eq!(handed_over(Some(seven), Some(nine), true), [wanted; 2]);
+    assert_eq!(handed_over(None, None, false), [(None, None, false); 2]);
 }
 
 /// The write timeout a connection gets holds against a client that never
@@ -485,8 +494,12 @@ fn the_write_timeout_holds_against_a_client_that_never_reads() {
     .unwrap();
     let addr = server.local_addr().unwrap();
     let client = common::connect_from_with(addr.ip(), addr, Some(4096)).unwrap();
-    server.handle_request().unwrap();
-    let (kind, took, written) = failed.recv().unwrap();
+    // On a thread of its own: a write that never times out fails the
+    // test below, not hangs it.
+    thread::spawn(move || server.handle_request());
+    let (kind, took, written) = failed
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the write never failed");
     println!("the write failed ({kind:?}) after {took:?} and {written} bytes");
     assert!(
         matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),

@@ -10,6 +10,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
+use super::source::Accepted;
 use super::{Config, Handler, Policy, Run, Server, Source, SourceAddr, Threading, proxy, sealed};
 
 /// Marks the servers that run requests on other threads, for which
@@ -400,8 +401,17 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Builder<H, Server<S, H, P>> {
     /// If the address cannot be bound or a socket option cannot be set, or
     /// a pool of 0 was asked for.
     pub fn bind(self, addr: impl SourceAddr<S>) -> std::io::Result<Server<S, H, P>> {
-        let (source, created) = addr.open(&self.config.socket)?;
-        let server = Server::new(source, self.handler, self.config);
+        let mut config = self.config;
+        if S::PASSES_ON {
+            config.socket.accepted = Some(Accepted {
+                read: config.read_timeout,
+                write: config.write_timeout,
+                nodelay: config.nodelay,
+            });
+            config.passed_on = true;
+        }
+        let (source, created) = addr.open(&config.socket)?;
+        let server = Server::new(source, self.handler, config);
         if let (Err(_), Some(path)) = (&server, &created) {
             let _ = std::fs::remove_file(path);
         }
@@ -413,9 +423,11 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Builder<H, Server<S, H, P>> {
     /// Serves on a socket you bound yourself (to set socket options first,
     /// or to inherit one); the builder's socket options (backlog, reuse,
     /// dual stack) are not applied to it, and a Unix socket's file is left
-    /// in place when the server is dropped. The connections' timeouts and
-    /// `nodelay` are the builder's, whatever the socket came with (on
-    /// Linux a TCP listener gets them, to pass on to every connection).
+    /// in place when the server is dropped. The socket itself is left as
+    /// it is: each connection is given the builder's timeouts and
+    /// `nodelay` on its own, whatever the socket passed on to it (it may
+    /// have had connections queued before, or be shared with other
+    /// servers).
     ///
     /// # Errors
     ///

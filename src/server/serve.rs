@@ -69,18 +69,14 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
     fn serve(&self, stream: Stream, peer: &mut Addr, ticket: &mut Ticket) -> io::Result<()> {
         let state = Arc::clone(&ticket.state);
         let config = &state.config;
-        // Unless the listener passed them on (`Source::pass_on`): new
-        // sockets have no timeouts and Nagle on, so skip the system calls
-        // that would set what is already so.
+        // Unless the listener passed them on (`source::Accepted`), each
+        // connection sets its own: a socket handed over may have passed on
+        // anything, so every one is set, none assumed.
         if !config.passed_on {
-            if config.read_timeout.is_some() {
-                stream.set_read_timeout(config.read_timeout)?;
-            }
-            if config.write_timeout.is_some() {
-                stream.set_write_timeout(config.write_timeout)?;
-            }
-            if let (true, Some(tcp)) = (config.nodelay, stream.as_tcp()) {
-                tcp.set_nodelay(true)?;
+            stream.set_read_timeout(config.read_timeout)?;
+            stream.set_write_timeout(config.write_timeout)?;
+            if let Some(tcp) = stream.as_tcp() {
+                tcp.set_nodelay(config.nodelay)?;
             }
         }
         let mut conn = Connection {
@@ -309,10 +305,8 @@ impl Executor {
 
 impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
     /// A server on `source`, configured; not yet serving.
-    pub(crate) fn new(source: S, handler: H, mut config: Config) -> io::Result<Self> {
+    pub(crate) fn new(source: S, handler: H, config: Config) -> io::Result<Self> {
         let local = source.prepare()?;
-        config.passed_on =
-            source.pass_on(config.read_timeout, config.write_timeout, config.nodelay)?;
         let cap = |default| config.max_connections.unwrap_or(default).max(1);
         let (executor, asked) = match config.run {
             _ if !P::THREADED => (Executor::Inline, 1),
@@ -408,12 +402,25 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Server<S, H, P> {
         // Backpressure: at the cap, stop taking requests and let them wait
         // in the kernel's queue, rather than queue without bound in ours.
         // Then wait for a request (or the waker).
-        if !state.wait_for_slot(self.max_active, deadline)
-            || !state.waker.wait(&*self.source, deadline)?
-        {
-            return Ok(false);
-        }
-        let (request, peer) = S::receive(&self.source, &mut crate::lock(&self.buf))?;
+        let (request, peer) = loop {
+            if !state.wait_for_slot(self.max_active, deadline)
+                || !state.waker.wait(&*self.source, deadline)?
+            {
+                return Ok(false);
+            }
+            match S::receive(&self.source, &mut crate::lock(&self.buf)) {
+                // Another thread or process on the same socket took what
+                // `poll` saw, and a listener's read timeout (passed on to
+                // its connections) then ended the wait in `accept`: wait
+                // again, as if nothing had come.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                received => break received?,
+            }
+        };
         if state.is_shutdown() {
             // Stopped meanwhile: closed unserved, as Python's `server_close`.
             return Ok(false);

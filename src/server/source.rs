@@ -7,7 +7,9 @@
 //! (Python's `request_queue_size`, `allow_reuse_address`,
 //! `allow_reuse_port`, `create_server(dualstack_ipv6=True)`) builds the
 //! socket through `socket2` instead, options set before `bind`, where they
-//! must be.
+//! must be; so does every TCP server on Linux, whose listener is given its
+//! connections' timeouts and `TCP_NODELAY` before it listens
+//! ([`Accepted`]).
 //!
 //! Every connection is a descriptor, and the common soft limit of 1,024 is
 //! below the default connection cap plus what a process already holds, so
@@ -111,6 +113,38 @@ pub struct SocketOptions {
     pub(crate) reuse_address: Option<bool>,
     pub(crate) reuse_port: bool,
     pub(crate) dual_stack: Option<bool>,
+    /// What every accepted connection is to have, set on a TCP listener
+    /// before it listens (where [`Source::PASSES_ON`]).
+    pub(crate) accepted: Option<Accepted>,
+}
+
+/// The options a connection gets from the server: its read and write
+/// timeouts and `TCP_NODELAY`.
+///
+/// On Linux a TCP connection is made as a copy of its listening socket
+/// when its handshake completes, options and all. So a listener the
+/// server binds itself is given them before `listen` (no connection can
+/// be queued earlier), and no connection needs a system call of its own
+/// for them. A socket handed over (`from_listener`) may have connections
+/// queued already, with whatever it had then, and may be shared with
+/// other servers: each connection then sets its own. So do Unix stream
+/// connections (made fresh, not copied) and other systems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Accepted {
+    pub(crate) read: Option<Duration>,
+    pub(crate) write: Option<Duration>,
+    pub(crate) nodelay: bool,
+}
+
+impl Accepted {
+    /// Sets them on `socket`. A timeout under a microsecond is one
+    /// microsecond, as `std` has it (a `timeval` of zero means none).
+    fn set(&self, socket: &Socket) -> io::Result<()> {
+        let at_least = |t: Option<Duration>| t.map(|t| t.max(Duration::from_micros(1)));
+        socket.set_read_timeout(at_least(self.read))?;
+        socket.set_write_timeout(at_least(self.write))?;
+        socket.set_tcp_nodelay(self.nodelay)
+    }
 }
 
 impl SocketOptions {
@@ -162,6 +196,9 @@ impl SocketOptions {
             }
             _ => {}
         }
+        if let (Some(accepted), Type::STREAM) = (self.accepted, ty) {
+            accepted.set(&socket)?;
+        }
         socket.bind(&addr.into())?;
         if ty == Type::STREAM {
             socket.listen(self.backlog())?;
@@ -209,13 +246,11 @@ pub trait Source: sealed::Sealed + Pollable + Send + Sync + Sized + 'static {
     /// caller in any state) and says its address.
     #[doc(hidden)]
     fn prepare(&self) -> io::Result<Addr>;
-    /// Sets on the socket the timeouts and `TCP_NODELAY` each connection
-    /// it accepts is to have, where the system copies them to every one;
-    /// whether it does (then no connection needs them set on its own).
+    /// Whether a socket this server binds itself is given the timeouts and
+    /// `TCP_NODELAY` its connections are to have, before it listens, so
+    /// that every connection comes with them ([`Accepted`]).
     #[doc(hidden)]
-    fn pass_on(&self, _: Option<Duration>, _: Option<Duration>, _: bool) -> io::Result<bool> {
-        Ok(false)
-    }
+    const PASSES_ON: bool = false;
 }
 
 /// A socket the serving loop can wait on beside its waker (`poll(2)`):
@@ -250,27 +285,8 @@ impl Source for TcpListener {
         self.set_nonblocking(false)?;
         Ok(Addr::Inet(TcpListener::local_addr(self)?))
     }
-    /// On Linux a socket `accept` returns starts as a copy of its listener
-    /// (the kernel clones the listening socket, options and all), so three
-    /// system calls here, once, spare three on every connection. The
-    /// listener's own read timeout would bound a blocking `accept`, but
-    /// the serving loop calls `accept` only once `poll` has said a
-    /// connection waits. (Unix sockets are made fresh for each connection,
-    /// and other systems do not promise the copy: they set them per
-    /// connection.)
     #[cfg(target_os = "linux")]
-    fn pass_on(
-        &self,
-        read: Option<Duration>,
-        write: Option<Duration>,
-        nodelay: bool,
-    ) -> io::Result<bool> {
-        let socket = socket2::SockRef::from(self);
-        socket.set_read_timeout(read)?;
-        socket.set_write_timeout(write)?;
-        socket.set_tcp_nodelay(nodelay)?;
-        Ok(true)
-    }
+    const PASSES_ON: bool = true;
 }
 
 impl sealed::Sealed for UdpSocket {}
