@@ -408,7 +408,6 @@ impl<S: Source, H: Handler<S::Request>, P: Policy> Builder<H, Server<S, H, P>> {
                 write: config.write_timeout,
                 nodelay: config.nodelay,
             });
-            config.passed_on = true;
         }
         let (source, created) = addr.open(&config.socket)?;
         let server = Server::new(source, self.handler, config);

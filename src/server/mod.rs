@@ -552,9 +552,6 @@ pub(crate) struct Config {
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     nodelay: bool,
-    /// Whether accepted sockets come with the timeouts and `nodelay`
-    /// already set, passed on by the listener (TCP on Linux).
-    passed_on: bool,
     /// How long a shutdown lets requests run on ([`Builder::graceful_shutdown`]).
     graceful: Duration,
     stack_size: usize,
@@ -573,7 +570,6 @@ impl Default for Config {
             read_timeout: Some(DEFAULT_READ_TIMEOUT),
             write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
             nodelay: false,
-            passed_on: false,
             graceful: DEFAULT_GRACE,
             stack_size: DEFAULT_STACK_SIZE,
             initial_deadline: None,

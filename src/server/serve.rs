@@ -69,10 +69,11 @@ impl<H: BaseRequestHandler> Handler<Stream> for H {
     fn serve(&self, stream: Stream, peer: &mut Addr, ticket: &mut Ticket) -> io::Result<()> {
         let state = Arc::clone(&ticket.state);
         let config = &state.config;
-        // Unless the listener passed them on (`source::Accepted`), each
-        // connection sets its own: a socket handed over may have passed on
-        // anything, so every one is set, none assumed.
-        if !config.passed_on {
+        // Unless the listener was made with them, to pass them on
+        // (`source::Accepted`), each connection sets its own: a socket
+        // handed over may have passed on anything, so every one is set,
+        // none assumed.
+        if config.socket.accepted.is_none() {
             stream.set_read_timeout(config.read_timeout)?;
             stream.set_write_timeout(config.write_timeout)?;
             if let Some(tcp) = stream.as_tcp() {

@@ -114,7 +114,8 @@ pub struct SocketOptions {
     pub(crate) reuse_port: bool,
     pub(crate) dual_stack: Option<bool>,
     /// What every accepted connection is to have, set on a TCP listener
-    /// before it listens (where [`Source::PASSES_ON`]).
+    /// before it listens (where [`Source::PASSES_ON`]); so, once the
+    /// server is made, whether its connections come with them.
     pub(crate) accepted: Option<Accepted>,
 }
 
